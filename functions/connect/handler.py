@@ -1,0 +1,46 @@
+"""$connect / $disconnect: admit visitors by widget key and track their connections."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.parser.models import (
+    APIGatewayWebSocketConnectEventModel,
+    APIGatewayWebSocketDisconnectEventModel,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from shared.chat.connections import close_connection, open_connection
+from shared.errors import KefuError, http_status
+from shared.observability import logger, metrics, tracer
+from shared.wiring import state_store
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if event.get("requestContext", {}).get("eventType") == "DISCONNECT":
+        gone = parse(event=event, model=APIGatewayWebSocketDisconnectEventModel)
+        close_connection(state_store(), gone.request_context.connection_id)
+        return {"statusCode": 200}
+
+    connect = parse(event=event, model=APIGatewayWebSocketConnectEventModel)
+    context_ = connect.request_context
+    query = {k: v for k, v in (event.get("queryStringParameters") or {}).items() if isinstance(v, str)}
+    try:
+        connection = open_connection(
+            state_store(),
+            connection_id=context_.connection_id,
+            query=query,
+            connected_at=int(context_.connected_at.timestamp() * 1000),
+            domain_name=context_.domain_name,
+            stage=context_.stage,
+        )
+    except KefuError as exc:
+        logger.info("handshake refused", extra={"code": exc.code, "reason": exc.message})
+        return {"statusCode": http_status(exc), "body": exc.message}
+    logger.info("visitor connected", extra={"tenant_id": connection.tenant_id})
+    metrics.add_metric(name="Connections", unit="Count", value=1)
+    return {"statusCode": 200}

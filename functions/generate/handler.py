@@ -1,0 +1,52 @@
+"""SQS FIFO consumer: stream the answer to one visitor message at a time, in order per conversation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import Json
+
+from shared.chat.generation import Generator
+from shared.chat.jobs import GenerateJob
+from shared.chat.push import api_gateway_push
+from shared.observability import logger, metrics, tracer
+from shared.settings import get_settings
+from shared.wiring import answer_model, context_cache, retriever, state_store
+
+
+class GenerateJobRecord(SqsRecordModel):
+    body: Json[GenerateJob]  # type: ignore[assignment]
+
+
+# FIFO: a failed record fails the rest of the batch too, so a conversation's order is kept.
+processor = SqsFifoPartialProcessor(model=GenerateJobRecord)
+
+
+def _generator() -> Generator:
+    settings = get_settings()
+    return Generator(
+        store=state_store(),
+        cache=context_cache(),
+        retriever=retriever(),
+        model=answer_model(),
+        push_for=lambda url: api_gateway_push(url, settings.aws_region),
+        history_turns=settings.history_turns,
+        top_k=settings.retrieve_top_k,
+        flush_ms=settings.stream_flush_ms,
+        flush_chars=settings.stream_flush_chars,
+    )
+
+
+def _answer(record: GenerateJobRecord) -> None:
+    outcome = _generator().answer(record.body)
+    logger.info("job done", extra={"outcome": outcome, "conversation_id": record.body.conversation_id})
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return process_partial_response(event=event, record_handler=_answer, processor=processor, context=context)

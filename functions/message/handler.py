@@ -1,0 +1,39 @@
+"""sendMessage / $default: validate the visitor's frame, store it once, ack, queue its answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.parser.models import APIGatewayWebSocketMessageEventModel
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from shared.chat.intake import Intake
+from shared.chat.push import api_gateway_push, callback_url
+from shared.errors import ConnectionGone
+from shared.observability import logger, metrics, tracer
+from shared.settings import get_settings
+from shared.wiring import context_cache, generation_queue, state_store
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    message = parse(event=event, model=APIGatewayWebSocketMessageEventModel)
+    request = message.request_context
+    settings = get_settings()
+    url = callback_url(settings, request.domain_name, request.stage)
+    intake = Intake(
+        store=state_store(),
+        cache=context_cache(),
+        queue=generation_queue(),
+        push=api_gateway_push(url, settings.aws_region),
+        callback_url=url,
+        max_message_chars=settings.max_message_chars,
+    )
+    try:
+        intake.handle(request.connection_id, message.body if isinstance(message.body, str) else None)
+    except ConnectionGone:
+        logger.info("visitor left before the ack")
+    return {"statusCode": 200}

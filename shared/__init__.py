@@ -1,0 +1,1 @@
+"""kefu's shared package: the logic every Lambda function uses."""

@@ -1,0 +1,71 @@
+"""Typed domain errors. Handlers map them to responses in one place each."""
+
+from __future__ import annotations
+
+
+class KefuError(Exception):
+    """Base class: ``code`` is machine-readable and goes on the wire; the message is for humans."""
+
+    code = "internal_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(KefuError):
+    code = "bad_request"
+
+
+class MessageTooLarge(BadRequest):
+    code = "message_too_large"
+
+
+class UnknownAction(BadRequest):
+    code = "unknown_action"
+
+
+class Unauthorized(KefuError):
+    code = "unauthorized"
+
+
+class Forbidden(KefuError):
+    code = "forbidden"
+
+
+class NotFound(KefuError):
+    code = "not_found"
+
+
+class Conflict(KefuError):
+    code = "conflict"
+
+
+class ConnectionGone(KefuError):
+    """The visitor's WebSocket connection no longer exists (API Gateway GoneException)."""
+
+    code = "connection_gone"
+
+
+class UpstreamError(KefuError):
+    """A dependency (model server, retrieval, AWS API) failed."""
+
+    code = "upstream_error"
+
+
+_HTTP_STATUS: dict[type[KefuError], int] = {
+    BadRequest: 400,
+    Unauthorized: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    UpstreamError: 502,
+}
+
+
+def http_status(exc: KefuError) -> int:
+    """The HTTP status a typed error maps to (the most specific class wins)."""
+    for cls in type(exc).__mro__:
+        if cls in _HTTP_STATUS:
+            return _HTTP_STATUS[cls]
+    return 500

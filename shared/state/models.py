@@ -1,0 +1,143 @@
+"""PynamoDB models of the durable state. Table names and the endpoint come from Settings.
+
+One item per message (never one growing item per conversation), everything with a TTL.
+"""
+
+from __future__ import annotations
+
+from pynamodb.attributes import (
+    JSONAttribute,
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from shared.settings import Settings
+
+
+class TenantModel(Model):
+    class Meta:
+        table_name = "kefu-tenants"
+
+    tenant_id = UnicodeAttribute(hash_key=True)
+    name = UnicodeAttribute()
+    widget_key = UnicodeAttribute()
+    created_at = NumberAttribute()
+
+
+class ConnectionsByConversation(GlobalSecondaryIndex["ConnectionModel"]):
+    class Meta:
+        index_name = "conversation-index"
+        projection = AllProjection()
+
+    conversation_id = UnicodeAttribute(hash_key=True)
+
+
+class ConnectionModel(Model):
+    """One open WebSocket connection of a visitor."""
+
+    class Meta:
+        table_name = "kefu-connections"
+
+    connection_id = UnicodeAttribute(hash_key=True)
+    tenant_id = UnicodeAttribute()
+    visitor_id = UnicodeAttribute()
+    # Set by the first message; a GSI key attribute must be absent rather than empty.
+    conversation_id = UnicodeAttribute(null=True)
+    connected_at = NumberAttribute()
+    # Where to reach the connection: the @connections callback base is https://{domain}/{stage}.
+    domain_name = UnicodeAttribute()
+    stage = UnicodeAttribute()
+    expires_at = TTLAttribute()
+
+    by_conversation = ConnectionsByConversation()
+
+
+class ConversationsByTenant(GlobalSecondaryIndex["ConversationModel"]):
+    class Meta:
+        index_name = "tenant-index"
+        projection = AllProjection()
+
+    tenant_id = UnicodeAttribute(hash_key=True)
+    created_at = NumberAttribute(range_key=True)
+
+
+class ConversationModel(Model):
+    class Meta:
+        table_name = "kefu-conversations"
+
+    conversation_id = UnicodeAttribute(hash_key=True)
+    tenant_id = UnicodeAttribute()
+    visitor_id = UnicodeAttribute()
+    status = UnicodeAttribute(default="bot")
+    created_at = NumberAttribute()
+    updated_at = NumberAttribute()
+    expires_at = TTLAttribute()
+
+    by_tenant = ConversationsByTenant()
+
+
+class MessageModel(Model):
+    """A message, or (``kind == "client-id"``) the record that makes a client message id idempotent.
+
+    Message ids sort by time, so a Query on the conversation returns the transcript in order. A bot
+    answer's id is its question's id plus ``.a``: it sorts right after the question, and a conditional
+    put on it makes answering at most once.
+    """
+
+    class Meta:
+        table_name = "kefu-messages"
+
+    conversation_id = UnicodeAttribute(hash_key=True)
+    message_id = UnicodeAttribute(range_key=True)
+    kind = UnicodeAttribute(default="message")
+    tenant_id = UnicodeAttribute()
+    role = UnicodeAttribute(null=True)
+    text = UnicodeAttribute(null=True)
+    client_message_id = UnicodeAttribute(null=True)
+    # For a client-id record: which message it points to.
+    target_conversation_id = UnicodeAttribute(null=True)
+    target_message_id = UnicodeAttribute(null=True)
+    citations = JSONAttribute(null=True)
+    created_at = NumberAttribute()
+    expires_at = TTLAttribute()
+
+
+ALL_MODELS: tuple[type[Model], ...] = (TenantModel, ConnectionModel, ConversationModel, MessageModel)
+
+
+def bind_models(settings: Settings) -> None:
+    """Point every model at the tables and endpoint the settings name (idempotent)."""
+    tables = {
+        TenantModel: settings.tenants_table,
+        ConnectionModel: settings.connections_table,
+        ConversationModel: settings.conversations_table,
+        MessageModel: settings.messages_table,
+    }
+    for model, table in tables.items():
+        meta = model.Meta
+        changed = (
+            getattr(meta, "table_name", None) != table
+            or getattr(meta, "host", None) != settings.dynamodb_endpoint
+            or getattr(meta, "region", None) != settings.aws_region
+        )
+        meta.table_name = table
+        meta.host = settings.dynamodb_endpoint
+        meta.region = settings.aws_region
+        # Short timeouts and few retries: a slow table must surface as an error, not eat the
+        # 29 s API Gateway integration budget.
+        meta.connect_timeout_seconds = 3
+        meta.read_timeout_seconds = 5
+        meta.max_retry_attempts = 2
+        if changed:
+            model._connection = None  # rebuilt lazily with the new endpoint
+
+
+def create_tables(settings: Settings) -> None:
+    """Create the tables where missing (local emulation and tests; the CDK app owns them in AWS)."""
+    bind_models(settings)
+    for model in ALL_MODELS:
+        if not model.exists():
+            model.create_table(billing_mode="PAY_PER_REQUEST", wait=True)

@@ -1,0 +1,80 @@
+"""The composition root: adapters built from settings once per cold start, shared by the handlers.
+
+Each factory imports its adapter's libraries only when called, so a function pays only for what it uses.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from shared.settings import get_settings
+
+if TYPE_CHECKING:
+    from shared.chat.jobs import GenerationQueue
+    from shared.chat.retriever import Retriever
+    from shared.knowledge.base import KnowledgeIndex
+    from shared.model.base import AnswerModel
+    from shared.state.cache import ContextCache
+    from shared.state.store import StateStore
+
+
+@lru_cache(maxsize=1)
+def state_store() -> StateStore:
+    from shared.state.dynamodb import DynamoStateStore
+
+    return DynamoStateStore(get_settings())
+
+
+@lru_cache(maxsize=1)
+def context_cache() -> ContextCache:
+    from shared.state.cache import NoCache, RedisContextCache
+
+    settings = get_settings()
+    if not settings.redis_url:
+        return NoCache()
+    return RedisContextCache.from_url(
+        settings.redis_url, max_messages=settings.history_turns + 1, timeout_seconds=settings.redis_timeout_seconds
+    )
+
+
+def _client(service: str, endpoint: str | None):  # type: ignore[no-untyped-def]
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name=get_settings().aws_region,
+        config=Config(connect_timeout=2, read_timeout=30, retries={"max_attempts": 3, "mode": "standard"}),
+    )
+
+
+@lru_cache(maxsize=1)
+def generation_queue() -> GenerationQueue:
+    from shared.chat.jobs import SqsGenerationQueue
+
+    settings = get_settings()
+    return SqsGenerationQueue(_client("sqs", settings.sqs_endpoint), settings.generate_queue_url)
+
+
+@lru_cache(maxsize=1)
+def retriever() -> Retriever:
+    from shared.chat.retriever import LambdaRetriever
+
+    settings = get_settings()
+    return LambdaRetriever(_client("lambda", settings.lambda_endpoint), settings.retrieve_function)
+
+
+@lru_cache(maxsize=1)
+def knowledge_index() -> KnowledgeIndex:
+    from shared.knowledge.factory import build_index
+
+    return build_index(get_settings())
+
+
+@lru_cache(maxsize=1)
+def answer_model() -> AnswerModel:
+    from shared.model.factory import build_answer_model
+
+    return build_answer_model(get_settings())
