@@ -25,12 +25,14 @@ class Answer(BaseModel):
 
 
 class AnswerModel(ABC):
-    """Streams a grounded answer. ``plan`` picks the passages to cite; ``stream`` yields text pieces."""
+    """Streams a grounded answer. ``plan`` picks the passages to cite; ``stream`` yields text pieces.
+
+    Markers such as ``[2]`` in the streamed text refer to ``answer.citations[1]`` (numbered from 1, in
+    order). Closing the ``stream`` iterator early must stop the work behind it (e.g. an HTTP request).
+    """
 
     @abstractmethod
-    def plan(self, question: str, passages: list[Passage]) -> Answer:
-        ...
+    def plan(self, question: str, passages: list[Passage]) -> Answer: ...
 
     @abstractmethod
-    def stream(self, question: str, answer: Answer, history: list[Turn]) -> Iterator[str]:
-        ...
+    def stream(self, question: str, answer: Answer, history: list[Turn]) -> Iterator[str]: ...

@@ -11,7 +11,9 @@ PASSAGE = Passage(document_id="returns", title="Returns", text="Return within 30
 
 def seeded_store() -> InMemoryStateStore:
     store = InMemoryStateStore()
-    store.put_conversation(Conversation(conversation_id="c1", tenant_id="t", visitor_id="v", created_at=1, updated_at=1))
+    store.put_conversation(
+        Conversation(conversation_id="c1", tenant_id="t", visitor_id="v", created_at=1, updated_at=1)
+    )
     for i, (role, text) in enumerate([("visitor", "hi"), ("bot", "hello"), ("visitor", "can I return it?")]):
         message_id = f"000000000000{i}-aaaa"
         store.messages[("c1", message_id)] = StoredMessage(

@@ -104,7 +104,11 @@ def test_bad_frame_gets_an_error_and_nothing_is_stored(store: InMemoryStateStore
     intake, push, queue = make_intake(store)
     intake.handle("conn-a", send(text="x" * 101, cmid="cmid-0009"))
     [(_, error)] = push.frames
-    assert error == {"type": "error", "code": "message_too_large", "message": "text is 101 characters; the limit is 100"}
+    assert error == {
+        "type": "error",
+        "code": "message_too_large",
+        "message": "text is 101 characters; the limit is 100",
+    }
     assert store.messages == {} and queue.jobs == []
 
 

@@ -1,0 +1,59 @@
+# kefu — quick start: `make run` (local emulation with a demo tenant) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: install run test lint typecheck unit integration e2e infra bench eval system-deps node-deps clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+## Local emulation on 127.0.0.1 (KEFU_PORT, default 8700) with a demo tenant; Ctrl-C stops it.
+run: install
+	$(BIN)/python -m local.run
+
+## What the tests need beyond Python packages: redis-server (Debian package) and the pinned CDK CLI.
+system-deps:
+	@command -v redis-server >/dev/null 2>&1 || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server)
+
+node-deps: node_modules/.package-lock.json
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+
+lint: install
+	$(BIN)/ruff check .
+
+typecheck: install
+	$(BIN)/mypy shared functions local infra
+
+unit: install
+	$(BIN)/pytest tests/unit -q
+
+integration: install system-deps
+	$(BIN)/pytest tests/integration -q
+
+e2e: install system-deps
+	$(BIN)/pytest tests/e2e -q
+
+infra: install node-deps
+	$(BIN)/pytest tests/infra -q
+
+## Every suite: lint, types, unit, integration, e2e, infra.
+test: install system-deps node-deps lint typecheck
+	$(BIN)/pytest tests
+
+bench: install system-deps
+	$(BIN)/python -m local.bench
+
+eval: install
+	$(BIN)/python -m local.eval_stackfaq
+
+clean:
+	rm -rf .kefu cdk.out .pytest_cache .mypy_cache .ruff_cache

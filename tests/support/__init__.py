@@ -1,0 +1,1 @@
+"""Test helpers: real servers that tests drive over loopback."""

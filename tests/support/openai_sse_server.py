@@ -1,0 +1,267 @@
+"""A real OpenAI-compatible chat-completions server on loopback, for tests and local runs.
+
+It is a plain ASGI app served by uvicorn (the server vLLM itself runs on) in a background thread, so
+clients talk real HTTP/1.1 with chunked server-sent events. What it streams is set by a ``Script``;
+what it saw (requests, headers, whether the client went away mid-stream) is recorded.
+
+    with OpenAISSEServer(Script(tokens=["Hel", "lo"])) as server:
+        server.base_url  # "http://127.0.0.1:<port>/v1"
+
+Run it by hand for the local stack (then KEFU_LLM_PROVIDER=openai KEFU_LLM_BASE_URL=<printed url>
+KEFU_LLM_MODEL=fake):
+
+    python -m tests.support.openai_sse_server --port 8001 --echo
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+@dataclass
+class Script:
+    """What the server answers to the next requests."""
+
+    tokens: list[str] = field(default_factory=lambda: ["Hello", ",", " world", "!"])
+    # Seconds to wait before each token (sets the streaming rate).
+    delay: float = 0.0
+    # An error status (>= 400) answers every request with ``error_body`` instead of a completion.
+    status: int = 200
+    error_body: Any = field(
+        default_factory=lambda: {"error": {"message": "model overloaded", "type": "server_error", "code": 503}}
+    )
+    # After this many tokens, send an error event inside the 200 stream (vLLM does this).
+    fail_after: int | None = None
+    # Send the last user message's words back as tokens instead of ``tokens``.
+    echo: bool = False
+    # Write each event in two halves, so clients must reassemble lines across network reads.
+    split_writes: bool = False
+
+
+@dataclass
+class RecordedRequest:
+    path: str
+    headers: dict[str, str]
+    body: Any
+    # The client's (host, port): the same port means the same pooled connection.
+    client: tuple[str, int] | None
+
+
+class OpenAISSEServer:
+    """Serves ``POST /v1/chat/completions`` on 127.0.0.1 at a free port while the context is open."""
+
+    def __init__(self, script: Script | None = None, *, port: int = 0, model: str = "fake-model") -> None:
+        self.script = script or Script()
+        self.model = model
+        self.requests: list[RecordedRequest] = []
+        # Set when a client closed its connection before the stream was complete.
+        self.client_disconnected = threading.Event()
+        # Set when a stream (or a non-stream answer) was written to the end.
+        self.completed = threading.Event()
+        self.tokens_sent = 0
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind(("127.0.0.1", port))
+        self.port: int = self._socket.getsockname()[1]
+        config = uvicorn.Config(
+            self._app,
+            interface="asgi3",
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=1,
+            access_log=False,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def reset(self, script: Script | None = None) -> None:
+        """Start a new test case: new script, empty records."""
+        if script is not None:
+            self.script = script
+        self.requests.clear()
+        self.client_disconnected.clear()
+        self.completed.clear()
+        self.tokens_sent = 0
+
+    def __enter__(self) -> OpenAISSEServer:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the OpenAI-compatible test server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._socket.close()
+
+    # --- the ASGI app ---
+
+    async def _app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        raw = b""
+        while True:
+            message = await receive()
+            raw += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = {key.decode().lower(): value.decode() for key, value in scope["headers"]}
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw.decode(errors="replace")
+        client = scope.get("client")
+        self.requests.append(
+            RecordedRequest(path=scope["path"], headers=headers, body=body, client=tuple(client) if client else None)
+        )
+
+        script = self.script
+        if scope["method"] != "POST" or scope["path"] != "/v1/chat/completions":
+            await _respond_json(send, 404, {"error": {"message": f"no route {scope['path']}", "code": 404}})
+            return
+        if script.status >= 400:
+            await _respond_json(send, script.status, script.error_body)
+            return
+        if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+            await _respond_json(send, 400, {"object": "error", "message": "messages is required", "code": 400})
+            return
+        tokens = _echo_tokens(body) if script.echo else list(script.tokens)
+        if body.get("stream"):
+            await self._stream(tokens, script, receive, send)
+        else:
+            await asyncio.sleep(script.delay * len(tokens))
+            await _respond_json(send, 200, self._completion("".join(tokens)))
+            self.completed.set()
+
+    async def _stream(self, tokens: list[str], script: Script, receive: Receive, send: Send) -> None:
+        gone = asyncio.Event()
+
+        async def watch_for_disconnect() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone.set()
+
+        watcher = asyncio.create_task(watch_for_disconnect())
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")],
+                }
+            )
+            # What real servers interleave: a keep-alive comment, a role-only delta, named-field noise.
+            await self._write(send, script, b": keep-alive\n\n")
+            await self._write(send, script, _event(self._chunk({"role": "assistant"})))
+            for index, token in enumerate(tokens):
+                if script.fail_after is not None and index == script.fail_after:
+                    error = {"error": {"message": "CUDA out of memory", "type": "internal_error", "code": 500}}
+                    await self._write(send, script, _event(error))
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    return
+                if script.delay:
+                    try:
+                        await asyncio.wait_for(gone.wait(), timeout=script.delay)
+                    except TimeoutError:
+                        pass
+                if gone.is_set():
+                    self.client_disconnected.set()
+                    return
+                await self._write(send, script, _event(self._chunk({"content": token})))
+                self.tokens_sent += 1
+                if index % 3 == 2:
+                    await self._write(send, script, b": ping\n\n")
+            await self._write(send, script, _event(self._chunk({}, finish_reason="stop")))
+            usage = {"prompt_tokens": 7, "completion_tokens": len(tokens), "total_tokens": 7 + len(tokens)}
+            await self._write(send, script, _event({**self._chunk({}), "choices": [], "usage": usage}))
+            await self._write(send, script, b"data: [DONE]\n\n")
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            self.completed.set()
+        finally:
+            watcher.cancel()
+
+    async def _write(self, send: Send, script: Script, data: bytes) -> None:
+        parts = [data[: len(data) // 2], data[len(data) // 2 :]] if script.split_writes else [data]
+        for part in parts:
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+            if script.split_writes:
+                await asyncio.sleep(0.001)
+
+    def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+        return {
+            "id": "chatcmpl-test",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": self.model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+        }
+
+    def _completion(self, text: str) -> dict[str, Any]:
+        return {
+            "id": "chatcmpl-test",
+            "object": "chat.completion",
+            "created": 0,
+            "model": self.model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10},
+        }
+
+
+def _event(payload: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(payload, ensure_ascii=False).encode() + b"\n\n"
+
+
+async def _respond_json(send: Send, status: int, body: Any) -> None:
+    raw = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+    content_type = b"text/plain" if isinstance(body, str) else b"application/json"
+    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", content_type)]})
+    await send({"type": "http.response.body", "body": raw, "more_body": False})
+
+
+def _echo_tokens(body: dict[str, Any]) -> list[str]:
+    users = [m.get("content", "") for m in body["messages"] if isinstance(m, dict) and m.get("role") == "user"]
+    text = str(users[-1]) if users else ""
+    words = text.split(" ")
+    return [word if index == 0 else " " + word for index, word in enumerate(words)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, default=8001)
+    parser.add_argument("--delay", type=float, default=0.03, help="seconds between tokens")
+    parser.add_argument("--text", default="Hello! This is the fake model speaking. [1]")
+    parser.add_argument("--echo", action="store_true", help="stream back the last user message")
+    args = parser.parse_args()
+    tokens = [word if i == 0 else " " + word for i, word in enumerate(args.text.split(" "))]
+    with OpenAISSEServer(Script(tokens=tokens, delay=args.delay, echo=args.echo), port=args.port) as server:
+        print(f"OpenAI-compatible fake model at {server.base_url} (Ctrl-C to stop)")
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()
