@@ -5,8 +5,8 @@ from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
 from shared.admin.deps import ExistingTenant, Store
+from shared.chat.protocol import Citation
 from shared.errors import NotFound
-from shared.state.records import Citation
 
 router = APIRouter(prefix="/v1/tenants/{tenant_id}/conversations", tags=["conversations"])
 
@@ -48,7 +48,7 @@ def transcript(conversation_id: str, tenant: ExistingTenant, store: Store) -> Tr
                 text=m.text,
                 created_at=m.created_at,
                 client_message_id=m.client_message_id,
-                citations=m.citations,
+                citations=[Citation(**c.model_dump()) for c in m.citations],
             )
             for m in messages
         ],

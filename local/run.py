@@ -1,0 +1,243 @@
+"""``make run``: the whole engine on 127.0.0.1, with a demo tenant, until Ctrl-C.
+
+Starts moto's server (DynamoDB + SQS) unless endpoints are configured, a redis-server when one is
+installed (else runs without the cache), the API Gateway WebSocket emulator running the real Lambda
+handlers, and the admin API; seeds a demo tenant through the admin API and writes
+``{state_dir}/local.json`` for scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from local.emulator.config import ApiConfig, EventSourceMapping
+from local.emulator.emulator import Emulator
+from local.services import MotoServer, RedisServer, free_port, use_dummy_aws_credentials
+from shared.settings import Settings
+
+DEMO_KNOWLEDGE = Path(__file__).parent / "demo" / "faq.json"
+STAGE = "local"
+QUEUE_NAME = "kefu-generate.fifo"
+DLQ_NAME = "kefu-generate-dlq.fifo"
+
+log = logging.getLogger("kefu.local")
+
+
+def api_config(settings: Settings, queue_url: str) -> ApiConfig:
+    """The same routes and wiring as the CDK app (infra/), for the emulator."""
+    return ApiConfig(
+        stage=STAGE,
+        region=settings.aws_region,
+        route_selection_expression="$request.body.action",
+        routes={
+            "$connect": "kefu-connect",
+            "$disconnect": "kefu-connect",
+            "sendMessage": "kefu-message",
+            "$default": "kefu-message",
+        },
+        functions={
+            "kefu-connect": {"handler": "functions.connect.handler:handler", "timeout_seconds": 10},
+            "kefu-message": {"handler": "functions.message.handler:handler", "timeout_seconds": 10},
+            # The generate function invokes retrieve by the name its settings give.
+            settings.retrieve_function: {"handler": "functions.retrieve.handler:handler", "timeout_seconds": 15},
+            "kefu-generate": {"handler": "functions.generate.handler:handler", "timeout_seconds": 120},
+        },
+        event_source_mappings=[
+            EventSourceMapping(queue_url=queue_url, function="kefu-generate", batch_size=1, max_concurrency=8)
+        ],
+        sqs_endpoint=settings.sqs_endpoint,
+    )
+
+
+def create_queues(sqs_endpoint: str | None, region: str) -> str:
+    """The generate FIFO queue with its dead-letter queue, as infra/ declares them."""
+    import boto3
+
+    sqs = boto3.client("sqs", endpoint_url=sqs_endpoint, region_name=region)
+    fifo = {"FifoQueue": "true", "ContentBasedDeduplication": "false"}
+    dlq_url = sqs.create_queue(QueueName=DLQ_NAME, Attributes=fifo)["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "3"})
+    attributes = {**fifo, "VisibilityTimeout": "150", "RedrivePolicy": redrive}
+    return str(sqs.create_queue(QueueName=QUEUE_NAME, Attributes=attributes)["QueueUrl"])
+
+
+@dataclass
+class LocalStack:
+    """What ``make run`` started, so that it stops exactly that."""
+
+    http_port: int
+    ws_port: int
+    state_dir: Path
+    moto: MotoServer | None = None
+    redis: RedisServer | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+    def start_services(self) -> None:
+        use_dummy_aws_credentials()
+        configured = os.environ
+        if not (configured.get("KEFU_DYNAMODB_ENDPOINT") and configured.get("KEFU_SQS_ENDPOINT")):
+            self.moto = MotoServer().start()
+            log.info("moto server (DynamoDB, SQS): %s", self.moto.url)
+            # Tables live in moto's memory, so knowledge indexed by an earlier run belongs to tenants
+            # that no longer exist.
+            shutil.rmtree(self.state_dir / "knowledge", ignore_errors=True)
+        if configured.get("KEFU_REDIS_URL"):
+            log.info("redis: %s (configured)", configured["KEFU_REDIS_URL"])
+        elif RedisServer.available():
+            self.redis = RedisServer().start(workdir=self.state_dir)
+            log.info("redis-server: %s", self.redis.url)
+        else:
+            log.warning("redis-server is not installed: running without the cache (DynamoDB only)")
+
+        http = f"http://127.0.0.1:{self.http_port}"
+        defaults = {
+            "KEFU_DYNAMODB_ENDPOINT": self.moto.url if self.moto else "",
+            "KEFU_SQS_ENDPOINT": self.moto.url if self.moto else "",
+            "KEFU_REDIS_URL": self.redis.url if self.redis else "",
+            "KEFU_KNOWLEDGE_DIR": str(self.state_dir / "knowledge"),
+            "KEFU_ADMIN_KEY": "ak_" + secrets.token_urlsafe(24),
+            # Quiet, single-process defaults for Powertools; real Lambda keeps its own.
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            "POWERTOOLS_LOG_LEVEL": "WARNING",
+        }
+        for name, value in defaults.items():
+            if value and not configured.get(name):
+                os.environ[name] = value
+        # Always the emulator's own endpoints: the Lambda Invoke and @connections APIs it serves.
+        os.environ["KEFU_LAMBDA_ENDPOINT"] = http
+        os.environ["KEFU_CONNECTIONS_ENDPOINT"] = f"{http}/{STAGE}"
+
+    def stop_services(self) -> None:
+        if self.redis:
+            self.redis.stop()
+        if self.moto:
+            self.moto.stop()
+
+
+def seed_demo_tenant(admin_url: str, admin_key: str) -> dict[str, Any]:
+    """Create the demo tenant and index its FAQ through the admin API (the path users take)."""
+    documents = json.loads(DEMO_KNOWLEDGE.read_text(encoding="utf-8"))
+    headers = {"Authorization": f"Bearer {admin_key}"}
+    with httpx.Client(base_url=admin_url, headers=headers, timeout=120) as client:
+        tenant = client.post("/v1/tenants", json={"name": "Demo Shop 演示商店"})
+        tenant.raise_for_status()
+        created = tenant.json()
+        indexed = client.post(f"/v1/tenants/{created['tenantId']}/knowledge", json={"documents": documents})
+        indexed.raise_for_status()
+    log.info("demo tenant %s: %s", created["tenantId"], indexed.json())
+    return dict(created)
+
+
+async def serve(stack: LocalStack, seed: bool) -> None:
+    from shared.admin.app import create_app
+    from shared.settings import get_settings
+    from shared.state.models import create_tables
+
+    get_settings.cache_clear()
+    settings = get_settings()
+    create_tables(settings)
+    queue_url = create_queues(settings.sqs_endpoint, settings.aws_region)
+    os.environ["KEFU_GENERATE_QUEUE_URL"] = queue_url
+    get_settings.cache_clear()
+
+    emulator = Emulator(
+        api_config(get_settings(), queue_url),
+        ws_port=stack.ws_port,
+        http_port=stack.http_port,
+        extra_app=create_app(),
+    )
+    await emulator.start()
+    try:
+        admin_key = os.environ["KEFU_ADMIN_KEY"]
+        info: dict[str, Any] = {"ws_url": emulator.ws_url, "admin_url": emulator.http_url, "admin_key": admin_key}
+        if settings.redis_url:
+            info["redis_url"] = settings.redis_url
+        if seed:
+            tenant = await asyncio.to_thread(seed_demo_tenant, emulator.http_url, admin_key)
+            info |= {"tenant_id": tenant["tenantId"], "widget_key": tenant["widgetKey"]}
+            query = httpx.QueryParams(ws_url=emulator.ws_url, tenant=tenant["tenantId"], key=tenant["widgetKey"])
+            info["chat_url"] = f"{emulator.http_url}/chat?{query}"
+        write_local_json(stack.state_dir, info)
+        print_banner(info)
+        await wait_for_stop_signal()
+    finally:
+        await emulator.stop()
+
+
+def write_local_json(state_dir: Path, info: dict[str, Any]) -> None:
+    target = state_dir / "local.json"
+    partial = target.with_suffix(".json.tmp")
+    partial.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    partial.replace(target)  # readers never see half a file
+
+
+def print_banner(info: dict[str, Any]) -> None:
+    lines = [
+        "kefu is running locally. Ctrl-C stops everything.",
+        f"  chat page  : {info.get('chat_url', '(no demo tenant)')}",
+        f"  WebSocket  : {info['ws_url']}",
+        f"  admin API  : {info['admin_url']}/docs   (Authorization: Bearer {info['admin_key']})",
+    ]
+    if "tenant_id" in info:
+        lines.append(f"  demo tenant: {info['tenant_id']}   widget key: {info['widget_key']}")
+    print("\n".join(lines), flush=True)  # noqa: T201 - the runner talks to a person
+
+
+async def wait_for_stop_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local.run", description=__doc__)
+    default_port = int(os.environ.get("KEFU_PORT", "8700"))
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=default_port,
+        help="HTTP port (admin API, chat page, "
+        "@connections, Lambda Invoke); 0 picks a free one. Default: $KEFU_PORT or 8700",
+    )
+    parser.add_argument("--ws-port", type=int, default=None, help="WebSocket port; default: port + 1")
+    parser.add_argument("--state-dir", type=Path, default=Path(".kefu"))
+    parser.add_argument("--no-seed", action="store_true", help="do not create the demo tenant")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request access log
+
+    http_port = args.port or free_port()
+    ws_port = args.ws_port if args.ws_port is not None else (http_port + 1 if args.port else free_port())
+    args.state_dir.mkdir(parents=True, exist_ok=True)
+    stack = LocalStack(http_port=http_port, ws_port=ws_port or free_port(), state_dir=args.state_dir.resolve())
+    try:
+        stack.start_services()
+        asyncio.run(serve(stack, seed=not args.no_seed))
+    except OSError as exc:
+        print(f"cannot start: {exc} (is the port taken? set KEFU_PORT)", file=sys.stderr)  # noqa: T201
+        return 1
+    finally:
+        stack.stop_services()
+    return 0
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.exit(main())

@@ -1,0 +1,66 @@
+"""A small visitor client over a real WebSocket connection, for the e2e tests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+import httpx
+from pydantic import BaseModel
+from websockets.asyncio.client import ClientConnection, connect
+
+
+class LocalStackInfo(BaseModel):
+    """What `make run` writes to .kefu/local.json."""
+
+    ws_url: str
+    admin_url: str
+    admin_key: str
+    tenant_id: str
+    widget_key: str
+    chat_url: str
+    redis_url: str | None = None
+
+    def visitor_url(self, visitor: str | None = None, key: str | None = None) -> str:
+        query = httpx.QueryParams(tenant=self.tenant_id, key=key or self.widget_key, visitor=visitor or new_visitor())
+        return f"{self.ws_url}?{query}"
+
+    def admin(self) -> httpx.Client:
+        return httpx.Client(base_url=self.admin_url, headers={"Authorization": f"Bearer {self.admin_key}"}, timeout=60)
+
+
+def new_visitor() -> str:
+    return "visitor-" + uuid.uuid4().hex[:12]
+
+
+def send_message(text: str, client_message_id: str | None = None, **extra: Any) -> dict[str, Any]:
+    return {"action": "sendMessage", "clientMessageId": client_message_id or str(uuid.uuid4()), "text": text, **extra}
+
+
+async def receive(ws: ClientConnection, timeout: float = 30) -> dict[str, Any]:
+    return dict(json.loads(await asyncio.wait_for(ws.recv(), timeout)))
+
+
+async def ask(ws: ClientConnection, frame: dict[str, Any], timeout: float = 30) -> list[dict[str, Any]]:
+    """Send a frame; collect frames until the answer ends or an error arrives."""
+    await ws.send(json.dumps(frame))
+    frames: list[dict[str, Any]] = []
+    while not frames or frames[-1]["type"] not in ("answer.end", "error"):
+        frames.append(await receive(ws, timeout))
+    return frames
+
+
+async def silent_for(ws: ClientConnection, seconds: float) -> list[dict[str, Any]]:
+    """Frames that arrive within ``seconds`` (expected: none)."""
+    extra: list[dict[str, Any]] = []
+    try:
+        while True:
+            extra.append(await receive(ws, seconds))
+    except TimeoutError:
+        return extra
+
+
+async def open_visitor(url: str) -> ClientConnection:
+    return await connect(url, open_timeout=30)
