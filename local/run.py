@@ -83,6 +83,7 @@ class LocalStack:
     http_port: int
     ws_port: int
     state_dir: Path
+    host: str = "127.0.0.1"
     moto: MotoServer | None = None
     redis: RedisServer | None = None
     env: dict[str, str] = field(default_factory=dict)
@@ -157,6 +158,7 @@ async def serve(stack: LocalStack, seed: bool) -> None:
 
     emulator = Emulator(
         api_config(get_settings(), queue_url),
+        host=stack.host,
         ws_port=stack.ws_port,
         http_port=stack.http_port,
         extra_app=create_app(),
@@ -217,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         "@connections, Lambda Invoke); 0 picks a free one. Default: $KEFU_PORT or 8700",
     )
     parser.add_argument("--ws-port", type=int, default=None, help="WebSocket port; default: port + 1")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 in a container)")
     parser.add_argument("--state-dir", type=Path, default=Path(".kefu"))
     parser.add_argument("--no-seed", action="store_true", help="do not create the demo tenant")
     args = parser.parse_args(argv)
@@ -226,7 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     http_port = args.port or free_port()
     ws_port = args.ws_port if args.ws_port is not None else (http_port + 1 if args.port else free_port())
     args.state_dir.mkdir(parents=True, exist_ok=True)
-    stack = LocalStack(http_port=http_port, ws_port=ws_port or free_port(), state_dir=args.state_dir.resolve())
+    stack = LocalStack(
+        http_port=http_port, ws_port=ws_port or free_port(), state_dir=args.state_dir.resolve(), host=args.host
+    )
     try:
         stack.start_services()
         asyncio.run(serve(stack, seed=not args.no_seed))
