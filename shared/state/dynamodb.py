@@ -18,6 +18,7 @@ from shared.state.models import (
 )
 from shared.state.records import Citation, Connection, Conversation, StoredMessage, Tenant
 from shared.state.store import StateStore
+from shared.tenant_config import TenantConfig
 
 _MESSAGE = "message"
 _CLIENT_ID = "client-id"
@@ -52,7 +53,7 @@ class DynamoStateStore(StateStore):
 
     # --- tenants ---
     def put_tenant(self, tenant: Tenant) -> None:
-        TenantModel(**tenant.model_dump()).save()
+        TenantModel(**tenant.model_dump(exclude={"config"}), config=tenant.config.model_dump(mode="json")).save()
 
     def get_tenant(self, tenant_id: str) -> Tenant | None:
         try:
@@ -60,7 +61,11 @@ class DynamoStateStore(StateStore):
         except DoesNotExist:
             return None
         return Tenant(
-            tenant_id=item.tenant_id, name=item.name, widget_key=item.widget_key, created_at=item.created_at
+            tenant_id=item.tenant_id,
+            name=item.name,
+            widget_key=item.widget_key,
+            created_at=item.created_at,
+            config=TenantConfig.model_validate(item.config or {}),
         )
 
     # --- connections ---

@@ -25,6 +25,8 @@ class TenantModel(Model):
     name = UnicodeAttribute()
     widget_key = UnicodeAttribute()
     created_at = NumberAttribute()
+    # TenantConfig as JSON; absent for tenants created before it existed.
+    config = JSONAttribute(null=True)
 
 
 class ConnectionsByConversation(GlobalSecondaryIndex["ConnectionModel"]):

@@ -7,7 +7,9 @@ import time
 import uuid
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+
+from shared.tenant_config import TenantConfig
 
 Role = Literal["visitor", "bot", "agent"]
 
@@ -47,6 +49,7 @@ class Tenant(BaseModel):
     name: str
     widget_key: str
     created_at: int
+    config: TenantConfig = Field(default_factory=TenantConfig)
 
 
 class Connection(BaseModel):

@@ -39,8 +39,10 @@ def visitor_message(conversation_id: str, text: str, cmid: str, at: int) -> Stor
 def test_tenants_connections_conversations_round_trip(settings: Settings) -> None:
     store = DynamoStateStore(settings)
     tenant = Tenant(tenant_id="t_1", name="Shop", widget_key="wk_1", created_at=1)
+    tenant.config.retrieval.keyword_weight = 0.3
     store.put_tenant(tenant)
     assert store.get_tenant("t_1") == tenant and store.get_tenant("t_2") is None
+    assert store.get_tenant("t_1").config.retrieval.keyword_weight == 0.3  # type: ignore[union-attr]
 
     connection = Connection(
         connection_id="abc=", tenant_id="t_1", visitor_id="v1", connected_at=5, domain_name="d", stage="s"
