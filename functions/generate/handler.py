@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Json
@@ -18,7 +19,7 @@ from shared.wiring import answer_model, context_cache, retriever, state_store
 
 
 class GenerateJobRecord(SqsRecordModel):
-    body: Json[GenerateJob]  # type: ignore[assignment]
+    body: Json[GenerateJob]
 
 
 # FIFO: a failed record fails the rest of the batch too, so a conversation's order is kept.
@@ -48,5 +49,5 @@ def _answer(record: GenerateJobRecord) -> None:
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return process_partial_response(event=event, record_handler=_answer, processor=processor, context=context)

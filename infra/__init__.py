@@ -1,0 +1,1 @@
+"""The kefu CDK app: one stack per environment (``-c env=dev|prod``)."""

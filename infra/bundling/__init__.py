@@ -1,0 +1,1 @@
+"""Local (Docker-free) bundling of the Lambda assets."""

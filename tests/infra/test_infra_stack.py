@@ -1,0 +1,312 @@
+"""The synthesized dev stack: resources, their settings, and the functions' configuration."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from typing import Any
+
+import pytest
+
+from infra.constants import FUNCTIONS, PYTHON_VERSION, SEND_MESSAGE_ROUTE, TABLES, FunctionName
+from infra.constructs.functions import SPECS
+from shared.settings import Settings
+from shared.state.models import ConnectionModel, ConversationModel, MessageModel, TenantModel
+from tests.infra.synthesis import Synth
+
+
+def test_resource_counts(dev: Synth) -> None:
+    # Given the dev stack / Then it has exactly the walking skeleton's resources
+    counts = {
+        "AWS::Lambda::Function": 5,
+        "AWS::Lambda::LayerVersion": 1,
+        "AWS::DynamoDB::Table": 4,
+        "AWS::SQS::Queue": 2,
+        "AWS::Lambda::EventSourceMapping": 1,
+        "AWS::ApiGatewayV2::Api": 2,
+        "AWS::ApiGatewayV2::Route": 5,  # 4 WebSocket routes + the admin catch-all
+        "AWS::ApiGatewayV2::Stage": 2,
+        "AWS::OpenSearchServerless::Collection": 1,
+        "AWS::OpenSearchServerless::SecurityPolicy": 2,
+        "AWS::OpenSearchServerless::AccessPolicy": 1,
+        "AWS::SecretsManager::Secret": 1,
+    }
+    for cfn_type, count in counts.items():
+        dev.template.resource_count_is(cfn_type, count)
+
+
+# --- DynamoDB ------------------------------------------------------------------------------------
+
+
+def _keys(key_schema: list[dict[str, str]]) -> list[tuple[str, str]]:
+    """(attribute, HASH|RANGE), hash key first: PynamoDB lists keys in attribute order."""
+    return sorted(((k["AttributeName"], k["KeyType"]) for k in key_schema), key=lambda key: key[1])
+
+
+@pytest.mark.parametrize(
+    ("table", "model"),
+    [
+        ("tenants", TenantModel),
+        ("connections", ConnectionModel),
+        ("conversations", ConversationModel),
+        ("messages", MessageModel),
+    ],
+)
+def test_tables_match_the_pynamodb_models(dev: Synth, table: str, model: Any) -> None:
+    # Given the table the stack creates for this model
+    [resource] = [
+        r for r in dev.of_type("AWS::DynamoDB::Table").values() if r["Properties"]["TableName"] == f"kefu-dev-{table}"
+    ]
+    props = resource["Properties"]
+    # Then keys and indexes are the model's, and every table has TTL, PITR and SSE, on demand
+    schema = model._get_schema()
+    assert _keys(props["KeySchema"]) == _keys(schema["key_schema"])
+    model_indexes = {
+        index["index_name"]: _keys(index["key_schema"]) for index in schema.get("global_secondary_indexes", [])
+    }
+    stack_indexes = {index["IndexName"]: _keys(index["KeySchema"]) for index in props.get("GlobalSecondaryIndexes", [])}
+    assert stack_indexes == model_indexes
+    assert all(i["Projection"]["ProjectionType"] == "ALL" for i in props.get("GlobalSecondaryIndexes", []))
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert props["SSESpecification"] == {"SSEEnabled": True}  # AWS-managed key
+    assert resource["DeletionPolicy"] == "Delete"  # dev cleans up
+
+
+def test_prod_keeps_its_data(prod: Synth) -> None:
+    # Given the prod stack / Then tables, collection, secret and logs survive a stack deletion
+    tables = prod.of_type("AWS::DynamoDB::Table")
+    assert len(tables) == len(TABLES)
+    for table in tables.values():
+        assert table["DeletionPolicy"] == "Retain"
+        assert table["Properties"]["DeletionProtectionEnabled"] is True
+    for cfn_type in ("AWS::OpenSearchServerless::Collection", "AWS::SecretsManager::Secret", "AWS::Logs::LogGroup"):
+        assert {r["DeletionPolicy"] for r in prod.of_type(cfn_type).values()} == {"Retain"}
+    [collection] = prod.of_type("AWS::OpenSearchServerless::Collection").values()
+    assert collection["Properties"]["StandbyReplicas"] == "ENABLED"
+    assert {r["Properties"]["FunctionName"] for r in prod.of_type("AWS::Lambda::Function").values()} == {
+        f"kefu-prod-{name}" for name in FUNCTIONS
+    }
+
+
+# --- SQS -----------------------------------------------------------------------------------------
+
+
+def test_generate_queue_is_fifo_with_dead_letters(dev: Synth) -> None:
+    queues = {r["Properties"]["QueueName"]: (lid, r["Properties"]) for lid, r in dev.of_type("AWS::SQS::Queue").items()}
+    dlq_id, dlq = queues["kefu-dev-generate-dlq.fifo"]
+    _, jobs = queues["kefu-dev-generate.fifo"]
+    for props in (jobs, dlq):
+        assert props["FifoQueue"] is True
+        assert props["ContentBasedDeduplication"] is False  # the message function sets the dedup id
+        assert props["SqsManagedSseEnabled"] is True
+    assert jobs["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": [dlq_id, "Arn"]}, "maxReceiveCount": 3}
+    # A job being answered must not reappear: visibility longer than the generate timeout.
+    assert jobs["VisibilityTimeout"] > SPECS["generate"].timeout.to_seconds()
+    assert dev.function("generate")["Properties"]["Timeout"] == SPECS["generate"].timeout.to_seconds()
+
+
+def test_queues_refuse_plain_http(dev: Synth) -> None:
+    policies = dev.of_type("AWS::SQS::QueuePolicy").values()
+    assert len(policies) == 2
+    for policy in policies:
+        [deny] = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
+        assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_generate_consumes_one_job_at_a_time(dev: Synth) -> None:
+    [mapping] = dev.of_type("AWS::Lambda::EventSourceMapping").values()
+    props = mapping["Properties"]
+    assert props["FunctionName"] == {"Ref": dev.function_id("generate")}
+    assert props["BatchSize"] == 1
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+# --- API Gateway ---------------------------------------------------------------------------------
+
+
+def _integration_target(dev: Synth, integration_ref: dict[str, Any]) -> str:
+    integration = dev.resources[integration_ref["Fn::Join"][1][1]["Ref"]]
+    uri = json.dumps(integration["Properties"]["IntegrationUri"])
+    return next(name for name in FUNCTIONS if dev.function_id(name) in uri)
+
+
+def test_websocket_routes(dev: Synth) -> None:
+    [api_id] = [
+        lid
+        for lid, r in dev.of_type("AWS::ApiGatewayV2::Api").items()
+        if r["Properties"]["ProtocolType"] == "WEBSOCKET"
+    ]
+    assert dev.resources[api_id]["Properties"]["RouteSelectionExpression"] == "$request.body.action"
+    routes = {
+        r["Properties"]["RouteKey"]: _integration_target(dev, r["Properties"]["Target"])
+        for r in dev.of_type("AWS::ApiGatewayV2::Route").values()
+        if r["Properties"]["ApiId"] == {"Ref": api_id}
+    }
+    assert routes == {
+        "$connect": "connect",
+        "$disconnect": "connect",
+        SEND_MESSAGE_ROUTE: "message",
+        "$default": "message",
+    }
+
+
+def test_stages_are_throttled_and_logged(dev: Synth) -> None:
+    for stage in dev.of_type("AWS::ApiGatewayV2::Stage").values():
+        props = stage["Properties"]
+        assert props["AutoDeploy"] is True
+        assert props["DefaultRouteSettings"]["ThrottlingRateLimit"] > 0
+        assert "DestinationArn" in props["AccessLogSettings"]
+        access_format = json.loads(props["AccessLogSettings"]["Format"])
+        # The $connect query string carries the widget key: never logged.
+        assert not any("querystring" in value.lower() for value in access_format.values())
+
+
+def test_admin_http_api_proxies_everything_to_admin(dev: Synth) -> None:
+    [api_id] = [
+        lid for lid, r in dev.of_type("AWS::ApiGatewayV2::Api").items() if r["Properties"]["ProtocolType"] == "HTTP"
+    ]
+    [route] = [
+        r for r in dev.of_type("AWS::ApiGatewayV2::Route").values() if r["Properties"]["ApiId"] == {"Ref": api_id}
+    ]
+    assert route["Properties"]["RouteKey"] == "$default"
+    assert _integration_target(dev, route["Properties"]["Target"]) == "admin"
+
+
+def test_outputs(dev: Synth) -> None:
+    assert {"WebSocketUrl", "AdminUrl", "AdminKeySecretArn", "KnowledgeEndpoint"} <= set(dev.outputs)
+    assert "wss://" in json.dumps(dev.outputs["WebSocketUrl"]["Value"])
+
+
+# --- OpenSearch Serverless -----------------------------------------------------------------------
+
+
+def test_vector_collection_and_its_policies(dev: Synth) -> None:
+    [collection] = dev.of_type("AWS::OpenSearchServerless::Collection").values()
+    assert collection["Properties"]["Type"] == "VECTORSEARCH"
+    assert collection["Properties"]["StandbyReplicas"] == "DISABLED"  # dev: half the OCU floor
+    name = collection["Properties"]["Name"]
+    policies = {p["Properties"]["Type"]: p for p in dev.of_type("AWS::OpenSearchServerless::SecurityPolicy").values()}
+    encryption = json.loads(policies["encryption"]["Properties"]["Policy"])
+    assert encryption == {
+        "Rules": [{"ResourceType": "collection", "Resource": [f"collection/{name}"]}],
+        "AWSOwnedKey": True,
+    }
+    network = json.loads(policies["network"]["Properties"]["Policy"])
+    assert network[0]["Rules"] == [{"ResourceType": "collection", "Resource": [f"collection/{name}"]}]
+    # The encryption policy must exist before the collection, or its creation fails.
+    assert set(collection["DependsOn"]) >= {
+        lid for lid, r in dev.of_type("AWS::OpenSearchServerless::SecurityPolicy").items()
+    }
+
+
+def test_data_access_policy_names_only_retrieve_and_admin(dev: Synth) -> None:
+    [policy] = dev.of_type("AWS::OpenSearchServerless::AccessPolicy").values()
+    rendered = json.dumps(policy["Properties"]["Policy"])
+    principals = {name for name in FUNCTIONS if dev.role_id(name) in rendered}
+    assert principals == {"retrieve", "admin"}
+    # retrieve can read but not write documents
+    parts = policy["Properties"]["Policy"]["Fn::Join"][1]
+    text = "".join(p if isinstance(p, str) else json.dumps(p) for p in parts)
+    reader_rule, writer_rule = text.split('"Description"')[1:3]
+    assert dev.role_id("retrieve") in reader_rule and "aoss:WriteDocument" not in reader_rule
+    assert dev.role_id("admin") in writer_rule and "aoss:WriteDocument" in writer_rule
+
+
+# --- Functions -----------------------------------------------------------------------------------
+
+
+def test_functions_run_arm64_python_with_the_shared_layer(dev: Synth) -> None:
+    [layer_id] = dev.of_type("AWS::Lambda::LayerVersion")
+    for name in FUNCTIONS:
+        props = dev.function(name)["Properties"]
+        assert props["Architectures"] == ["arm64"]
+        assert props["Runtime"] == f"python{PYTHON_VERSION}"
+        assert props["Handler"] == "handler.handler"
+        assert props["Layers"] == [{"Ref": layer_id}]
+        assert props["TracingConfig"] == {"Mode": "Active"}
+        assert props["MemorySize"] == SPECS[name].memory_mb
+
+
+def test_every_kefu_env_var_is_a_settings_field(dev: Synth, existing_domain: Synth) -> None:
+    fields = set(Settings.model_fields)
+    seen: set[str] = set()
+    for synth in (dev, existing_domain):
+        for function in synth.of_type("AWS::Lambda::Function").values():
+            for variable in function["Properties"]["Environment"]["Variables"]:
+                if variable.startswith("KEFU_"):
+                    seen.add(variable)
+                    assert variable.removeprefix("KEFU_").lower() in fields, variable
+    # and the variables the brief lists are all set somewhere
+    assert {
+        "KEFU_TENANTS_TABLE",
+        "KEFU_GENERATE_QUEUE_URL",
+        "KEFU_RETRIEVE_FUNCTION",
+        "KEFU_OPENSEARCH_ENDPOINT",
+        "KEFU_ADMIN_KEY_SECRET_ARN",
+        "KEFU_REDIS_URL",
+        "KEFU_LLM_API_KEY",
+    } <= seen
+
+
+def test_function_environments(dev: Synth) -> None:
+    def env(name: FunctionName) -> dict[str, Any]:
+        variables: dict[str, Any] = dev.function(name)["Properties"]["Environment"]["Variables"]
+        return variables
+
+    assert env("generate")["KEFU_RETRIEVE_FUNCTION"] == {"Ref": dev.function_id("retrieve")}
+    assert "KEFU_GENERATE_QUEUE_URL" in env("message")
+    for name in ("retrieve", "admin"):
+        assert env(name)["KEFU_KNOWLEDGE_BACKEND"] == "opensearch"
+        assert env(name)["KEFU_OPENSEARCH_SERVICE"] == "aoss"
+        assert "Fn::GetAtt" in env(name)["KEFU_OPENSEARCH_ENDPOINT"]
+    assert "KEFU_ADMIN_KEY_SECRET_ARN" in env("admin")
+    for name in FUNCTIONS:  # chat text never lands in X-Ray metadata
+        assert env(name)["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false"
+    # No Redis unless asked for: the state layer works on DynamoDB alone.
+    assert not any("KEFU_REDIS_URL" in env(name) for name in FUNCTIONS)
+    # Nothing secret in plain text: the admin key is read from Secrets Manager at run time.
+    assert not any("KEFU_ADMIN_KEY" in env(name) for name in FUNCTIONS)
+
+
+def test_optional_redis_llm_and_existing_domain(existing_domain: Synth) -> None:
+    synth = existing_domain
+    synth.template.resource_count_is("AWS::OpenSearchServerless::Collection", 0)
+    synth.template.resource_count_is("AWS::OpenSearchServerless::AccessPolicy", 0)
+
+    def env(name: FunctionName) -> dict[str, Any]:
+        variables: dict[str, Any] = synth.function(name)["Properties"]["Environment"]["Variables"]
+        return variables
+
+    assert env("retrieve")["KEFU_OPENSEARCH_ENDPOINT"] == "https://search-kefu-abc123.eu-west-1.es.amazonaws.com"
+    assert env("retrieve")["KEFU_OPENSEARCH_SERVICE"] == "es"
+    assert env("message")["KEFU_REDIS_URL"] == env("generate")["KEFU_REDIS_URL"] == "rediss://cache.example.com:6379/0"
+    assert "KEFU_REDIS_URL" not in env("connect")
+    assert env("generate")["KEFU_LLM_PROVIDER"] == "openai"
+    # The key is a CloudFormation dynamic reference, resolved at deploy time, never in the template.
+    assert env("generate")["KEFU_LLM_API_KEY"] == "{{resolve:secretsmanager:kefu/llm-api-key:SecretString:::}}"
+    retrieve_es = {
+        a
+        for s in synth.statements("retrieve")
+        for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+        if a.startswith("es:")
+    }
+    assert retrieve_es == {"es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost"}
+    assert "es:ESHttpPut" in synth.actions("admin")
+    [read] = [s for s in synth.statements("retrieve") if "es:ESHttpPost" in s["Action"]]
+    assert set(read["Resource"]) == {
+        "arn:aws:es:eu-west-1:111122223333:domain/kefu/kefu-knowledge*",
+        "arn:aws:es:eu-west-1:111122223333:domain/kefu/_msearch",  # searches are multi-searches
+    }
+
+
+@pytest.mark.skipif(shutil.which("cfn-lint") is None, reason="cfn-lint is not installed")
+def test_template_passes_cfn_lint(dev: Synth) -> None:
+    # cfn-lint's exit code is a bit mask: 2 = errors (4 = warnings, 8 = informational).
+    template = dev.outdir / "kefu-dev.template.json"
+    result = subprocess.run(
+        ["cfn-lint", "--format", "parseable", str(template)], capture_output=True, text=True, check=False
+    )
+    assert not result.returncode & 2, result.stdout[-3000:] + result.stderr[-2000:]
