@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from shared.chat.jobs import GenerateJob
 from shared.chat.protocol import AnswerDelta, AnswerEnd, ErrorFrame
@@ -19,6 +19,14 @@ from shared.state.records import Citation, StoredMessage, answer_id_for, now_ms
 from shared.state.store import StateStore
 
 
+class AnswerGate:
+    """Decides whether the bot may (still) answer a job. The default always lets it; human handoff
+    replaces it so the bot stays silent while a person owns the conversation."""
+
+    def may_answer(self, job: GenerateJob) -> bool:
+        return True
+
+
 @dataclass(frozen=True)
 class Generator:
     store: StateStore
@@ -30,12 +38,15 @@ class Generator:
     top_k: int
     flush_ms: int
     flush_chars: int
+    gate: AnswerGate = field(default_factory=AnswerGate)
 
     def answer(self, job: GenerateJob) -> str:
         """Stream and store the answer to one visitor message. Returns what happened, for logs."""
         answer_id = answer_id_for(job.message_id)
         if self.store.get_message(job.conversation_id, answer_id) is not None:
             return "already-answered"  # a redelivered job: never answer twice
+        if not self.gate.may_answer(job):
+            return "not-bot-owned"
         history = self._history(job)
         passages = self.retriever.retrieve(job.tenant_id, job.text, self.top_k)
         plan = self.model.plan(job.text, passages)
@@ -64,8 +75,7 @@ class Generator:
             return "failed-mid-stream"
 
         citations = [
-            Citation(document_id=p.document_id, title=p.title, snippet=p.snippet(), url=p.url)
-            for p in plan.citations
+            Citation(document_id=p.document_id, title=p.title, snippet=p.snippet(), url=p.url) for p in plan.citations
         ]
         stored = StoredMessage(
             conversation_id=job.conversation_id,

@@ -69,9 +69,7 @@ class Intake:
         connection = self.store.get_connection(connection_id)
         if connection is None:
             raise BadRequest("this connection is not registered; reconnect and try again")
-        earlier = self.store.find_by_client_id(
-            connection.tenant_id, connection.visitor_id, frame.client_message_id
-        )
+        earlier = self.store.find_by_client_id(connection.tenant_id, connection.visitor_id, frame.client_message_id)
         if earlier is not None:
             return _ack(frame, earlier), self._resume(connection, earlier)
 
@@ -92,6 +90,7 @@ class Intake:
         if connection.conversation_id != conversation.conversation_id:
             self.store.set_connection_conversation(connection_id, conversation.conversation_id)
         return _ack(frame, stored), self._job(connection, stored)
+
     def _conversation(self, connection: Connection, requested_id: str | None) -> Conversation:
         conversation_id = requested_id or connection.conversation_id
         if conversation_id:
@@ -126,15 +125,13 @@ class Intake:
         return self._job(connection, stored)
 
     def _job(self, connection: Connection, message: StoredMessage) -> GenerateJob:
-        return (
-            GenerateJob(
-                tenant_id=connection.tenant_id,
-                conversation_id=message.conversation_id,
-                message_id=message.message_id,
-                connection_id=connection.connection_id,
-                callback_url=self.callback_url,
-                text=message.text,
-            )
+        return GenerateJob(
+            tenant_id=connection.tenant_id,
+            conversation_id=message.conversation_id,
+            message_id=message.message_id,
+            connection_id=connection.connection_id,
+            callback_url=self.callback_url,
+            text=message.text,
         )
 
 

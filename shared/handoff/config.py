@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from shared.config_section import ConfigSection
 
 
-class HandoffConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class HandoffConfig(ConfigSection):
+    """Issue 5 (human handoff) fills this in."""

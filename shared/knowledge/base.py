@@ -62,8 +62,7 @@ class Embedder(ABC):
     dimension: int
 
     @abstractmethod
-    def embed(self, texts: list[str]) -> list[list[float]]:
-        ...
+    def embed(self, texts: list[str]) -> list[list[float]]: ...
 
     def embed_matrix(self, texts: list[str]) -> NDArray[np.float32]:
         """The embeddings as one float32 (len(texts), dimension) array; adapters may override."""

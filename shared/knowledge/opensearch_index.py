@@ -384,9 +384,7 @@ class OpenSearchIndex(KnowledgeIndex):
 def _own_hits(response: Mapping[str, Any], tenant_id: str) -> list[Mapping[str, Any]]:
     # The queries already filter by tenant; checking again costs nothing and guards against a query bug.
     return [
-        hit
-        for hit in response.get("hits", {}).get("hits", [])
-        if hit.get("_source", {}).get("tenant_id") == tenant_id
+        hit for hit in response.get("hits", {}).get("hits", []) if hit.get("_source", {}).get("tenant_id") == tenant_id
     ]
 
 

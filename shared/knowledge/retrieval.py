@@ -64,9 +64,7 @@ class RetrievedPassage(_CamelModel):
         )
 
     def to_passage(self) -> Passage:
-        return Passage(
-            document_id=self.document_id, title=self.title, text=self.text, url=self.url, score=self.score
-        )
+        return Passage(document_id=self.document_id, title=self.title, text=self.text, url=self.url, score=self.score)
 
 
 class RetrieveResponse(_CamelModel):

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from shared.config_section import ConfigSection
 
 
-class ModelConfig(BaseModel):
+class ModelConfig(ConfigSection):
     """Empty means: the deployment's model (KEFU_LLM_* settings)."""
-
-    model_config = ConfigDict(extra="forbid")

@@ -162,9 +162,7 @@ class DynamoStateStore(StateStore):
 
     def find_by_client_id(self, tenant_id: str, visitor_id: str, client_message_id: str) -> StoredMessage | None:
         try:
-            record = MessageModel.get(
-                _client_key(tenant_id, visitor_id, client_message_id), "#", consistent_read=True
-            )
+            record = MessageModel.get(_client_key(tenant_id, visitor_id, client_message_id), "#", consistent_read=True)
         except DoesNotExist:
             return None
         if record.target_conversation_id is None or record.target_message_id is None:

@@ -46,8 +46,7 @@ class StateStore(ABC):
         """
 
     @abstractmethod
-    def find_by_client_id(self, tenant_id: str, visitor_id: str, client_message_id: str) -> StoredMessage | None:
-        ...
+    def find_by_client_id(self, tenant_id: str, visitor_id: str, client_message_id: str) -> StoredMessage | None: ...
 
     @abstractmethod
     def get_message(self, conversation_id: str, message_id: str) -> StoredMessage | None: ...

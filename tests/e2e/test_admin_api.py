@@ -69,3 +69,19 @@ def test_openapi_document_is_served(local_stack: LocalStackInfo) -> None:
     assert "/v1/tenants" in spec["paths"]
     assert "/v1/tenants/{tenant_id}/knowledge/search" in spec["paths"]
     assert httpx.get(f"{local_stack.admin_url}/docs").status_code == 200
+
+
+def test_tenant_config_is_merged_validated_and_kept(local_stack: LocalStackInfo) -> None:
+    with local_stack.admin() as admin:
+        tenant = admin.post("/v1/tenants", json={"name": "Config shop"}).json()
+        path = f"/v1/tenants/{tenant['tenantId']}/config"
+        assert admin.get(path).json()["retrieval"]["keywordWeight"] == 0.5
+
+        changed = admin.patch(path, json={"retrieval": {"keywordWeight": 0.3}})
+        assert changed.status_code == 200 and changed.json()["retrieval"]["keywordWeight"] == 0.3
+        assert admin.get(path).json()["retrieval"]["keywordWeight"] == 0.3
+
+        for bad in ({"retrieval": {"keywordWeight": 7}}, {"retrieval": {"noSuchField": 1}}, {"nope": {}}):
+            refused = admin.patch(path, json=bad)
+            assert refused.status_code == 400 and refused.json()["error"]["message"], bad
+        assert admin.get(path).json()["retrieval"]["keywordWeight"] == 0.3  # nothing half-stored
