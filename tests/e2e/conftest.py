@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +58,9 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-@pytest.fixture(scope="session")
-def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackInfo]:
-    state_dir = tmp_path_factory.mktemp("kefu-local")
+@contextmanager
+def running_stack(state_dir: Path) -> Iterator[LocalStackInfo]:
+    """`python -m local.run` in a child process, stopped (and checked for a clean exit) afterwards."""
     process, log = start_local_run(state_dir)
     try:
         yield LocalStackInfo.model_validate(wait_for_local_json(process, state_dir))
@@ -67,3 +68,9 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
         stop(process)
         log.close()
     assert process.returncode == 0, (state_dir / "run.log").read_text(errors="replace")[-4000:]
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackInfo]:
+    with running_stack(tmp_path_factory.mktemp("kefu-local")) as info:
+        yield info

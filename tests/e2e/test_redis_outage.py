@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
 
 from tests.e2e.client import LocalStackInfo, ask, open_visitor, send_message
-from tests.e2e.conftest import start_local_run, stop, wait_for_local_json
+from tests.e2e.conftest import running_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -18,13 +17,8 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def own_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackInfo]:
     """A stack of its own: this test stops its Redis."""
-    state_dir: Path = tmp_path_factory.mktemp("kefu-redis-outage")
-    process, log = start_local_run(state_dir)
-    try:
-        yield LocalStackInfo.model_validate(wait_for_local_json(process, state_dir))
-    finally:
-        stop(process)
-        log.close()
+    with running_stack(tmp_path_factory.mktemp("kefu-redis-outage")) as info:
+        yield info
 
 
 def test_chat_goes_on_when_redis_is_killed(own_stack: LocalStackInfo) -> None:
