@@ -8,16 +8,20 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared.errors import KefuError
-from shared.knowledge.retrieval import RetrieveService, parse_request
+from shared.knowledge.retrieval import RetrieveService, StoredTenantConfigs, parse_request
 from shared.observability import logger, tracer
 from shared.settings import get_settings
-from shared.wiring import knowledge_index
 
 
 @lru_cache(maxsize=1)
 def _service() -> RetrieveService:
     # Built on the first invocation, not at import; the index and the embedding model load lazily too.
-    return RetrieveService(knowledge_index(), get_settings().retrieve_top_k)
+    from shared.knowledge.factory import knowledge_service
+    from shared.wiring import state_store
+
+    return RetrieveService(
+        knowledge_service(), StoredTenantConfigs(state_store(), get_settings().tenant_config_ttl_seconds)
+    )
 
 
 def _error(code: str, message: str) -> dict[str, Any]:
@@ -37,6 +41,14 @@ def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     except Exception:
         logger.exception("retrieve failed")
         return _error("internal_error", "retrieval failed; see the retrieve function's logs")
-    top_score = max((passage.score for passage in response.passages), default=None)
-    logger.info("retrieved", extra={"passages": len(response.passages), "top_score": top_score})
+    logger.info(
+        "retrieved",
+        extra={
+            "passages": len(response.passages),
+            "best_score": response.best_score,
+            "threshold": response.threshold,
+            "matched": response.matched,
+            "knowledge_version": response.knowledge_version,
+        },
+    )
     return response.to_wire()

@@ -1,24 +1,97 @@
-"""Choose the knowledge backend from settings. Heavy clients are imported only for the chosen one."""
+"""Choose the knowledge backend, embedder and reranker from settings. Heavy clients are imported only
+for the chosen ones."""
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from shared.knowledge.base import Embedder, KnowledgeIndex
 
 if TYPE_CHECKING:
+    from shared.knowledge.rerank import Reranker
+    from shared.knowledge.service import KnowledgeService
     from shared.settings import Settings
 
 
-def build_embedder() -> Embedder:
-    from shared.knowledge.embedder import shared_embedder
+def _aws_client(settings: Settings, service: str, endpoint: str | None):  # type: ignore[no-untyped-def]
+    import boto3
+    from botocore.config import Config
 
-    return shared_embedder()
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name=settings.aws_region,
+        config=Config(connect_timeout=2, read_timeout=30, retries={"max_attempts": 3, "mode": "standard"}),
+    )
+
+
+def build_embedder(settings: Settings | None = None) -> Embedder:
+    """The embedder ``settings.embedding_provider`` names (the shared local USE model by default)."""
+    if settings is None or settings.embedding_provider == "use":
+        from shared.knowledge.embedder import shared_embedder
+
+        embedder: Embedder = shared_embedder()
+    elif settings.embedding_provider == "bedrock":
+        from shared.knowledge.embedders import BedrockEmbedder
+
+        embedder = BedrockEmbedder(
+            _aws_client(settings, "bedrock-runtime", settings.bedrock_endpoint),
+            settings.embedding_model or "amazon.titan-embed-text-v2:0",
+            settings.embedding_dimension,
+        )
+    else:
+        from shared.knowledge.embedders import OpenAICompatibleEmbedder
+
+        if not (settings.embedding_base_url and settings.embedding_model and settings.embedding_dimension):
+            raise ValueError(
+                "KEFU_EMBEDDING_PROVIDER=openai needs KEFU_EMBEDDING_BASE_URL, KEFU_EMBEDDING_MODEL and "
+                "KEFU_EMBEDDING_DIMENSION"
+            )
+        key = settings.embedding_api_key.get_secret_value() if settings.embedding_api_key else None
+        embedder = OpenAICompatibleEmbedder(
+            settings.embedding_base_url,
+            settings.embedding_model,
+            settings.embedding_dimension,
+            api_key=key,
+            timeout_seconds=settings.embedding_timeout_seconds,
+        )
+    if settings is not None and settings.embedding_provider != "use":
+        # Per-model cosine range (the USE defaults are measured; remote models may be tuned here).
+        if settings.embedding_cosine_floor is not None:
+            embedder.cosine_floor = settings.embedding_cosine_floor
+        if settings.embedding_cosine_ceiling is not None:
+            embedder.cosine_ceiling = settings.embedding_cosine_ceiling
+    return embedder
+
+
+def build_reranker(settings: Settings) -> Reranker | None:
+    """The deployment's reranker, or None (then the fused ranking stands for every tenant)."""
+    if settings.reranker_provider == "none":
+        return None
+    if settings.reranker_provider == "bedrock":
+        from shared.knowledge.rerank import BedrockReranker, bedrock_model_arn
+
+        model = settings.reranker_model or "amazon.rerank-v1:0"
+        client = _aws_client(settings, "bedrock-agent-runtime", settings.bedrock_endpoint)
+        return BedrockReranker(client, bedrock_model_arn(model, settings.aws_region))
+    from shared.knowledge.rerank import HttpReranker
+
+    if not settings.reranker_url:
+        raise ValueError(f"KEFU_RERANKER_PROVIDER={settings.reranker_provider} needs KEFU_RERANKER_URL")
+    key = settings.reranker_api_key.get_secret_value() if settings.reranker_api_key else None
+    return HttpReranker(
+        settings.reranker_url,
+        wire=settings.reranker_provider,
+        model=settings.reranker_model,
+        api_key=key,
+        timeout_seconds=settings.reranker_timeout_seconds,
+    )
 
 
 def build_index(settings: Settings, embedder: Embedder | None = None) -> KnowledgeIndex:
     """The KnowledgeIndex for ``settings.knowledge_backend`` (local files or OpenSearch)."""
-    embedder = embedder or build_embedder()
+    embedder = embedder or build_embedder(settings)
     if settings.knowledge_backend == "opensearch":
         # opensearch-py (~0.1 s to import) is loaded only by deployments that use it.
         from shared.knowledge.opensearch_index import build_opensearch_index
@@ -27,3 +100,20 @@ def build_index(settings: Settings, embedder: Embedder | None = None) -> Knowled
     from shared.knowledge.local_index import LocalHybridIndex
 
     return LocalHybridIndex(settings.knowledge_dir, embedder)
+
+
+@lru_cache(maxsize=1)
+def knowledge_service() -> KnowledgeService:
+    """The one search path (retrieve function and admin API), built once per process from settings."""
+    from shared.knowledge.service import KnowledgeService
+    from shared.settings import get_settings
+    from shared.wiring import knowledge_index
+
+    settings = get_settings()
+    return KnowledgeService(
+        knowledge_index(),
+        default_threshold=settings.min_answer_score,
+        default_k=settings.retrieve_top_k,
+        reranker=build_reranker(settings),
+        rerank_candidates=settings.rerank_candidates,
+    )

@@ -1,35 +1,61 @@
-"""Turning documents into what every backend stores: chunks, their BM25 tokens and vectors."""
+"""Turning chunks into what every backend stores: index rows, their BM25 tokens and vectors.
+
+A chunk is matched through one row per lead (its title/section, or each phrasing of a FAQ question);
+search keeps a chunk's best row. Most chunks have exactly one row.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from shared.knowledge.base import Embedder
-from shared.knowledge.text import Chunk, tokenize
+from shared.knowledge.chunking import Chunk
+from shared.knowledge.text import tokenize
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
 
+@dataclass(frozen=True)
+class Row:
+    chunk: Chunk
+    lead: str
+
+
+def chunk_rows(chunks: list[Chunk]) -> list[Row]:
+    return [Row(chunk, lead) for chunk in chunks for lead in chunk.match_leads]
+
+
+def row_tokens(row: Row) -> list[str]:
+    """BM25 terms of a row: its lead counts as part of the chunk's text."""
+    return tokenize(f"{row.lead}\n{row.chunk.text}")
+
+
 def chunk_tokens(chunk: Chunk) -> list[str]:
-    """BM25 terms of a chunk: its document's title counts as part of every chunk."""
-    return tokenize(f"{chunk.title}\n{chunk.text}")
+    """BM25 terms of a chunk's first row."""
+    return row_tokens(Row(chunk, chunk.match_leads[0]))
+
+
+def embed_rows(embedder: Embedder, rows: list[Row]) -> NDArray[np.float32]:
+    """One unit vector per row: the normalised sum of its lead's and its chunk text's embeddings.
+
+    FAQ questions are usually phrased like the title; the text carries the answer's vocabulary. The
+    sum matches either (on StackFAQ it beats embedding "title + text" as one string). Each distinct
+    string is embedded once.
+    """
+    if not rows:
+        return np.zeros((0, embedder.dimension), dtype=np.float32)
+    strings = list(dict.fromkeys([row.lead for row in rows] + [row.chunk.text for row in rows]))
+    position = {text: n for n, text in enumerate(strings)}
+    matrix = embedder.embed_matrix(strings)
+    combined = matrix[[position[row.lead] for row in rows]] + matrix[[position[row.chunk.text] for row in rows]]
+    norms = np.linalg.norm(combined, axis=1, keepdims=True)
+    return (combined / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
 def embed_chunks(embedder: Embedder, chunks: list[Chunk]) -> NDArray[np.float32]:
-    """One unit vector per chunk: the normalised sum of its title's and its text's embeddings.
-
-    FAQ questions are usually phrased like the title; the text carries the answer's vocabulary. The
-    sum matches either (on StackFAQ it beats embedding "title + text" as one string).
-    """
-    if not chunks:
-        return np.zeros((0, embedder.dimension), dtype=np.float32)
-    titles = list(dict.fromkeys(chunk.title for chunk in chunks))
-    title_row = {title: n for n, title in enumerate(titles)}
-    matrix = embedder.embed_matrix(titles + [chunk.text for chunk in chunks])
-    title_vectors, text_vectors = matrix[: len(titles)], matrix[len(titles) :]
-    combined = text_vectors + title_vectors[[title_row[chunk.title] for chunk in chunks]]
-    norms = np.linalg.norm(combined, axis=1, keepdims=True)
-    return (combined / np.maximum(norms, 1e-12)).astype(np.float32)
+    """One vector per chunk (its first row)."""
+    return embed_rows(embedder, [Row(chunk, chunk.match_leads[0]) for chunk in chunks])

@@ -27,7 +27,7 @@ import tempfile
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -35,9 +35,18 @@ from typing import TYPE_CHECKING, Any, TypedDict
 import numpy as np
 
 from shared.errors import UpstreamError
-from shared.knowledge.base import Document, Embedder, IndexResult, KnowledgeIndex, Passage
+from shared.knowledge.base import (
+    EMPTY_VERSION,
+    Document,
+    Embedder,
+    IndexResult,
+    KnowledgeIndex,
+    Passage,
+    SearchHits,
+)
+from shared.knowledge.chunking import DEFAULT_MAX_CHARS, DEFAULT_OVERLAP_CHARS, chunk_document
 from shared.knowledge.ids import validate_tenant_id
-from shared.knowledge.indexing import chunk_tokens, embed_chunks
+from shared.knowledge.indexing import chunk_rows, embed_rows, row_tokens
 from shared.knowledge.scoring import (
     BM25_B,
     BM25_K1,
@@ -45,37 +54,46 @@ from shared.knowledge.scoring import (
     bm25_idf,
     fuse,
     keyword_ratio,
-    rank,
+    rank_groups,
     term_bound,
 )
-from shared.knowledge.text import chunk_document, tokenize
+from shared.knowledge.text import tokenize
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-FORMAT = 1
+FORMAT = 2
+READABLE_FORMATS = (1, 2)  # format 1 (one row per chunk, no section) reads as format 2 with defaults
 MANIFEST = "manifest.json"
 _LOAD_ATTEMPTS = 3
 
 
-class ChunkRecord(TypedDict):
+class ChunkRecord(TypedDict, total=False):
+    """One index row: a chunk (display fields) matched through one lead (tokens + vector)."""
+
     document_id: str
     title: str
     url: str | None
     text: str
-    tokens: list[str]
+    # A tuple once loaded: tuples of strings drop out of the cyclic GC's scans, which otherwise walk
+    # every token of a large index (100k chunks: ~200 ms pauses at p99).
+    tokens: Sequence[str]
+    chunk: int  # the chunk's ordinal in its document: rows of one chunk share it
+    section: str | None
+    kind: str
+    lead: str
 
 
 class _KeywordScorer:
     """BM25 over one tenant's chunks, returning keyword ratios (see scoring.py)."""
 
-    def __init__(self, corpus_tokens: list[list[str]]) -> None:
+    def __init__(self, corpus_tokens: list[Sequence[str]]) -> None:
         import bm25s  # here, not at module import: only processes that search pay for it
 
         self.doc_count = len(corpus_tokens)
         self.doc_freq: Counter[str] = Counter(term for tokens in corpus_tokens for term in set(tokens))
         self._bm25 = bm25s.BM25(k1=BM25_K1, b=BM25_B, method="lucene")
-        self._bm25.index(corpus_tokens, show_progress=False)
+        self._bm25.index([list(tokens) for tokens in corpus_tokens], show_progress=False)
 
     def ratios(self, query_tokens: list[str]) -> NDArray[np.float32]:
         terms = list(dict.fromkeys(query_tokens))  # a repeated query word is not extra evidence
@@ -96,9 +114,23 @@ class _Generation:
     records: list[ChunkRecord]
     vectors: NDArray[np.float32]
     _keyword: _KeywordScorer | None = None
+    _groups: list[int] | None = None
+    _has_tokens: bool | None = None
+
+    def groups(self) -> list[int]:
+        """Per row, a number shared by the rows of the same chunk."""
+        if self._groups is None:
+            keys: dict[tuple[str, int], int] = {}
+            self._groups = [
+                keys.setdefault((record["document_id"], record.get("chunk", -1 - n)), len(keys))
+                for n, record in enumerate(self.records)
+            ]
+        return self._groups
 
     def keyword_ratios(self, query_tokens: list[str]) -> NDArray[np.float32]:
-        if not query_tokens or not any(record["tokens"] for record in self.records):
+        if self._has_tokens is None:
+            self._has_tokens = any(record["tokens"] for record in self.records)
+        if not query_tokens or not self._has_tokens:
             return np.zeros(len(self.records), dtype=np.float32)
         if self._keyword is None:
             self._keyword = _KeywordScorer([record["tokens"] for record in self.records])
@@ -113,8 +145,8 @@ class LocalHybridIndex(KnowledgeIndex):
         root: Path,
         embedder: Embedder,
         keyword_weight: float = DEFAULT_KEYWORD_WEIGHT,
-        max_chunk_chars: int = 800,
-        chunk_overlap_chars: int = 120,
+        max_chunk_chars: int = DEFAULT_MAX_CHARS,
+        chunk_overlap_chars: int = DEFAULT_OVERLAP_CHARS,
     ) -> None:
         self.root = Path(root)
         self.embedder = embedder
@@ -134,51 +166,69 @@ class LocalHybridIndex(KnowledgeIndex):
             for document in latest.values()
             for chunk in chunk_document(document, self.max_chunk_chars, self.chunk_overlap_chars)
         ]
+        rows = chunk_rows(chunks)
         # The slow part (embedding) happens before taking the tenant's write lock.
-        vectors = embed_chunks(self.embedder, chunks)
+        vectors = embed_rows(self.embedder, rows)
         records = [
             ChunkRecord(
-                document_id=chunk.document_id,
-                title=chunk.title,
-                url=chunk.url,
-                text=chunk.text,
-                tokens=chunk_tokens(chunk),
+                document_id=row.chunk.document_id,
+                title=row.chunk.title,
+                url=row.chunk.url,
+                text=row.chunk.text,
+                tokens=tuple(row_tokens(row)),
+                chunk=row.chunk.ordinal,
+                section=row.chunk.section,
+                kind=row.chunk.kind,
+                lead=row.lead,
             )
-            for chunk in chunks
+            for row in rows
         ]
         tenant_dir.mkdir(parents=True, exist_ok=True)
         with self._write_lock(tenant_dir):
             current = self._load(tenant_id, tenant_dir)
             keep = [n for n, record in enumerate(current.records) if record["document_id"] not in latest]
-            self._write(
+            version = self._write(
                 tenant_id,
                 tenant_dir,
                 [current.records[n] for n in keep] + records,
                 np.concatenate([current.vectors[keep], vectors]),
                 previous_version=current.version,
             )
-        return IndexResult(documents=len(latest), chunks=len(chunks))
+        return IndexResult(documents=len(latest), chunks=len(chunks), version=version)
 
-    def search(self, tenant_id: str, query: str, k: int) -> list[Passage]:
+    def search_hits(self, tenant_id: str, query: str, k: int, *, keyword_weight: float | None = None) -> SearchHits:
         tenant_dir = self._tenant_dir(tenant_id)
         generation = self._load(tenant_id, tenant_dir)
+        version = generation.version or EMPTY_VERSION
         if k <= 0 or not generation.records or not query.strip():
-            return []
-        query_vector = self.embedder.embed_matrix([query])[0]  # embedded once, used for every chunk
+            return SearchHits(passages=[], version=version)
+        query_vector = self.embedder.embed_query(query)  # embedded once, used for every row
         cosines = generation.vectors @ query_vector
         ratios = generation.keyword_ratios(tokenize(query))
-        scores = fuse(ratios, cosines, self.keyword_weight)
-        top = rank(scores, ratios, k)
-        return [
-            Passage(
-                document_id=generation.records[n]["document_id"],
-                title=generation.records[n]["title"],
-                text=generation.records[n]["text"],
-                url=generation.records[n]["url"],
-                score=round(float(scores[n]), 4),
+        weight = self.keyword_weight if keyword_weight is None else keyword_weight
+        scores = fuse(ratios, cosines, weight, self.embedder.cosine_floor, self.embedder.cosine_ceiling)
+        top = rank_groups(scores, ratios, generation.groups(), k)
+        passages = []
+        for n in top:
+            record = generation.records[n]
+            passages.append(
+                Passage(
+                    document_id=record["document_id"],
+                    title=record["title"],
+                    text=record["text"],
+                    url=record.get("url"),
+                    section=record.get("section"),
+                    score=round(float(scores[n]), 4),
+                )
             )
-            for n in top
-        ]
+        return SearchHits(passages=passages, version=version)
+
+    def version(self, tenant_id: str) -> str:
+        return self._load(tenant_id, self._tenant_dir(tenant_id)).version or EMPTY_VERSION
+
+    def sample_questions(self, tenant_id: str, limit: int) -> list[str]:
+        generation = self._load(tenant_id, self._tenant_dir(tenant_id))
+        return _sample_questions(generation.records, limit)
 
     def delete_document(self, tenant_id: str, document_id: str) -> bool:
         tenant_dir = self._tenant_dir(tenant_id)
@@ -237,12 +287,14 @@ class LocalHybridIndex(KnowledgeIndex):
 
     def _read_generation(self, tenant_dir: Path, manifest: dict[str, Any]) -> _Generation:
         version = str(manifest["version"])
-        if manifest.get("format") != FORMAT or manifest.get("dimension") != self.embedder.dimension:
+        if manifest.get("format") not in READABLE_FORMATS or manifest.get("dimension") != self.embedder.dimension:
             raise UpstreamError(
                 f"knowledge index in {tenant_dir} has format {manifest.get('format')}/dimension "
                 f"{manifest.get('dimension')}; expected {FORMAT}/{self.embedder.dimension}: re-index it"
             )
         records: list[ChunkRecord] = json.loads((tenant_dir / f"chunks-{version}.json").read_text("utf-8"))
+        for record in records:
+            record["tokens"] = tuple(record["tokens"])
         vectors = np.load(tenant_dir / f"vectors-{version}.npy", allow_pickle=False)
         if vectors.shape != (len(records), self.embedder.dimension):
             raise UpstreamError(f"knowledge index in {tenant_dir} is inconsistent: re-index it")
@@ -255,9 +307,9 @@ class LocalHybridIndex(KnowledgeIndex):
         records: list[ChunkRecord],
         vectors: NDArray[np.float32],
         previous_version: str,
-    ) -> None:
+    ) -> str:
         """Write a new generation, then switch the manifest to it (the atomic step). Caller holds the
-        tenant's write lock."""
+        tenant's write lock. Returns the new version."""
         version = uuid.uuid4().hex
         with _atomic_file(tenant_dir / f"chunks-{version}.json") as out:
             out.write(json.dumps(records, ensure_ascii=False).encode("utf-8"))
@@ -277,6 +329,7 @@ class LocalHybridIndex(KnowledgeIndex):
         _remove_stale_files(tenant_dir, keep={version, previous_version})
         with self._cache_lock:
             self._cache.pop(tenant_id, None)
+        return version
 
     @contextlib.contextmanager
     def _write_lock(self, tenant_dir: Path) -> Iterator[None]:
@@ -287,6 +340,17 @@ class LocalHybridIndex(KnowledgeIndex):
                 yield
             finally:
                 fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
+
+
+def _sample_questions(records: list[ChunkRecord], limit: int) -> list[str]:
+    """FAQ questions first, then titles and sections: what visitors' questions look like."""
+    faq = [record.get("lead", "") for record in records if record.get("kind") == "qa"]
+    headings = [record.get("lead") or record["title"] for record in records if record.get("kind") != "qa"]
+    unique = [q for q in dict.fromkeys(faq + headings) if q.strip()]
+    if len(unique) <= limit:
+        return unique
+    step = len(unique) / limit  # an even spread over the knowledge base, deterministic
+    return [unique[int(n * step)] for n in range(limit)]
 
 
 @contextlib.contextmanager

@@ -1,8 +1,12 @@
 """The knowledge index on OpenSearch (Amazon OpenSearch Serverless or a managed/local domain).
 
-One index holds every tenant's chunks; every query carries a ``tenant_id`` term filter. Keyword
-matching uses the same tokenizer as the local index: its tokens are indexed in a ``tokens`` field with
-the whitespace analyzer (no jieba/ik plugin needed on the cluster, and identical terms on both sides).
+One index holds every tenant's rows (a chunk is one row per lead, see indexing.py); every query carries
+a ``tenant_id`` term filter. Keyword matching uses the same tokenizer as the local index: its tokens
+are indexed in a ``tokens`` field with the built-in whitespace analyzer. Chinese is segmented by jieba
+in the client because the Chinese analysis plugins (analysis-smartcn, analysis-ik) cannot be installed
+on OpenSearch Serverless (no custom plugins); doing it client-side also gives identical terms locally
+and in the cloud. The display fields (title, section, text) use the built-in ``cjk`` analyzer (CJK
+bigrams, English lowercase + stopwords), which every OpenSearch has, for ad-hoc queries in Dashboards.
 
 A search is one ``_msearch`` round trip with two requests, both filtered by tenant:
 - BM25 over ``tokens`` with ``explain``: the explanation gives each matched term's idf, from which the
@@ -10,8 +14,15 @@ A search is one ``_msearch`` round trip with two requests, both filtered by tena
   index. These hits also return their vector, so their cosine is computed client-side.
 - k-NN over ``embedding`` (faiss HNSW, inner product on unit vectors == cosine), with the tenant filter
   inside the k-NN clause (efficient filtering: k results of this tenant, not k global results).
+- the tenant's knowledge version: hit count, sum of per-write random stamps and the latest write time
+  (aggregations), read in the same round trip so the version matches what was searched.
 The union of candidates is fused client-side by scoring.fuse, the same function the local index uses.
-A k-NN-only candidate gets keyword evidence 0 (it was not among the BM25 candidates).
+A k-NN-only candidate gets keyword evidence 0 (it was not among the BM25 candidates). Client-side
+fusion rather than a search pipeline with the normalization processor: that processor normalises per
+query (min-max or L2), so the best hit of every query scores high, and a fixed "no good answer"
+threshold would mean nothing; pipelines are also not available on every OpenSearch Serverless
+collection. Absolute evidence fused in the client keeps scores comparable across queries and equal to
+the local index's.
 
 Re-indexing writes the new chunks with a fresh ``generation`` and then deletes the document's chunks
 of other generations with ``_delete_by_query``: no moment without the document. No custom ``_id`` is
@@ -20,7 +31,10 @@ used (OpenSearch Serverless vector collections do not accept them).
 
 from __future__ import annotations
 
+import hashlib
+import random
 import re
+import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,11 +44,20 @@ from urllib.parse import urlparse
 import numpy as np
 
 from shared.errors import UpstreamError
-from shared.knowledge.base import Document, Embedder, IndexResult, KnowledgeIndex, Passage
+from shared.knowledge.base import (
+    EMPTY_VERSION,
+    Document,
+    Embedder,
+    IndexResult,
+    KnowledgeIndex,
+    Passage,
+    SearchHits,
+)
+from shared.knowledge.chunking import DEFAULT_MAX_CHARS, DEFAULT_OVERLAP_CHARS, chunk_document
 from shared.knowledge.ids import validate_tenant_id
-from shared.knowledge.indexing import chunk_tokens, embed_chunks
-from shared.knowledge.scoring import BM25_K1, DEFAULT_KEYWORD_WEIGHT, bm25_idf, fuse, rank, term_bound
-from shared.knowledge.text import chunk_document, tokenize
+from shared.knowledge.indexing import chunk_rows, embed_rows, row_tokens
+from shared.knowledge.scoring import BM25_K1, DEFAULT_KEYWORD_WEIGHT, bm25_idf, fuse, rank_groups, term_bound
+from shared.knowledge.text import tokenize
 
 if TYPE_CHECKING:
     from shared.settings import Settings
@@ -43,34 +66,53 @@ _LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "host.docker.internal"}
 _WEIGHT_DESCRIPTION = re.compile(r"^weight\((?P<field>[^:]+):(?P<term>.+?) in \d+\)")
 TOKENS_FIELD = "tokens"
 VECTOR_FIELD = "embedding"
+# HNSW graph parameters (faiss): m links per node, ef_construction candidates while building.
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 128
+# Rows per _bulk request: ~5 KB each with a 512-d vector, so ~2.5 MB, well under request limits.
+BULK_ROWS = 500
+_STAMP_RANGE = (1, 2**31 - 1)
+
+
+def vector_mapping(dimension: int) -> dict[str, Any]:
+    return {
+        "type": "knn_vector",
+        "dimension": dimension,
+        "method": {
+            "name": "hnsw",
+            "engine": "faiss",  # the engine OpenSearch Serverless supports for filtered k-NN
+            "space_type": "innerproduct",  # unit vectors: inner product == cosine
+            "parameters": {"m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION},
+        },
+    }
 
 
 def index_body(dimension: int) -> dict[str, Any]:
-    """Settings and mapping of the shared knowledge index."""
+    """Settings and mapping of the shared knowledge index (infra/constructs/knowledge.py grants the
+    admin function the right to create it with exactly this body on first write)."""
+    display = {"type": "text", "analyzer": "cjk"}
     return {
         "settings": {"index": {"knn": True}},
         "mappings": {
+            "dynamic": False,
             "properties": {
                 "tenant_id": {"type": "keyword"},
                 "document_id": {"type": "keyword"},
                 "generation": {"type": "keyword"},
                 "chunk": {"type": "integer"},
-                "title": {"type": "text"},
-                "text": {"type": "text"},
+                "kind": {"type": "keyword"},
+                # Knowledge version inputs (see module docstring).
+                "stamp": {"type": "long"},
+                "indexed_at": {"type": "long"},
+                "title": display,
+                "section": display,
+                "text": display,
+                "lead": {"type": "keyword", "index": False},
                 "url": {"type": "keyword", "index": False},
                 # Pre-tokenised by shared.knowledge.text.tokenize (jieba for Chinese).
                 TOKENS_FIELD: {"type": "text", "analyzer": "whitespace"},
-                VECTOR_FIELD: {
-                    "type": "knn_vector",
-                    "dimension": dimension,
-                    "method": {
-                        "name": "hnsw",
-                        "engine": "faiss",
-                        "space_type": "innerproduct",
-                        "parameters": {"m": 16, "ef_construction": 128},
-                    },
-                },
-            }
+                VECTOR_FIELD: vector_mapping(dimension),
+            },
         },
     }
 
@@ -95,9 +137,31 @@ def keyword_search_body(tenant_id: str, terms: list[str], size: int) -> dict[str
 def vector_search_body(tenant_id: str, vector: list[float], size: int) -> dict[str, Any]:
     return {
         "size": size,
-        "_source": {"excludes": [VECTOR_FIELD]},
+        "_source": {"excludes": [VECTOR_FIELD, TOKENS_FIELD]},
         "query": {"knn": {VECTOR_FIELD: {"vector": vector, "k": size, "filter": tenant_filter(tenant_id)}}},
     }
+
+
+def version_body(tenant_id: str) -> dict[str, Any]:
+    """Size-0 search whose hit count and aggregations fingerprint the tenant's rows."""
+    return {
+        "size": 0,
+        "track_total_hits": True,
+        "query": {"bool": {"filter": [tenant_filter(tenant_id)]}},
+        "aggs": {"stamp": {"sum": {"field": "stamp"}}, "latest": {"max": {"field": "indexed_at"}}},
+    }
+
+
+def version_from_response(response: Mapping[str, Any]) -> str:
+    total = response.get("hits", {}).get("total", 0)
+    count = int(total.get("value", 0) if isinstance(total, Mapping) else total or 0)
+    if count == 0:
+        return EMPTY_VERSION
+    aggregations = response.get("aggregations", {})
+    stamp = aggregations.get("stamp", {}).get("value") or 0
+    latest = aggregations.get("latest", {}).get("value") or 0
+    digest = hashlib.sha256(f"{count}:{int(stamp)}:{int(latest)}".encode()).hexdigest()
+    return "os-" + digest[:20]
 
 
 def delete_body(
@@ -239,8 +303,8 @@ class OpenSearchIndex(KnowledgeIndex):
         keyword_weight: float = DEFAULT_KEYWORD_WEIGHT,
         candidates: int = 20,
         refresh: bool = False,
-        max_chunk_chars: int = 800,
-        chunk_overlap_chars: int = 120,
+        max_chunk_chars: int = DEFAULT_MAX_CHARS,
+        chunk_overlap_chars: int = DEFAULT_OVERLAP_CHARS,
     ) -> None:
         self.client = client
         self.index_name = index_name
@@ -277,44 +341,54 @@ class OpenSearchIndex(KnowledgeIndex):
             for chunk in chunk_document(document, self.max_chunk_chars, self.chunk_overlap_chars)
         ]
         if not chunks:
-            return IndexResult(documents=0, chunks=0)
-        vectors = embed_chunks(self.embedder, chunks)
+            return IndexResult(documents=0, chunks=0, version=self.version(tenant_id))
+        rows = chunk_rows(chunks)
+        vectors = embed_rows(self.embedder, rows)
         generation = uuid.uuid4().hex
+        stamp = random.randint(*_STAMP_RANGE)  # a fingerprint, not a secret
+        indexed_at = int(time.time() * 1000)
         actions: list[dict[str, Any]] = []
-        for chunk, vector in zip(chunks, vectors, strict=True):
+        for row, vector in zip(rows, vectors, strict=True):
             actions.append({"index": {"_index": self.index_name}})
             actions.append(
                 {
                     "tenant_id": tenant_id,
-                    "document_id": chunk.document_id,
+                    "document_id": row.chunk.document_id,
                     "generation": generation,
-                    "chunk": chunk.ordinal,
-                    "title": chunk.title,
-                    "text": chunk.text,
-                    "url": chunk.url,
-                    TOKENS_FIELD: " ".join(chunk_tokens(chunk)),
+                    "chunk": row.chunk.ordinal,
+                    "kind": row.chunk.kind,
+                    "stamp": stamp,
+                    "indexed_at": indexed_at,
+                    "title": row.chunk.title,
+                    "section": row.chunk.section,
+                    "text": row.chunk.text,
+                    "lead": row.lead,
+                    "url": row.chunk.url,
+                    TOKENS_FIELD: " ".join(row_tokens(row)),
                     VECTOR_FIELD: [float(x) for x in vector],
                 }
             )
         self.ensure_index()
-        response = self.client.bulk(body=actions, params=self._params())
-        if response.get("errors"):
-            failed = [item for item in response.get("items", []) if item.get("index", {}).get("error")]
-            reason = failed[0]["index"]["error"] if failed else "unknown"
-            # Remove the part of the new generation that did get in: the previous chunks stay authoritative.
-            self.client.delete_by_query(
-                index=self.index_name,
-                body=delete_body(tenant_id, list(latest), only_generation=generation),
-                params=self._params(),
-            )
-            raise UpstreamError(f"OpenSearch rejected {len(failed)} of {len(chunks)} chunks: {reason}")
+        for start in range(0, len(actions), 2 * BULK_ROWS):
+            batch = actions[start : start + 2 * BULK_ROWS]
+            response = self.client.bulk(body=batch, params=self._params())
+            if response.get("errors"):
+                failed = [item for item in response.get("items", []) if item.get("index", {}).get("error")]
+                reason = failed[0]["index"]["error"] if failed else "unknown"
+                # Remove what got in of the new generation: the previous chunks stay authoritative.
+                self.client.delete_by_query(
+                    index=self.index_name,
+                    body=delete_body(tenant_id, list(latest), only_generation=generation),
+                    params=self._params(),
+                )
+                raise UpstreamError(f"OpenSearch rejected {len(failed)} of {len(batch) // 2} rows: {reason}")
         # Now that the new chunks are in, drop the documents' older chunks.
         self.client.delete_by_query(
             index=self.index_name,
             body=delete_body(tenant_id, list(latest), keep_generation=generation),
             params=self._params(),
         )
-        return IndexResult(documents=len(latest), chunks=len(chunks))
+        return IndexResult(documents=len(latest), chunks=len(chunks), version=self.version(tenant_id))
 
     def delete_document(self, tenant_id: str, document_id: str) -> bool:
         validate_tenant_id(tenant_id)
@@ -328,17 +402,45 @@ class OpenSearchIndex(KnowledgeIndex):
             return False
         return int(response.get("deleted", 0)) > 0
 
-    def search(self, tenant_id: str, query: str, k: int) -> list[Passage]:
+    def version(self, tenant_id: str) -> str:
+        validate_tenant_id(tenant_id)
+        response = self.client.msearch(body=[{"index": self.index_name}, version_body(tenant_id)])
+        item = (response.get("responses") or [{}])[0]
+        if "error" in item:
+            if "index_not_found_exception" in str(item["error"]):
+                return EMPTY_VERSION
+            raise UpstreamError(f"OpenSearch search failed: {item['error']}")
+        return version_from_response(item)
+
+    def sample_questions(self, tenant_id: str, limit: int) -> list[str]:
+        validate_tenant_id(tenant_id)
+        body = {
+            "size": limit,
+            "_source": ["lead", "title", "kind"],
+            "query": {"bool": {"filter": [tenant_filter(tenant_id)]}},
+            "sort": [{"kind": "asc"}, {"chunk": "asc"}],  # "qa" sorts first: FAQ questions lead
+        }
+        response = self.client.msearch(body=[{"index": self.index_name}, body])
+        item = (response.get("responses") or [{}])[0]
+        if "error" in item:
+            return []
+        hits = _own_hits(item, tenant_id)
+        questions = [str(hit["_source"].get("lead") or hit["_source"].get("title") or "") for hit in hits]
+        return [q for q in dict.fromkeys(questions) if q.strip()]
+
+    def search_hits(self, tenant_id: str, query: str, k: int, *, keyword_weight: float | None = None) -> SearchHits:
         validate_tenant_id(tenant_id)
         if k <= 0 or not query.strip():
-            return []
-        size = max(self.candidates, 2 * k)
+            return SearchHits(passages=[], version=self.version(tenant_id))
+        # Rows, not chunks, come back: fetch deeper so k distinct chunks survive the collapse.
+        size = max(self.candidates, 4 * k)
         terms = list(dict.fromkeys(tokenize(query)))
-        query_vector = self.embedder.embed_matrix([query])[0]
+        query_vector = self.embedder.embed_query(query)
         searches: list[dict[str, Any]] = []
         if terms:
             searches += [{"index": self.index_name}, keyword_search_body(tenant_id, terms, size)]
         searches += [{"index": self.index_name}, vector_search_body(tenant_id, query_vector.tolist(), size)]
+        searches += [{"index": self.index_name}, version_body(tenant_id)]
         response = self.client.msearch(body=searches)
         responses = response.get("responses", [])
         if len(responses) != len(searches) // 2:
@@ -346,10 +448,11 @@ class OpenSearchIndex(KnowledgeIndex):
         for item in responses:
             if "error" in item:
                 if "index_not_found_exception" in str(item["error"]):
-                    return []
+                    return SearchHits(passages=[], version=EMPTY_VERSION)
                 raise UpstreamError(f"OpenSearch search failed: {item['error']}")
+        version = version_from_response(responses[-1])
         keyword_hits = _own_hits(responses[0], tenant_id) if terms else []
-        vector_hits = _own_hits(responses[-1], tenant_id)
+        vector_hits = _own_hits(responses[-2], tenant_id)
 
         sources: dict[str, Mapping[str, Any]] = {}
         cosines: dict[str, float] = {}
@@ -365,20 +468,30 @@ class OpenSearchIndex(KnowledgeIndex):
         keyword = keyword_ratios_from_hits(terms, keyword_hits)
         ids = list(sources)
         if not ids:
-            return []
+            return SearchHits(passages=[], version=version)
         ratios = np.asarray([keyword.get(i, 0.0) for i in ids], dtype=np.float32)
-        scores = fuse(ratios, np.asarray([cosines[i] for i in ids], dtype=np.float32), self.keyword_weight)
-        order = rank(scores, ratios, k)
-        return [
+        weight = self.keyword_weight if keyword_weight is None else keyword_weight
+        scores = fuse(
+            ratios,
+            np.asarray([cosines[i] for i in ids], dtype=np.float32),
+            weight,
+            self.embedder.cosine_floor,
+            self.embedder.cosine_ceiling,
+        )
+        groups = [f"{sources[i].get('document_id')}\x00{sources[i].get('chunk', i)}" for i in ids]
+        order = rank_groups(scores, ratios, groups, k)
+        passages = [
             Passage(
                 document_id=str(sources[ids[n]]["document_id"]),
                 title=str(sources[ids[n]]["title"]),
                 text=str(sources[ids[n]]["text"]),
                 url=sources[ids[n]].get("url"),
+                section=sources[ids[n]].get("section"),
                 score=round(float(scores[n]), 4),
             )
             for n in order
         ]
+        return SearchHits(passages=passages, version=version)
 
 
 def _own_hits(response: Mapping[str, Any], tenant_id: str) -> list[Mapping[str, Any]]:

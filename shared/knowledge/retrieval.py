@@ -3,18 +3,34 @@
 Wire format (camelCase, what the generate function sends with ``lambda.invoke``)::
 
     request:  {"tenantId": "acme", "query": "how long does shipping take?", "k": 4}
-    response: {"passages": [{"documentId", "title", "text", "url", "score"}, ...]}
+    response: {"passages": [{"documentId", "title", "section", "text", "url", "score"}, ...],
+               "knowledgeVersion": "…", "configVersion": "…", "bestScore": 0.71, "threshold": 0.42,
+               "matched": true, "reranked": false}
     failure:  {"error": {"code": "bad_request", "message": "..."}}
+
+``passages`` holds only passages scoring at least the tenant's threshold (RetrievalConfig
+.min_answer_score, else Settings.min_answer_score), best first: an empty list with ``matched`` false
+means "no good answer" (``bestScore`` still tells how close the best passage came).
+``knowledgeVersion`` changes whenever the tenant's knowledge changes; ``configVersion`` whenever the
+settings that shaped the result do (threshold, weight, reranking, k): answer caches key on both.
 """
 
 from __future__ import annotations
+
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
 from shared.errors import BadRequest
-from shared.knowledge.base import KnowledgeIndex, Passage
+from shared.knowledge.base import Passage
+from shared.knowledge.config import RetrievalConfig
 from shared.knowledge.ids import validate_tenant_id
+from shared.knowledge.service import KnowledgeService, RetrievalOutcome
+from shared.state.store import StateStore
 
 MAX_QUERY_CHARS = 8192
 
@@ -49,6 +65,7 @@ class RetrieveRequest(_CamelModel):
 class RetrievedPassage(_CamelModel):
     document_id: str
     title: str
+    section: str | None = None
     text: str
     url: str | None = None
     score: float
@@ -58,17 +75,43 @@ class RetrievedPassage(_CamelModel):
         return cls(
             document_id=passage.document_id,
             title=passage.title,
+            section=passage.section,
             text=passage.text,
             url=passage.url,
             score=passage.score,
         )
 
     def to_passage(self) -> Passage:
-        return Passage(document_id=self.document_id, title=self.title, text=self.text, url=self.url, score=self.score)
+        return Passage(
+            document_id=self.document_id,
+            title=self.title,
+            section=self.section,
+            text=self.text,
+            url=self.url,
+            score=self.score,
+        )
 
 
 class RetrieveResponse(_CamelModel):
     passages: list[RetrievedPassage]
+    knowledge_version: str
+    best_score: float | None = None
+    threshold: float
+    matched: bool
+    reranked: bool = False
+    config_version: str = ""
+
+    @classmethod
+    def from_outcome(cls, outcome: RetrievalOutcome) -> RetrieveResponse:
+        return cls(
+            passages=[RetrievedPassage.from_passage(p) for p in outcome.passages],
+            knowledge_version=outcome.knowledge_version,
+            best_score=outcome.best_score,
+            threshold=outcome.threshold,
+            matched=outcome.matched,
+            reranked=outcome.reranked,
+            config_version=outcome.config_version,
+        )
 
     def to_wire(self) -> dict[str, object]:
         return self.model_dump(by_alias=True)
@@ -93,13 +136,56 @@ def parse_request(event: object) -> RetrieveRequest:
         raise BadRequest(describe_validation_error(error)) from None
 
 
-class RetrieveService:
-    """What the retrieve function does, behind its handler: search the tenant's index."""
+class TenantConfigSource(ABC):
+    @abstractmethod
+    def retrieval_config(self, tenant_id: str) -> RetrievalConfig:
+        """The tenant's retrieval settings (defaults for a tenant without any)."""
 
-    def __init__(self, index: KnowledgeIndex, default_k: int) -> None:
-        self.index = index
-        self.default_k = default_k
+
+class StaticConfigs(TenantConfigSource):
+    """Fixed settings for every tenant (tests, benchmarks, tools without a state store)."""
+
+    def __init__(self, config: RetrievalConfig | None = None) -> None:
+        self.config = config or RetrievalConfig()
+
+    def retrieval_config(self, tenant_id: str) -> RetrievalConfig:
+        return self.config
+
+
+class StoredTenantConfigs(TenantConfigSource):
+    """Reads the tenant record (StateStore.get_tenant) and keeps its RetrievalConfig ``ttl_seconds``:
+    a threshold calibrated in the admin API reaches every warm retrieve function within that time."""
+
+    def __init__(self, store: StateStore, ttl_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.store = store
+        self.ttl_seconds = ttl_seconds
+        self.clock = clock
+        self._cache: dict[str, tuple[float, RetrievalConfig]] = {}
+        self._lock = threading.Lock()
+
+    def retrieval_config(self, tenant_id: str) -> RetrievalConfig:
+        now = self.clock()
+        with self._lock:
+            cached = self._cache.get(tenant_id)
+        if cached is not None and now - cached[0] < self.ttl_seconds:
+            return cached[1]
+        tenant = self.store.get_tenant(tenant_id)
+        # An unknown tenant searches with defaults and finds nothing: its index is empty.
+        config = tenant.config.retrieval if tenant is not None else RetrievalConfig()
+        with self._lock:
+            self._cache[tenant_id] = (now, config)
+        return config
+
+
+class RetrieveService:
+    """What the retrieve function does, behind its handler: the tenant's settings, then the shared
+    search path (KnowledgeService) that the admin recall test uses too."""
+
+    def __init__(self, knowledge: KnowledgeService, configs: TenantConfigSource) -> None:
+        self.knowledge = knowledge
+        self.configs = configs
 
     def retrieve(self, request: RetrieveRequest) -> RetrieveResponse:
-        passages = self.index.search(request.tenant_id, request.query, request.k or self.default_k)
-        return RetrieveResponse(passages=[RetrievedPassage.from_passage(p) for p in passages])
+        config = self.configs.retrieval_config(request.tenant_id)
+        outcome = self.knowledge.search(request.tenant_id, config, request.query, request.k)
+        return RetrieveResponse.from_outcome(outcome)

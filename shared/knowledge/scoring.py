@@ -55,24 +55,32 @@ def keyword_ratio(raw_scores: NDArray[np.float32], bound: float) -> NDArray[np.f
     return (np.maximum(raw_scores, 0.0) / bound).astype(np.float32)
 
 
-def dense_evidence(cosines: NDArray[np.float32]) -> NDArray[np.float32]:
+def dense_evidence(
+    cosines: NDArray[np.float32], floor: float = DENSE_FLOOR, ceiling: float = DENSE_CEILING
+) -> NDArray[np.float32]:
     import numpy as np
 
-    return np.clip((cosines - DENSE_FLOOR) / (DENSE_CEILING - DENSE_FLOOR), 0.0, 1.0).astype(np.float32)
+    if ceiling <= floor:
+        raise ValueError(f"the cosine ceiling ({ceiling}) must be above the floor ({floor})")
+    return np.clip((cosines - floor) / (ceiling - floor), 0.0, 1.0).astype(np.float32)
 
 
 def fuse(
     keyword_ratios: NDArray[np.float32],
     cosines: NDArray[np.float32],
     keyword_weight: float = DEFAULT_KEYWORD_WEIGHT,
+    floor: float = DENSE_FLOOR,
+    ceiling: float = DENSE_CEILING,
 ) -> NDArray[np.float32]:
-    """Final scores in 0..1: weighted mean of keyword evidence (the ratio, capped at 1) and dense evidence."""
+    """Final scores in 0..1: weighted mean of keyword evidence (the ratio, capped at 1) and dense
+    evidence (the cosine mapped from [floor, ceiling] onto 0..1; each embedding model has its range)."""
     import numpy as np
 
     if not 0.0 <= keyword_weight <= 1.0:
         raise ValueError(f"keyword_weight must be within 0..1, got {keyword_weight}")
     keyword = np.clip(keyword_ratios, 0.0, 1.0)
-    return (keyword_weight * keyword + (1.0 - keyword_weight) * dense_evidence(cosines)).astype(np.float32)
+    dense = dense_evidence(cosines, floor, ceiling)
+    return (keyword_weight * keyword + (1.0 - keyword_weight) * dense).astype(np.float32)
 
 
 def rank(scores: NDArray[np.float32], keyword_ratios: NDArray[np.float32], k: int) -> list[int]:
@@ -80,5 +88,33 @@ def rank(scores: NDArray[np.float32], keyword_ratios: NDArray[np.float32], k: in
     ordered by the uncapped keyword ratio, then by position, so results are deterministic."""
     import numpy as np
 
-    order = np.lexsort((-keyword_ratios, -scores))
-    return [int(i) for i in order[: max(k, 0)]]
+    if k <= 0 or len(scores) == 0:
+        return []
+    candidates = np.arange(len(scores))
+    if len(scores) > 4 * k + 64:
+        # Sort only the best few (a full sort of 100k scores costs ~10 ms): every score tied with the
+        # k-th best is kept, so the tie-break below still sees all of them.
+        kth = np.partition(scores, len(scores) - k)[len(scores) - k]
+        candidates = np.flatnonzero(scores >= kth)
+    order = candidates[np.lexsort((candidates, -keyword_ratios[candidates], -scores[candidates]))]
+    return [int(i) for i in order[:k]]
+
+
+def rank_groups(
+    scores: NDArray[np.float32], keyword_ratios: NDArray[np.float32], groups: list[int] | list[str], k: int
+) -> list[int]:
+    """Like ``rank``, but at most one position per group (the group's best): the k best chunks when a
+    chunk is indexed as several rows (one per phrasing of a FAQ question)."""
+    wanted = k
+    while True:
+        chosen: list[int] = []
+        seen: set[int | str] = set()
+        for n in rank(scores, keyword_ratios, wanted):
+            if groups[n] not in seen:
+                seen.add(groups[n])
+                chosen.append(n)
+                if len(chosen) == k:
+                    return chosen
+        if wanted >= len(scores):
+            return chosen
+        wanted *= 4  # rows of the same chunk crowded the top: look deeper

@@ -1,4 +1,4 @@
-"""Text processing for the knowledge index: a Chinese + English tokenizer for BM25, and a chunker.
+"""Text processing for the knowledge index: a Chinese + English tokenizer for BM25, and passage splitting.
 
 The tokenizer is shared by every backend (the OpenSearch adapter indexes its output with a whitespace
 analyzer), so keyword matching behaves the same locally and in the cloud.
@@ -11,13 +11,10 @@ import re
 import tempfile
 import threading
 import unicodedata
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-
-    from shared.knowledge.base import Document
 
 # CJK Unified Ideographs (+ extension A and compatibility ideographs). A run of these goes to jieba;
 # everything else that is a letter or digit is split on non-word characters.
@@ -143,17 +140,6 @@ def tokenize(text: str) -> list[str]:
 _SENTENCE_END = re.compile(r"[。！？；!?]+[”」』）)]*|[.;:]+[\"')\]]*(?=\s)|\n+")
 
 
-@dataclass(frozen=True)
-class Chunk:
-    """One passage of a document, carrying what a citation needs."""
-
-    document_id: str
-    title: str
-    url: str | None
-    text: str
-    ordinal: int
-
-
 def _sentence_spans(text: str) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     start = 0
@@ -213,12 +199,3 @@ def split_passages(text: str, max_chars: int = 800, overlap_chars: int = 120) ->
         if tail_chars < max_chars // 4 and merged_chars <= max_chars * 5 // 4:
             ranges[-2:] = [(prev_first, tail_stop)]
     return [text[spans[first][0] : spans[stop - 1][1]].strip() for first, stop in ranges]
-
-
-def chunk_document(document: Document, max_chars: int = 800, overlap_chars: int = 120) -> list[Chunk]:
-    """The document's passages; a blank text still yields one chunk (its title) so it stays findable."""
-    passages = split_passages(document.text, max_chars, overlap_chars) or [document.title]
-    return [
-        Chunk(document_id=document.id, title=document.title, url=document.url, text=passage, ordinal=n)
-        for n, passage in enumerate(passages)
-    ]

@@ -75,3 +75,22 @@ def test_reindexing_replaces_and_delete_removes(index: OpenSearchIndex) -> None:
     assert index.delete_document("acme", "ship") is True
     assert index.delete_document("acme", "ship") is False
     assert index.search("acme", "delivery days", 10) == []
+
+
+def test_version_follows_every_change_and_faq_phrasings_collapse(index: OpenSearchIndex) -> None:
+    from shared.knowledge.base import Block
+
+    assert index.version("acme") == "empty"
+    faq = Document(
+        id="faq",
+        title="FAQ",
+        blocks=[Block(kind="qa", questions=["How long is delivery?", "When does my parcel come?"], text="3 days.")],
+    )
+    first = index.index("acme", [faq]).version
+    assert first != "empty" and index.version("acme") == first
+    passages = index.search("acme", "when does my parcel come", 10)
+    assert [p.section for p in passages] == ["How long is delivery?"]  # two rows, one passage
+    second = index.index("acme", [faq]).version
+    assert second != first
+    assert index.delete_document("acme", "faq") is True
+    assert index.version("acme") == "empty"

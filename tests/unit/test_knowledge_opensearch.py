@@ -24,6 +24,7 @@ from shared.settings import Settings
 from tests.unit.test_knowledge_local_index import DOCS, FakeEmbedder
 
 INDEX = "kefu-knowledge-test"
+EMPTY: dict[str, Any] = {"hits": {"total": {"value": 0, "relation": "eq"}, "hits": []}}
 
 
 class FakeIndices:
@@ -61,7 +62,10 @@ class FakeOpenSearchClient:
 
     def msearch(self, body: list[dict[str, Any]]) -> dict[str, Any]:
         self.msearches.append(body)
-        return self.msearch_responses.pop(0)
+        if self.msearch_responses:
+            return self.msearch_responses.pop(0)
+        # Unqueued (e.g. the version read after a write): an empty result per search.
+        return {"responses": [{"hits": {"total": {"value": 0, "relation": "eq"}, "hits": []}} for _ in body[::2]]}
 
 
 def explanation(
@@ -231,29 +235,30 @@ def test_delete_document_is_scoped_to_the_tenant(index: OpenSearchIndex, client:
 def test_search_sends_keyword_and_knn_queries_both_filtered_by_tenant(
     index: OpenSearchIndex, client: FakeOpenSearchClient
 ) -> None:
-    client.msearch_responses.append({"responses": [{"hits": {"hits": []}}, {"hits": {"hits": []}}]})
+    client.msearch_responses.append({"responses": [{"hits": {"hits": []}}, {"hits": {"hits": []}}, EMPTY]})
     assert index.search("acme", "How do I get a refund?", 4) == []
     (body,) = client.msearches
-    assert body[0] == {"index": INDEX} and body[2] == {"index": INDEX}
-    keyword, knn = body[1], body[3]
+    assert body[0] == body[2] == body[4] == {"index": INDEX}
+    keyword, knn, version = body[1], body[3], body[5]
+    assert version["size"] == 0 and set(version["aggs"]) == {"stamp", "latest"}
     assert keyword["explain"] is True
     assert keyword["query"]["bool"]["filter"] == [{"term": {"tenant_id": "acme"}}]
     assert keyword["query"]["bool"]["must"] == [{"match": {"tokens": {"query": "refund", "operator": "or"}}}]
     knn_clause = knn["query"]["knn"]["embedding"]
     assert knn_clause["filter"] == {"term": {"tenant_id": "acme"}}
     assert len(knn_clause["vector"]) == 512 and knn_clause["k"] == knn["size"] >= 8
-    assert knn["_source"] == {"excludes": ["embedding"]}
-    assert _tenant_filters(body) == ["acme", "acme"]
+    assert knn["_source"] == {"excludes": ["embedding", "tokens"]}
+    assert _tenant_filters(body) == ["acme", "acme", "acme"]
 
 
 def test_a_query_without_keyword_terms_still_searches_vectors_with_the_tenant_filter(
     index: OpenSearchIndex, client: FakeOpenSearchClient
 ) -> None:
-    client.msearch_responses.append({"responses": [{"hits": {"hits": []}}]})
+    client.msearch_responses.append({"responses": [{"hits": {"hits": []}}, EMPTY]})
     index.search("acme", "how can I?", 4)  # only stopwords
     (body,) = client.msearches
-    assert len(body) == 2 and "knn" in body[1]["query"]
-    assert _tenant_filters(body) == ["acme"]
+    assert len(body) == 4 and "knn" in body[1]["query"]
+    assert _tenant_filters(body) == ["acme", "acme"]
 
 
 def test_search_fuses_both_result_lists_and_drops_other_tenants_hits(
@@ -273,7 +278,9 @@ def test_search_fuses_both_result_lists_and_drops_other_tenants_hits(
     for h in keyword_hits:
         h["_score"] = h["_explanation"]["value"]
     vector_hits = [hit("a", "acme", "returns", 1.9), hit("c", "acme", "shipping", 1.3), hit("y", "globex", "s", 2.0)]
-    client.msearch_responses.append({"responses": [{"hits": {"hits": keyword_hits}}, {"hits": {"hits": vector_hits}}]})
+    client.msearch_responses.append(
+        {"responses": [{"hits": {"hits": keyword_hits}}, {"hits": {"hits": vector_hits}}, EMPTY]}
+    )
 
     passages = index.search("acme", "refund policy", 10)
     assert [p.document_id for p in passages] == ["returns", "refunds", "shipping"]
@@ -337,9 +344,9 @@ def test_invalid_tenant_ids_never_reach_the_cluster(index: OpenSearchIndex, clie
 
 def test_missing_index_searches_as_empty(index: OpenSearchIndex, client: FakeOpenSearchClient) -> None:
     error = {"error": {"type": "index_not_found_exception", "reason": "no such index"}, "status": 404}
-    client.msearch_responses.append({"responses": [error, error]})
+    client.msearch_responses.append({"responses": [error, error, error]})
     assert index.search("acme", "refund", 3) == []
-    client.msearch_responses.append({"responses": [{"error": {"type": "search_phase_execution_exception"}}] * 2})
+    client.msearch_responses.append({"responses": [{"error": {"type": "search_phase_execution_exception"}}] * 3})
     with pytest.raises(UpstreamError):
         index.search("acme", "refund", 3)
 
@@ -367,7 +374,8 @@ class FakeConnection:
         if url.endswith("/_delete_by_query"):
             return 200, {}, json.dumps({"deleted": 1})
         if url.endswith("/_msearch"):
-            return 200, {}, json.dumps({"responses": [{"hits": {"hits": []}}, {"hits": {"hits": []}}]})
+            searches = len(_text(body).splitlines()) // 2
+            return 200, {}, json.dumps({"responses": [{"hits": {"hits": []}}] * searches})
         return 200, {}, json.dumps({"acknowledged": True})
 
     def close(self) -> None:
@@ -392,12 +400,13 @@ def test_the_real_client_sends_ndjson_bulk_and_msearch() -> None:
         ("PUT", f"/{INDEX}"),
         ("POST", "/_bulk"),
         ("POST", f"/{INDEX}/_delete_by_query"),
-        ("POST", "/_msearch"),
+        ("POST", "/_msearch"),  # the version after the write
+        ("POST", "/_msearch"),  # the search
     ]
     bulk_lines = _text(FakeConnection.requests[2][2]).splitlines()
     assert len(bulk_lines) == 4 and json.loads(bulk_lines[1])["tenant_id"] == "acme"
-    msearch_lines = _text(FakeConnection.requests[4][2]).splitlines()
-    assert len(msearch_lines) == 4
+    msearch_lines = _text(FakeConnection.requests[5][2]).splitlines()
+    assert len(msearch_lines) == 6
     assert all(json.loads(line) == {"index": INDEX} for line in msearch_lines[::2])
 
 

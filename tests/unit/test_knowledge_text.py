@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from shared.knowledge.base import Document
-from shared.knowledge.text import chunk_document, has_cjk, split_passages, stem, tokenize
+from shared.knowledge.chunking import chunk_document
+from shared.knowledge.text import has_cjk, split_passages, stem, tokenize
 
 
 def test_chinese_is_segmented_into_words_not_characters() -> None:

@@ -12,19 +12,30 @@ import pytest
 import functions.retrieve.handler as retrieve
 from shared import wiring
 from shared.errors import Forbidden
-from shared.knowledge.base import Document, IndexResult, KnowledgeIndex, Passage
+from shared.knowledge.base import Document, IndexResult, KnowledgeIndex, SearchHits
+from shared.knowledge.config import RetrievalConfig
+from shared.knowledge.factory import knowledge_service
 from shared.knowledge.local_index import LocalHybridIndex
-from shared.knowledge.retrieval import RetrieveRequest, RetrieveService
+from shared.knowledge.retrieval import RetrieveRequest, RetrieveService, StaticConfigs, StoredTenantConfigs
+from shared.knowledge.service import KnowledgeService
 from shared.settings import get_settings
+from shared.state.records import Tenant
+from shared.tenant_config import TenantConfig
 from tests.events import lambda_context
+from tests.unit.fakes import InMemoryStateStore
 from tests.unit.test_knowledge_local_index import DOCS, FakeEmbedder
+
+
+def service_for(index: KnowledgeIndex, default_k: int = 2, config: RetrievalConfig | None = None) -> RetrieveService:
+    knowledge = KnowledgeService(index, default_threshold=0.0, default_k=default_k)
+    return RetrieveService(knowledge, StaticConfigs(config))
 
 
 @pytest.fixture
 def index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LocalHybridIndex:
     index = LocalHybridIndex(tmp_path, FakeEmbedder())
     index.index("acme", DOCS)
-    monkeypatch.setattr(retrieve, "_service", lambda: RetrieveService(index, default_k=2))
+    monkeypatch.setattr(retrieve, "_service", lambda: service_for(index))
     return index
 
 
@@ -38,7 +49,18 @@ def test_returns_passages_in_the_wire_format(index: LocalHybridIndex) -> None:
     response = invoke({"tenantId": "acme", "query": "how do I return an item for a refund?", "k": 3})
     passages = response["passages"]
     assert len(passages) == 3
-    assert set(passages[0]) == {"documentId", "title", "text", "url", "score"}
+    assert set(response) == {
+        "passages",
+        "knowledgeVersion",
+        "configVersion",
+        "bestScore",
+        "threshold",
+        "matched",
+        "reranked",
+    }
+    assert set(passages[0]) == {"documentId", "title", "section", "text", "url", "score"}
+    assert response["knowledgeVersion"] == index.version("acme")
+    assert response["bestScore"] == passages[0]["score"] and response["matched"] is True
     assert passages[0]["documentId"] == "returns"
     assert passages[0]["url"] == "https://s.example/r"
     assert passages[0]["score"] >= passages[1]["score"] >= passages[2]["score"]
@@ -49,7 +71,52 @@ def test_k_defaults_to_the_deployment_setting(index: LocalHybridIndex) -> None:
 
 
 def test_unknown_tenant_has_no_passages(index: LocalHybridIndex) -> None:
-    assert invoke({"tenantId": "nobody", "query": "refund"}) == {"passages": []}
+    response = invoke({"tenantId": "nobody", "query": "refund"})
+    assert response["passages"] == [] and response["matched"] is False and response["bestScore"] is None
+    assert response["knowledgeVersion"] == "empty"
+
+
+def test_the_tenant_threshold_filters_passages_and_is_reported(
+    index: LocalHybridIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    everything = invoke({"tenantId": "acme", "query": "how do I return an item for a refund?", "k": 3})
+    best, second = everything["passages"][0]["score"], everything["passages"][1]["score"]
+    threshold = round((best + second) / 2, 4)
+    strict = service_for(index, config=RetrievalConfig(min_answer_score=threshold))
+    monkeypatch.setattr(retrieve, "_service", lambda: strict)
+    response = invoke({"tenantId": "acme", "query": "how do I return an item for a refund?", "k": 3})
+    assert [p["documentId"] for p in response["passages"]] == ["returns"]
+    assert response["threshold"] == threshold and response["bestScore"] == best and response["matched"] is True
+    assert response["configVersion"] != everything["configVersion"]  # a new threshold: cached answers are stale
+    nothing = service_for(index, config=RetrievalConfig(min_answer_score=1.0))
+    monkeypatch.setattr(retrieve, "_service", lambda: nothing)
+    declined = invoke({"tenantId": "acme", "query": "how do I return an item for a refund?", "k": 3})
+    assert declined["passages"] == [] and declined["matched"] is False and declined["bestScore"] == best
+
+
+def test_the_knowledge_version_changes_with_the_knowledge(index: LocalHybridIndex) -> None:
+    before = invoke({"tenantId": "acme", "query": "refund"})["knowledgeVersion"]
+    index.index("acme", [Document(id="new", title="New", text="Something new.")])
+    after = invoke({"tenantId": "acme", "query": "refund"})["knowledgeVersion"]
+    index.delete_document("acme", "new")
+    deleted = invoke({"tenantId": "acme", "query": "refund"})["knowledgeVersion"]
+    assert len({before, after, deleted}) == 3
+
+
+def test_stored_tenant_configs_are_read_from_the_tenant_and_cached_for_the_ttl() -> None:
+    store = InMemoryStateStore()
+    config = TenantConfig(retrieval=RetrievalConfig(min_answer_score=0.61, keyword_weight=0.3))
+    store.put_tenant(Tenant(tenant_id="acme", name="Acme", widget_key="wk", created_at=0, config=config))
+    now = [100.0]
+    configs = StoredTenantConfigs(store, ttl_seconds=30, clock=lambda: now[0])
+    assert configs.retrieval_config("acme").min_answer_score == 0.61
+    changed = TenantConfig(retrieval=RetrievalConfig(min_answer_score=0.7))
+    store.put_tenant(Tenant(tenant_id="acme", name="Acme", widget_key="wk", created_at=0, config=changed))
+    now[0] += 10
+    assert configs.retrieval_config("acme").min_answer_score == 0.61  # still cached
+    now[0] += 25
+    assert configs.retrieval_config("acme").min_answer_score == 0.7  # re-read after the TTL
+    assert configs.retrieval_config("nobody") == RetrievalConfig()
 
 
 @pytest.mark.parametrize(
@@ -89,22 +156,25 @@ class ExplodingIndex(KnowledgeIndex):
     def index(self, tenant_id: str, documents: list[Document]) -> IndexResult:
         raise self.error
 
-    def search(self, tenant_id: str, query: str, k: int) -> list[Passage]:
+    def search_hits(self, tenant_id: str, query: str, k: int, *, keyword_weight: float | None = None) -> SearchHits:
         raise self.error
 
     def delete_document(self, tenant_id: str, document_id: str) -> bool:
         raise self.error
 
+    def version(self, tenant_id: str) -> str:
+        raise self.error
+
 
 def test_unexpected_failures_become_an_internal_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(retrieve, "_service", lambda: RetrieveService(ExplodingIndex(RuntimeError("boom")), 4))
+    monkeypatch.setattr(retrieve, "_service", lambda: service_for(ExplodingIndex(RuntimeError("boom")), 4))
     response = invoke({"tenantId": "acme", "query": "refund"})
     assert response["error"]["code"] == "internal_error"
     assert "boom" not in response["error"]["message"]
 
 
 def test_typed_errors_keep_their_code(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(retrieve, "_service", lambda: RetrieveService(ExplodingIndex(Forbidden("no access")), 4))
+    monkeypatch.setattr(retrieve, "_service", lambda: service_for(ExplodingIndex(Forbidden("no access")), 4))
     assert invoke({"tenantId": "acme", "query": "refund"}) == {"error": {"code": "forbidden", "message": "no access"}}
 
 
@@ -120,18 +190,22 @@ def settings_from_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     monkeypatch.setenv("KEFU_KNOWLEDGE_BACKEND", "local")
     monkeypatch.setenv("KEFU_KNOWLEDGE_DIR", str(tmp_path))
     monkeypatch.setenv("KEFU_RETRIEVE_TOP_K", "3")
-    for cached in (get_settings, wiring.knowledge_index, retrieve._service):
+    for cached in (get_settings, wiring.knowledge_index, retrieve._service, knowledge_service):
         cached.cache_clear()
     yield tmp_path
-    for cached in (get_settings, wiring.knowledge_index, retrieve._service):
+    for cached in (get_settings, wiring.knowledge_index, retrieve._service, knowledge_service):
         cached.cache_clear()
 
 
-def test_the_handler_builds_its_index_from_settings(settings_from_env: Path) -> None:
+def test_the_handler_builds_its_index_from_settings(settings_from_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The tenant's settings come from the state store: an in-memory one here (no network in unit tests).
+    monkeypatch.setattr(wiring, "state_store", lambda: InMemoryStateStore())
     # Written by "the admin API" (another index object on the same directory), read by the handler.
     from shared.knowledge.embedder import shared_embedder
 
     LocalHybridIndex(settings_from_env, shared_embedder()).index("acme", DOCS)
     response = invoke({"tenantId": "acme", "query": "how long does standard delivery take?"})
-    assert len(response["passages"]) == 3
+    # The deployment threshold (the tenant has none) keeps only the passages that answer.
+    assert response["threshold"] == get_settings().min_answer_score
     assert response["passages"][0]["documentId"] == "shipping"
+    assert all(p["score"] >= response["threshold"] for p in response["passages"])

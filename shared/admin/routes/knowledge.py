@@ -1,15 +1,32 @@
+"""A tenant's knowledge base: ingest (JSON documents or uploaded files), search (the recall test: the
+bot's own retrieval path), calibrate the "no good answer" threshold, delete, version."""
+
 from __future__ import annotations
 
-from fastapi import APIRouter, Query
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from shared.admin.deps import ExistingTenant, Index
-from shared.chat.retriever import IndexRetriever
-from shared.errors import NotFound
+from shared.admin.deps import ExistingTenant, Store
+from shared.errors import BadRequest, NotFound
 from shared.knowledge.base import Document
+from shared.knowledge.calibration import CalibrationReport, CalibrationRequest, calibrate
+from shared.knowledge.service import KnowledgeService
+from shared.settings import get_settings
 
 router = APIRouter(prefix="/v1/tenants/{tenant_id}/knowledge", tags=["knowledge"])
+
+
+def _knowledge() -> KnowledgeService:
+    from shared.knowledge.factory import knowledge_service
+
+    return knowledge_service()
+
+
+Knowledge = Annotated[KnowledgeService, Depends(_knowledge)]
 
 
 class _Camel(BaseModel):
@@ -23,45 +40,202 @@ class IngestDocuments(BaseModel):
 class Indexed(_Camel):
     documents: int
     chunks: int
+    knowledge_version: str
+
+
+class FileError(_Camel):
+    code: str
+    message: str
+
+
+class FileResult(_Camel):
+    filename: str
+    status: int  # 200, or the 4xx this file alone would have got
+    document_id: str | None = None
+    title: str | None = None
+    chunks: int | None = None
+    error: FileError | None = None
+
+
+class FilesIndexed(_Camel):
+    files: list[FileResult]
+    indexed: int
+    failed: int
+    chunks: int
+    knowledge_version: str
 
 
 class SearchResult(_Camel):
     document_id: str
     title: str
+    section: str | None = None
     snippet: str
+    text: str
     url: str | None = None
     score: float
+    above_threshold: bool
 
 
 class SearchResults(_Camel):
     results: list[SearchResult]
+    best_score: float | None
+    threshold: float
+    matched: bool
+    reranked: bool
+    knowledge_version: str
+    config_version: str
+
+
+class Deleted(_Camel):
+    document_id: str
+    deleted: bool
+    knowledge_version: str
+
+
+class Version(_Camel):
+    knowledge_version: str
 
 
 @router.post("", response_model=Indexed, response_model_by_alias=True)
-def ingest(body: IngestDocuments, tenant: ExistingTenant, index: Index) -> Indexed:
-    """Add or replace documents (a document id indexed again replaces its passages)."""
-    result = index.index(tenant.tenant_id, body.documents)
-    return Indexed(documents=result.documents, chunks=result.chunks)
+def ingest(body: IngestDocuments, tenant: ExistingTenant, knowledge: Knowledge) -> Indexed:
+    """Add or replace documents (a document id indexed again replaces its passages). A document is
+    ``text`` or structured ``blocks`` (``qa`` pairs, ``table``s, ``text`` under a ``section``)."""
+    result = knowledge.index.index(tenant.tenant_id, body.documents)
+    return Indexed(documents=result.documents, chunks=result.chunks, knowledge_version=result.version)
+
+
+@router.post(
+    "/files",
+    response_model=FilesIndexed,
+    response_model_by_alias=True,
+    responses={207: {"model": FilesIndexed, "description": "some files were refused (see files[].error)"}},
+)
+def ingest_files(
+    tenant: ExistingTenant,
+    knowledge: Knowledge,
+    files: Annotated[list[UploadFile], File(description="PDF, DOCX, XLSX, CSV, JSON (FAQ), Markdown, HTML, text")],
+    document_id: Annotated[str | None, Form(alias="documentId", max_length=256)] = None,
+    title: Annotated[str | None, Form(max_length=512)] = None,
+    url: Annotated[str | None, Form(max_length=2048)] = None,
+) -> Any:
+    """Upload files; each becomes one document (id: its file name, or ``documentId`` for a single
+    file), replacing an earlier upload of the same name. A file that cannot be used gets its own 4xx
+    in ``files[]`` while the others are indexed: 200 when all were, 207 when some were, else the
+    first file's status."""
+    from shared.ingest import FileRejected, parse_file
+    from shared.knowledge.chunking import chunk_document
+
+    settings = get_settings()
+    if len(files) > settings.max_upload_files:
+        raise BadRequest(f"at most {settings.max_upload_files} files per request; got {len(files)}")
+    if len(files) > 1 and (document_id or title or url):
+        raise BadRequest("documentId, title and url apply to a single file; upload one file per request")
+    results: list[FileResult] = []
+    documents: dict[str, Document] = {}
+    for upload in files:
+        name = upload.filename or ""
+        data = upload.file.read(settings.max_upload_bytes + 1)
+        try:
+            document = parse_file(
+                name, data, max_bytes=settings.max_upload_bytes, document_id=document_id, title=title, url=url
+            )
+        except FileRejected as error:
+            results.append(
+                FileResult(filename=name, status=error.status, error=FileError(code=error.code, message=error.message))
+            )
+            continue
+        if document.id in documents:
+            duplicate = FileError(code="duplicate_document", message=f"another file in this request is {document.id!r}")
+            results.append(FileResult(filename=name, status=409, error=duplicate))
+            continue
+        documents[document.id] = document
+        results.append(
+            FileResult(
+                filename=name,
+                status=200,
+                document_id=document.id,
+                title=document.title,
+                chunks=len(chunk_document(document)),
+            )
+        )
+    if documents:
+        indexed = knowledge.index.index(tenant.tenant_id, list(documents.values()))
+        version = indexed.version
+    else:
+        version = knowledge.index.version(tenant.tenant_id)
+    failed = [r for r in results if r.status != 200]
+    body = FilesIndexed(
+        files=results,
+        indexed=len(documents),
+        failed=len(failed),
+        chunks=sum(r.chunks or 0 for r in results),
+        knowledge_version=version,
+    )
+    status = 200 if not failed else (207 if documents else failed[0].status)
+    return JSONResponse(status_code=status, content=body.model_dump(mode="json", by_alias=True))
 
 
 @router.get("/search", response_model=SearchResults, response_model_by_alias=True)
 def search(
     tenant: ExistingTenant,
-    index: Index,
+    knowledge: Knowledge,
     q: str = Query(min_length=1, max_length=2000),
     k: int = Query(default=5, ge=1, le=50),
+    all: bool = Query(  # noqa: A002
+        default=True,
+        description="also list passages under the threshold (aboveThreshold false); false: only what the bot gets",
+    ),
 ) -> SearchResults:
-    """The same retrieval the bot uses, so a recall test here matches what visitors get."""
-    passages = IndexRetriever(index).retrieve(tenant.tenant_id, q, k)
+    """The bot's own retrieval (same weights, reranker and threshold as the retrieve function), so a
+    recall test here matches what visitors get: the bot is given exactly the results marked
+    ``aboveThreshold``; ``matched`` false means it would decline."""
+    outcome = knowledge.search(tenant.tenant_id, tenant.config.retrieval, q, k, include_below_threshold=all)
     return SearchResults(
         results=[
-            SearchResult(document_id=p.document_id, title=p.title, snippet=p.snippet(), url=p.url, score=p.score)
-            for p in passages
-        ]
+            SearchResult(
+                document_id=p.document_id,
+                title=p.title,
+                section=p.section,
+                snippet=p.snippet(),
+                text=p.text,
+                url=p.url,
+                score=p.score,
+                above_threshold=p.score >= outcome.threshold,
+            )
+            for p in outcome.passages
+        ],
+        best_score=outcome.best_score,
+        threshold=outcome.threshold,
+        matched=outcome.matched,
+        reranked=outcome.reranked,
+        knowledge_version=outcome.knowledge_version,
+        config_version=outcome.config_version,
     )
 
 
-@router.delete("/{document_id}", status_code=204)
-def delete_document(document_id: str, tenant: ExistingTenant, index: Index) -> None:
-    if not index.delete_document(tenant.tenant_id, document_id):
+@router.get("/version", response_model=Version, response_model_by_alias=True)
+def version(tenant: ExistingTenant, knowledge: Knowledge) -> Version:
+    """Changes on every ingest, replace or delete (answer caches key on it)."""
+    return Version(knowledge_version=knowledge.index.version(tenant.tenant_id))
+
+
+@router.post("/calibrate", response_model=CalibrationReport, response_model_by_alias=True)
+def calibrate_threshold(
+    tenant: ExistingTenant, store: Store, knowledge: Knowledge, body: CalibrationRequest | None = None
+) -> CalibrationReport:
+    """Set the tenant's "no good answer" threshold from off-topic probes (kefu's, or ``offTopic``) run
+    through the bot's retrieval path; reports how many of the knowledge base's own questions (or
+    ``inScope``) stay answerable. ``apply`` false only measures."""
+    request = body or CalibrationRequest()
+    report, updated = calibrate(knowledge, tenant.tenant_id, tenant.config.retrieval, request)
+    if request.apply:
+        config = tenant.config.model_copy(update={"retrieval": updated})
+        store.put_tenant(tenant.model_copy(update={"config": config}))
+    return report
+
+
+@router.delete("/{document_id}", response_model=Deleted, response_model_by_alias=True)
+def delete_document(document_id: str, tenant: ExistingTenant, knowledge: Knowledge) -> Deleted:
+    if not knowledge.index.delete_document(tenant.tenant_id, document_id):
         raise NotFound(f"document {document_id!r} is not in the knowledge base")
+    return Deleted(document_id=document_id, deleted=True, knowledge_version=knowledge.index.version(tenant.tenant_id))

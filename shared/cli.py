@@ -1,0 +1,250 @@
+"""``kefu``: the command line for operators; it talks to the admin API over HTTP.
+
+    kefu ingest PATH... --tenant T      upload files (directories: every supported file inside)
+    kefu search "question" --tenant T   the bot's retrieval for a question (the recall test)
+    kefu calibrate --tenant T           set the tenant's "no good answer" threshold
+
+Where the admin API is: --admin-url/--admin-key, else KEFU_ADMIN_URL/KEFU_ADMIN_KEY, else
+``.kefu/local.json`` (written by ``make run``). Files are uploaded one per request (API Gateway and
+Lambda cap a request at a few MB), so one bad file never stops the rest; the exit status is 1 when
+any file was refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+LOCAL_JSON = Path(".kefu") / "local.json"
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class AdminTarget:
+    url: str
+    key: str
+
+
+class UsageError(Exception):
+    pass
+
+
+def resolve_target(url: str | None, key: str | None, environ: dict[str, str], local_json: Path) -> AdminTarget:
+    """Flags, then environment, then the local runner's file."""
+    url = url or environ.get("KEFU_ADMIN_URL")
+    key = key or environ.get("KEFU_ADMIN_KEY")
+    if (not url or not key) and local_json.is_file():
+        try:
+            info = json.loads(local_json.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise UsageError(f"cannot read {local_json}: {error}") from None
+        url = url or info.get("admin_url")
+        key = key or info.get("admin_key")
+    if not url or not key:
+        raise UsageError(
+            "where is the admin API? pass --admin-url and --admin-key, set KEFU_ADMIN_URL and "
+            f"KEFU_ADMIN_KEY, or run `make run` (it writes {LOCAL_JSON})"
+        )
+    return AdminTarget(url.rstrip("/"), key)
+
+
+def expand_paths(paths: Sequence[str], extensions: Sequence[str]) -> list[Path]:
+    """Files as given, and every file with a supported extension under given directories (sorted)."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(
+                sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in extensions and not _hidden(p))
+            )
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise UsageError(f"no such file or directory: {raw}")
+    return list(dict.fromkeys(found))
+
+
+def _hidden(path: Path) -> bool:
+    return any(part.startswith(".") for part in path.parts if part not in (".", ".."))
+
+
+def _client(target: AdminTarget, timeout: float) -> Any:
+    import httpx
+
+    return httpx.Client(base_url=target.url, headers={"Authorization": f"Bearer {target.key}"}, timeout=timeout)
+
+
+def _error_message(response: Any) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return f"HTTP {response.status_code}: {response.text[:200]}"
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict) and error.get("message"):
+        return f"HTTP {response.status_code}: {error['message']}"
+    if isinstance(body, dict) and body.get("detail"):
+        return f"HTTP {response.status_code}: {body['detail']}"
+    return f"HTTP {response.status_code}"
+
+
+def _upload(client: Any, tenant: str, path: Path) -> tuple[bool, str, int]:
+    """(ok, message, chunks) for one file."""
+    import httpx
+
+    try:
+        with path.open("rb") as handle:
+            response = client.post(f"/v1/tenants/{tenant}/knowledge/files", files=[("files", (path.name, handle))])
+    except httpx.HTTPError as error:
+        return False, f"request failed: {error}", 0
+    except OSError as error:
+        return False, f"cannot read the file: {error}", 0
+    try:
+        result = response.json()["files"][0]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return False, _error_message(response), 0
+    if result.get("status") == 200:
+        return True, f"{result['chunks']} chunks as {result['documentId']!r}", int(result["chunks"])
+    refusal = result.get("error") or {}
+    return False, f"{result.get('status')} {refusal.get('code', '')}: {refusal.get('message', '')}", 0
+
+
+def _progress(items: list[Path], out: TextIO, enabled: bool) -> Iterator[tuple[Path, Any]]:
+    from tqdm import tqdm
+
+    with tqdm(total=len(items), unit="file", file=out, disable=not enabled, dynamic_ncols=True) as bar:
+        for item in items:
+            bar.set_postfix_str(item.name[-40:], refresh=False)
+            yield item, bar
+            bar.update(1)
+
+
+def ingest(args: argparse.Namespace, target: AdminTarget, out: TextIO, err: TextIO) -> int:
+    from shared.ingest.files import SUPPORTED_EXTENSIONS
+
+    files = expand_paths(args.paths, SUPPORTED_EXTENSIONS)
+    if not files:
+        raise UsageError(f"no files to ingest (supported: {', '.join(SUPPORTED_EXTENSIONS)})")
+    failures: list[tuple[Path, str]] = []
+    chunks = 0
+    with _client(target, args.timeout) as client:
+        for path, bar in _progress(files, err, enabled=not args.quiet):
+            ok, message, count = _upload(client, args.tenant, path)
+            chunks += count
+            if not ok:
+                failures.append((path, message))
+                bar.write(f"refused {path}: {message}", file=err)
+        version = client.get(f"/v1/tenants/{args.tenant}/knowledge/version")
+    summary = f"ingested {len(files) - len(failures)} of {len(files)} files ({chunks} chunks) into {args.tenant}"
+    if version.status_code == 200:
+        summary += f"; knowledge version {version.json()['knowledgeVersion']}"
+    print(summary, file=out)
+    for path, message in failures:
+        print(f"  failed: {path}: {message}", file=out)
+    return EXIT_FAILED if failures else EXIT_OK
+
+
+def search(args: argparse.Namespace, target: AdminTarget, out: TextIO, err: TextIO) -> int:
+    with _client(target, args.timeout) as client:
+        params: dict[str, Any] = {"q": args.query, "k": args.k, "all": "true"}
+        response = client.get(f"/v1/tenants/{args.tenant}/knowledge/search", params=params)
+    if response.status_code != 200:
+        print(_error_message(response), file=err)
+        return EXIT_FAILED
+    body = response.json()
+    verdict = "answers" if body["matched"] else "declines (no passage reaches the threshold)"
+    print(f"threshold {body['threshold']:.3f}, best {body['bestScore'] or 0:.3f}: the bot {verdict}", file=out)
+    for result in body["results"]:
+        mark = "*" if result["aboveThreshold"] else " "
+        where = f" [{result['section']}]" if result.get("section") else ""
+        print(f"{mark} {result['score']:.3f}  {result['documentId']}{where}: {result['snippet']}", file=out)
+    return EXIT_OK
+
+
+def calibrate(args: argparse.Namespace, target: AdminTarget, out: TextIO, err: TextIO) -> int:
+    body: dict[str, Any] = {"targetDecline": args.target_decline, "apply": not args.dry_run}
+    if args.off_topic:
+        body["offTopic"] = [
+            line.strip() for line in Path(args.off_topic).read_text("utf-8").splitlines() if line.strip()
+        ]
+    if args.in_scope:
+        body["inScope"] = [line.strip() for line in Path(args.in_scope).read_text("utf-8").splitlines() if line.strip()]
+    with _client(target, args.timeout) as client:
+        response = client.post(f"/v1/tenants/{args.tenant}/knowledge/calibrate", json=body)
+    if response.status_code != 200:
+        print(_error_message(response), file=err)
+        return EXIT_FAILED
+    report = response.json()
+    action = "set" if report["applied"] else "would set (dry run)"
+    print(
+        f"threshold {report['previousThreshold']:.4f} -> {report['threshold']:.4f} ({action}): declines "
+        f"{report['offTopicDeclineRate']:.0%} of {report['offTopicQuestions']} off-topic questions",
+        file=out,
+    )
+    if report.get("inScopeAnswerRate") is not None:
+        print(
+            f"still answers {report['inScopeAnswerRate']:.0%} of {report['inScopeQuestions']} in-scope questions",
+            file=out,
+        )
+    for warning in report.get("warnings", []):
+        print(f"warning: {warning}", file=out)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kefu", description="kefu operator tools (talk to the admin API)")
+    parser.add_argument("--admin-url", help="admin API base URL (default: $KEFU_ADMIN_URL or .kefu/local.json)")
+    parser.add_argument("--admin-key", help="admin key (default: $KEFU_ADMIN_KEY or .kefu/local.json)")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per request (default 300)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    ingest_cmd = commands.add_parser("ingest", help="upload files into a tenant's knowledge base")
+    ingest_cmd.add_argument("paths", nargs="+", metavar="PATH", help="files or directories")
+    ingest_cmd.add_argument("--tenant", required=True)
+    ingest_cmd.add_argument("--quiet", action="store_true", help="no progress bar")
+    ingest_cmd.set_defaults(run=ingest)
+
+    search_cmd = commands.add_parser("search", help="what the bot retrieves for a question")
+    search_cmd.add_argument("query")
+    search_cmd.add_argument("--tenant", required=True)
+    search_cmd.add_argument("-k", type=int, default=5)
+    search_cmd.set_defaults(run=search)
+
+    calibrate_cmd = commands.add_parser("calibrate", help='set the "no good answer" threshold')
+    calibrate_cmd.add_argument("--tenant", required=True)
+    calibrate_cmd.add_argument("--target-decline", type=float, default=0.9)
+    calibrate_cmd.add_argument("--off-topic", help="file: questions to decline, one per line")
+    calibrate_cmd.add_argument("--in-scope", help="file: questions to answer, one per line")
+    calibrate_cmd.add_argument("--dry-run", action="store_true", help="measure only")
+    calibrate_cmd.set_defaults(run=calibrate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out, err = out or sys.stdout, err or sys.stderr
+    args = build_parser().parse_args(argv)
+    try:
+        target = resolve_target(args.admin_url, args.admin_key, dict(os.environ), LOCAL_JSON)
+        code: int = args.run(args, target, out, err)
+    except UsageError as error:
+        print(f"kefu: {error}", file=err)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:  # a network failure etc.: one line, not a traceback
+        import httpx
+
+        if isinstance(error, httpx.HTTPError):
+            print(f"kefu: cannot reach the admin API: {error}", file=err)
+            return EXIT_FAILED
+        raise
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""The `kefu` CLI against the admin app in-process (FastAPI's TestClient is an httpx.Client)."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from shared import cli
+from shared.admin import deps
+from shared.admin.app import create_app
+from shared.admin.routes import knowledge as routes
+from shared.knowledge.local_index import LocalHybridIndex
+from shared.knowledge.service import KnowledgeService
+from shared.settings import get_settings
+from shared.state.records import Tenant
+from tests.support.knowledge_samples import MARKDOWN, faq_csv, make_pdf
+from tests.unit.fakes import InMemoryStateStore
+from tests.unit.test_knowledge_local_index import FakeEmbedder
+
+
+def test_target_comes_from_flags_then_environment_then_local_json(tmp_path: Path) -> None:
+    local = tmp_path / "local.json"
+    local.write_text(json.dumps({"admin_url": "http://local:8700/", "admin_key": "ak_local"}))
+    assert cli.resolve_target("http://flag", "k1", {"KEFU_ADMIN_URL": "http://env"}, local) == cli.AdminTarget(
+        "http://flag", "k1"
+    )
+    env = {"KEFU_ADMIN_URL": "http://env", "KEFU_ADMIN_KEY": "k2"}
+    assert cli.resolve_target(None, None, env, local) == cli.AdminTarget("http://env", "k2")
+    assert cli.resolve_target(None, None, {}, local) == cli.AdminTarget("http://local:8700", "ak_local")
+    with pytest.raises(cli.UsageError, match="make run"):
+        cli.resolve_target(None, None, {}, tmp_path / "missing.json")
+
+
+def test_directories_expand_to_supported_files(tmp_path: Path) -> None:
+    (tmp_path / "docs" / "deep").mkdir(parents=True)
+    for name in ("docs/a.md", "docs/deep/b.pdf", "docs/c.png", "docs/.hidden.md", "d.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    found = cli.expand_paths([str(tmp_path / "docs"), str(tmp_path / "d.txt")], (".md", ".pdf", ".txt"))
+    assert [p.relative_to(tmp_path).as_posix() for p in found] == ["docs/a.md", "docs/deep/b.pdf", "d.txt"]
+    with pytest.raises(cli.UsageError, match="no such file"):
+        cli.expand_paths([str(tmp_path / "nope")], (".md",))
+
+
+@pytest.fixture
+def admin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[KnowledgeService]:
+    """The CLI's HTTP client replaced by one that calls the admin app in-process."""
+    store = InMemoryStateStore()
+    store.put_tenant(Tenant(tenant_id="acme", name="Acme", widget_key="wk", created_at=0))
+    knowledge = KnowledgeService(LocalHybridIndex(tmp_path / "kb", FakeEmbedder()), 0.35, 4)
+    monkeypatch.setenv("KEFU_ADMIN_KEY", "ak_test")
+    get_settings.cache_clear()
+    deps._admin_key.cache_clear()
+    app = create_app()
+    app.dependency_overrides[deps._store] = lambda: store
+    app.dependency_overrides[routes._knowledge] = lambda: knowledge
+
+    def client(target: cli.AdminTarget, timeout: float) -> Any:
+        return TestClient(app, base_url=target.url, headers={"Authorization": f"Bearer {target.key}"})
+
+    monkeypatch.setattr(cli, "_client", client)
+    yield knowledge
+    get_settings.cache_clear()
+    deps._admin_key.cache_clear()
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(["--admin-url", "http://admin.test", "--admin-key", "ak_test", *argv], out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_ingest_uploads_every_file_continues_past_bad_ones_and_exits_1(admin: KnowledgeService, tmp_path: Path) -> None:
+    folder = tmp_path / "kb-files"
+    folder.mkdir()
+    (folder / "faq.csv").write_bytes(faq_csv())
+    (folder / "help.md").write_text(MARKDOWN)
+    (folder / "manual.pdf").write_bytes(make_pdf([["Descale the kettle every month."]]))
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.4 not really")
+    (folder / "empty.txt").write_bytes(b"")
+    code, out, err = run("ingest", str(folder), "--tenant", "acme")
+    assert code == 1
+    assert "ingested 3 of 5 files" in out and f"knowledge version {admin.index.version('acme')}" in out
+    assert "failed:" in out and "broken.pdf: 422 corrupt_file" in out and "empty.txt: 422 empty_file" in out
+    assert "refused" in err  # reported under the progress bar as it happens
+    found = admin.search("acme", admin_config(), "descale the kettle", 1)
+    assert found.passages[0].document_id == "manual.pdf"
+
+
+def admin_config() -> Any:
+    from shared.knowledge.config import RetrievalConfig
+
+    return RetrievalConfig(min_answer_score=0.0)
+
+
+def test_ingest_of_good_files_exits_0_and_a_bad_tenant_is_reported(admin: KnowledgeService, tmp_path: Path) -> None:
+    good = tmp_path / "notes.txt"
+    good.write_text("Opening hours are 9 to 5.")
+    code, out, _ = run("ingest", str(good), "--tenant", "acme", "--quiet")
+    assert code == 0 and "ingested 1 of 1 files (1 chunks)" in out
+    code, out, _ = run("ingest", str(good), "--tenant", "nobody", "--quiet")
+    assert code == 1 and "unknown tenant" in out
+
+
+def test_usage_errors_exit_2_with_a_reason(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no .kefu/local.json here
+    for name in ("KEFU_ADMIN_URL", "KEFU_ADMIN_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    err = io.StringIO()
+    assert cli.main(["ingest", "x.md", "--tenant", "t"], out=io.StringIO(), err=err) == 2
+    assert "--admin-url" in err.getvalue()
+    code, _, error = run("ingest", str(tmp_path / "missing.pdf"), "--tenant", "acme")
+    assert code == 2 and "no such file" in error
+
+
+def test_search_and_calibrate_commands(admin: KnowledgeService, tmp_path: Path) -> None:
+    (tmp_path / "faq.csv").write_bytes(faq_csv())
+    run("ingest", str(tmp_path / "faq.csv"), "--tenant", "acme", "--quiet")
+    code, out, _ = run("search", "When will my parcel arrive?", "--tenant", "acme")
+    assert code == 0 and "the bot answers" in out and "faq.csv [Orders: How long does delivery take?]" in out
+    probes = tmp_path / "off.txt"
+    probes.write_text("\n".join(["weather", "football", "poem", "stocks", "movies", "jokes"]))
+    code, out, _ = run("calibrate", "--tenant", "acme", "--off-topic", str(probes), "--dry-run")
+    assert code == 0 and "(would set (dry run))" in out and "of 6 off-topic questions" in out
