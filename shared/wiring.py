@@ -14,9 +14,14 @@ if TYPE_CHECKING:
     from shared.chat.jobs import GenerationQueue
     from shared.chat.retriever import Retriever
     from shared.knowledge.base import KnowledgeIndex
+    from shared.model.answer_cache import AnswerCache
     from shared.model.base import AnswerModel
+    from shared.model.gateway import ConfiguredModelGateway
+    from shared.model.secrets import SecretResolver
+    from shared.observability import AnswerMeter
     from shared.state.cache import ContextCache
     from shared.state.store import StateStore
+    from shared.tenant_config import TenantConfig
 
 
 @lru_cache(maxsize=1)
@@ -74,7 +79,52 @@ def knowledge_index() -> KnowledgeIndex:
 
 
 @lru_cache(maxsize=1)
-def answer_model() -> AnswerModel:
-    from shared.model.factory import build_answer_model
+def secret_resolver() -> SecretResolver:
+    """Secrets Manager, read by reference; the client is created at the first secret read."""
+    from shared.model.secrets import SecretsManagerResolver
 
-    return build_answer_model(get_settings())
+    settings = get_settings()
+    return SecretsManagerResolver(lambda: _client("secretsmanager", settings.secretsmanager_endpoint))
+
+
+@lru_cache(maxsize=1)
+def model_gateway() -> ConfiguredModelGateway:
+    """Each tenant's model chain (its TenantConfig.model, else the deployment's KEFU_LLM_* model)."""
+    from shared.model.gateway import ConfiguredModelGateway
+    from shared.model.resilience import CircuitBreakers
+
+    settings = get_settings()
+    store = state_store()
+
+    def tenant_config(tenant_id: str) -> TenantConfig | None:
+        tenant = store.get_tenant(tenant_id)
+        return tenant.config if tenant is not None else None
+
+    breakers = CircuitBreakers(settings.llm_breaker_failures, settings.llm_breaker_cooldown_seconds)
+    return ConfiguredModelGateway(settings, tenant_config, secret_resolver(), breakers)
+
+
+@lru_cache(maxsize=1)
+def answer_model() -> AnswerModel:
+    """The deployment's model (with its retries and fallbacks)."""
+    return model_gateway().for_config(None).model
+
+
+@lru_cache(maxsize=1)
+def answer_cache() -> AnswerCache:
+    """Redis when configured (shared by every container), else this container's memory."""
+    from shared.model.answer_cache import InMemoryAnswerCache, RedisAnswerCache
+
+    settings = get_settings()
+    if settings.redis_url:
+        return RedisAnswerCache.from_url(
+            settings.redis_url, settings.answer_cache_ttl_seconds, timeout_seconds=settings.redis_timeout_seconds
+        )
+    return InMemoryAnswerCache(settings.answer_cache_ttl_seconds)
+
+
+@lru_cache(maxsize=1)
+def answer_meter() -> AnswerMeter:
+    from shared.observability import PowertoolsAnswerMeter
+
+    return PowertoolsAnswerMeter()

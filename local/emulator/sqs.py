@@ -4,6 +4,14 @@ Like Lambda's poller: a failed batch is left on the queue, so it comes back afte
 timeout (and the queue's RedrivePolicy moves it to a DLQ after maxReceiveCount receives); partial
 batch responses (``batchItemFailures``) keep only the reported messages. FIFO queues are processed
 one batch per message group at a time, in order, with different groups in parallel.
+
+Receiving from a FIFO queue while some of its batches are in flight uses short polls (every
+``SHORT_POLL_SECONDS``, and at once when a batch finishes) instead of long polls. moto's
+ReceiveMessage takes its snapshot of the busy message groups when the call starts: a long poll begun
+while a conversation's batch was in flight does not see that group free up, and its next message
+waited out the rest of the poll (up to ``wait_time_seconds``, ~0.5 s on average, with moto spinning
+a CPU meanwhile). A long poll with nothing in flight has no stale groups, so idle queues still get
+a new message within milliseconds, as Lambda's event source mapping does.
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ logger = logging.getLogger("local.emulator.sqs")
 SqsClientFactory = Callable[[], Any]
 
 _MAX_BACKOFF_SECONDS = 10.0
+# Between two short polls while batches are in flight (the added latency for another group's message).
+SHORT_POLL_SECONDS = 0.02
 
 
 def default_sqs_client_factory(region: str, endpoint_url: str | None) -> SqsClientFactory:
@@ -98,6 +108,7 @@ class SqsEventSource:
         self._batches: set[asyncio.Task[None]] = set()
         self._group_locks: dict[str, tuple[asyncio.Lock, int]] = {}
         self._capacity = asyncio.Semaphore(mapping.max_concurrency)
+        self._batch_finished = asyncio.Event()
 
     async def start(self) -> None:
         self._client = await asyncio.to_thread(self._client_factory)
@@ -119,8 +130,11 @@ class SqsEventSource:
                 await asyncio.wait(self._batches, return_when=asyncio.FIRST_COMPLETED)
             if self._stopping.is_set():
                 return
+            # FIFO with batches in flight: short polls (see the module docstring).
+            short = self._fifo and bool(self._batches)
+            self._batch_finished.clear()
             try:
-                messages = await asyncio.to_thread(self._receive)
+                messages = await asyncio.to_thread(self._receive, 0 if short else self.mapping.wait_time_seconds)
                 backoff = 0.5
             except Exception as exc:
                 logger.warning("receive from %s failed: %s", self.mapping.queue_url, exc)
@@ -133,13 +147,23 @@ class SqsEventSource:
             for batch in split_batches(messages, fifo=self._fifo):
                 task = asyncio.create_task(self._process(batch))
                 self._batches.add(task)
-                task.add_done_callback(self._batches.discard)
+                task.add_done_callback(self._finished)
+            if short and not messages:
+                # Nothing new: poll again shortly, or as soon as a batch frees its message group.
+                try:
+                    await asyncio.wait_for(self._batch_finished.wait(), SHORT_POLL_SECONDS)
+                except TimeoutError:
+                    pass
 
-    def _receive(self) -> list[dict[str, Any]]:
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._batches.discard(task)
+        self._batch_finished.set()
+
+    def _receive(self, wait_seconds: int) -> list[dict[str, Any]]:
         response = self._client.receive_message(
             QueueUrl=self.mapping.queue_url,
             MaxNumberOfMessages=self.mapping.batch_size,
-            WaitTimeSeconds=self.mapping.wait_time_seconds,
+            WaitTimeSeconds=wait_seconds,
             MessageSystemAttributeNames=["All"],
             MessageAttributeNames=["All"],
         )

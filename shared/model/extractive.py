@@ -25,8 +25,12 @@ class ExtractiveModel(AnswerModel):
     follow-up questions such as "and how much is it?").
     """
 
-    def __init__(self, min_answer_score: float) -> None:
+    def __init__(self, min_answer_score: float, language: str = "auto") -> None:
         self._min_answer_score = min_answer_score
+        # "auto" follows the question; a tag starting with zh or en fixes the answer's language (the
+        # quote itself stays in the passage's language).
+        tag = language.lower()
+        self._language: Language | None = "zh" if tag.startswith("zh") else "en" if tag.startswith("en") else None
 
     def plan(self, question: str, passages: list[Passage]) -> Answer:
         best = max(passages, key=lambda passage: passage.score, default=None)
@@ -35,7 +39,7 @@ class ExtractiveModel(AnswerModel):
         return Answer(citations=[best])
 
     def stream(self, question: str, answer: Answer, history: list[Turn]) -> Iterator[str]:
-        language = detect_language(question)
+        language = self._language or detect_language(question)
         if answer.citations:
             passage = answer.citations[0]
             text = _QUOTE[language].format(title=passage.title.strip(), text=passage.text.strip())

@@ -1,6 +1,7 @@
 """A langchain-core chat model for any OpenAI-compatible ``/chat/completions`` endpoint, over httpx.
 
-Works with vLLM, TGI's Messages API, Ollama, the llama.cpp server and OpenAI itself. It is written
+Works with vLLM, TGI's Messages API, Ollama, the llama.cpp server, LM Studio, OpenAI and Azure OpenAI
+(``auth_header="api-key"`` plus an ``api-version`` query parameter). It is written
 against the wire format rather than on ``langchain_openai`` because that package (and the ``openai``
 SDK under it) costs over a second of import time on every Lambda cold start; httpx costs ~0.06 s.
 
@@ -14,8 +15,10 @@ path at all) means ``http://localhost:8000/v1``; any other path is used as given
 from __future__ import annotations
 
 import json
+import ssl
+import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from langchain_core.callbacks import CallbackManagerForLLMRun
@@ -48,12 +51,27 @@ class OpenAICompatibleChatModel(BaseChatModel):
     """
 
     base_url: str
+    # Empty: not sent (an Azure deployment URL already names the model).
     model: str
     api_key: SecretStr | None = None
+    # "bearer": ``Authorization: Bearer <key>`` (OpenAI and most servers); "api-key": Azure OpenAI.
+    auth_header: Literal["bearer", "api-key"] = "bearer"
+    # Query parameters added to every request (Azure's ``api-version``).
+    query: dict[str, str] = Field(default_factory=dict)
     # Seconds allowed for connecting and between two reads; a long answer may stream for longer in total.
     timeout: float = Field(default=60.0, gt=0)
+    connect_timeout: float | None = Field(default=None, gt=0)
+    # Streams: the most seconds to wait for the first text (keep-alives do not count) and between
+    # two reads afterwards. None: ``timeout``.
+    first_token_timeout: float | None = Field(default=None, gt=0)
     temperature: float | None = Field(default=0.2, ge=0)
     max_tokens: int | None = Field(default=1024, ge=1)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    # Ask for token usage in the last streamed event (``stream_options.include_usage``); turn off
+    # for servers that reject unknown fields.
+    stream_usage: bool = True
+    # Client certificate and CA for mTLS to an on-premises server (see shared/model/secrets.py).
+    ssl_context: ssl.SSLContext | None = Field(default=None, exclude=True, repr=False)
     # Optional httpx transport (custom TLS or proxy settings; in-memory transports in unit tests).
     transport: httpx.BaseTransport | None = Field(default=None, exclude=True, repr=False)
 
@@ -96,7 +114,9 @@ class OpenAICompatibleChatModel(BaseChatModel):
     ) -> ChatResult:
         payload = self._payload(messages, stop, stream=False)
         try:
-            response = self._client().post(self._endpoint(), json=payload, headers=self._headers(stream=False))
+            response = self._client().post(
+                self._endpoint(), json=payload, headers=self._headers(stream=False), params=self.query
+            )
         except httpx.TimeoutException as exc:
             raise ModelServerError(f"model server timed out after {self.timeout:g} s ({exc!r})") from exc
         except httpx.HTTPError as exc:
@@ -112,11 +132,18 @@ class OpenAICompatibleChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         payload = self._payload(messages, stop, stream=True)
+        wait = self.first_token_timeout or self.timeout
+        deadline = time.monotonic() + wait
         try:
             # Leaving this block for any reason, including GeneratorExit when the consumer closes the
             # stream early, closes the response and its connection.
             with self._client().stream(
-                "POST", self._endpoint(), json=payload, headers=self._headers(stream=True)
+                "POST",
+                self._endpoint(),
+                json=payload,
+                headers=self._headers(stream=True),
+                params=self.query,
+                timeout=self._timeouts(read=wait),
             ) as response:
                 if response.status_code >= 400:
                     response.read()
@@ -131,7 +158,8 @@ class OpenAICompatibleChatModel(BaseChatModel):
                         )
                     return
                 yielded = False
-                events = _sse_data(response.iter_lines())
+                first_text = FirstTextDeadline(deadline, wait)
+                events = _sse_data(first_text.watch(response.iter_lines()))
                 for data in events:
                     if data == "[DONE]":
                         _drain(events)
@@ -139,12 +167,13 @@ class OpenAICompatibleChatModel(BaseChatModel):
                     chunk = _chunk_from_event(_parse_event(data))
                     if chunk is not None:
                         yielded = True
+                        first_text.arrived = first_text.arrived or bool(chunk.text)
                         yield chunk
                 if not yielded:
                     # An empty completion is an answer, not a failure: langchain-core raises on zero chunks.
                     yield ChatGenerationChunk(message=AIMessageChunk(content=""))
         except httpx.TimeoutException as exc:
-            raise ModelServerError(f"model server timed out after {self.timeout:g} s ({exc!r})") from exc
+            raise ModelServerError(f"model server timed out after {wait:g} s ({exc!r})") from exc
         except httpx.HTTPError as exc:
             raise ModelServerError(f"model server connection failed: {exc!r}") from exc
 
@@ -152,8 +181,15 @@ class OpenAICompatibleChatModel(BaseChatModel):
 
     def _client(self) -> httpx.Client:
         if self._http is None:
-            self._http = httpx.Client(timeout=httpx.Timeout(self.timeout), transport=self.transport)
+            self._http = httpx.Client(
+                timeout=self._timeouts(read=self.timeout),
+                transport=self.transport,
+                verify=self.ssl_context if self.ssl_context is not None else True,
+            )
         return self._http
+
+    def _timeouts(self, *, read: float) -> httpx.Timeout:
+        return httpx.Timeout(self.timeout, connect=self.connect_timeout or self.timeout, read=read)
 
     def _endpoint(self) -> str:
         url = httpx.URL(self.base_url)
@@ -162,22 +198,51 @@ class OpenAICompatibleChatModel(BaseChatModel):
     def _headers(self, *, stream: bool) -> dict[str, str]:
         headers = {"Accept": "text/event-stream" if stream else "application/json"}
         if self.api_key is not None and self.api_key.get_secret_value():
-            headers["Authorization"] = f"Bearer {self.api_key.get_secret_value()}"
+            if self.auth_header == "api-key":
+                headers["api-key"] = self.api_key.get_secret_value()
+            else:
+                headers["Authorization"] = f"Bearer {self.api_key.get_secret_value()}"
         return headers
 
     def _payload(self, messages: list[BaseMessage], stop: list[str] | None, *, stream: bool) -> dict[str, Any]:
-        payload: dict[str, Any] = {
-            "model": self.model,
-            "messages": [_to_wire(message) for message in messages],
-            "stream": stream,
-        }
-        if self.temperature is not None:
-            payload["temperature"] = self.temperature
-        if self.max_tokens is not None:
-            payload["max_tokens"] = self.max_tokens
-        if stop:
-            payload["stop"] = stop
-        return payload
+        return chat_completions_body(
+            messages,
+            model=self.model,
+            stream=stream,
+            temperature=self.temperature,
+            max_tokens=self.max_tokens,
+            top_p=self.top_p,
+            stop=stop,
+            stream_usage=self.stream_usage,
+        )
+
+
+def chat_completions_body(
+    messages: list[BaseMessage],
+    *,
+    model: str | None,
+    stream: bool,
+    temperature: float | None,
+    max_tokens: int | None,
+    top_p: float | None = None,
+    stop: list[str] | None = None,
+    stream_usage: bool = False,
+) -> dict[str, Any]:
+    """An OpenAI chat-completions request body (also what SageMaker's TGI/vLLM containers take)."""
+    payload: dict[str, Any] = {"messages": [_to_wire(message) for message in messages], "stream": stream}
+    if model:
+        payload["model"] = model
+    if temperature is not None:
+        payload["temperature"] = temperature
+    if max_tokens is not None:
+        payload["max_tokens"] = max_tokens
+    if top_p is not None:
+        payload["top_p"] = top_p
+    if stop:
+        payload["stop"] = stop
+    if stream and stream_usage:
+        payload["stream_options"] = {"include_usage": True}
+    return payload
 
 
 def _to_wire(message: BaseMessage) -> dict[str, str]:
@@ -188,6 +253,22 @@ def _to_wire(message: BaseMessage) -> dict[str, str]:
     else:
         raise ValueError(f"unsupported message type for chat completions: {message.type!r}")
     return {"role": role, "content": message.text}
+
+
+class FirstTextDeadline:
+    """Fails a stream that sends keep-alives or empty deltas but no text by ``deadline`` (total
+    silence is the read timeout's job). ``arrived`` is set by the reader at the first text."""
+
+    def __init__(self, deadline: float, seconds: float) -> None:
+        self.deadline = deadline
+        self.seconds = seconds
+        self.arrived = False
+
+    def watch(self, lines: Iterator[str]) -> Iterator[str]:
+        for line in lines:
+            if not self.arrived and time.monotonic() > self.deadline:
+                raise ModelServerError(f"model server sent no text within {self.seconds:g} s")
+            yield line
 
 
 def _sse_data(lines: Iterator[str]) -> Iterator[str]:

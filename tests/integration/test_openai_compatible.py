@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import ssl
 from collections.abc import Iterator
 
 import pytest
@@ -13,7 +15,9 @@ from shared.knowledge.base import Passage
 from shared.model.base import Turn
 from shared.model.factory import build_answer_model
 from shared.model.openai_compatible import ModelServerError, OpenAICompatibleChatModel
+from shared.model.secrets import SecretUnavailable, StaticSecrets, client_certificate_context
 from shared.settings import Settings
+from tests.support.certs import Pem, Pki, make_pki
 from tests.support.openai_sse_server import OpenAISSEServer, Script
 
 pytestmark = pytest.mark.integration
@@ -178,3 +182,85 @@ def test_visitor_gone_mid_answer_cancels_the_model_request(fresh: OpenAISSEServe
 
     assert fresh.client_disconnected.wait(WAIT_SECONDS)
     assert not fresh.completed.is_set()
+
+
+# --- Azure OpenAI, timeouts, mTLS to an on-premises server ---
+
+
+def test_azure_sends_the_api_key_header_and_the_api_version(fresh: OpenAISSEServer) -> None:
+    deployment = f"http://127.0.0.1:{fresh.port}/openai/deployments/gpt-4o"
+    model = OpenAICompatibleChatModel(
+        base_url=deployment, model="", api_key="azure-key", auth_header="api-key", query={"api-version": "2024-10-21"}
+    )
+
+    assert "".join(chunk.text for chunk in model.stream([HumanMessage(content="hi")])) == "Hello, world!"
+
+    request = fresh.requests[0]
+    assert request.path == "/openai/deployments/gpt-4o/chat/completions"
+    assert request.query == "api-version=2024-10-21"
+    assert request.headers["api-key"] == "azure-key" and "authorization" not in request.headers
+    assert "model" not in request.body  # the deployment URL names the model
+
+
+def test_a_silent_server_fails_at_the_first_token_timeout(fresh: OpenAISSEServer) -> None:
+    fresh.reset(Script(tokens=["late"], delay=3))
+    model = OpenAICompatibleChatModel(base_url=fresh.base_url, model="m", timeout=30, first_token_timeout=0.3)
+
+    with pytest.raises(ModelServerError, match="timed out after 0.3 s"):
+        list(model.stream([HumanMessage(content="hi")]))
+
+
+def test_keep_alives_without_text_still_fail_at_the_first_token_timeout(fresh: OpenAISSEServer) -> None:
+    fresh.reset(Script(tokens=["late"], delay=3, ping_every=0.05))
+    model = OpenAICompatibleChatModel(base_url=fresh.base_url, model="m", timeout=30, first_token_timeout=0.3)
+
+    with pytest.raises(ModelServerError, match="no text within 0.3 s"):
+        list(model.stream([HumanMessage(content="hi")]))
+    assert fresh.client_disconnected.wait(WAIT_SECONDS)  # and the request was dropped
+
+
+@pytest.fixture(scope="module")
+def pki() -> Pki:
+    return make_pki()
+
+
+@pytest.fixture(scope="module")
+def mtls_server(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenAISSEServer]:
+    with OpenAISSEServer(tls=pki.write_server_files(tmp_path_factory.mktemp("tls"))) as running:
+        yield running
+
+
+def mtls_secret(pki: Pki, client: Pem) -> str:
+    return json.dumps(
+        {"certificate": client.certificate, "privateKey": client.private_key, "caBundle": pki.ca.certificate}
+    )
+
+
+def test_mtls_with_the_client_certificate_from_the_secret_store(mtls_server: OpenAISSEServer, pki: Pki) -> None:
+    settings = Settings(
+        llm_provider="openai", llm_base_url=mtls_server.base_url, llm_model="m", llm_client_cert_secret="kefu/mtls"
+    )
+    model = build_answer_model(settings, StaticSecrets({"kefu/mtls": mtls_secret(pki, pki.client)}))
+
+    assert "".join(model.stream("hi", model.plan("hi", []), [])) == "Hello, world!"
+    assert mtls_server.base_url.startswith("https://")
+
+
+@pytest.mark.parametrize("who", ["no certificate", "a stranger's certificate"])
+def test_mtls_refuses_a_client_without_the_right_certificate(mtls_server: OpenAISSEServer, pki: Pki, who: str) -> None:
+    context = ssl.create_default_context(cadata=pki.ca.certificate)
+    if who != "no certificate":
+        context = client_certificate_context(mtls_secret(pki, pki.stranger))
+    model = OpenAICompatibleChatModel(base_url=mtls_server.base_url, model="m", ssl_context=context, timeout=5)
+
+    with pytest.raises(ModelServerError, match="connection failed"):
+        list(model.stream([HumanMessage(content="hi")]))
+
+
+def test_a_bad_client_certificate_secret_says_why(pki: Pki) -> None:
+    with pytest.raises(SecretUnavailable, match="needs 'certificate' and 'privateKey'"):
+        client_certificate_context(json.dumps({"certificate": pki.client.certificate}))
+    with pytest.raises(SecretUnavailable, match="do not match"):
+        client_certificate_context(
+            json.dumps({"certificate": pki.client.certificate, "privateKey": pki.stranger.private_key})
+        )

@@ -51,6 +51,9 @@ class Script:
     echo: bool = False
     # Write each event in two halves, so clients must reassemble lines across network reads.
     split_writes: bool = False
+    # While waiting ``delay``, send an SSE comment this often (servers' keep-alives): the stream is
+    # never silent, yet no text comes.
+    ping_every: float | None = None
 
 
 @dataclass
@@ -60,12 +63,25 @@ class RecordedRequest:
     body: Any
     # The client's (host, port): the same port means the same pooled connection.
     client: tuple[str, int] | None
+    query: str = ""
+    # time.monotonic() when the request arrived and when its first token was written (benchmarks).
+    received_at: float = 0.0
+    first_token_at: float | None = None
 
 
 class OpenAISSEServer:
-    """Serves ``POST /v1/chat/completions`` on 127.0.0.1 at a free port while the context is open."""
+    """Serves ``POST .../chat/completions`` (``/v1/...``, Azure's ``/openai/deployments/<name>/...``) on
+    127.0.0.1 at a free port while the context is open. With ``tls`` (uvicorn's ssl_* settings) it
+    speaks HTTPS, and can require client certificates (mTLS)."""
 
-    def __init__(self, script: Script | None = None, *, port: int = 0, model: str = "fake-model") -> None:
+    def __init__(
+        self,
+        script: Script | None = None,
+        *,
+        port: int = 0,
+        model: str = "fake-model",
+        tls: dict[str, Any] | None = None,
+    ) -> None:
         self.script = script or Script()
         self.model = model
         self.requests: list[RecordedRequest] = []
@@ -78,6 +94,7 @@ class OpenAISSEServer:
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind(("127.0.0.1", port))
         self.port: int = self._socket.getsockname()[1]
+        self.tls = bool(tls)
         config = uvicorn.Config(
             self._app,
             interface="asgi3",
@@ -85,13 +102,14 @@ class OpenAISSEServer:
             lifespan="off",
             timeout_graceful_shutdown=1,
             access_log=False,
+            **(tls or {}),
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True)
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}/v1"
 
     def reset(self, script: Script | None = None) -> None:
         """Start a new test case: new script, empty records."""
@@ -133,12 +151,18 @@ class OpenAISSEServer:
         except ValueError:
             body = raw.decode(errors="replace")
         client = scope.get("client")
-        self.requests.append(
-            RecordedRequest(path=scope["path"], headers=headers, body=body, client=tuple(client) if client else None)
+        record = RecordedRequest(
+            path=scope["path"],
+            headers=headers,
+            body=body,
+            client=tuple(client) if client else None,
+            query=scope.get("query_string", b"").decode(),
+            received_at=time.monotonic(),
         )
+        self.requests.append(record)
 
         script = self.script
-        if scope["method"] != "POST" or scope["path"] != "/v1/chat/completions":
+        if scope["method"] != "POST" or not scope["path"].endswith("/chat/completions"):
             await _respond_json(send, 404, {"error": {"message": f"no route {scope['path']}", "code": 404}})
             return
         if script.status >= 400:
@@ -149,13 +173,15 @@ class OpenAISSEServer:
             return
         tokens = _echo_tokens(body) if script.echo else list(script.tokens)
         if body.get("stream"):
-            await self._stream(tokens, script, receive, send)
+            await self._stream(tokens, script, receive, send, record)
         else:
             await asyncio.sleep(script.delay * len(tokens))
             await _respond_json(send, 200, self._completion("".join(tokens)))
             self.completed.set()
 
-    async def _stream(self, tokens: list[str], script: Script, receive: Receive, send: Send) -> None:
+    async def _stream(
+        self, tokens: list[str], script: Script, receive: Receive, send: Send, record: RecordedRequest
+    ) -> None:
         gone = asyncio.Event()
 
         async def watch_for_disconnect() -> None:
@@ -182,14 +208,13 @@ class OpenAISSEServer:
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
                     return
                 if script.delay:
-                    try:
-                        await asyncio.wait_for(gone.wait(), timeout=script.delay)
-                    except TimeoutError:
-                        pass
+                    await self._wait(script, gone, send)
                 if gone.is_set():
                     self.client_disconnected.set()
                     return
                 await self._write(send, script, _event(self._chunk({"content": token})))
+                if record.first_token_at is None:
+                    record.first_token_at = time.monotonic()
                 self.tokens_sent += 1
                 if index % 3 == 2:
                     await self._write(send, script, b": ping\n\n")
@@ -201,6 +226,20 @@ class OpenAISSEServer:
             self.completed.set()
         finally:
             watcher.cancel()
+
+    async def _wait(self, script: Script, gone: asyncio.Event, send: Send) -> None:
+        """``script.delay`` seconds (less if the client leaves), with keep-alives if scripted."""
+        deadline = time.monotonic() + script.delay
+        while not gone.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            step = min(left, script.ping_every) if script.ping_every else left
+            try:
+                await asyncio.wait_for(gone.wait(), timeout=step)
+            except TimeoutError:
+                if script.ping_every and deadline - time.monotonic() > 0:
+                    await self._write(send, script, b": keep-alive\n\n")
 
     async def _write(self, send: Send, script: Script, data: bytes) -> None:
         parts = [data[: len(data) // 2], data[len(data) // 2 :]] if script.split_writes else [data]

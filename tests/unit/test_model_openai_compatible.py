@@ -127,13 +127,16 @@ def test_request_carries_model_messages_and_generation_settings() -> None:
         "temperature": 0.0,
         "max_tokens": 256,
         "stop": ["\n\n"],
+        # Usage (for metering) comes in the last event only when asked for.
+        "stream_options": {"include_usage": True},
     }
 
 
 def test_no_authorization_header_without_a_key_and_unset_options_are_not_sent() -> None:
     server = InMemoryServer(sse("data: [DONE]\n\n"))
 
-    list(model_for(server, temperature=None, max_tokens=None).stream([HumanMessage(content="hi")]))
+    model = model_for(server, temperature=None, max_tokens=None, stream_usage=False)
+    list(model.stream([HumanMessage(content="hi")]))
 
     assert "authorization" not in server.requests[0].headers
     assert set(server.body()) == {"model", "messages", "stream"}

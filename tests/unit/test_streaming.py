@@ -209,3 +209,22 @@ def test_from_settings_uses_the_stream_settings() -> None:
 def test_invalid_limits_are_refused(flush_ms: int, flush_chars: int) -> None:
     with pytest.raises(ValueError):
         FrameCoalescer(lambda text, seq: None, flush_ms=flush_ms, flush_chars=flush_chars)
+
+
+@pytest.mark.parametrize("tokens_per_second", [5, 20, 50, 200, 1000, 5000])
+def test_with_the_default_settings_no_stream_gets_more_than_20_posts_a_second(tokens_per_second: int) -> None:
+    clock = FakeClock()
+    sender = RecordingSender(clock)
+    gap_ms = 1000 / tokens_per_second
+    plan = [(gap_ms if i else 150.0, f" tok{i}") for i in range(tokens_per_second * 3)]  # 3 s of tokens
+
+    text = FrameCoalescer.from_settings(Settings(), sender, clock=clock, sleep=clock.sleep).run(
+        timed_pieces(clock, plan)
+    )
+
+    # The first frame leaves the moment the first token arrives (150 ms: the model's own latency).
+    assert sender.sent_at[0] == pytest.approx(1000.150) and sender.frames[0] == (" tok0", 0)
+    # In any one-second window, at most 20 posts.
+    busiest = max(sum(1 for t in sender.sent_at if start <= t < start + 1) for start in sender.sent_at)
+    assert busiest <= 20
+    assert "".join(frame for frame, _ in sender.frames) == text

@@ -1,0 +1,122 @@
+"""The model gateway in the whole local stack (`python -m local.run`, real handlers, moto, redis-server)
+with the deployment's model on an OpenAI-compatible server: streaming over a real WebSocket, a tenant
+switching its model through the admin API (with a fallback chain), and reused answers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.client import LocalStackInfo, ask, open_visitor, send_message
+from tests.e2e.conftest import start_local_run, stop, wait_for_local_json
+from tests.support.openai_sse_server import OpenAISSEServer, Script
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def model_server() -> Iterator[OpenAISSEServer]:
+    with OpenAISSEServer(Script(tokens=["Deliveries ", "take ", "2 to 4 ", "working days ", "[1]."])) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def stack(model_server: OpenAISSEServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackInfo]:
+    state_dir: Path = tmp_path_factory.mktemp("kefu-model-stack")
+    env = {
+        "KEFU_LLM_PROVIDER": "openai",
+        "KEFU_LLM_BASE_URL": model_server.base_url,
+        "KEFU_LLM_MODEL": "qwen",
+        # Tenants' configuration changes reach the functions within a second.
+        "KEFU_TENANT_CONFIG_TTL_SECONDS": "1",
+    }
+    process, log = start_local_run(state_dir, env)
+    try:
+        yield LocalStackInfo.model_validate(wait_for_local_json(process, state_dir))
+    finally:
+        stop(process)
+        log.close()
+
+
+def chat(stack: LocalStackInfo, *questions: str) -> list[list[dict]]:
+    async def scenario() -> list[list[dict]]:
+        async with await open_visitor(stack.visitor_url()) as ws:
+            return [await ask(ws, send_message(question)) for question in questions]
+
+    return asyncio.run(scenario())
+
+
+def test_the_deployment_model_streams_a_cited_answer(stack: LocalStackInfo, model_server: OpenAISSEServer) -> None:
+    model_server.reset()
+
+    [[ack, *deltas, end]] = chat(stack, "How long does delivery take?")
+
+    assert ack["type"] == "ack" and end["type"] == "answer.end"
+    assert end["text"] == "Deliveries take 2 to 4 working days [1]." == "".join(d["text"] for d in deltas)
+    assert end["citations"]
+    prompt = model_server.requests[0].body["messages"][-1]["content"]
+    assert "<passages>" in prompt and "How long does delivery take?" in prompt
+
+
+def test_a_repeated_first_question_is_answered_from_the_cache(
+    stack: LocalStackInfo, model_server: OpenAISSEServer
+) -> None:
+    model_server.reset()
+    question = "Do you deliver on Sundays?"
+
+    [first] = chat(stack, question)
+    [second] = chat(stack, question)  # another visitor, another conversation
+
+    assert len(model_server.requests) == 1
+    assert second[-1]["text"] == first[-1]["text"] and second[-1]["citations"] == first[-1]["citations"]
+    assert [f["type"] for f in second][:2] == ["ack", "answer.delta"]
+
+
+def test_a_tenant_switches_its_model_and_falls_back_when_it_fails(
+    stack: LocalStackInfo, model_server: OpenAISSEServer
+) -> None:
+    with OpenAISSEServer(Script(status=503)) as broken, stack.admin() as admin:
+        change = {
+            "model": {
+                "provider": "openai",
+                "model": "onprem",
+                "endpoint": broken.base_url,
+                "timeoutSeconds": 5,
+                "systemPrompt": "Sign every answer as Ada.",
+                "fallbacks": [{"provider": "openai", "model": "cloud", "endpoint": model_server.base_url}],
+            }
+        }
+        response = admin.patch(f"/v1/tenants/{stack.tenant_id}/config", json=change)
+        assert response.status_code == 200, response.text
+        model_server.reset()
+        try:
+            end = _eventually_answered_by(stack, model_server, "Can I pay by invoice?")
+        finally:
+            admin.patch(f"/v1/tenants/{stack.tenant_id}/config", json={"model": DEPLOYMENT_MODEL})
+
+        assert end["text"] == "Deliveries take 2 to 4 working days [1]."
+        assert broken.requests, "the tenant's own (broken) server was asked first"
+        fallback = [r for r in model_server.requests if r.body.get("model") == "cloud"]
+        assert fallback and "Sign every answer as Ada." in fallback[0].body["messages"][0]["content"]
+
+
+DEPLOYMENT_MODEL = {
+    "provider": None,
+    "model": None,
+    "endpoint": None,
+    "timeoutSeconds": None,
+    "systemPrompt": None,
+    "fallbacks": [],
+}
+
+
+def _eventually_answered_by(stack: LocalStackInfo, fallback: OpenAISSEServer, question: str) -> dict:
+    for attempt in range(20):
+        [frames] = chat(stack, f"{question} ({attempt})")
+        if any(r.body.get("model") == "cloud" for r in fallback.requests):
+            return frames[-1]
+        asyncio.run(asyncio.sleep(1))
+    raise AssertionError("the tenant's model configuration never took effect")
