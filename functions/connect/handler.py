@@ -1,4 +1,4 @@
-"""$connect / $disconnect: admit visitors by widget key and track their connections."""
+"""$connect / $disconnect: admit visitors by widget key and agents by agent key; track their connections."""
 
 from __future__ import annotations
 
@@ -41,6 +41,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     except KefuError as exc:
         logger.info("handshake refused", extra={"code": exc.code, "reason": exc.message})
         return {"statusCode": http_status(exc), "body": exc.message}
-    logger.info("visitor connected", extra={"tenant_id": connection.tenant_id})
+    logger.info("connected", extra={"tenant_id": connection.tenant_id, "role": connection.role})
     metrics.add_metric(name="Connections", unit="Count", value=1)
     return {"statusCode": 200}

@@ -1,4 +1,5 @@
-"""sendMessage / $default: validate the visitor's frame, store it once, ack, queue its answer."""
+"""sendMessage / $default: a visitor's message (stored once, acked, queued for the bot or passed to the
+agent who owns the conversation), the widget's other actions, and the agent console's actions."""
 
 from __future__ import annotations
 

@@ -1,16 +1,41 @@
-"""What the message function does with a visitor's frame: validate, store once, ack, hand to generation.
+"""What the message function does with a frame: visitors' messages, button presses and receipts, and
+(through ``AgentDesk``) the agent console's actions.
 
-It never waits for the model, so API Gateway's 29 s integration timeout cannot cut an answer.
+A visitor message is validated, stored once, acked, then handed to generation only while the bot owns
+the conversation; while people own it, it goes to them instead. The function never waits for the
+model, so API Gateway's 29 s integration timeout cannot cut an answer.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from shared.chat.jobs import GenerateJob, GenerationQueue
-from shared.chat.protocol import Ack, ErrorFrame, SendMessage, parse_client_frame
+from shared.chat.protocol import (
+    Ack,
+    ErrorFrame,
+    Feedback,
+    FeedbackSaved,
+    History,
+    Read,
+    ReadFrame,
+    RequestHuman,
+    SendMessage,
+    Typing,
+    TypingFrame,
+    VisitorFrame,
+    VisitorMessageFrame,
+    parse_client_frame,
+)
 from shared.chat.push import ClientPush
-from shared.errors import BadRequest, KefuError, NotFound
+from shared.errors import BadRequest, Forbidden, KefuError, NotFound
+from shared.handoff.desk import AgentDesk
+from shared.handoff.notify import Notifier
+from shared.handoff.service import Handoff
+from shared.handoff.triggers import asks_for_human
+from shared.handoff.views import history_frame, preview_of
 from shared.observability import logger
 from shared.state.cache import ContextCache
 from shared.state.records import (
@@ -24,6 +49,13 @@ from shared.state.records import (
 )
 from shared.state.store import StateStore
 
+# Work to do after the ack went out (so the ack is always the first frame about a message).
+FollowUp = Callable[[], None]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
 
 @dataclass(frozen=True)
 class Intake:
@@ -33,24 +65,68 @@ class Intake:
     push: ClientPush
     callback_url: str
     max_message_chars: int
+    clock: Callable[[], datetime] = field(default=_utc_now)
 
     def handle(self, connection_id: str, body: str | None) -> None:
-        """Answer the frame with an ack or an error frame. Typed errors become error frames.
-
-        The ack is posted before the job is queued, so it always reaches the visitor before the
-        answer's first frame.
-        """
+        """Answer the frame; typed errors become error frames on the sender's connection."""
+        notifier = Notifier(self.store, self.push)
+        handoff = Handoff(self.store, notifier, clock=self.clock)
         client_message_id: str | None = None
         try:
             frame = parse_client_frame(body, self.max_message_chars)
-            client_message_id = frame.client_message_id
-            ack, job = self._accept(connection_id, frame)
+            client_message_id = getattr(frame, "client_message_id", None)
+            connection = self.store.get_connection(connection_id)
+            if connection is None:
+                raise BadRequest("this connection is not registered; reconnect and try again")
+            if connection.role == "agent":
+                if isinstance(frame, SendMessage | RequestHuman | Feedback):
+                    raise Forbidden(f"{frame.action!r} is a visitor action; agents send agentMessage")
+                desk = AgentDesk(self.store, self.cache, notifier, handoff)
+                desk.handle(connection, frame)
+                return
+            if not isinstance(frame, VisitorFrame):
+                raise Forbidden(f"{frame.action!r} is an agent action")
+            self._visitor(connection, frame, notifier, handoff)
         except KefuError as exc:
             logger.info("frame refused", extra={"code": exc.code, "reason": exc.message})
             error = ErrorFrame(code=exc.code, message=exc.message, client_message_id=client_message_id)
             self.push.send(connection_id, error.to_json())
-            return
-        self.push.send(connection_id, ack.to_json())
+
+    # --- visitors ---
+
+    def _visitor(self, connection: Connection, frame: VisitorFrame, notifier: Notifier, handoff: Handoff) -> None:
+        match frame:
+            case SendMessage():
+                self._send_message(connection, frame, notifier, handoff)
+            case RequestHuman():
+                conversation = self._conversation(connection, frame.conversation_id, notifier)
+                preview = self._last_visitor_text(conversation)
+                handoff.request(conversation, "visitor_request", preview=preview)
+            case Feedback():
+                self._feedback(connection, frame, notifier, handoff)
+            case Typing():
+                conversation = self._existing(connection, frame.conversation_id)
+                if conversation.status == "assigned" and conversation.assignee_id:
+                    typing = TypingFrame(
+                        conversation_id=conversation.conversation_id, sender="visitor", typing=frame.typing
+                    )
+                    notifier.agent(conversation.tenant_id, conversation.assignee_id, typing)
+            case Read():
+                conversation = self._existing(connection, frame.conversation_id)
+                advanced = self.store.advance_read(conversation.conversation_id, "visitor", frame.message_id)
+                if advanced and conversation.status == "assigned" and conversation.assignee_id:
+                    read = ReadFrame(
+                        conversation_id=conversation.conversation_id, by="visitor", message_id=frame.message_id
+                    )
+                    notifier.agent(conversation.tenant_id, conversation.assignee_id, read)
+            case History():
+                self._history(connection, frame, notifier)
+
+    def _send_message(self, connection: Connection, frame: SendMessage, notifier: Notifier, handoff: Handoff) -> None:
+        ack, follow_up, job = self._accept(connection, frame, notifier, handoff)
+        self.push.send(connection.connection_id, ack.to_json())
+        if follow_up is not None:
+            follow_up()
         if job is None:
             return
         try:
@@ -61,19 +137,18 @@ class Intake:
             retry = ErrorFrame(
                 code="retry",
                 message="the message was saved but its answer could not be started; resend it unchanged",
-                client_message_id=client_message_id,
+                client_message_id=frame.client_message_id,
             )
-            self.push.send(connection_id, retry.to_json())
+            self.push.send(connection.connection_id, retry.to_json())
 
-    def _accept(self, connection_id: str, frame: SendMessage) -> tuple[Ack, GenerateJob | None]:
-        connection = self.store.get_connection(connection_id)
-        if connection is None:
-            raise BadRequest("this connection is not registered; reconnect and try again")
+    def _accept(
+        self, connection: Connection, frame: SendMessage, notifier: Notifier, handoff: Handoff
+    ) -> tuple[Ack, FollowUp | None, GenerateJob | None]:
         earlier = self.store.find_by_client_id(connection.tenant_id, connection.visitor_id, frame.client_message_id)
         if earlier is not None:
-            return _ack(frame, earlier), self._resume(connection, earlier)
+            return _ack(frame, earlier), None, self._resume(connection, earlier)
 
-        conversation = self._conversation(connection, frame.conversation_id)
+        conversation = self._conversation(connection, frame.conversation_id, notifier)
         message = StoredMessage(
             conversation_id=conversation.conversation_id,
             message_id=new_message_id(),
@@ -85,42 +160,137 @@ class Intake:
         )
         stored = self.store.add_visitor_message(message, connection.visitor_id)
         if stored.message_id != message.message_id:  # lost a race with a concurrent resend
-            return _ack(frame, stored), self._resume(connection, stored)
+            return _ack(frame, stored), None, self._resume(connection, stored)
         self.cache.append(stored)
-        if connection.conversation_id != conversation.conversation_id:
-            self.store.set_connection_conversation(connection_id, conversation.conversation_id)
-        return _ack(frame, stored), self._job(connection, stored)
+        return _ack(frame, stored), *self._route(connection, conversation, stored, handoff, notifier)
 
-    def _conversation(self, connection: Connection, requested_id: str | None) -> Conversation:
+    def _route(
+        self,
+        connection: Connection,
+        conversation: Conversation,
+        message: StoredMessage,
+        handoff: Handoff,
+        notifier: Notifier,
+    ) -> tuple[FollowUp | None, GenerateJob | None]:
+        """Who answers a new visitor message: the bot, or the people who own the conversation."""
+        if conversation.status in ("bot", "resolved"):
+            config = handoff.config(conversation.tenant_id)
+            wants_human = config.enabled and asks_for_human(message.text, config.phrases)
+            if conversation.status == "bot" and not wants_human:
+                return None, self._job(connection, message)
+            bot_owned = conversation
+
+            def reopen_or_hand_off() -> None:
+                # A resolved conversation goes back to the bot first (before the answer is queued).
+                current = handoff.reopen(bot_owned) if bot_owned.status == "resolved" else bot_owned
+                if wants_human:
+                    handoff.request(current, "visitor_request", preview=message.text)
+
+            return reopen_or_hand_off, None if wants_human else self._job(connection, message)
+        # Queued or assigned: people answer; the bot stays silent.
+        self.store.set_preview(conversation.conversation_id, preview_of(message.text), message.created_at)
+        assignee = conversation.assignee_id
+        if conversation.status != "assigned" or assignee is None:
+            return None, None
+        forward = VisitorMessageFrame(
+            conversation_id=message.conversation_id,
+            message_id=message.message_id,
+            text=message.text,
+            created_at=message.created_at,
+        )
+        tenant_id = conversation.tenant_id
+
+        def tell_agent() -> None:
+            notifier.agent(tenant_id, assignee, forward)
+
+        return tell_agent, None
+
+    def _conversation(self, connection: Connection, requested_id: str | None, notifier: Notifier) -> Conversation:
+        """The visitor's conversation (the requested one, or the connection's), else a new one. The
+        connection is attached to it, so frames about the conversation reach this tab."""
         conversation_id = requested_id or connection.conversation_id
+        conversation: Conversation | None = None
         if conversation_id:
-            conversation = self.store.get_conversation(conversation_id)
-            owned = (
-                conversation is not None
-                and conversation.tenant_id == connection.tenant_id
-                and conversation.visitor_id == connection.visitor_id
-            )
-            if conversation is not None and owned:
-                return conversation
-            if requested_id:
+            conversation = self._owned(connection, conversation_id)
+            if conversation is None and requested_id:
                 # Same answer for "absent" and "someone else's": ids are not probeable.
                 raise NotFound(f"unknown conversation {requested_id!r}; omit conversationId to start one")
-        created = now_ms()
-        conversation = Conversation(
-            conversation_id=new_conversation_id(),
-            tenant_id=connection.tenant_id,
-            visitor_id=connection.visitor_id,
-            created_at=created,
-            updated_at=created,
-        )
-        self.store.put_conversation(conversation)
+        if conversation is None:
+            created = now_ms()
+            conversation = Conversation(
+                conversation_id=new_conversation_id(),
+                tenant_id=connection.tenant_id,
+                visitor_id=connection.visitor_id,
+                created_at=created,
+                updated_at=created,
+                visitor_page=connection.page,
+                visitor_language=connection.language,
+            )
+            self.store.put_conversation(conversation)
+        self._attach(connection, conversation.conversation_id, notifier)
         return conversation
 
+    def _existing(self, connection: Connection, requested_id: str | None) -> Conversation:
+        conversation_id = requested_id or connection.conversation_id
+        conversation = self._owned(connection, conversation_id) if conversation_id else None
+        if conversation is None:
+            raise NotFound(f"unknown conversation {conversation_id!r}; send a message first")
+        return conversation
+
+    def _owned(self, connection: Connection, conversation_id: str) -> Conversation | None:
+        conversation = self.store.get_conversation(conversation_id)
+        if (
+            conversation is None
+            or conversation.tenant_id != connection.tenant_id
+            or conversation.visitor_id != connection.visitor_id
+        ):
+            return None
+        return conversation
+
+    def _attach(self, connection: Connection, conversation_id: str, notifier: Notifier) -> None:
+        if connection.conversation_id != conversation_id:
+            self.store.set_connection_conversation(connection.connection_id, conversation_id)
+            connection.conversation_id = conversation_id
+        notifier.attached(conversation_id, connection.connection_id)
+
+    def _last_visitor_text(self, conversation: Conversation) -> str | None:
+        for message in reversed(self.store.recent_messages(conversation.conversation_id, 5)):
+            if message.role == "visitor":
+                return message.text
+        return None
+
+    def _feedback(self, connection: Connection, frame: Feedback, notifier: Notifier, handoff: Handoff) -> None:
+        conversation = self._existing(connection, frame.conversation_id)
+        if not self.store.set_feedback(conversation.conversation_id, frame.message_id, frame.rating):
+            raise NotFound(f"no bot answer {frame.message_id!r} in this conversation")
+        saved = FeedbackSaved(
+            conversation_id=conversation.conversation_id, message_id=frame.message_id, rating=frame.rating
+        )
+        notifier.send(connection.connection_id, saved)
+        config = handoff.config(conversation.tenant_id)
+        if frame.rating == "down" and config.handoff_on_negative_feedback and conversation.status == "bot":
+            handoff.request(conversation, "negative_feedback", preview=self._last_visitor_text(conversation))
+
+    def _history(self, connection: Connection, frame: History, notifier: Notifier) -> None:
+        """A returning visitor's transcript; attaches this connection so later frames reach it."""
+        conversation = self._existing(connection, frame.conversation_id)
+        # Attach first, then read: a message stored in between is pushed to this connection or in the page.
+        self._attach(connection, conversation.conversation_id, notifier)
+        messages, more = self.store.messages_page(
+            conversation.conversation_id, before=frame.before, after=frame.after, limit=frame.limit
+        )
+        page = history_frame(conversation, messages, more, newer=frame.after is not None, agent=False)
+        notifier.send(connection.connection_id, page)
+
     def _resume(self, connection: Connection, stored: StoredMessage) -> GenerateJob | None:
-        """A resent message is acked again and queued again only if it has no answer yet (an earlier
-        attempt may have stopped before the queue, or the visitor left mid-answer). The queue's dedup
-        id and the generate function's answered-check keep it from being answered twice."""
+        """A resent message is acked again and queued again only if the bot still owns the conversation
+        and the message has no answer yet (an earlier attempt may have stopped before the queue, or the
+        visitor left mid-answer). The queue's dedup id and the generate function's answered-check keep
+        it from being answered twice."""
         if self.store.get_message(stored.conversation_id, answer_id_for(stored.message_id)) is not None:
+            return None
+        conversation = self.store.get_conversation(stored.conversation_id)
+        if conversation is not None and conversation.status != "bot":
             return None
         return self._job(connection, stored)
 

@@ -1,18 +1,22 @@
-"""Wire protocol v1 between the chat widget and the engine (docs/protocol.md)."""
+"""Wire protocol v1 between the chat widget / agent console and the engine (docs/protocol.md)."""
 
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic.alias_generators import to_camel
 
 from shared.errors import BadRequest, MessageTooLarge, UnknownAction
 
-KNOWN_ACTIONS = ("sendMessage",)
 # Bytes of JSON accepted before parsing: the 8 KB text limit plus room for the envelope.
 MAX_FRAME_BYTES = 16 * 1024
+
+ClientMessageId = Annotated[str, Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+ConversationId = Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+MessageId = Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9._-]+$")]
+AgentId = Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
 class _Frame(BaseModel):
@@ -22,17 +26,153 @@ class _Frame(BaseModel):
         return self.model_dump_json(by_alias=True, exclude_none=True)
 
 
-# --- client -> server ---
+# Any frame (fan-out helpers take one).
+Frame = _Frame
+
+
+# --- client -> server: visitors ---
 
 
 class SendMessage(_Frame):
     action: Literal["sendMessage"]
-    client_message_id: str = Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
+    client_message_id: ClientMessageId
     text: str = Field(min_length=1)
-    conversation_id: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    conversation_id: ConversationId | None = None
 
 
-def parse_client_frame(body: str | None, max_chars: int) -> SendMessage:
+class RequestHuman(_Frame):
+    """The widget's "talk to a human" button."""
+
+    action: Literal["requestHuman"]
+    conversation_id: ConversationId | None = None
+
+
+class Feedback(_Frame):
+    """👍 / 👎 on a bot answer."""
+
+    action: Literal["feedback"]
+    message_id: MessageId
+    rating: Literal["up", "down"]
+    conversation_id: ConversationId | None = None
+
+
+# --- client -> server: visitors and agents ---
+
+
+class Typing(_Frame):
+    action: Literal["typing"]
+    typing: bool
+    conversation_id: ConversationId | None = None
+
+
+class Read(_Frame):
+    """The sender has seen everything up to and including ``message_id``."""
+
+    action: Literal["read"]
+    message_id: MessageId
+    conversation_id: ConversationId | None = None
+
+
+class History(_Frame):
+    """Messages of a conversation, newest page first; also attaches a visitor's new connection to it."""
+
+    action: Literal["history"]
+    conversation_id: ConversationId | None = None
+    before: MessageId | None = None
+    after: MessageId | None = None
+    limit: int = Field(default=50, ge=1, le=100)
+
+
+# --- client -> server: agents ---
+
+
+class AgentSync(_Frame):
+    action: Literal["agentSync"]
+
+
+class Accept(_Frame):
+    action: Literal["accept"]
+    conversation_id: ConversationId
+
+
+class AgentMessage(_Frame):
+    action: Literal["agentMessage"]
+    conversation_id: ConversationId
+    client_message_id: ClientMessageId
+    text: str = Field(min_length=1)
+
+
+class Note(_Frame):
+    """An internal note: stored with the conversation, shown to agents only."""
+
+    action: Literal["note"]
+    conversation_id: ConversationId
+    client_message_id: ClientMessageId
+    text: str = Field(min_length=1)
+
+
+class Transfer(_Frame):
+    action: Literal["transfer"]
+    conversation_id: ConversationId
+    agent_id: AgentId
+
+
+class Resolve(_Frame):
+    action: Literal["resolve"]
+    conversation_id: ConversationId
+
+
+class ReturnToBot(_Frame):
+    action: Literal["returnToBot"]
+    conversation_id: ConversationId
+
+
+class SetPresence(_Frame):
+    action: Literal["setPresence"]
+    status: Literal["online", "away"]
+
+
+VisitorFrame = SendMessage | RequestHuman | Feedback | Typing | Read | History
+AgentFrame = (
+    AgentSync | Accept | AgentMessage | Note | Transfer | Resolve | ReturnToBot | SetPresence | Typing | Read | History
+)
+ClientFrame = Annotated[
+    SendMessage
+    | RequestHuman
+    | Feedback
+    | Typing
+    | Read
+    | History
+    | AgentSync
+    | Accept
+    | AgentMessage
+    | Note
+    | Transfer
+    | Resolve
+    | ReturnToBot
+    | SetPresence,
+    Field(discriminator="action"),
+]
+VISITOR_ACTIONS = ("sendMessage", "requestHuman", "feedback", "typing", "read", "history")
+AGENT_ACTIONS = (
+    "agentSync",
+    "accept",
+    "agentMessage",
+    "note",
+    "transfer",
+    "resolve",
+    "returnToBot",
+    "setPresence",
+    "typing",
+    "read",
+    "history",
+)
+KNOWN_ACTIONS = tuple(dict.fromkeys((*VISITOR_ACTIONS, *AGENT_ACTIONS)))
+_TEXT_ACTIONS = ("sendMessage", "agentMessage", "note")
+_CLIENT_FRAME: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
+
+
+def parse_client_frame(body: str | None, max_chars: int) -> ClientFrame:
     """Validate a raw frame; raises a BadRequest subclass whose message says what is wrong."""
     if body is None or not body.strip():
         raise BadRequest("empty frame: send a JSON object with an 'action'")
@@ -48,13 +188,13 @@ def parse_client_frame(body: str | None, max_chars: int) -> SendMessage:
     if action not in KNOWN_ACTIONS:
         raise UnknownAction(f"unknown action {action!r}; expected one of {', '.join(KNOWN_ACTIONS)}")
     text = raw.get("text")
-    if isinstance(text, str) and len(text) > max_chars:
+    if action in _TEXT_ACTIONS and isinstance(text, str) and len(text) > max_chars:
         raise MessageTooLarge(f"text is {len(text)} characters; the limit is {max_chars}")
     try:
-        frame = SendMessage.model_validate(raw)
+        frame = _CLIENT_FRAME.validate_python(raw)
     except ValidationError as exc:
         raise BadRequest(_describe(exc)) from None
-    if not frame.text.strip():
+    if isinstance(frame, SendMessage | AgentMessage | Note) and not frame.text.strip():
         raise BadRequest("text: must not be blank")
     return frame
 
@@ -62,12 +202,16 @@ def parse_client_frame(body: str | None, max_chars: int) -> SendMessage:
 def _describe(exc: ValidationError) -> str:
     problems = []
     for err in exc.errors()[:3]:
-        where = ".".join(str(p) for p in err["loc"]) or "frame"
+        # The union's discriminator value leads the location; it says nothing to the sender.
+        loc = [str(p) for p in err["loc"]]
+        if loc and loc[0] in KNOWN_ACTIONS:
+            loc = loc[1:]
+        where = ".".join(loc) or "frame"
         problems.append(f"{where}: {err['msg']}")
     return "; ".join(problems)
 
 
-# --- server -> client ---
+# --- server -> client: answers (visitors) ---
 
 
 class Ack(_Frame):
@@ -100,8 +244,204 @@ class AnswerEnd(_Frame):
     citations: list[Citation]
 
 
+class AnswerCancelled(_Frame):
+    """A person took the conversation over while this answer streamed: drop what was shown of it."""
+
+    type: Literal["answer.cancelled"] = "answer.cancelled"
+    conversation_id: str
+    message_id: str
+
+
 class ErrorFrame(_Frame):
     type: Literal["error"] = "error"
     code: str
     message: str
     client_message_id: str | None = None
+
+
+# --- server -> client: people ---
+
+
+class AgentRef(_Frame):
+    agent_id: str
+    name: str
+
+
+class ConversationStatusFrame(_Frame):
+    """Who owns the conversation now (visitors)."""
+
+    type: Literal["conversation.status"] = "conversation.status"
+    conversation_id: str
+    status: Literal["bot", "queued", "assigned", "resolved"]
+    agent: AgentRef | None = None
+    waiting_since: int | None = None
+
+
+class Notice(_Frame):
+    """Something to tell the visitor, already in their language.
+
+    ``code``: queued, offline, unavailable, transferred, resolved, returned_to_bot, already_waiting."""
+
+    type: Literal["notice"] = "notice"
+    conversation_id: str
+    code: str
+    text: str
+    agent: AgentRef | None = None
+    next_open_at: int | None = None
+
+
+class AgentJoined(_Frame):
+    type: Literal["agent.joined"] = "agent.joined"
+    conversation_id: str
+    agent: AgentRef
+
+
+class AgentMessageFrame(_Frame):
+    """An agent's message (to the visitor, and to the agent's other tabs)."""
+
+    type: Literal["agent.message"] = "agent.message"
+    conversation_id: str
+    message_id: str
+    text: str
+    agent: AgentRef
+    created_at: int
+    client_message_id: str | None = None
+
+
+class TypingFrame(_Frame):
+    type: Literal["typing"] = "typing"
+    conversation_id: str
+    sender: Literal["visitor", "agent"] = Field(alias="from")
+    typing: bool
+    name: str | None = None
+
+
+class ReadFrame(_Frame):
+    type: Literal["read"] = "read"
+    conversation_id: str
+    by: Literal["visitor", "agent"]
+    message_id: str
+
+
+class FeedbackSaved(_Frame):
+    type: Literal["feedback.saved"] = "feedback.saved"
+    conversation_id: str
+    message_id: str
+    rating: Literal["up", "down"]
+
+
+class MessageOut(_Frame):
+    """One message in a ``history`` frame."""
+
+    message_id: str
+    role: Literal["visitor", "bot", "agent", "note", "event"]
+    text: str
+    created_at: int
+    client_message_id: str | None = None
+    citations: list[Citation] | None = None
+    agent: AgentRef | None = None
+    event: str | None = None
+    feedback: str | None = None
+
+
+class VisitorInfo(_Frame):
+    visitor_id: str
+    page: str | None = None
+    language: str | None = None
+    first_seen: int
+
+
+class ConversationSummary(_Frame):
+    """A conversation as agents list it."""
+
+    conversation_id: str
+    status: Literal["bot", "queued", "assigned", "resolved"]
+    visitor: VisitorInfo
+    updated_at: int
+    waiting_since: int | None = None
+    reason: str | None = None
+    assignee: AgentRef | None = None
+    preview: str | None = None
+    visitor_read_until: str | None = None
+    agent_read_until: str | None = None
+
+
+class HistoryFrame(_Frame):
+    type: Literal["history"] = "history"
+    conversation_id: str
+    status: Literal["bot", "queued", "assigned", "resolved"]
+    messages: list[MessageOut]
+    has_more: bool
+    agent: AgentRef | None = None
+    # Read watermarks: the visitor sees "read" ticks from agentReadUntil, the agent from visitorReadUntil.
+    visitor_read_until: str | None = None
+    agent_read_until: str | None = None
+    # Agents only: the conversation with the visitor's details.
+    conversation: ConversationSummary | None = None
+
+
+# --- server -> client: agents ---
+
+
+class AgentPresence(_Frame):
+    agent_id: str
+    name: str
+    presence: Literal["online", "away", "offline"]
+    load: int
+    capacity: int
+
+
+class CannedReplyOut(_Frame):
+    title: str
+    text: str
+
+
+class AgentState(_Frame):
+    """Everything the console shows, sent in answer to ``agentSync``."""
+
+    type: Literal["agent.state"] = "agent.state"
+    agent: AgentPresence
+    queue: list[ConversationSummary]
+    mine: list[ConversationSummary]
+    agents: list[AgentPresence]
+    canned_replies: list[CannedReplyOut]
+    open_now: bool
+
+
+class QueueUpdated(_Frame):
+    type: Literal["queue.updated"] = "queue.updated"
+    queue: list[ConversationSummary]
+
+
+class ConversationAssigned(_Frame):
+    type: Literal["conversation.assigned"] = "conversation.assigned"
+    conversation: ConversationSummary
+    by: Literal["auto", "accept", "transfer"]
+
+
+class ConversationUpdated(_Frame):
+    type: Literal["conversation.updated"] = "conversation.updated"
+    conversation: ConversationSummary
+
+
+class VisitorMessageFrame(_Frame):
+    type: Literal["visitor.message"] = "visitor.message"
+    conversation_id: str
+    message_id: str
+    text: str
+    created_at: int
+
+
+class NoteFrame(_Frame):
+    type: Literal["note"] = "note"
+    conversation_id: str
+    message_id: str
+    text: str
+    agent: AgentRef
+    created_at: int
+    client_message_id: str | None = None
+
+
+class PresenceFrame(_Frame):
+    type: Literal["presence"] = "presence"
+    agent: AgentPresence

@@ -6,18 +6,30 @@ from datetime import timedelta
 
 from pynamodb.connection import Connection as PynamoConnection
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
+from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
 from shared.settings import Settings
 from shared.state.models import (
+    AgentModel,
     ConnectionModel,
     ConversationModel,
     MessageModel,
     TenantModel,
     bind_models,
 )
-from shared.state.records import Citation, Connection, Conversation, StoredMessage, Tenant
-from shared.state.store import StateStore
+from shared.state.records import (
+    DIALOGUE_ROLES,
+    Agent,
+    Citation,
+    Connection,
+    Conversation,
+    StatusChange,
+    StoredMessage,
+    Tenant,
+    now_ms,
+)
+from shared.state.store import ReadSide, StateStore
 from shared.tenant_config import TenantConfig
 
 _MESSAGE = "message"
@@ -68,24 +80,56 @@ class DynamoStateStore(StateStore):
             config=TenantConfig.model_validate(item.config or {}),
         )
 
+    # --- agents ---
+    def put_agent(self, agent: Agent) -> None:
+        AgentModel(**agent.model_dump(exclude_none=True)).save()
+
+    def get_agent(self, agent_id: str) -> Agent | None:
+        try:
+            item = AgentModel.get(agent_id, consistent_read=True)
+        except DoesNotExist:
+            return None
+        return _to_agent(item)
+
+    def list_agents(self, tenant_id: str) -> list[Agent]:
+        return [_to_agent(item) for item in AgentModel.by_tenant.query(tenant_id)]
+
+    def delete_agent(self, agent_id: str) -> None:
+        AgentModel(agent_id).delete()
+
+    def set_agent_away(self, agent_id: str, away: bool) -> None:
+        self._update_agent(agent_id, [AgentModel.away.set(away)])
+
+    def touch_agent_assigned(self, agent_id: str, at: int) -> None:
+        self._update_agent(agent_id, [AgentModel.last_assigned_at.set(at)])
+
+    @staticmethod
+    def _update_agent(agent_id: str, actions: list[Action]) -> None:
+        try:
+            AgentModel(agent_id).update(actions=actions, condition=AgentModel.agent_id.exists())
+        except Exception as exc:  # deleted meanwhile: nothing to update
+            if not _condition_failed(exc):
+                raise
+
     # --- connections ---
     def put_connection(self, connection: Connection) -> None:
-        ConnectionModel(**connection.model_dump(exclude_none=True), expires_at=self._connection_ttl).save()
+        item = ConnectionModel(**connection.model_dump(exclude_none=True), expires_at=self._connection_ttl)
+        if connection.role == "agent":
+            item.agent_tenant_id = connection.tenant_id  # the sparse index of agent connections
+        item.save()
 
     def get_connection(self, connection_id: str) -> Connection | None:
         try:
             item = ConnectionModel.get(connection_id, consistent_read=True)
         except DoesNotExist:
             return None
-        return Connection(
-            connection_id=item.connection_id,
-            tenant_id=item.tenant_id,
-            visitor_id=item.visitor_id,
-            conversation_id=item.conversation_id,
-            connected_at=item.connected_at,
-            domain_name=item.domain_name,
-            stage=item.stage,
-        )
+        return _to_connection(item)
+
+    def conversation_connections(self, conversation_id: str) -> list[Connection]:
+        return [_to_connection(item) for item in ConnectionModel.by_conversation.query(conversation_id)]
+
+    def agent_connections(self, tenant_id: str) -> list[Connection]:
+        return [_to_connection(item) for item in ConnectionModel.agent_connections.query(tenant_id)]
 
     def set_connection_conversation(self, connection_id: str, conversation_id: str) -> None:
         item = ConnectionModel(connection_id)
@@ -103,21 +147,97 @@ class DynamoStateStore(StateStore):
 
     # --- conversations ---
     def put_conversation(self, conversation: Conversation) -> None:
-        ConversationModel(**conversation.model_dump(), expires_at=self._conversation_ttl).save()
+        item = ConversationModel(**conversation.model_dump(exclude_none=True), expires_at=self._conversation_ttl)
+        if conversation.status == "queued":
+            item.queued_tenant_id = conversation.tenant_id  # the sparse queue index
+        item.save()
 
     def get_conversation(self, conversation_id: str) -> Conversation | None:
         try:
-            item = ConversationModel.get(conversation_id)
+            item = ConversationModel.get(conversation_id, consistent_read=True)
         except DoesNotExist:
             return None
-        return Conversation(
-            conversation_id=item.conversation_id,
-            tenant_id=item.tenant_id,
-            visitor_id=item.visitor_id,
-            status=item.status,
-            created_at=item.created_at,
-            updated_at=item.updated_at,
-        )
+        return _to_conversation(item)
+
+    def change_status(self, conversation: Conversation, change: StatusChange) -> Conversation | None:
+        model = ConversationModel
+        now = now_ms()
+        actions: list[Action] = [
+            model.status.set(change.status),
+            model.updated_at.set(now),
+            model.no_answer_streak.set(0),
+        ]
+        if change.status == "queued":
+            actions += [model.queued_tenant_id.set(conversation.tenant_id), model.assignee_id.remove()]
+            actions += [model.assignee_name.remove()]
+            actions.append(model.waiting_since.set(change.waiting_since or now))
+        elif change.status == "assigned":
+            if not change.assignee_id:
+                raise ValueError("an assignment needs the agent")
+            actions += [model.queued_tenant_id.remove(), model.assignee_id.set(change.assignee_id)]
+            actions.append(model.assignee_name.set(change.assignee_name or change.assignee_id))
+        else:
+            actions += [model.queued_tenant_id.remove(), model.assignee_id.remove(), model.assignee_name.remove()]
+        if change.reason is not None:
+            actions.append(model.handoff_reason.set(change.reason))
+        if change.preview is not None:
+            actions.append(model.preview.set(change.preview))
+        condition = model.status.is_in(*sorted(change.from_statuses))
+        if change.expected_assignee_id is not None:
+            condition = condition & (model.assignee_id == change.expected_assignee_id)
+        item = model(conversation.conversation_id)
+        try:
+            item.update(actions=actions, condition=condition & model.conversation_id.exists())
+        except Exception as exc:
+            if _condition_failed(exc):
+                return None
+            raise
+        return _to_conversation(item)
+
+    def queued_conversations(self, tenant_id: str, limit: int = 50) -> list[Conversation]:
+        items = ConversationModel.queued.query(tenant_id, scan_index_forward=True, limit=limit)
+        # The index is eventually consistent: drop entries whose status already moved on.
+        return [c for c in (_to_conversation(item) for item in items) if c.status == "queued"]
+
+    def assigned_conversations(self, agent_id: str, limit: int = 50) -> list[Conversation]:
+        items = ConversationModel.by_assignee.query(agent_id, scan_index_forward=False, limit=limit)
+        return [c for c in (_to_conversation(item) for item in items) if c.assignee_id == agent_id]
+
+    def record_grounding(self, conversation_id: str, grounded: bool) -> int:
+        item = ConversationModel(conversation_id)
+        action = ConversationModel.no_answer_streak.set(0) if grounded else ConversationModel.no_answer_streak.add(1)
+        try:
+            item.update(actions=[action], condition=ConversationModel.conversation_id.exists())
+        except Exception as exc:
+            if _condition_failed(exc):
+                return 0
+            raise
+        return int(item.no_answer_streak or 0)
+
+    def set_preview(self, conversation_id: str, preview: str, at: int) -> None:
+        item = ConversationModel(conversation_id)
+        try:
+            item.update(
+                actions=[ConversationModel.preview.set(preview), ConversationModel.updated_at.set(at)],
+                condition=ConversationModel.conversation_id.exists(),
+            )
+        except Exception as exc:
+            if not _condition_failed(exc):
+                raise
+
+    def advance_read(self, conversation_id: str, side: ReadSide, message_id: str) -> bool:
+        attribute = ConversationModel.visitor_read_until if side == "visitor" else ConversationModel.agent_read_until
+        try:
+            ConversationModel(conversation_id).update(
+                actions=[attribute.set(message_id)],
+                condition=ConversationModel.conversation_id.exists()
+                & (attribute.does_not_exist() | (attribute < message_id)),
+            )
+        except Exception as exc:
+            if _condition_failed(exc):
+                return False
+            raise
+        return True
 
     # --- messages ---
     def _message_item(self, message: StoredMessage) -> MessageModel:
@@ -130,13 +250,53 @@ class DynamoStateStore(StateStore):
             text=message.text,
             client_message_id=message.client_message_id,
             citations=[c.model_dump() for c in message.citations] or None,
+            sender_id=message.sender_id,
+            sender_name=message.sender_name,
+            event=message.event,
+            feedback=message.feedback,
             created_at=message.created_at,
             expires_at=self._conversation_ttl,
         )
 
-    def add_visitor_message(self, message: StoredMessage, visitor_id: str) -> StoredMessage:
+    def add_message(self, message: StoredMessage) -> None:
+        self._message_item(message).save()
+
+    def set_feedback(self, conversation_id: str, message_id: str, rating: str) -> bool:
+        try:
+            MessageModel(conversation_id, message_id).update(
+                actions=[MessageModel.feedback.set(rating)],
+                condition=MessageModel.message_id.exists() & (MessageModel.role == "bot"),
+            )
+        except Exception as exc:
+            if _condition_failed(exc):
+                return False
+            raise
+        return True
+
+    def messages_page(
+        self, conversation_id: str, *, before: str | None = None, after: str | None = None, limit: int = 50
+    ) -> tuple[list[StoredMessage], bool]:
+        if after is not None:
+            items = MessageModel.query(
+                conversation_id,
+                MessageModel.message_id > after,
+                scan_index_forward=True,
+                limit=limit + 1,
+                consistent_read=True,
+            )
+            page = [_to_record(item) for item in items]
+            return page[:limit], len(page) > limit
+        condition = MessageModel.message_id < before if before is not None else None
+        items = MessageModel.query(
+            conversation_id, condition, scan_index_forward=False, limit=limit + 1, consistent_read=True
+        )
+        newest_first = [_to_record(item) for item in items]
+        return newest_first[:limit][::-1], len(newest_first) > limit
+
+    def add_client_message(self, message: StoredMessage, sender_key: str) -> StoredMessage:
         if message.client_message_id is None:
-            raise ValueError("a visitor message needs its client message id")
+            raise ValueError("a client message needs its client message id")
+        visitor_id = sender_key
         client_record = MessageModel(
             _client_key(message.tenant_id, visitor_id, message.client_message_id),
             "#",
@@ -188,8 +348,12 @@ class DynamoStateStore(StateStore):
     def recent_messages(self, conversation_id: str, limit: int) -> list[StoredMessage]:
         if limit <= 0:
             return []
-        items = MessageModel.query(conversation_id, scan_index_forward=False, limit=limit, consistent_read=True)
-        return [_to_record(item) for item in items][::-1]
+        # Notes and events sit between dialogue messages: read a few more and skip them.
+        items = MessageModel.query(
+            conversation_id, scan_index_forward=False, limit=limit * 2 + 10, consistent_read=True
+        )
+        dialogue = [_to_record(item) for item in items if item.role in DIALOGUE_ROLES]
+        return dialogue[:limit][::-1]
 
     def list_messages(self, conversation_id: str) -> list[StoredMessage]:
         return [_to_record(item) for item in MessageModel.query(conversation_id, consistent_read=True)]
@@ -205,4 +369,59 @@ def _to_record(item: MessageModel) -> StoredMessage:
         created_at=item.created_at,
         client_message_id=item.client_message_id,
         citations=[Citation.model_validate(c) for c in item.citations or []],
+        sender_id=item.sender_id,
+        sender_name=item.sender_name,
+        event=item.event,
+        feedback=item.feedback,
+    )
+
+
+def _to_agent(item: AgentModel) -> Agent:
+    return Agent(
+        agent_id=item.agent_id,
+        tenant_id=item.tenant_id,
+        name=item.name,
+        key_hash=item.key_hash,
+        created_at=item.created_at,
+        capacity=int(item.capacity) if item.capacity is not None else None,
+        away=bool(item.away),
+        disabled=bool(item.disabled),
+        last_assigned_at=int(item.last_assigned_at or 0),
+    )
+
+
+def _to_connection(item: ConnectionModel) -> Connection:
+    return Connection(
+        connection_id=item.connection_id,
+        tenant_id=item.tenant_id,
+        visitor_id=item.visitor_id,
+        conversation_id=item.conversation_id,
+        connected_at=item.connected_at,
+        domain_name=item.domain_name,
+        stage=item.stage,
+        role="agent" if item.role == "agent" else "visitor",
+        agent_id=item.agent_id,
+        page=item.page,
+        language=item.language,
+    )
+
+
+def _to_conversation(item: ConversationModel) -> Conversation:
+    return Conversation(
+        conversation_id=item.conversation_id,
+        tenant_id=item.tenant_id,
+        visitor_id=item.visitor_id,
+        status=item.status,
+        created_at=item.created_at,
+        updated_at=item.updated_at,
+        waiting_since=item.waiting_since,
+        handoff_reason=item.handoff_reason,
+        assignee_id=item.assignee_id,
+        assignee_name=item.assignee_name,
+        no_answer_streak=int(item.no_answer_streak or 0),
+        visitor_page=item.visitor_page,
+        visitor_language=item.visitor_language,
+        preview=item.preview,
+        visitor_read_until=item.visitor_read_until,
+        agent_read_until=item.agent_read_until,
     )

@@ -6,6 +6,7 @@ One item per message (never one growing item per conversation), everything with 
 from __future__ import annotations
 
 from pynamodb.attributes import (
+    BooleanAttribute,
     JSONAttribute,
     NumberAttribute,
     TTLAttribute,
@@ -29,6 +30,34 @@ class TenantModel(Model):
     config = JSONAttribute(null=True)
 
 
+class AgentsByTenant(GlobalSecondaryIndex["AgentModel"]):
+    class Meta:
+        index_name = "tenant-index"
+        projection = AllProjection()
+
+    tenant_id = UnicodeAttribute(hash_key=True)
+    created_at = NumberAttribute(range_key=True)
+
+
+class AgentModel(Model):
+    """A person who answers a tenant's visitors (the key is stored as its SHA-256)."""
+
+    class Meta:
+        table_name = "kefu-agents"
+
+    agent_id = UnicodeAttribute(hash_key=True)
+    tenant_id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    key_hash = UnicodeAttribute()
+    created_at = NumberAttribute()
+    capacity = NumberAttribute(null=True)
+    away = BooleanAttribute(default=False)
+    disabled = BooleanAttribute(default=False)
+    last_assigned_at = NumberAttribute(default=0)
+
+    by_tenant = AgentsByTenant()
+
+
 class ConnectionsByConversation(GlobalSecondaryIndex["ConnectionModel"]):
     class Meta:
         index_name = "conversation-index"
@@ -37,8 +66,18 @@ class ConnectionsByConversation(GlobalSecondaryIndex["ConnectionModel"]):
     conversation_id = UnicodeAttribute(hash_key=True)
 
 
+class AgentConnectionsByTenant(GlobalSecondaryIndex["ConnectionModel"]):
+    """Sparse: only agent connections carry ``agent_tenant_id`` (presence and fan-out to agents)."""
+
+    class Meta:
+        index_name = "agent-tenant-index"
+        projection = AllProjection()
+
+    agent_tenant_id = UnicodeAttribute(hash_key=True)
+
+
 class ConnectionModel(Model):
-    """One open WebSocket connection of a visitor."""
+    """One open WebSocket connection of a visitor or an agent."""
 
     class Meta:
         table_name = "kefu-connections"
@@ -52,9 +91,15 @@ class ConnectionModel(Model):
     # Where to reach the connection: the @connections callback base is https://{domain}/{stage}.
     domain_name = UnicodeAttribute()
     stage = UnicodeAttribute()
+    role = UnicodeAttribute(default="visitor")
+    agent_id = UnicodeAttribute(null=True)
+    agent_tenant_id = UnicodeAttribute(null=True)
+    page = UnicodeAttribute(null=True)
+    language = UnicodeAttribute(null=True)
     expires_at = TTLAttribute()
 
     by_conversation = ConnectionsByConversation()
+    agent_connections = AgentConnectionsByTenant()
 
 
 class ConversationsByTenant(GlobalSecondaryIndex["ConversationModel"]):
@@ -64,6 +109,28 @@ class ConversationsByTenant(GlobalSecondaryIndex["ConversationModel"]):
 
     tenant_id = UnicodeAttribute(hash_key=True)
     created_at = NumberAttribute(range_key=True)
+
+
+class QueuedConversations(GlobalSecondaryIndex["ConversationModel"]):
+    """Sparse: ``queued_tenant_id`` exists only while a conversation waits for a person."""
+
+    class Meta:
+        index_name = "queue-index"
+        projection = AllProjection()
+
+    queued_tenant_id = UnicodeAttribute(hash_key=True)
+    waiting_since = NumberAttribute(range_key=True)
+
+
+class ConversationsByAssignee(GlobalSecondaryIndex["ConversationModel"]):
+    """Sparse: ``assignee_id`` exists only while an agent holds the conversation."""
+
+    class Meta:
+        index_name = "assignee-index"
+        projection = AllProjection()
+
+    assignee_id = UnicodeAttribute(hash_key=True)
+    updated_at = NumberAttribute(range_key=True)
 
 
 class ConversationModel(Model):
@@ -76,9 +143,22 @@ class ConversationModel(Model):
     status = UnicodeAttribute(default="bot")
     created_at = NumberAttribute()
     updated_at = NumberAttribute()
+    waiting_since = NumberAttribute(null=True)
+    queued_tenant_id = UnicodeAttribute(null=True)
+    handoff_reason = UnicodeAttribute(null=True)
+    assignee_id = UnicodeAttribute(null=True)
+    assignee_name = UnicodeAttribute(null=True)
+    no_answer_streak = NumberAttribute(default=0)
+    visitor_page = UnicodeAttribute(null=True)
+    visitor_language = UnicodeAttribute(null=True)
+    preview = UnicodeAttribute(null=True)
+    visitor_read_until = UnicodeAttribute(null=True)
+    agent_read_until = UnicodeAttribute(null=True)
     expires_at = TTLAttribute()
 
     by_tenant = ConversationsByTenant()
+    queued = QueuedConversations()
+    by_assignee = ConversationsByAssignee()
 
 
 class MessageModel(Model):
@@ -103,17 +183,22 @@ class MessageModel(Model):
     target_conversation_id = UnicodeAttribute(null=True)
     target_message_id = UnicodeAttribute(null=True)
     citations = JSONAttribute(null=True)
+    sender_id = UnicodeAttribute(null=True)
+    sender_name = UnicodeAttribute(null=True)
+    event = UnicodeAttribute(null=True)
+    feedback = UnicodeAttribute(null=True)
     created_at = NumberAttribute()
     expires_at = TTLAttribute()
 
 
-ALL_MODELS: tuple[type[Model], ...] = (TenantModel, ConnectionModel, ConversationModel, MessageModel)
+ALL_MODELS: tuple[type[Model], ...] = (TenantModel, AgentModel, ConnectionModel, ConversationModel, MessageModel)
 
 
 def bind_models(settings: Settings) -> None:
     """Point every model at the tables and endpoint the settings name (idempotent)."""
     tables = {
         TenantModel: settings.tenants_table,
+        AgentModel: settings.agents_table,
         ConnectionModel: settings.connections_table,
         ConversationModel: settings.conversations_table,
         MessageModel: settings.messages_table,

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from shared.tenant_config import TenantConfig
 
-Role = Literal["visitor", "bot", "agent"]
+Role = Literal["visitor", "bot", "agent", "note", "event"]
+# Roles that are part of the dialogue (the bot's context); notes and events are for people only.
+DIALOGUE_ROLES: frozenset[str] = frozenset({"visitor", "bot", "agent"})
+ConversationStatus = Literal["bot", "queued", "assigned", "resolved"]
+ConnectionRole = Literal["visitor", "agent"]
 
 
 def now_ms() -> int:
@@ -34,9 +40,26 @@ def new_visitor_id() -> str:
     return "v_" + uuid.uuid4().hex
 
 
+_last_ms = 0
+_last_ms_lock = threading.Lock()
+
+
+def monotonic_ms() -> int:
+    """Epoch milliseconds, strictly increasing within this process: two messages (or assignments) made
+    one after the other in the same millisecond still sort in the order they were made."""
+    global _last_ms
+    with _last_ms_lock:
+        _last_ms = max(now_ms(), _last_ms + 1)
+        return _last_ms
+
+
 def new_message_id(at_ms: int | None = None) -> str:
     """Sortable by time: a Query on a conversation returns its messages in order."""
-    return f"{at_ms if at_ms is not None else now_ms():013d}-{secrets.token_hex(4)}"
+    return f"{at_ms if at_ms is not None else monotonic_ms():013d}-{secrets.token_hex(4)}"
+
+
+def new_agent_id() -> str:
+    return "a_" + secrets.token_hex(8)
 
 
 def answer_id_for(message_id: str) -> str:
@@ -55,20 +78,71 @@ class Tenant(BaseModel):
 class Connection(BaseModel):
     connection_id: str
     tenant_id: str
+    # The visitor's id; for an agent connection, the agent's id.
     visitor_id: str
     conversation_id: str | None = None
     connected_at: int
     domain_name: str
     stage: str
+    role: ConnectionRole = "visitor"
+    agent_id: str | None = None
+    # What the widget reports about the visitor's page (shown to agents).
+    page: str | None = None
+    language: str | None = None
 
 
 class Conversation(BaseModel):
     conversation_id: str
     tenant_id: str
     visitor_id: str
-    status: str = "bot"
+    status: ConversationStatus = "bot"
     created_at: int
     updated_at: int
+    # Set while queued (and kept afterwards, for waiting-time reports).
+    waiting_since: int | None = None
+    handoff_reason: str | None = None
+    assignee_id: str | None = None
+    assignee_name: str | None = None
+    # Bot answers without a good source, in a row (reset by a grounded answer or a status change).
+    no_answer_streak: int = 0
+    visitor_page: str | None = None
+    visitor_language: str | None = None
+    # The last visitor message while a person owns (or is about to own) the conversation.
+    preview: str | None = None
+    # Last-read watermarks: the id of the newest message each side has seen.
+    visitor_read_until: str | None = None
+    agent_read_until: str | None = None
+
+
+class Agent(BaseModel):
+    """A person who answers visitors. The key is stored as a hash; the agent holds ``{agent_id}.{secret}``."""
+
+    agent_id: str
+    tenant_id: str
+    name: str
+    key_hash: str
+    created_at: int
+    # Conversations the agent holds at once; None: the tenant's default (HandoffConfig.agent_capacity).
+    capacity: int | None = None
+    away: bool = False
+    disabled: bool = False
+    # Round-robin: the agent assigned least recently goes first.
+    last_assigned_at: int = 0
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """A conditional move of a conversation's ownership (applied atomically by the store)."""
+
+    status: ConversationStatus
+    # The change applies only from these statuses (and, if set, only while this agent holds it).
+    from_statuses: frozenset[str]
+    expected_assignee_id: str | None = None
+    assignee_id: str | None = None
+    assignee_name: str | None = None
+    waiting_since: int | None = None
+    reason: str | None = None
+    preview: str | None = None
 
 
 class Citation(BaseModel):
@@ -87,3 +161,10 @@ class StoredMessage(BaseModel):
     created_at: int
     client_message_id: str | None = None
     citations: list[Citation] = []
+    # Who wrote an agent message or note (agent id and display name).
+    sender_id: str | None = None
+    sender_name: str | None = None
+    # For role "event": what happened (handoff, assigned, transferred, resolved, returned, reopened).
+    event: str | None = None
+    # For bot answers: the visitor's rating, "up" or "down".
+    feedback: str | None = None

@@ -1,10 +1,21 @@
-"""The state store port: tenants, connections, conversations and messages."""
+"""The state store port: tenants, agents, connections, conversations and messages."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Literal
 
-from shared.state.records import Citation, Connection, Conversation, StoredMessage, Tenant
+from shared.state.records import (
+    Agent,
+    Citation,
+    Connection,
+    Conversation,
+    StatusChange,
+    StoredMessage,
+    Tenant,
+)
+
+ReadSide = Literal["visitor", "agent"]
 
 
 class StateStore(ABC):
@@ -14,6 +25,27 @@ class StateStore(ABC):
 
     @abstractmethod
     def get_tenant(self, tenant_id: str) -> Tenant | None: ...
+
+    # --- agents ---
+    @abstractmethod
+    def put_agent(self, agent: Agent) -> None: ...
+
+    @abstractmethod
+    def get_agent(self, agent_id: str) -> Agent | None: ...
+
+    @abstractmethod
+    def list_agents(self, tenant_id: str) -> list[Agent]:
+        """The tenant's agents, oldest first."""
+
+    @abstractmethod
+    def delete_agent(self, agent_id: str) -> None: ...
+
+    @abstractmethod
+    def set_agent_away(self, agent_id: str, away: bool) -> None: ...
+
+    @abstractmethod
+    def touch_agent_assigned(self, agent_id: str, at: int) -> None:
+        """Remember when the agent was last given a conversation (round-robin order)."""
 
     # --- connections ---
     @abstractmethod
@@ -28,15 +60,49 @@ class StateStore(ABC):
     @abstractmethod
     def delete_connection(self, connection_id: str) -> None: ...
 
+    @abstractmethod
+    def conversation_connections(self, conversation_id: str) -> list[Connection]:
+        """The open connections attached to a conversation (a visitor may have several tabs)."""
+
+    @abstractmethod
+    def agent_connections(self, tenant_id: str) -> list[Connection]:
+        """Every open agent connection of a tenant (presence and fan-out to agents)."""
+
     # --- conversations ---
     @abstractmethod
     def put_conversation(self, conversation: Conversation) -> None: ...
 
     @abstractmethod
-    def get_conversation(self, conversation_id: str) -> Conversation | None: ...
+    def get_conversation(self, conversation_id: str) -> Conversation | None:
+        """A strongly consistent read: ownership decisions rely on it."""
+
+    @abstractmethod
+    def change_status(self, conversation: Conversation, change: StatusChange) -> Conversation | None:
+        """Apply ``change`` if the stored conversation is in one of ``change.from_statuses`` (and held by
+        ``change.expected_assignee_id`` when set). Returns the updated conversation, or None when the
+        condition did not hold (someone else changed it first). Any change resets the no-answer streak."""
+
+    @abstractmethod
+    def queued_conversations(self, tenant_id: str, limit: int = 50) -> list[Conversation]:
+        """The tenant's queue, longest waiting first."""
+
+    @abstractmethod
+    def assigned_conversations(self, agent_id: str, limit: int = 50) -> list[Conversation]:
+        """Conversations the agent holds now."""
+
+    @abstractmethod
+    def record_grounding(self, conversation_id: str, grounded: bool) -> int:
+        """Count bot answers without a good source in a row; a grounded answer resets it. Returns the count."""
+
+    @abstractmethod
+    def set_preview(self, conversation_id: str, preview: str, at: int) -> None:
+        """The last visitor message (for the agents' lists) and the activity time."""
+
+    @abstractmethod
+    def advance_read(self, conversation_id: str, side: ReadSide, message_id: str) -> bool:
+        """Move a side's last-read watermark forward (never back). False when it was already there."""
 
     # --- messages ---
-    @abstractmethod
     def add_visitor_message(self, message: StoredMessage, visitor_id: str) -> StoredMessage:
         """Store a visitor message once per (tenant, visitor, client message id).
 
@@ -44,9 +110,32 @@ class StateStore(ABC):
         client message id (the caller acks it again instead of answering twice). Atomic: either the
         message and its idempotency record are both written, or neither.
         """
+        return self.add_client_message(message, visitor_id)
 
     @abstractmethod
-    def find_by_client_id(self, tenant_id: str, visitor_id: str, client_message_id: str) -> StoredMessage | None: ...
+    def add_client_message(self, message: StoredMessage, sender_key: str) -> StoredMessage:
+        """Store a message once per (tenant, sender, client message id); see ``add_visitor_message``.
+
+        ``sender_key`` scopes client ids: the visitor id, or ``agent:{agent_id}`` for agents."""
+
+    @abstractmethod
+    def find_by_client_id(self, tenant_id: str, visitor_id: str, client_message_id: str) -> StoredMessage | None:
+        """The message stored for a client message id; ``visitor_id`` is the sender key."""
+
+    @abstractmethod
+    def add_message(self, message: StoredMessage) -> None:
+        """Store a message with a fresh id (events): no idempotency record."""
+
+    @abstractmethod
+    def set_feedback(self, conversation_id: str, message_id: str, rating: str) -> bool:
+        """Record the visitor's rating of a bot answer; False when there is no such answer."""
+
+    @abstractmethod
+    def messages_page(
+        self, conversation_id: str, *, before: str | None = None, after: str | None = None, limit: int = 50
+    ) -> tuple[list[StoredMessage], bool]:
+        """Up to ``limit`` messages, oldest first: the newest ones before ``before`` (or the newest of all),
+        or the oldest ones after ``after``. The flag says whether more exist in that direction."""
 
     @abstractmethod
     def get_message(self, conversation_id: str, message_id: str) -> StoredMessage | None: ...
@@ -57,11 +146,11 @@ class StateStore(ABC):
 
     @abstractmethod
     def recent_messages(self, conversation_id: str, limit: int) -> list[StoredMessage]:
-        """The last ``limit`` messages, oldest first."""
+        """The last ``limit`` dialogue messages (visitor, bot, agent; no notes or events), oldest first."""
 
     @abstractmethod
     def list_messages(self, conversation_id: str) -> list[StoredMessage]:
         """The whole transcript, oldest first."""
 
 
-__all__ = ["Citation", "StateStore"]
+__all__ = ["Citation", "ReadSide", "StateStore"]

@@ -53,3 +53,59 @@ def test_disconnect_forgets_the_connection(store: InMemoryStateStore) -> None:
     connect(store, tenant="t_1", key="wk_right")
     close_connection(store, "abc=")
     assert store.get_connection("abc=") is None
+
+
+# --- agents and page details ---
+
+
+def _agent(store: InMemoryStateStore, *, disabled: bool = False, tenant: str = "t_1") -> str:
+    from shared.handoff.agents import new_agent_key
+    from shared.state.records import Agent
+
+    key, key_hash = new_agent_key("a_1")
+    store.put_agent(
+        Agent(agent_id="a_1", tenant_id=tenant, name="Alice", key_hash=key_hash, created_at=1, disabled=disabled)
+    )
+    return key
+
+
+def test_agent_with_their_key_connects_as_an_agent(store: InMemoryStateStore) -> None:
+    key = _agent(store)
+    connection = connect(store, role="agent", key=key)
+    assert (connection.role, connection.agent_id, connection.tenant_id) == ("agent", "a_1", "t_1")
+    assert store.agent_connections("t_1") == [connection]
+
+
+@pytest.mark.parametrize("mutate", ["wrong-secret", "unknown-agent", "no-dot", "widget-key", "other-tenant"])
+def test_wrong_agent_credentials_are_forbidden(store: InMemoryStateStore, mutate: str) -> None:
+    key = _agent(store)
+    query = {
+        "wrong-secret": {"role": "agent", "key": key + "x"},
+        "unknown-agent": {"role": "agent", "key": "a_9." + key.partition(".")[2]},
+        "no-dot": {"role": "agent", "key": "a_1"},
+        "widget-key": {"role": "agent", "key": "wk_right", "tenant": "t_1"},
+        "other-tenant": {"role": "agent", "key": key, "tenant": "t_2"},
+    }[mutate]
+    with pytest.raises(Forbidden):
+        connect(store, **query)
+    assert store.connections == {}
+
+
+def test_disabled_agent_cannot_connect_and_missing_key_is_unauthorized(store: InMemoryStateStore) -> None:
+    key = _agent(store, disabled=True)
+    with pytest.raises(Forbidden):
+        connect(store, role="agent", key=key)
+    with pytest.raises(Unauthorized):
+        connect(store, role="agent")
+
+
+def test_unknown_role_is_a_bad_request(store: InMemoryStateStore) -> None:
+    with pytest.raises(BadRequest, match="role"):
+        connect(store, role="admin", tenant="t_1", key="wk_right")
+
+
+def test_page_and_language_are_kept_and_bad_values_dropped(store: InMemoryStateStore) -> None:
+    connection = connect(store, tenant="t_1", key="wk_right", page="https://shop.example/" + "x" * 900, lang="zh-CN")
+    assert connection.page is not None and len(connection.page) == 500 and connection.language == "zh-CN"
+    odd = connect(store, tenant="t_1", key="wk_right", lang="<script>")
+    assert odd.language is None and odd.page is None

@@ -1,0 +1,658 @@
+/*
+ * kefu agent console: plain JavaScript, no build step. Talks to the same WebSocket API as the widget,
+ * as role=agent with the agent's key (docs/protocol.md, "Agents").
+ */
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const store = sessionStorage;
+
+const state = {
+  ws: params.get("ws_url") || store.getItem("kefu.console.ws") || "",
+  key: store.getItem("kefu.console.key") || "",
+  socket: null,
+  opened: false,
+  retries: 0,
+  me: null, // AgentPresence
+  queue: [],
+  mine: [],
+  team: [],
+  canned: [],
+  conversations: {}, // id -> summary (queue, mine, or opened)
+  transcripts: {}, // id -> Map(messageId -> message)
+  selected: null,
+  unread: new Set(),
+  outbox: [], // agentMessage / note frames waiting for their ack
+  reportedRead: {},
+  visitorTyping: null,
+};
+
+// --- login ---
+
+async function defaultWsUrl() {
+  if (state.ws) return state.ws;
+  try {
+    // A deployment puts {"wsUrl": "wss://…"} next to the console.
+    const response = await fetch("config.json", { cache: "no-store" });
+    if (response.ok) return (await response.json()).wsUrl || "";
+  } catch (e) {
+    /* no config: the agent types it */
+  }
+  return "";
+}
+
+function showLogin(message) {
+  $("app").hidden = true;
+  $("login").hidden = false;
+  $("login-error").hidden = !message;
+  $("login-error").textContent = message || "";
+}
+
+$("login-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  state.ws = $("login-ws").value.trim();
+  state.key = $("login-key").value.trim();
+  store.setItem("kefu.console.ws", state.ws);
+  store.setItem("kefu.console.key", state.key);
+  start();
+});
+
+$("logout").addEventListener("click", () => {
+  store.removeItem("kefu.console.key");
+  state.key = "";
+  if (state.socket) {
+    state.socket.onclose = null;
+    state.socket.close();
+  }
+  showLogin("");
+});
+
+function start() {
+  $("login").hidden = true;
+  $("app").hidden = false;
+  state.opened = false;
+  connect();
+}
+
+// --- the socket ---
+
+function connect() {
+  const url = `${state.ws}${state.ws.includes("?") ? "&" : "?"}role=agent&key=${encodeURIComponent(state.key)}`;
+  const socket = new WebSocket(url);
+  state.socket = socket;
+  setConn("connecting…", "");
+  socket.onopen = () => {
+    state.opened = true;
+    state.retries = 0;
+    setConn("online", "online");
+    send({ action: "agentSync" });
+    for (const frame of state.outbox) send(frame);
+    if (state.selected) requestHistory(state.selected, true);
+  };
+  socket.onmessage = (event) => {
+    let frame;
+    try {
+      frame = JSON.parse(event.data);
+    } catch (e) {
+      return;
+    }
+    handle(frame);
+  };
+  socket.onclose = () => {
+    if (!state.opened) {
+      showLogin("Could not log in: check the agent key and the WebSocket URL.");
+      return;
+    }
+    setConn("reconnecting…", "offline");
+    const delay = Math.min(8000, 500 * 2 ** state.retries++);
+    setTimeout(connect, delay);
+  };
+}
+
+function send(frame) {
+  if (!state.socket || state.socket.readyState !== WebSocket.OPEN) return false;
+  state.socket.send(JSON.stringify(frame));
+  return true;
+}
+
+function setConn(text, cls) {
+  $("conn").textContent = text;
+  $("conn").className = `conn ${cls}`;
+}
+
+function toast(text) {
+  const el = $("toast");
+  el.textContent = text;
+  el.hidden = false;
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => (el.hidden = true), 5000);
+}
+
+const historyMode = {}; // conversation id -> what the last history request asked for
+
+function requestHistory(conversationId, onlyNewer, before) {
+  const frame = { action: "history", conversationId, limit: 100 };
+  const known = state.transcripts[conversationId];
+  const ids = known ? [...known.keys()].filter((id) => !id.startsWith("pending:")).sort() : [];
+  if (before) frame.before = before;
+  else if (onlyNewer && ids.length) frame.after = ids[ids.length - 1];
+  historyMode[conversationId] = frame.before ? "before" : frame.after ? "after" : "latest";
+  send(frame);
+}
+
+// --- frames ---
+
+function upsert(summary) {
+  state.conversations[summary.conversationId] = summary;
+}
+
+function handle(frame) {
+  switch (frame.type) {
+    case "agent.state":
+      state.me = frame.agent;
+      state.queue = frame.queue;
+      state.mine = frame.mine;
+      state.team = frame.agents;
+      state.canned = frame.cannedReplies;
+      [...frame.queue, ...frame.mine].forEach(upsert);
+      $("me-name").textContent = frame.agent.name;
+      $("presence").value = frame.agent.presence === "away" ? "away" : "online";
+      renderCanned();
+      renderAll();
+      break;
+    case "queue.updated":
+      state.queue = frame.queue;
+      frame.queue.forEach(upsert);
+      renderAll();
+      break;
+    case "conversation.assigned": {
+      const c = frame.conversation;
+      upsert(c);
+      state.mine = [c, ...state.mine.filter((m) => m.conversationId !== c.conversationId)];
+      state.queue = state.queue.filter((q) => q.conversationId !== c.conversationId);
+      if (frame.by !== "accept") toast(`New conversation for you (${frame.by}).`);
+      if (!state.selected || frame.by === "accept") select(c.conversationId);
+      else state.unread.add(c.conversationId);
+      if (state.selected === c.conversationId) requestHistory(c.conversationId, true);
+      renderAll();
+      break;
+    }
+    case "conversation.updated": {
+      const c = frame.conversation;
+      upsert(c);
+      const stillMine = c.status === "assigned" && c.assignee && state.me && c.assignee.agentId === state.me.agentId;
+      state.mine = stillMine
+        ? state.mine.map((m) => (m.conversationId === c.conversationId ? c : m))
+        : state.mine.filter((m) => m.conversationId !== c.conversationId);
+      if (state.selected === c.conversationId) requestHistory(c.conversationId, true);
+      renderAll();
+      break;
+    }
+    case "presence": {
+      const others = state.team.filter((a) => a.agentId !== frame.agent.agentId);
+      state.team = [...others, frame.agent];
+      if (state.me && frame.agent.agentId === state.me.agentId) state.me = frame.agent;
+      renderTeam();
+      renderDetails();
+      break;
+    }
+    case "visitor.message":
+      addMessage(frame.conversationId, {
+        messageId: frame.messageId,
+        role: "visitor",
+        text: frame.text,
+        createdAt: frame.createdAt,
+      });
+      touch(frame.conversationId, frame.text);
+      if (state.selected === frame.conversationId) {
+        hideTyping();
+        reportRead();
+      } else {
+        state.unread.add(frame.conversationId);
+      }
+      renderLists();
+      break;
+    case "agent.message":
+    case "note":
+      addMessage(frame.conversationId, {
+        messageId: frame.messageId,
+        role: frame.type === "note" ? "note" : "agent",
+        text: frame.text,
+        createdAt: frame.createdAt,
+        agent: frame.agent,
+        clientMessageId: frame.clientMessageId,
+      });
+      break;
+    case "ack": {
+      const pending = state.outbox.find((f) => f.clientMessageId === frame.clientMessageId);
+      state.outbox = state.outbox.filter((f) => f.clientMessageId !== frame.clientMessageId);
+      const transcript = state.transcripts[frame.conversationId];
+      if (pending && transcript) {
+        transcript.delete(`pending:${frame.clientMessageId}`);
+        if (!transcript.has(frame.messageId)) {
+          transcript.set(frame.messageId, {
+            messageId: frame.messageId,
+            role: pending.action === "note" ? "note" : "agent",
+            text: pending.text,
+            createdAt: Date.now(),
+            agent: state.me,
+            clientMessageId: frame.clientMessageId,
+          });
+        }
+        if (state.selected === frame.conversationId) renderTranscript();
+      }
+      break;
+    }
+    case "typing":
+      if (frame.from === "visitor" && frame.conversationId === state.selected) {
+        $("visitor-typing").hidden = !frame.typing;
+        clearTimeout(state.visitorTyping);
+        if (frame.typing) state.visitorTyping = setTimeout(hideTyping, 8000);
+      }
+      break;
+    case "read": {
+      const c = state.conversations[frame.conversationId];
+      if (c && frame.by === "visitor") {
+        c.visitorReadUntil = frame.messageId;
+        if (state.selected === frame.conversationId) renderTranscript();
+      }
+      break;
+    }
+    case "history": {
+      upsert(frame.conversation);
+      const transcript = state.transcripts[frame.conversationId] || new Map();
+      state.transcripts[frame.conversationId] = transcript;
+      for (const m of frame.messages) transcript.set(m.messageId, m);
+      if (frame.hasMore && frame.messages.length) {
+        // The whole story: forward pages continue forward, the first page fetches what came before it.
+        if (historyMode[frame.conversationId] === "after") requestHistory(frame.conversationId, true);
+        else requestHistory(frame.conversationId, false, frame.messages[0].messageId);
+      }
+      if (state.selected === frame.conversationId) {
+        renderChat();
+        reportRead();
+      }
+      renderLists();
+      break;
+    }
+    case "error":
+      toast(`${frame.code}: ${frame.message}`);
+      if (frame.clientMessageId) {
+        state.outbox = state.outbox.filter((f) => f.clientMessageId !== frame.clientMessageId);
+        for (const transcript of Object.values(state.transcripts)) transcript.delete(`pending:${frame.clientMessageId}`);
+        renderTranscript();
+      }
+      break;
+  }
+}
+
+function addMessage(conversationId, message) {
+  const transcript = state.transcripts[conversationId];
+  if (!transcript) return; // not opened yet: the history brings it
+  if (message.clientMessageId) transcript.delete(`pending:${message.clientMessageId}`);
+  transcript.set(message.messageId, message);
+  if (state.selected === conversationId) renderTranscript();
+}
+
+function touch(conversationId, text) {
+  const c = state.conversations[conversationId];
+  if (c) c.preview = text;
+  for (const list of [state.mine, state.queue]) {
+    for (const item of list) if (item.conversationId === conversationId) item.preview = text;
+  }
+}
+
+function hideTyping() {
+  $("visitor-typing").hidden = true;
+}
+
+// --- rendering ---
+
+function formatWait(since) {
+  const seconds = Math.max(0, Math.floor((Date.now() - since) / 1000));
+  const h = Math.floor(seconds / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  const s = seconds % 60;
+  return h ? `${h}h ${String(m).padStart(2, "0")}m` : `${m}:${String(s).padStart(2, "0")}`;
+}
+
+function visitorName(c) {
+  return `Visitor ${c.visitor.visitorId.slice(-6)}`;
+}
+
+function renderAll() {
+  renderLists();
+  renderTeam();
+  renderChat();
+}
+
+function renderLists() {
+  renderList($("queue"), state.queue, "The queue is empty.", true);
+  renderList($("mine"), state.mine, "No conversations assigned to you.", false);
+  $("queue-count").textContent = state.queue.length;
+  $("mine-count").textContent = state.mine.length;
+}
+
+function renderList(ul, items, emptyText, waiting) {
+  ul.replaceChildren();
+  if (!items.length) {
+    const li = document.createElement("li");
+    li.className = "empty-row";
+    li.textContent = emptyText;
+    ul.append(li);
+    return;
+  }
+  for (const item of items) {
+    const c = state.conversations[item.conversationId] || item;
+    const li = document.createElement("li");
+    li.dataset.conversation = c.conversationId;
+    li.className = state.selected === c.conversationId ? "selected" : "";
+    const name = document.createElement("span");
+    name.className = "name";
+    name.textContent = `${visitorName(c)} · ${c.visitor.language || "?"}`;
+    li.append(name);
+    if (waiting && c.waitingSince) {
+      const wait = document.createElement("span");
+      wait.className = "wait";
+      wait.dataset.since = c.waitingSince;
+      wait.textContent = formatWait(c.waitingSince);
+      li.append(wait);
+    } else if (state.unread.has(c.conversationId)) {
+      const dot = document.createElement("span");
+      dot.className = "dot";
+      li.append(dot);
+    } else {
+      li.append(document.createElement("span"));
+    }
+    const preview = document.createElement("span");
+    preview.className = "preview";
+    preview.textContent = c.preview || (c.reason ? `(${c.reason.replace("_", " ")})` : "");
+    li.append(preview);
+    li.addEventListener("click", () => select(c.conversationId));
+    ul.append(li);
+  }
+}
+
+function renderTeam() {
+  const ul = $("team");
+  ul.replaceChildren();
+  for (const a of [...state.team].sort((x, y) => x.name.localeCompare(y.name))) {
+    const li = document.createElement("li");
+    const who = document.createElement("span");
+    who.className = `presence-${a.presence}`;
+    who.textContent = a.name + (state.me && a.agentId === state.me.agentId ? " (you)" : "");
+    const load = document.createElement("span");
+    load.className = "muted";
+    const held = state.me && a.agentId === state.me.agentId ? state.mine.length : a.load;
+    load.textContent = `${held}/${a.capacity}`;
+    li.append(who, load);
+    ul.append(li);
+  }
+}
+
+function renderCanned() {
+  const select = $("canned");
+  select.replaceChildren(new Option("Canned replies…", ""));
+  state.canned.forEach((reply, index) => select.append(new Option(reply.title, String(index))));
+}
+
+function select(conversationId) {
+  state.selected = conversationId;
+  state.unread.delete(conversationId);
+  hideTyping();
+  if (!state.transcripts[conversationId]) requestHistory(conversationId, false);
+  else requestHistory(conversationId, true);
+  renderAll();
+}
+
+function selectedSummary() {
+  return state.selected ? state.conversations[state.selected] : null;
+}
+
+function isMine(c) {
+  return c && c.status === "assigned" && c.assignee && state.me && c.assignee.agentId === state.me.agentId;
+}
+
+function renderChat() {
+  const c = selectedSummary();
+  $("empty").hidden = !!c;
+  for (const id of ["chat-head", "transcript", "composer", "details"]) $(id).hidden = !c;
+  if (!c) return;
+  $("chat-title").textContent = visitorName(c);
+  $("chat-status").textContent = c.status;
+  $("chat-status").className = `status ${c.status}`;
+  $("chat-assignee").textContent = c.assignee ? `Agent: ${c.assignee.name}` : "";
+  const noteMode = $("note-mode").checked;
+  $("composer").classList.toggle("note-mode", noteMode);
+  const canReply = isMine(c);
+  $("send").disabled = !noteMode && !canReply;
+  $("composer-hint").textContent = noteMode
+    ? "Only agents see notes."
+    : canReply
+      ? ""
+      : c.status === "queued"
+        ? "Accept the conversation to reply."
+        : "Not assigned to you: notes only.";
+  renderTranscript();
+  renderDetails();
+}
+
+function renderTranscript() {
+  const c = selectedSummary();
+  const box = $("transcript");
+  if (!c) return;
+  const transcript = state.transcripts[c.conversationId] || new Map();
+  box.replaceChildren();
+  const ordered = [...transcript.values()].sort((a, b) => (a.messageId < b.messageId ? -1 : 1));
+  let lastAgent = null;
+  for (const m of ordered) {
+    const el = document.createElement("div");
+    el.className = `m ${m.role}${m.messageId.startsWith("pending:") ? " pending" : ""}`;
+    el.dataset.id = m.messageId;
+    if (m.role !== "event") {
+      const label = document.createElement("div");
+      label.className = "label";
+      label.textContent =
+        m.role === "visitor" ? "Visitor"
+        : m.role === "bot" ? "Bot"
+        : m.role === "note" ? `Internal note · ${(m.agent && m.agent.name) || ""}`
+        : (m.agent && m.agent.name) || "Agent";
+      el.append(label);
+    }
+    const text = document.createElement("div");
+    text.textContent = m.text;
+    el.append(text);
+    if (m.role === "bot" && m.citations && m.citations.length) {
+      const ol = document.createElement("ol");
+      ol.className = "sources";
+      for (const cite of m.citations) {
+        const li = document.createElement("li");
+        if (cite.url && /^https?:\/\//i.test(cite.url)) {
+          const a = document.createElement("a");
+          a.href = cite.url;
+          a.target = "_blank";
+          a.rel = "noopener noreferrer";
+          a.textContent = cite.title;
+          li.append(a);
+        } else {
+          li.textContent = cite.title;
+        }
+        li.title = cite.snippet;
+        ol.append(li);
+      }
+      el.append(ol);
+    }
+    if (m.role === "bot" && m.feedback) {
+      const fb = document.createElement("div");
+      fb.className = "feedback";
+      fb.textContent = m.feedback === "down" ? "Visitor rated it: not helpful" : "Visitor rated it: helpful";
+      el.append(fb);
+    }
+    box.append(el);
+    if (m.role === "agent" && !m.messageId.startsWith("pending:")) lastAgent = el;
+  }
+  if (lastAgent && c.visitorReadUntil && lastAgent.dataset.id <= c.visitorReadUntil) {
+    const seen = document.createElement("div");
+    seen.className = "seen";
+    seen.textContent = "✓ Seen";
+    lastAgent.after(seen);
+  }
+  box.scrollTop = box.scrollHeight;
+}
+
+function renderDetails() {
+  const c = selectedSummary();
+  if (!c) return;
+  const dl = $("visitor-info");
+  dl.replaceChildren();
+  const rows = [
+    ["Visitor", c.visitor.visitorId],
+    ["Page", c.visitor.page || "—"],
+    ["Language", c.visitor.language || "—"],
+    ["First seen", new Date(c.visitor.firstSeen).toLocaleString()],
+    ["Status", c.status],
+    ["Reason", c.reason ? c.reason.replace("_", " ") : "—"],
+    ["Waiting since", c.waitingSince ? new Date(c.waitingSince).toLocaleTimeString() : "—"],
+  ];
+  for (const [name, value] of rows) {
+    const dt = document.createElement("dt");
+    dt.textContent = name;
+    const dd = document.createElement("dd");
+    if (name === "Page" && /^https?:\/\//i.test(value)) {
+      const a = document.createElement("a");
+      a.href = value;
+      a.target = "_blank";
+      a.rel = "noopener noreferrer";
+      a.textContent = value;
+      dd.append(a);
+    } else {
+      dd.textContent = value;
+    }
+    dl.append(dt, dd);
+  }
+  const mine = isMine(c);
+  $("accept").hidden = c.status !== "queued";
+  $("transfer-box").hidden = !mine;
+  $("resolve").hidden = !(mine || c.status === "queued");
+  $("return-to-bot").hidden = !(mine || c.status === "queued");
+  const target = $("transfer-to");
+  const current = target.value;
+  target.replaceChildren();
+  for (const a of state.team) {
+    if (state.me && a.agentId === state.me.agentId) continue;
+    target.append(new Option(`${a.name} (${a.presence})`, a.agentId));
+  }
+  if (current) target.value = current;
+}
+
+function reportRead() {
+  const c = selectedSummary();
+  if (!c || document.visibilityState !== "visible") return;
+  const transcript = state.transcripts[c.conversationId];
+  if (!transcript) return;
+  const visitors = [...transcript.values()].filter((m) => m.role === "visitor").map((m) => m.messageId).sort();
+  const newest = visitors.pop();
+  if (newest && state.reportedRead[c.conversationId] !== newest) {
+    if (send({ action: "read", conversationId: c.conversationId, messageId: newest })) {
+      state.reportedRead[c.conversationId] = newest;
+    }
+  }
+}
+
+// --- agent actions ---
+
+function randomId() {
+  const bytes = new Uint8Array(10);
+  crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => (b % 36).toString(36)).join("");
+}
+
+$("composer").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const c = selectedSummary();
+  const text = $("reply").value.trim();
+  if (!c || !text) return;
+  const note = $("note-mode").checked;
+  const frame = {
+    action: note ? "note" : "agentMessage",
+    conversationId: c.conversationId,
+    clientMessageId: `a-${Date.now().toString(36)}-${randomId()}`,
+    text,
+  };
+  state.outbox.push(frame);
+  const transcript = state.transcripts[c.conversationId] || new Map();
+  state.transcripts[c.conversationId] = transcript;
+  transcript.set(`pending:${frame.clientMessageId}`, {
+    messageId: `pending:${frame.clientMessageId}`,
+    role: note ? "note" : "agent",
+    text,
+    agent: state.me,
+  });
+  $("reply").value = "";
+  clearTimeout(state.stopTyping);
+  if (!note) send({ action: "typing", conversationId: c.conversationId, typing: false });
+  state.lastTyping = 0;
+  send(frame);
+  renderTranscript();
+});
+
+$("reply").addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    event.preventDefault();
+    $("composer").requestSubmit();
+  }
+});
+
+$("reply").addEventListener("input", () => {
+  const c = selectedSummary();
+  if (!isMine(c) || $("note-mode").checked) return;
+  const now = Date.now();
+  if (!state.lastTyping || now - state.lastTyping > 3000) {
+    state.lastTyping = now;
+    send({ action: "typing", conversationId: c.conversationId, typing: true });
+  }
+  clearTimeout(state.stopTyping);
+  state.stopTyping = setTimeout(() => {
+    state.lastTyping = 0;
+    send({ action: "typing", conversationId: c.conversationId, typing: false });
+  }, 4000);
+});
+
+$("note-mode").addEventListener("change", renderChat);
+
+$("canned").addEventListener("change", () => {
+  const reply = state.canned[Number($("canned").value)];
+  if (reply) {
+    const name = state.me ? state.me.name : "";
+    const box = $("reply");
+    box.value = (box.value ? `${box.value} ` : "") + reply.text.replaceAll("{agent}", name);
+    box.focus();
+  }
+  $("canned").value = "";
+});
+
+$("accept").addEventListener("click", () => send({ action: "accept", conversationId: state.selected }));
+$("resolve").addEventListener("click", () => send({ action: "resolve", conversationId: state.selected }));
+$("return-to-bot").addEventListener("click", () => send({ action: "returnToBot", conversationId: state.selected }));
+$("transfer").addEventListener("click", () => {
+  const to = $("transfer-to").value;
+  if (to) send({ action: "transfer", conversationId: state.selected, agentId: to });
+});
+$("presence").addEventListener("change", () => send({ action: "setPresence", status: $("presence").value }));
+document.addEventListener("visibilitychange", reportRead);
+
+setInterval(() => {
+  for (const el of document.querySelectorAll(".wait[data-since]")) el.textContent = formatWait(Number(el.dataset.since));
+}, 1000);
+
+(async () => {
+  $("login-ws").value = await defaultWsUrl();
+  $("login-key").value = state.key;
+  if (state.ws && state.key) {
+    state.ws = $("login-ws").value || state.ws;
+    start();
+  } else {
+    showLogin("");
+  }
+})();

@@ -1,0 +1,657 @@
+/*
+ * kefu chat widget. One tag on any page adds the chat bubble:
+ *
+ *   <script src="https://…/widget/kefu-widget.js" data-ws="wss://…/chat"
+ *           data-tenant="t_…" data-key="wk_…" defer></script>
+ *
+ * Optional: data-lang="zh|en" (default: the page's <html lang>), data-title, data-color.
+ * Plain JavaScript in a shadow root: no framework, no build step, no styles leak either way.
+ * Speaks wire protocol v1 (docs/protocol.md).
+ */
+(function () {
+  "use strict";
+  if (window.__kefuWidget) return; // the tag was added twice
+  var script = document.currentScript || document.querySelector('script[src*="kefu-widget"]');
+  var data = (script && script.dataset) || {};
+  if (!data.ws || !data.tenant || !data.key) {
+    console.warn("kefu widget: data-ws, data-tenant and data-key are required on the script tag");
+    return;
+  }
+  window.__kefuWidget = true;
+
+  var pageLanguage = data.lang || document.documentElement.lang || navigator.language || "en";
+  var lang = pageLanguage.toLowerCase().indexOf("zh") === 0 ? "zh" : "en";
+  var TEXT = {
+    en: {
+      title: "Customer service",
+      bot: "Assistant · answers from our help centre",
+      queued: "Waiting for a person…",
+      assigned: "{name} · customer service",
+      resolved: "Resolved · the assistant answers new questions",
+      placeholder: "Type your question…",
+      send: "Send",
+      human: "Talk to a human",
+      sources: "Sources",
+      typing: "{name} is typing…",
+      reconnecting: "Reconnecting…",
+      read: "Read",
+      helpful: "Helpful",
+      notHelpful: "Not helpful",
+      thanks: "Thanks for the feedback",
+      joined: "{name} joined the chat",
+      open: "Chat with us",
+      close: "Close chat",
+      earlier: "Show earlier messages",
+      greeting: "Hi! Ask me about orders, shipping, returns or payment. A person can take over any time.",
+      failed: "Not sent: {message}",
+      agent: "Agent",
+    },
+    zh: {
+      title: "在线客服",
+      bot: "智能助手 · 基于帮助中心回答",
+      queued: "正在等待人工客服…",
+      assigned: "{name} · 人工客服",
+      resolved: "已解决 · 新问题由智能助手解答",
+      placeholder: "请输入您的问题…",
+      send: "发送",
+      human: "转人工",
+      sources: "参考来源",
+      typing: "{name} 正在输入…",
+      reconnecting: "正在重新连接…",
+      read: "已读",
+      helpful: "有帮助",
+      notHelpful: "没帮助",
+      thanks: "感谢您的反馈",
+      joined: "{name} 已加入会话",
+      open: "联系客服",
+      close: "关闭",
+      earlier: "查看更早的消息",
+      greeting: "您好！订单、配送、退换货、付款等问题都可以问我，也可以随时转人工客服。",
+      failed: "发送失败：{message}",
+      agent: "客服",
+    },
+  }[lang];
+  function t(key, values) {
+    return TEXT[key].replace(/\{(\w+)\}/g, function (_, name) {
+      return values && values[name] != null ? values[name] : "";
+    });
+  }
+
+  // Inline icons: emoji fonts are missing on many systems.
+  var ICON = {
+    person: '<svg viewBox="0 0 24 24" width="14" height="14" fill="currentColor" aria-hidden="true">' +
+      '<path d="M12 12a4.5 4.5 0 1 0 0-9 4.5 4.5 0 0 0 0 9zm0 2c-4.4 0-8 2.2-8 5v2h16v-2c0-2.8-3.6-5-8-5z"/></svg>',
+    up: '<svg viewBox="0 0 24 24" width="14" height="14" fill="currentColor" aria-hidden="true">' +
+      '<path d="M2 21h4V9H2v12zm20-11c0-1.1-.9-2-2-2h-6.3l1-4.6v-.3c0-.4-.2-.8-.4-1.1L13.2 1 6.6 7.6c-.4.4-.6.9-.6 1.4V19' +
+      'c0 1.1.9 2 2 2h9c.8 0 1.5-.5 1.8-1.2l3-7.1c.1-.2.2-.5.2-.7v-2z"/></svg>',
+    down: '<svg viewBox="0 0 24 24" width="14" height="14" fill="currentColor" aria-hidden="true">' +
+      '<path d="M22 3h-4v12h4V3zM2 14c0 1.1.9 2 2 2h6.3l-1 4.6v.3c0 .4.2.8.4 1.1l1.1 1L17.4 16.4c.4-.4.6-.9.6-1.4V5' +
+      'c0-1.1-.9-2-2-2H7c-.8 0-1.5.5-1.8 1.2l-3 7.1c-.1.2-.2.5-.2.7v2z"/></svg>',
+  };
+
+  // --- persistence: the visitor id, the conversation, unsent messages (they survive a reload) ---
+  var prefix = "kefu:" + data.tenant + ":";
+  function load(name, fallback) {
+    try {
+      var raw = localStorage.getItem(prefix + name);
+      return raw == null ? fallback : JSON.parse(raw);
+    } catch (e) {
+      return fallback;
+    }
+  }
+  function save(name, value) {
+    try {
+      if (value == null) localStorage.removeItem(prefix + name);
+      else localStorage.setItem(prefix + name, JSON.stringify(value));
+    } catch (e) {
+      /* private mode: the chat still works for this page */
+    }
+  }
+  function randomId(length) {
+    var bytes = new Uint8Array(length);
+    crypto.getRandomValues(bytes);
+    return Array.prototype.map.call(bytes, function (b) { return (b % 36).toString(36); }).join("");
+  }
+  var visitorId = load("visitor", null);
+  if (!visitorId) {
+    visitorId = "v_" + randomId(20);
+    save("visitor", visitorId);
+  }
+  var conversationId = load("conversation", null);
+  var outbox = load("outbox", []); // sendMessage frames not acked yet
+
+  // --- DOM (in a shadow root) ---
+  var host = document.createElement("div");
+  host.id = "kefu-widget";
+  var root = host.attachShadow({ mode: "open" });
+  var color = data.color || "#2f6fed";
+  root.innerHTML =
+    "<style>" +
+    ":host{all:initial}" +
+    "*{box-sizing:border-box;font-family:system-ui,-apple-system,'Segoe UI','PingFang SC','Microsoft YaHei',sans-serif}" +
+    ".bubble{position:fixed;right:20px;bottom:20px;width:58px;height:58px;border-radius:50%;border:0;background:" + color + ";" +
+    "color:#fff;cursor:pointer;box-shadow:0 6px 20px rgba(0,0,0,.22);display:flex;align-items:center;justify-content:center;z-index:2147483000}" +
+    ".bubble svg{width:28px;height:28px}" +
+    ".badge{position:absolute;top:-4px;right:-4px;min-width:22px;height:22px;border-radius:11px;background:#e5484d;color:#fff;" +
+    "font-size:12px;font-weight:600;display:flex;align-items:center;justify-content:center;padding:0 6px;border:2px solid #fff}" +
+    ".panel{position:fixed;right:20px;bottom:90px;width:370px;height:min(600px,calc(100vh - 110px));background:#fff;border-radius:14px;" +
+    "box-shadow:0 12px 40px rgba(0,0,0,.25);display:flex;flex-direction:column;overflow:hidden;z-index:2147483000;color:#1d2330;font-size:14px}" +
+    "@media (max-width:480px){.panel{right:0;bottom:0;width:100vw;height:100vh;border-radius:0}}" +
+    "[hidden]{display:none!important}" +
+    "header{background:" + color + ";color:#fff;padding:12px 14px;display:flex;align-items:center;gap:10px}" +
+    "header .who{flex:1;min-width:0}.title{font-weight:600;font-size:15px}.subtitle{font-size:12px;opacity:.9;margin-top:2px}" +
+    "header button{background:transparent;border:0;color:#fff;font-size:22px;cursor:pointer;line-height:1}" +
+    ".conn{background:#fff4e5;color:#8a5300;font-size:12px;padding:4px 12px}" +
+    ".log{flex:1;overflow-y:auto;padding:14px;display:flex;flex-direction:column;gap:8px;background:#f6f7fb}" +
+    ".msg{max-width:82%;padding:8px 11px;border-radius:12px;white-space:pre-wrap;line-height:1.45;word-wrap:break-word}" +
+    ".visitor{align-self:flex-end;background:" + color + ";color:#fff;border-bottom-right-radius:4px}" +
+    ".visitor.pending{opacity:.6}.visitor.failed{background:#e5484d}" +
+    ".bot,.agent{align-self:flex-start;background:#fff;border:1px solid #e3e6ee;border-bottom-left-radius:4px}" +
+    ".agent{border-color:#c9d8ff;background:#eef3ff}" +
+    ".who-label{font-size:11px;color:#5a6475;margin-bottom:3px;font-weight:600}" +
+    ".streaming .text::after{content:'▍';animation:blink 1s steps(1) infinite}@keyframes blink{50%{opacity:0}}" +
+    ".sources{margin:8px 0 0;padding:6px 0 0 18px;border-top:1px dashed #d6dae4;font-size:12px;white-space:normal}" +
+    ".sources-label{font-size:11px;color:#5a6475;margin-top:6px}" +
+    ".sources a{color:" + color + "}" +
+    ".rate{margin-top:6px;display:flex;gap:6px;align-items:center;font-size:12px;color:#5a6475}" +
+    ".rate button{border:1px solid #d6dae4;background:#fff;color:#5a6475;border-radius:12px;padding:2px 8px;cursor:pointer;display:flex;align-items:center}" +
+    ".rate button.chosen{color:" + color + "}" +
+    ".rate button.chosen{background:#eef3ff;border-color:" + color + "}" +
+    ".notice{align-self:center;text-align:center;font-size:12px;color:#5a6475;background:#eceff5;border-radius:10px;padding:5px 10px;max-width:90%}" +
+    ".receipt{align-self:flex-end;font-size:11px;color:#5a6475;margin-top:-4px}" +
+    ".earlier{align-self:center;border:0;background:transparent;color:" + color + ";cursor:pointer;font-size:12px}" +
+    ".typing{font-size:12px;color:#5a6475;padding:2px 16px 6px;background:#f6f7fb}" +
+    ".actions{padding:6px 10px 0;display:flex;justify-content:flex-start}" +
+    ".human{border:1px solid " + color + ";color:" + color + ";background:#fff;border-radius:14px;padding:4px 12px;cursor:pointer;font-size:12px;display:flex;align-items:center;gap:5px}" +
+    ".human:disabled{opacity:.5;cursor:default}" +
+    "form{display:flex;gap:8px;padding:10px;border-top:1px solid #e3e6ee}" +
+    "textarea{flex:1;resize:none;border:1px solid #cfd5e1;border-radius:10px;padding:8px 10px;font-size:14px;line-height:1.4;max-height:120px}" +
+    "form button{border:0;border-radius:10px;background:" + color + ";color:#fff;padding:0 14px;cursor:pointer;font-size:14px}" +
+    "form button:disabled{opacity:.5;cursor:default}" +
+    "</style>" +
+    '<button class="bubble" type="button"><svg viewBox="0 0 24 24" fill="currentColor" aria-hidden="true">' +
+    '<path d="M12 3C6.5 3 2 6.8 2 11.5c0 2.4 1.2 4.6 3.1 6.1L4 21l4.1-1.9c1.2.4 2.5.6 3.9.6 5.5 0 10-3.8 10-8.5S17.5 3 12 3z"/></svg>' +
+    '<span class="badge" hidden>0</span></button>' +
+    '<section class="panel" role="dialog" hidden>' +
+    '<header><div class="who"><div class="title"></div><div class="subtitle"></div></div>' +
+    '<button class="close" type="button">×</button></header>' +
+    '<div class="conn" hidden></div>' +
+    '<div class="log" aria-live="polite"></div>' +
+    '<div class="typing" hidden></div>' +
+    '<div class="actions"><button class="human" type="button"></button></div>' +
+    '<form><textarea rows="1"></textarea><button class="send" type="submit"></button></form>' +
+    "</section>";
+  function $(selector) {
+    return root.querySelector(selector);
+  }
+  var bubble = $(".bubble"), badge = $(".badge"), panel = $(".panel"), log = $(".log");
+  var subtitle = $(".subtitle"), conn = $(".conn"), typingLine = $(".typing"), humanButton = $(".human");
+  var input = $("textarea"), sendButton = $(".send");
+  $(".title").textContent = data.title || TEXT.title;
+  bubble.setAttribute("aria-label", TEXT.open);
+  $(".close").setAttribute("aria-label", TEXT.close);
+  humanButton.innerHTML = ICON.person;
+  humanButton.appendChild(document.createTextNode(TEXT.human));
+  input.placeholder = TEXT.placeholder;
+  sendButton.textContent = TEXT.send;
+
+  // --- state ---
+  var socket = null, online = false, retries = 0;
+  var status = "bot", agentName = null;
+  var unread = 0;
+  var rendered = {}; // message id -> element
+  var pendingByClientId = {}; // clientMessageId -> element
+  var answers = {}; // answer id -> {el, pieces, next}
+  var newestId = null, oldestId = null, agentReadUntil = null, reportedRead = null;
+  var typingTimer = null, lastTypingSent = 0, stopTypingTimer = null;
+
+  function isOpen() {
+    return !panel.hidden;
+  }
+  function setOpen(open) {
+    panel.hidden = !open;
+    try { sessionStorage.setItem(prefix + "open", open ? "1" : ""); } catch (e) { /* ignore */ }
+    if (open) {
+      unread = 0;
+      renderBadge();
+      if (!log.children.length) notice(TEXT.greeting);
+      input.focus();
+      reportRead();
+    }
+  }
+  function renderBadge() {
+    badge.hidden = unread === 0;
+    badge.textContent = unread > 99 ? "99+" : String(unread);
+  }
+  function countUnread() {
+    if (!isOpen() || document.visibilityState !== "visible") {
+      unread += 1;
+      renderBadge();
+    }
+  }
+  function renderStatus() {
+    subtitle.textContent =
+      status === "queued" ? TEXT.queued
+      : status === "assigned" ? t("assigned", { name: agentName || TEXT.agent })
+      : status === "resolved" ? TEXT.resolved
+      : TEXT.bot;
+    humanButton.hidden = status === "queued" || status === "assigned";
+    humanButton.disabled = !online;
+  }
+  function setOnline(value) {
+    online = value;
+    conn.hidden = value;
+    conn.textContent = TEXT.reconnecting;
+    sendButton.disabled = false; // messages typed offline wait in the outbox
+    renderStatus();
+  }
+  function scrollDown() {
+    log.scrollTop = log.scrollHeight;
+  }
+  function track(id) {
+    if (!newestId || id > newestId) newestId = id;
+    if (!oldestId || id < oldestId) oldestId = id;
+  }
+
+  // --- rendering ---
+  function element(kind, text, label) {
+    var el = document.createElement("div");
+    el.className = "msg " + kind;
+    if (label) {
+      var who = document.createElement("div");
+      who.className = "who-label";
+      who.textContent = label;
+      el.appendChild(who);
+    }
+    var body = document.createElement("div");
+    body.className = "text";
+    body.textContent = text;
+    el.appendChild(body);
+    return el;
+  }
+  function place(el, id, before) {
+    if (before && before.parentNode === log) log.insertBefore(el, before);
+    else log.appendChild(el);
+    if (id) {
+      el.dataset.id = id;
+      rendered[id] = el;
+      track(id);
+    }
+    scrollDown();
+    return el;
+  }
+  function notice(text, id, before) {
+    var el = document.createElement("div");
+    el.className = "notice";
+    el.textContent = text;
+    return place(el, id, before);
+  }
+  function citations(el, list) {
+    if (!list || !list.length) return;
+    var label = document.createElement("div");
+    label.className = "sources-label";
+    label.textContent = TEXT.sources;
+    var ol = document.createElement("ol");
+    ol.className = "sources";
+    list.forEach(function (c) {
+      var li = document.createElement("li");
+      if (c.url && /^https?:\/\//i.test(c.url)) {
+        var a = document.createElement("a");
+        a.href = c.url;
+        a.target = "_blank";
+        a.rel = "noopener noreferrer";
+        a.textContent = c.title;
+        li.appendChild(a);
+      } else {
+        li.textContent = c.title;
+      }
+      ol.appendChild(li);
+    });
+    el.appendChild(label);
+    el.appendChild(ol);
+  }
+  function rating(el, messageId, chosen) {
+    var row = document.createElement("div");
+    row.className = "rate";
+    [["up", ICON.up, TEXT.helpful], ["down", ICON.down, TEXT.notHelpful]].forEach(function (option) {
+      var button = document.createElement("button");
+      button.type = "button";
+      button.innerHTML = option[1];
+      button.title = option[2];
+      button.setAttribute("aria-label", option[2]);
+      button.dataset.rating = option[0];
+      if (chosen === option[0]) button.className = "chosen";
+      button.addEventListener("click", function () {
+        send({ action: "feedback", messageId: messageId, rating: option[0], conversationId: conversationId });
+      });
+      row.appendChild(button);
+    });
+    el.appendChild(row);
+  }
+  function botAnswer(id, text, list, feedback, before) {
+    var el = rendered[id] || element("bot", "");
+    el.classList.remove("streaming");
+    el.querySelector(".text").textContent = text;
+    if (!el.querySelector(".sources")) citations(el, list);
+    if (!el.querySelector(".rate")) rating(el, id, feedback);
+    if (!rendered[id]) place(el, id, before);
+    delete answers[id];
+    return el;
+  }
+  function visitorMessage(id, text, clientId, before) {
+    var el = clientId && pendingByClientId[clientId];
+    if (el) {
+      el.classList.remove("pending");
+      delete pendingByClientId[clientId];
+      el.dataset.id = id;
+      rendered[id] = el;
+      track(id);
+      return el;
+    }
+    return place(element("visitor", text), id, before);
+  }
+  function agentMessage(m, before) {
+    return place(element("agent", m.text, (m.agent && m.agent.name) || TEXT.agent), m.messageId, before);
+  }
+  function renderReceipts() {
+    var old = root.querySelectorAll(".receipt");
+    Array.prototype.forEach.call(old, function (r) { r.remove(); });
+    if (!agentReadUntil) return;
+    var visitors = root.querySelectorAll(".msg.visitor[data-id]");
+    for (var i = visitors.length - 1; i >= 0; i--) {
+      if (visitors[i].dataset.id <= agentReadUntil) {
+        var receipt = document.createElement("div");
+        receipt.className = "receipt";
+        receipt.textContent = "✓ " + TEXT.read;
+        visitors[i].insertAdjacentElement("afterend", receipt);
+        return;
+      }
+    }
+  }
+  function renderHistoryMessage(m, before) {
+    if (rendered[m.messageId]) return;
+    if (m.role === "visitor") visitorMessage(m.messageId, m.text, m.clientMessageId, before);
+    else if (m.role === "bot") botAnswer(m.messageId, m.text, m.citations, m.feedback, before);
+    else if (m.role === "agent") agentMessage(m, before);
+    else if (m.role === "event" && m.event === "assigned" && m.agent) notice(t("joined", { name: m.agent.name }), m.messageId, before);
+    else if (m.role === "event" && /^(transferred|resolved|returned_to_bot)/.test(m.event || "")) notice(eventText(m), m.messageId, before);
+  }
+  function eventText(m) {
+    var name = (m.agent && m.agent.name) || TEXT.agent;
+    if (m.event === "transferred") return t("joined", { name: name });
+    if (m.event === "resolved") return TEXT.resolved;
+    return TEXT.bot;
+  }
+
+  // --- the socket ---
+  function send(frame) {
+    if (!socket || socket.readyState !== WebSocket.OPEN) return false;
+    socket.send(JSON.stringify(frame));
+    return true;
+  }
+  function connect() {
+    var query = new URLSearchParams({
+      tenant: data.tenant,
+      key: data.key,
+      visitor: visitorId,
+      lang: pageLanguage.slice(0, 16),
+      page: location.href.slice(0, 500),
+    });
+    socket = new WebSocket(data.ws + (data.ws.indexOf("?") < 0 ? "?" : "&") + query.toString());
+    socket.onopen = function () {
+      retries = 0;
+      setOnline(true);
+      if (conversationId) {
+        // A returning visitor: the transcript (or what came while away), then a second look shortly
+        // after, for anything posted while this connection was being attached.
+        requestHistory();
+        setTimeout(function () { if (online && conversationId) requestHistory(); }, 2500);
+      }
+      outbox.forEach(function (frame) {
+        if (conversationId && !frame.conversationId) frame.conversationId = conversationId;
+        send(frame);
+      });
+    };
+    socket.onmessage = function (event) {
+      var frame;
+      try { frame = JSON.parse(event.data); } catch (e) { return; }
+      handle(frame);
+    };
+    socket.onclose = function () {
+      setOnline(false);
+      var delay = Math.min(8000, 500 * Math.pow(2, retries++)) * (0.75 + Math.random() / 2);
+      setTimeout(connect, delay);
+    };
+  }
+  var historyMode = "latest";
+  function requestHistory(before) {
+    var frame = { action: "history", conversationId: conversationId };
+    if (before) frame.before = before;
+    else if (newestId) frame.after = newestId;
+    historyMode = before ? "before" : newestId ? "after" : "latest";
+    send(frame);
+  }
+  function showEarlierButton(show) {
+    var old = log.querySelector(".earlier");
+    if (old) old.remove();
+    if (!show) return;
+    var more = document.createElement("button");
+    more.type = "button";
+    more.className = "earlier";
+    more.textContent = TEXT.earlier;
+    more.addEventListener("click", function () { requestHistory(oldestId); });
+    log.insertBefore(more, log.firstChild);
+  }
+
+  function handle(frame) {
+    if (frame.conversationId && !conversationId && frame.type !== "error") {
+      // The conversation may start without a message (the "talk to a human" button).
+      conversationId = frame.conversationId;
+      save("conversation", conversationId);
+    }
+    switch (frame.type) {
+      case "ack": {
+        if (frame.conversationId !== conversationId) {
+          conversationId = frame.conversationId;
+          save("conversation", conversationId);
+        }
+        outbox = outbox.filter(function (f) { return f.clientMessageId !== frame.clientMessageId; });
+        save("outbox", outbox);
+        if (pendingByClientId[frame.clientMessageId]) visitorMessage(frame.messageId, "", frame.clientMessageId);
+        break;
+      }
+      case "answer.delta": {
+        var answer = answers[frame.messageId];
+        if (!answer) {
+          if (rendered[frame.messageId]) break; // already complete (history)
+          var el = place(element("bot streaming", ""), null);
+          answer = answers[frame.messageId] = { el: el, pieces: {}, next: 0 };
+        }
+        answer.pieces[frame.seq] = frame.text;
+        var textEl = answer.el.querySelector(".text");
+        while (answer.pieces[answer.next] != null) {
+          textEl.textContent += answer.pieces[answer.next];
+          delete answer.pieces[answer.next++];
+        }
+        scrollDown();
+        break;
+      }
+      case "answer.end": {
+        var streaming = answers[frame.messageId];
+        if (streaming && !rendered[frame.messageId]) {
+          streaming.el.dataset.id = frame.messageId;
+          rendered[frame.messageId] = streaming.el;
+          track(frame.messageId);
+        }
+        botAnswer(frame.messageId, frame.text, frame.citations);
+        countUnread();
+        break;
+      }
+      case "answer.cancelled": {
+        var dropped = answers[frame.messageId];
+        if (dropped) dropped.el.remove();
+        delete answers[frame.messageId];
+        break;
+      }
+      case "conversation.status": {
+        status = frame.status;
+        agentName = frame.agent ? frame.agent.name : status === "assigned" ? agentName : null;
+        renderStatus();
+        break;
+      }
+      case "notice": {
+        if (frame.agent) agentName = frame.agent.name;
+        notice(frame.text);
+        renderStatus();
+        countUnread();
+        break;
+      }
+      case "agent.joined": {
+        agentName = frame.agent.name;
+        notice(t("joined", { name: frame.agent.name }));
+        renderStatus();
+        break;
+      }
+      case "agent.message": {
+        if (rendered[frame.messageId]) break;
+        typingLine.hidden = true;
+        agentMessage(frame);
+        countUnread();
+        reportRead();
+        break;
+      }
+      case "typing": {
+        if (frame.from !== "agent") break;
+        clearTimeout(typingTimer);
+        typingLine.hidden = !frame.typing;
+        typingLine.textContent = t("typing", { name: frame.name || TEXT.agent });
+        if (frame.typing) typingTimer = setTimeout(function () { typingLine.hidden = true; }, 8000);
+        break;
+      }
+      case "read": {
+        if (frame.by === "agent" && (!agentReadUntil || frame.messageId > agentReadUntil)) {
+          agentReadUntil = frame.messageId;
+          renderReceipts();
+        }
+        break;
+      }
+      case "feedback.saved": {
+        var rated = rendered[frame.messageId];
+        if (rated) {
+          Array.prototype.forEach.call(rated.querySelectorAll(".rate button"), function (b) {
+            b.className = b.dataset.rating === frame.rating ? "chosen" : "";
+          });
+        }
+        break;
+      }
+      case "history": {
+        status = frame.status;
+        agentName = frame.agent ? frame.agent.name : null;
+        var page = frame.messages;
+        var earlierPage = page.length > 0 && oldestId && page[page.length - 1].messageId < oldestId;
+        // Earlier pages go on top; newer ones before any message still waiting to be sent.
+        var anchor = earlierPage ? log.querySelector("[data-id]") : log.querySelector(".msg.visitor.pending");
+        page.forEach(function (m) { renderHistoryMessage(m, anchor); });
+        if (earlierPage || historyMode === "latest") showEarlierButton(frame.hasMore);
+        else if (frame.hasMore) requestHistory(); // a forward page: fetch the rest
+        if (frame.agentReadUntil) agentReadUntil = frame.agentReadUntil;
+        renderReceipts();
+        renderStatus();
+        reportRead();
+        break;
+      }
+      case "error": {
+        var failed = frame.clientMessageId && pendingByClientId[frame.clientMessageId];
+        if (frame.code === "not_found" && /conversation/.test(frame.message || "")) {
+          // The stored conversation is gone (expired): start a new one and resend.
+          conversationId = null;
+          save("conversation", null);
+          outbox.forEach(function (f) { delete f.conversationId; send(f); });
+          break;
+        }
+        if (frame.code === "retry" && frame.clientMessageId) {
+          var again = outbox.filter(function (f) { return f.clientMessageId === frame.clientMessageId; })[0];
+          if (again) setTimeout(function () { send(again); }, 1000);
+          break;
+        }
+        if (failed) {
+          failed.classList.add("failed");
+          outbox = outbox.filter(function (f) { return f.clientMessageId !== frame.clientMessageId; });
+          save("outbox", outbox);
+        }
+        notice(t("failed", { message: frame.message }));
+        break;
+      }
+    }
+  }
+
+  function reportRead() {
+    if (!isOpen() || document.visibilityState !== "visible" || !conversationId) return;
+    var agents = root.querySelectorAll(".msg.agent[data-id]");
+    var newest = agents.length ? agents[agents.length - 1].dataset.id : null;
+    if (newest && newest !== reportedRead && send({ action: "read", messageId: newest, conversationId: conversationId })) {
+      reportedRead = newest;
+    }
+  }
+  function sendTyping(typing) {
+    if (status !== "assigned" || !conversationId) return;
+    send({ action: "typing", typing: typing, conversationId: conversationId });
+  }
+
+  // --- user actions ---
+  bubble.addEventListener("click", function () { setOpen(!isOpen()); });
+  $(".close").addEventListener("click", function () { setOpen(false); });
+  humanButton.addEventListener("click", function () {
+    var frame = { action: "requestHuman" };
+    if (conversationId) frame.conversationId = conversationId;
+    send(frame);
+  });
+  $("form").addEventListener("submit", function (event) {
+    event.preventDefault();
+    var text = input.value.trim();
+    if (!text) return;
+    var clientMessageId = "m-" + Date.now().toString(36) + "-" + randomId(10);
+    var frame = { action: "sendMessage", clientMessageId: clientMessageId, text: text };
+    if (conversationId) frame.conversationId = conversationId;
+    outbox.push(frame);
+    save("outbox", outbox);
+    var el = place(element("visitor pending", text), null);
+    pendingByClientId[clientMessageId] = el;
+    input.value = "";
+    clearTimeout(stopTypingTimer);
+    lastTypingSent = 0;
+    send(frame);
+  });
+  input.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      $("form").requestSubmit();
+    }
+  });
+  input.addEventListener("input", function () {
+    var now = Date.now();
+    if (now - lastTypingSent > 3000) {
+      lastTypingSent = now;
+      sendTyping(true);
+    }
+    clearTimeout(stopTypingTimer);
+    stopTypingTimer = setTimeout(function () { lastTypingSent = 0; sendTyping(false); }, 4000);
+  });
+  document.addEventListener("visibilitychange", reportRead);
+
+  // Messages that were typed but never acked (e.g. the page was closed) are shown and resent.
+  outbox.forEach(function (frame) {
+    pendingByClientId[frame.clientMessageId] = place(element("visitor pending", frame.text), null);
+  });
+
+  function start() {
+    document.body.appendChild(host);
+    renderStatus();
+    var wasOpen = false;
+    try { wasOpen = !!sessionStorage.getItem(prefix + "open"); } catch (e) { /* ignore */ }
+    if (wasOpen) setOpen(true);
+    connect();
+  }
+  if (document.body) start();
+  else document.addEventListener("DOMContentLoaded", start);
+})();
