@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run test lint typecheck unit integration e2e infra bench eval system-deps node-deps clean
+.PHONY: install run test lint typecheck unit integration e2e infra browser screenshots bench eval system-deps node-deps clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,11 @@ run: install
 	$(BIN)/python -m local.run
 
 ## What the tests need beyond Python packages: redis-server (Debian package) and the pinned CDK CLI.
+## The browser tests drive Debian's chromium (Playwright never downloads a browser here) with a CJK font.
 system-deps:
 	@command -v redis-server >/dev/null 2>&1 || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server)
+	@[ -x /usr/bin/chromium ] || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium)
+	@[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq fonts-wqy-microhei)
 
 node-deps: node_modules/.package-lock.json
 
@@ -45,15 +48,24 @@ e2e: install system-deps
 infra: install node-deps
 	$(BIN)/pytest tests/infra -q
 
-## Every suite: lint, types, unit, integration, e2e, infra.
+## The widget and the agent console in Chromium (Playwright).
+browser: install system-deps
+	$(BIN)/pytest tests/browser -q
+
+## Re-take the README's screenshots (docs/screenshots/) with the browser test.
+screenshots: install system-deps
+	KEFU_SCREENSHOT_DIR=docs/screenshots $(BIN)/pytest tests/browser -q
+
+## Every suite: lint, types, unit, integration, e2e, browser, infra.
 test: install system-deps node-deps lint typecheck
 	$(BIN)/pytest tests
 
 bench: install system-deps
 	$(BIN)/python -m local.bench
 
+## Retrieval quality through the admin API (StackFAQ, HINT3) -> docs/quality.md.
 eval: install
-	$(BIN)/python -m local.eval_stackfaq
+	$(BIN)/python -m local.eval_quality
 
 clean:
 	rm -rf .kefu cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -2,6 +2,9 @@
 
 Context (all optional; see docs/deploy.md): env (dev|prod), redis_url, llm_provider, llm_base_url,
 llm_model, llm_api_key_secret, opensearch_endpoint + opensearch_domain_arn, apigw_cloudwatch_role.
+The model gateway (README "Hybrid cloud with vLLM"): llm_client_cert_secret, llm_api_version,
+llm_fallbacks, bedrock_models, sagemaker_endpoints, model_secrets_prefix, vpc_id + vpc_subnet_ids +
+onprem_cidrs (+ onprem_ports, vpc_security_group_id).
 """
 
 from __future__ import annotations

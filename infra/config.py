@@ -6,6 +6,9 @@ Everything that differs between environments or deployments comes from here; con
 
 from __future__ import annotations
 
+import ipaddress
+import json
+import re
 from dataclasses import dataclass
 from typing import Any, get_args
 
@@ -13,6 +16,7 @@ import aws_cdk as cdk
 from constructs import Node
 
 from infra.constants import DEFAULT_ENVIRONMENT, ENVIRONMENTS, Environment
+from shared.model.config import ModelTarget
 from shared.settings import Settings
 
 _LLM_PROVIDERS: tuple[str, ...] = get_args(Settings.model_fields["llm_provider"].annotation)
@@ -31,8 +35,31 @@ class DeployConfig:
     llm_provider: str = "extractive"
     llm_base_url: str | None = None
     llm_model: str | None = None
-    # Name or ARN of an existing Secrets Manager secret holding the LLM API key (plain string).
+    # Name or ARN of an existing Secrets Manager secret holding the LLM API key (plain string); the
+    # generate function reads it at cold start (never put in the template or the environment).
     llm_api_key_secret: str | None = None
+    # Name or ARN of a secret with a client certificate for mTLS to the model server (JSON:
+    # certificate, privateKey, caBundle; see shared/model/secrets.py).
+    llm_client_cert_secret: str | None = None
+    llm_api_version: str | None = None  # Azure OpenAI's api-version
+    # The deployment's fallback chain: a JSON list of model targets as the admin API takes them, e.g.
+    # [{"provider": "bedrock", "model": "us.anthropic.claude-3-5-haiku-20241022-v1:0"}].
+    llm_fallbacks: str | None = None
+    # Models generate may call on Bedrock (model ids, inference profile ids or ARNs; "*" for any) and
+    # SageMaker endpoints it may invoke (names; "*" for any). The deployment's own model is added.
+    bedrock_models: tuple[str, ...] = ()
+    sagemaker_endpoints: tuple[str, ...] = ()
+    # Tenants' model secrets (TenantConfig.model.apiKeySecret/clientCertSecret) must be named under
+    # this prefix; None: kefu/<env>/models/.
+    model_secrets_prefix: str | None = None
+    # Hybrid cloud: run generate (the function that calls the model) in these private subnets of an
+    # existing VPC, with a security group allowing the on-premises model's CIDRs and ports (reached
+    # over VPN or Direct Connect) and HTTPS for AWS APIs (through a NAT gateway or VPC endpoints).
+    vpc_id: str | None = None
+    vpc_subnet_ids: tuple[str, ...] = ()
+    vpc_security_group_id: str | None = None  # an existing group instead of the one created
+    onprem_cidrs: tuple[str, ...] = ()
+    onprem_ports: tuple[int, ...] = (443, 8000)
     # Use an existing OpenSearch domain instead of creating a Serverless collection.
     opensearch_endpoint: str | None = None
     opensearch_domain_arn: str | None = None
@@ -58,6 +85,71 @@ class DeployConfig:
             raise ConfigError(f"'opensearch_endpoint' must start with https://; got {self.opensearch_endpoint!r}")
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://")):
             raise ConfigError(f"'redis_url' must be a redis:// or rediss:// URL; got {self.redis_url!r}")
+        if self.llm_provider == "bedrock" and not self.llm_model:
+            raise ConfigError("context 'llm_provider=bedrock' needs 'llm_model' (a model id or inference profile id)")
+        if self.llm_provider in ("sagemaker", "azure") and not self.llm_base_url:
+            what = "the SageMaker endpoint name" if self.llm_provider == "sagemaker" else "the Azure OpenAI URL"
+            raise ConfigError(f"context 'llm_provider={self.llm_provider}' needs 'llm_base_url' ({what})")
+        self.fallback_targets  # noqa: B018 - validates llm_fallbacks
+        self._check_network()
+
+    @property
+    def fallback_targets(self) -> list[ModelTarget]:
+        if not self.llm_fallbacks:
+            return []
+        try:
+            raw = json.loads(self.llm_fallbacks)
+            if not isinstance(raw, list):
+                raise ValueError("not a JSON list")
+            return [ModelTarget.model_validate(item) for item in raw]
+        except ValueError as exc:
+            raise ConfigError(f"'llm_fallbacks' must be a JSON list of model targets: {exc}") from None
+
+    def _check_network(self) -> None:
+        if not self.vpc_id:
+            if self.vpc_subnet_ids or self.vpc_security_group_id or self.onprem_cidrs:
+                raise ConfigError("'vpc_subnet_ids', 'vpc_security_group_id' and 'onprem_cidrs' need 'vpc_id'")
+            return
+        if not re.fullmatch(r"vpc-[0-9a-f]{8,17}", self.vpc_id):
+            raise ConfigError(f"'vpc_id' must look like vpc-0123abcd; got {self.vpc_id!r}")
+        if not self.vpc_subnet_ids:
+            raise ConfigError("'vpc_id' needs 'vpc_subnet_ids' (comma-separated private subnets, two AZs or more)")
+        for subnet in self.vpc_subnet_ids:
+            if not re.fullmatch(r"subnet-[0-9a-f]{8,17}", subnet):
+                raise ConfigError(f"'vpc_subnet_ids' must be subnet ids like subnet-0123abcd; got {subnet!r}")
+        if self.vpc_security_group_id and not re.fullmatch(r"sg-[0-9a-f]{8,17}", self.vpc_security_group_id):
+            raise ConfigError(f"'vpc_security_group_id' must look like sg-0123abcd; got {self.vpc_security_group_id!r}")
+        if not self.vpc_security_group_id and not self.onprem_cidrs:
+            raise ConfigError("'vpc_id' needs 'onprem_cidrs' (the model server's network, e.g. 10.20.0.0/16)")
+        for cidr in self.onprem_cidrs:
+            try:
+                ipaddress.ip_network(cidr)
+            except ValueError:
+                raise ConfigError(f"'onprem_cidrs' must be CIDRs like 10.20.0.0/16; got {cidr!r}") from None
+        for port in self.onprem_ports:
+            if not 1 <= port <= 65535:
+                raise ConfigError(f"'onprem_ports' must be TCP ports; got {port}")
+
+    @property
+    def in_vpc(self) -> bool:
+        return self.vpc_id is not None
+
+    @property
+    def tenant_model_secrets(self) -> str:
+        """The name prefix tenants' model secrets must have (generate may read only those)."""
+        return self.model_secrets_prefix or f"kefu/{self.env}/models/"
+
+    @property
+    def bedrock_model_ids(self) -> tuple[str, ...]:
+        own = (self.llm_model,) if self.llm_provider == "bedrock" and self.llm_model else ()
+        chain = tuple(t.model for t in self.fallback_targets if t.provider == "bedrock" and t.model)
+        return tuple(dict.fromkeys((*self.bedrock_models, *own, *chain)))
+
+    @property
+    def sagemaker_endpoint_names(self) -> tuple[str, ...]:
+        own = (self.llm_base_url,) if self.llm_provider == "sagemaker" and self.llm_base_url else ()
+        chain = tuple(t.endpoint for t in self.fallback_targets if t.provider == "sagemaker" and t.endpoint)
+        return tuple(dict.fromkeys((*self.sagemaker_endpoints, *own, *chain)))
 
     @property
     def is_production(self) -> bool:
@@ -80,6 +172,18 @@ class DeployConfig:
                 return None
             return str(value)
 
+        def items(key: str) -> tuple[str, ...]:
+            return tuple(part.strip() for part in (text(key) or "").split(",") if part.strip())
+
+        def ports(key: str) -> tuple[int, ...] | None:
+            given = items(key)
+            if not given:
+                return None
+            try:
+                return tuple(int(port) for port in given)
+            except ValueError:
+                raise ConfigError(f"context {key!r} must be comma-separated port numbers; got {text(key)!r}") from None
+
         def flag(key: str, default: bool) -> bool:
             value = text(key)
             if value is None:
@@ -97,6 +201,17 @@ class DeployConfig:
             llm_base_url=text("llm_base_url"),
             llm_model=text("llm_model"),
             llm_api_key_secret=text("llm_api_key_secret"),
+            llm_client_cert_secret=text("llm_client_cert_secret"),
+            llm_api_version=text("llm_api_version"),
+            llm_fallbacks=text("llm_fallbacks"),
+            bedrock_models=items("bedrock_models"),
+            sagemaker_endpoints=items("sagemaker_endpoints"),
+            model_secrets_prefix=text("model_secrets_prefix"),
+            vpc_id=text("vpc_id"),
+            vpc_subnet_ids=items("vpc_subnet_ids"),
+            vpc_security_group_id=text("vpc_security_group_id"),
+            onprem_cidrs=items("onprem_cidrs"),
+            onprem_ports=ports("onprem_ports") or (443, 8000),
             opensearch_endpoint=text("opensearch_endpoint"),
             opensearch_domain_arn=text("opensearch_domain_arn"),
             apigw_cloudwatch_role=flag("apigw_cloudwatch_role", default=True),

@@ -21,11 +21,14 @@ FunctionName = Literal["connect", "message", "retrieve", "generate", "admin"]
 FUNCTIONS: Final[tuple[FunctionName, ...]] = ("connect", "message", "retrieve", "generate", "admin")
 
 # --- DynamoDB (keys must match shared/state/models.py) ---
-TableName = Literal["tenants", "connections", "conversations", "messages"]
-TABLES: Final[tuple[TableName, ...]] = ("tenants", "connections", "conversations", "messages")
+TableName = Literal["tenants", "connections", "conversations", "messages", "agents"]
+TABLES: Final[tuple[TableName, ...]] = ("tenants", "connections", "conversations", "messages", "agents")
 TTL_ATTRIBUTE: Final = "expires_at"
 CONVERSATION_INDEX: Final = "conversation-index"  # on connections
-TENANT_INDEX: Final = "tenant-index"  # on conversations
+TENANT_INDEX: Final = "tenant-index"  # on conversations and agents
+AGENT_CONNECTION_INDEX: Final = "agent-tenant-index"  # on connections (sparse: agents only)
+QUEUE_INDEX: Final = "queue-index"  # on conversations (sparse: queued only)
+ASSIGNEE_INDEX: Final = "assignee-index"  # on conversations (sparse: assigned only)
 
 # --- SQS ---
 GENERATE_MAX_RECEIVES: Final = 3  # then the job moves to the dead-letter queue

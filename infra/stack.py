@@ -8,13 +8,15 @@ from constructs import Construct
 from infra.bundling.python_assets import PythonBundler
 from infra.config import DeployConfig
 from infra.constants import PYTHON_VERSION, SERVICE
-from infra.constructs.access import grant_least_privilege
+from infra.constructs.access import grant_least_privilege, grant_model_access
 from infra.constructs.admin_api import AdminApi, AdminKey
 from infra.constructs.functions import SPECS, FunctionInputs, KefuFunctions
 from infra.constructs.knowledge import KnowledgeStore
 from infra.constructs.monitoring import Monitoring
+from infra.constructs.network import ModelNetwork
 from infra.constructs.queue import GenerateQueue
 from infra.constructs.state import StateTables
+from infra.constructs.static_site import StaticSite
 from infra.constructs.websocket_api import WebSocketApi
 from infra.nag import acknowledge
 
@@ -39,11 +41,6 @@ class KefuStack(cdk.Stack):
         queue = GenerateQueue(self, "Queue", config=config, consumer_timeout=SPECS["generate"].timeout)
         knowledge = KnowledgeStore(self, "Knowledge", config=config)
         admin_key = AdminKey(self, "AdminKey", config=config)
-        llm_api_key = (
-            cdk.SecretValue.secrets_manager(config.llm_api_key_secret).unsafe_unwrap()
-            if config.llm_api_key_secret
-            else None
-        )
         functions = KefuFunctions(
             self,
             "Functions",
@@ -57,7 +54,6 @@ class KefuStack(cdk.Stack):
                 opensearch_service=knowledge.service,
                 opensearch_index=knowledge.index,
                 admin_key_secret_arn=admin_key.secret.secret_arn,
-                llm_api_key=llm_api_key,
             ),
         )
         queue.feed(functions.functions["generate"])
@@ -69,6 +65,9 @@ class KefuStack(cdk.Stack):
             message=functions.functions["message"],
         )
         admin_api = AdminApi(self, "Admin", config=config, admin=functions.functions["admin"])
+        site = StaticSite(
+            self, "Web", config=config, static_dir=bundler.repo_root / "local" / "static", websocket_url=websocket.url
+        )
         grant_least_privilege(
             functions=functions,
             state=state,
@@ -77,10 +76,29 @@ class KefuStack(cdk.Stack):
             admin_key=admin_key,
             websocket=websocket,
         )
+        # The model gateway: secrets by reference, Bedrock/SageMaker, and the hybrid-cloud VPC placement.
+        grant_model_access(functions=functions, config=config)
+        if config.in_vpc:
+            ModelNetwork(
+                self,
+                "ModelNetwork",
+                config=config,
+                function=functions.functions["generate"],
+                role=functions.roles["generate"],
+            )
         Monitoring(self, "Monitoring", config=config, functions=functions.functions, dead_letters=queue.dead_letters)
 
         cdk.CfnOutput(self, "WebSocketUrl", value=websocket.url, description="Visitors' chat endpoint (wss://)")
         cdk.CfnOutput(self, "AdminUrl", value=admin_api.url, description="Admin HTTP API base URL")
+        cdk.CfnOutput(
+            self,
+            "WidgetScriptUrl",
+            value=f"{site.base_url}/widget/kefu-widget.js",
+            description="<script src=… data-ws=<WebSocketUrl> data-tenant=… data-key=…> on any page",
+        )
+        cdk.CfnOutput(
+            self, "AgentConsoleUrl", value=f"{site.base_url}/console/", description="Agents log in with their key"
+        )
         cdk.CfnOutput(
             self,
             "AdminKeySecretArn",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import html
 import json
 import logging
 import os
@@ -30,6 +31,8 @@ from local.services import MotoServer, RedisServer, free_port, use_dummy_aws_cre
 from shared.settings import Settings
 
 DEMO_KNOWLEDGE = Path(__file__).parent / "demo" / "faq.json"
+STATIC = Path(__file__).parent / "static"
+DEMO_AGENTS = ({"name": "Alice 王丽", "capacity": 3}, {"name": "Bob 陈博", "capacity": 3})
 STAGE = "local"
 QUEUE_NAME = "kefu-generate.fifo"
 DLQ_NAME = "kefu-generate-dlq.fifo"
@@ -130,6 +133,48 @@ class LocalStack:
             self.moto.stop()
 
 
+def web_app(admin_app: Any, page_values: dict[str, str]) -> Any:
+    """The admin API plus the widget, the agent console and a demo shop page that embeds the widget.
+
+    ``/widget/`` and ``/console/`` are the same static files a deployment uploads (infra/); ``/demo``
+    fills the one ``<script>`` tag a site adds with this run's tenant, widget key and WebSocket URL.
+    """
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import HTMLResponse
+    from starlette.routing import Mount, Route
+    from starlette.staticfiles import StaticFiles
+
+    async def demo(request: Request) -> HTMLResponse:
+        language = "zh-CN" if request.query_params.get("lang", "").startswith("zh") else "en"
+        page = (STATIC / "demo" / "index.html").read_text(encoding="utf-8")
+        values = {**page_values, "LANG": language}
+        for name, value in values.items():
+            page = page.replace(f"__{name}__", html.escape(value, quote=True))
+        return HTMLResponse(page)
+
+    return Starlette(
+        routes=[
+            Route("/demo", demo, methods=["GET"]),
+            Mount("/widget", app=StaticFiles(directory=STATIC / "widget"), name="widget"),
+            Mount("/console", app=StaticFiles(directory=STATIC / "console", html=True), name="console"),
+            Mount("/", app=admin_app),
+        ]
+    )
+
+
+def seed_demo_agents(admin_url: str, admin_key: str, tenant_id: str) -> list[dict[str, Any]]:
+    """Two agents for the demo tenant, created through the admin API; their keys log in to the console."""
+    headers = {"Authorization": f"Bearer {admin_key}"}
+    with httpx.Client(base_url=admin_url, headers=headers, timeout=30) as client:
+        created = []
+        for agent in DEMO_AGENTS:
+            response = client.post(f"/v1/tenants/{tenant_id}/agents", json=agent)
+            response.raise_for_status()
+            created.append(dict(response.json()))
+    return created
+
+
 def seed_demo_tenant(admin_url: str, admin_key: str) -> dict[str, Any]:
     """Create the demo tenant and index its FAQ through the admin API (the path users take)."""
     documents = json.loads(DEMO_KNOWLEDGE.read_text(encoding="utf-8"))
@@ -156,12 +201,14 @@ async def serve(stack: LocalStack, seed: bool) -> None:
     os.environ["KEFU_GENERATE_QUEUE_URL"] = queue_url
     get_settings.cache_clear()
 
+    # Filled once the demo tenant exists (the demo page reads them per request).
+    page_values: dict[str, str] = {"TENANT": "", "WIDGET_KEY": "", "WS_URL": ""}
     emulator = Emulator(
         api_config(get_settings(), queue_url),
         host=stack.host,
         ws_port=stack.ws_port,
         http_port=stack.http_port,
-        extra_app=create_app(),
+        extra_app=web_app(create_app(), page_values),
     )
     await emulator.start()
     try:
@@ -174,6 +221,12 @@ async def serve(stack: LocalStack, seed: bool) -> None:
             info |= {"tenant_id": tenant["tenantId"], "widget_key": tenant["widgetKey"]}
             query = httpx.QueryParams(ws_url=emulator.ws_url, tenant=tenant["tenantId"], key=tenant["widgetKey"])
             info["chat_url"] = f"{emulator.http_url}/chat?{query}"
+            page_values.update(TENANT=tenant["tenantId"], WIDGET_KEY=tenant["widgetKey"], WS_URL=emulator.ws_url)
+            info["demo_url"] = f"{emulator.http_url}/demo"
+            agents = await asyncio.to_thread(seed_demo_agents, emulator.http_url, admin_key, tenant["tenantId"])
+            info |= {"agent_id": agents[0]["agentId"], "agent_key": agents[0]["agentKey"]}
+            info["agents"] = [{"agent_id": a["agentId"], "name": a["name"], "agent_key": a["agentKey"]} for a in agents]
+            info["console_url"] = f"{emulator.http_url}/console/?{httpx.QueryParams(ws_url=emulator.ws_url)}"
         write_local_json(stack.state_dir, info)
         print_banner(info)
         await wait_for_stop_signal()
@@ -197,6 +250,10 @@ def print_banner(info: dict[str, Any]) -> None:
     ]
     if "tenant_id" in info:
         lines.append(f"  demo tenant: {info['tenant_id']}   widget key: {info['widget_key']}")
+        lines.append(f"  widget demo: {info['demo_url']}   (Chinese: {info['demo_url']}?lang=zh)")
+        lines.append(f"  console    : {info['console_url']}")
+        for agent in info["agents"]:
+            lines.append(f"  agent key  : {agent['agent_key']}   ({agent['name']})")
     print("\n".join(lines), flush=True)  # noqa: T201 - the runner talks to a person
 
 

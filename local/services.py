@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -63,6 +64,18 @@ class MotoServer:
             self._server = None
 
 
+def _die_with_parent() -> None:
+    """Runs in the child before exec: Linux kills it when the process that started it dies, so a
+    crashed or killed runner never leaves a redis-server behind."""
+    try:
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    except OSError:  # not Linux/glibc: stop() still ends it on a normal exit
+        pass
+
+
 @dataclass
 class RedisServer:
     """A real redis-server child process on loopback, with persistence off."""
@@ -82,7 +95,12 @@ class RedisServer:
         self.port = self.port or free_port()
         args = ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no"]
         self._process = subprocess.Popen(
-            args, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+            args,
+            cwd=workdir,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         wait_for_port(self.port)
         return self

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     connections_table: str = "kefu-connections"
     conversations_table: str = "kefu-conversations"
     messages_table: str = "kefu-messages"
+    agents_table: str = "kefu-agents"
     # None: run without the Redis cache (DynamoDB alone still answers everything).
     redis_url: str | None = None
     redis_timeout_seconds: float = 0.25
@@ -50,13 +51,70 @@ class Settings(BaseSettings):
     opensearch_service: Literal["aoss", "es"] = "aoss"
     opensearch_index: str = "kefu-knowledge"
     retrieve_top_k: int = Field(default=4, ge=1, le=20)
+    # How long the retrieve function reuses a tenant's RetrievalConfig before reading it again.
+    tenant_config_ttl_seconds: float = Field(default=30.0, ge=0)
+    # Uploads (admin API multipart and the CLI): per-file limit, and at most this many files per call.
+    max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
+    max_upload_files: int = Field(default=50, ge=1)
 
-    # --- Model gateway ---
-    llm_provider: Literal["extractive", "openai"] = "extractive"
+    # --- Embeddings: use (local multilingual USE, default) | bedrock | openai (OpenAI-compatible
+    # /v1/embeddings: TEI, vLLM, Ollama, ...) ---
+    embedding_provider: Literal["use", "bedrock", "openai"] = "use"
+    # bedrock: amazon.titan-embed-text-v2:0 or cohere.embed-multilingual-v3; openai: the served model
+    embedding_model: str | None = None
+    embedding_base_url: str | None = None  # openai: e.g. http://gpu-box:8080/v1
+    embedding_api_key: SecretStr | None = None
+    # Vector size. Titan v2: 256, 512 or 1024 (default 1024); openai: required (the model's size).
+    embedding_dimension: int | None = Field(default=None, ge=8, le=16000)
+    # Cosine range mapped onto dense evidence 0..1 (see shared/knowledge/scoring.py); None: the
+    # provider's default (USE 0.2..0.8, others 0.1..0.7).
+    embedding_cosine_floor: float | None = Field(default=None, ge=-1, le=1)
+    embedding_cosine_ceiling: float | None = Field(default=None, ge=-1, le=1)
+    embedding_timeout_seconds: float = 30.0
+    # Endpoint of bedrock-runtime / bedrock-agent-runtime; None: the regional endpoint.
+    bedrock_endpoint: str | None = None
+
+    # --- Reranking (used for tenants whose RetrievalConfig.rerank is on) ---
+    # bedrock: Bedrock rerank models; tei: TEI's /rerank; cohere: Cohere-style /v1/rerank (vLLM, Infinity)
+    reranker_provider: Literal["none", "bedrock", "tei", "cohere"] = "none"
+    # bedrock: amazon.rerank-v1:0, cohere.rerank-v3-5:0 or a model ARN; cohere: the served model
+    reranker_model: str | None = None
+    reranker_url: str | None = None  # tei/cohere: the server's base URL
+    reranker_api_key: SecretStr | None = None
+    reranker_timeout_seconds: float = 10.0
+    # How many fused candidates the reranker re-orders.
+    rerank_candidates: int = Field(default=20, ge=1, le=100)
+
+    # --- Model gateway (the deployment's model; tenants may choose their own, see shared/model/config.py) ---
+    llm_provider: Literal["extractive", "openai", "azure", "bedrock", "sagemaker"] = "extractive"
+    # openai/azure: the API root URL; sagemaker: the endpoint name.
     llm_base_url: str | None = None
+    # openai/azure: the served model; bedrock: model id or inference profile; sagemaker: optional.
     llm_model: str | None = None
     llm_api_key: SecretStr | None = None
+    # Secrets Manager name/ARN of the API key, read at cold start (preferred over llm_api_key in AWS).
+    llm_api_key_secret: str | None = None
+    # Secrets Manager name/ARN of a client certificate for mTLS (JSON: certificate, privateKey, caBundle).
+    llm_client_cert_secret: str | None = None
+    llm_api_version: str | None = None  # azure: api-version
+    llm_payload_format: Literal["messages", "generate"] = "messages"  # sagemaker
+    # Fallback targets tried in order (JSON list of ModelTarget objects, camelCase as in the admin API).
+    llm_fallbacks: list[dict[str, Any]] = Field(default_factory=list)
+    # Non-streaming calls: the whole request. Streams use llm_first_token_timeout_seconds per read.
     llm_timeout_seconds: float = 60.0
+    llm_connect_timeout_seconds: float = Field(default=3.0, gt=0)
+    # No first token (or a silence between chunks) this long: the attempt failed (retry, then fallback).
+    llm_first_token_timeout_seconds: float = Field(default=15.0, gt=0)
+    llm_max_retries: int = Field(default=1, ge=0, le=3)
+    # Circuit breaker per model target (per warm container): open after this many failures in a
+    # row, for this long, then let one attempt through.
+    llm_breaker_failures: int = Field(default=3, ge=1)
+    llm_breaker_cooldown_seconds: float = Field(default=30.0, gt=0)
+    # Endpoints of sagemaker-runtime / secretsmanager; None: the regional endpoint.
+    sagemaker_endpoint: str | None = None
+    secretsmanager_endpoint: str | None = None
+    # Repeated questions reuse answers this long (0: off). Redis when configured, else in memory.
+    answer_cache_ttl_seconds: int = Field(default=6 * 3600, ge=0)
     # Low temperature: answers should stay close to the passages. None leaves the server default.
     llm_temperature: float | None = Field(default=0.2, ge=0)
     llm_max_tokens: int | None = Field(default=1024, ge=1)

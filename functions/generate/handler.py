@@ -13,9 +13,18 @@ from pydantic import Json
 from shared.chat.generation import Generator
 from shared.chat.jobs import GenerateJob
 from shared.chat.push import api_gateway_push
+from shared.handoff.gate import handoff_gate
 from shared.observability import logger, metrics, tracer
 from shared.settings import get_settings
-from shared.wiring import answer_model, context_cache, retriever, state_store
+from shared.wiring import (
+    answer_cache,
+    answer_meter,
+    answer_model,
+    context_cache,
+    model_gateway,
+    retriever,
+    state_store,
+)
 
 
 class GenerateJobRecord(SqsRecordModel):
@@ -38,6 +47,10 @@ def _generator() -> Generator:
         top_k=settings.retrieve_top_k,
         flush_ms=settings.stream_flush_ms,
         flush_chars=settings.stream_flush_chars,
+        models=model_gateway(),
+        answers=answer_cache(),
+        meter=answer_meter(),
+        gate=handoff_gate(),
     )
 
 

@@ -2,30 +2,61 @@
 
 Derived from what the code calls (shared/state/dynamodb.py and the logic modules that use it):
 
-- connect: ``get_tenant`` (widget key check), ``put_connection``, ``delete_connection``.
+- connect: ``get_tenant`` (widget key check), ``get_agent`` (agent key check), ``put_connection``,
+  ``delete_connection``.
 - message: ``get_connection``, ``set_connection_conversation`` (UpdateItem), ``get_conversation``,
   ``put_conversation``, ``find_by_client_id``/``get_message`` (GetItem), ``add_visitor_message``
-  (a TransactWrite of two conditional Puts: PutItem); sends the ack; enqueues the job.
+  (a TransactWrite of two conditional Puts: PutItem); sends the ack; enqueues the job. Handoff
+  (shared/handoff/): ``get_tenant`` (HandoffConfig), ``change_status``/``set_preview``/``advance_read``
+  (UpdateItem), ``queued_conversations``/``assigned_conversations`` (Query on the queue and assignee
+  indexes), ``conversation_connections``/``agent_connections`` (Query on the conversation and agent
+  indexes), ``delete_connection`` (a gone connection during fan-out), ``add_message``/``add_client_message``
+  (PutItem), ``set_feedback`` (UpdateItem), ``messages_page`` (Query), ``get_agent``, ``list_agents``
+  (Query on the agents' tenant index), ``set_agent_away``/``touch_agent_assigned`` (UpdateItem).
 - generate: ``get_message`` (already answered?), ``recent_messages`` (Query), ``add_answer``
-  (conditional PutItem); invokes retrieve; streams frames.
-- retrieve: searches the knowledge index; no tables.
+  (conditional PutItem); invokes retrieve; streams frames. Its answer gate reads the conversation
+  (GetItem), counts answers without a source (``record_grounding``, UpdateItem) and may hand the
+  conversation off: the same queue/assignee/agent/connection calls as the message function.
+  Its model gateway (``grant_model_access``) reads ``get_tenant`` (TenantConfig.model), the model
+  secrets (the deployment's, and tenants' under one name prefix), calls ConverseStream on the
+  configured Bedrock models and InvokeEndpointWithResponseStream on the configured SageMaker
+  endpoints.
+- retrieve: ``get_tenant`` (the tenant's RetrievalConfig: weights, threshold, reranking; cached
+  for Settings.tenant_config_ttl_seconds); searches the knowledge index.
 - admin: ``put_tenant``/``get_tenant``, ``get_conversation``, ``list_messages`` (Query); indexes
-  knowledge; reads its key.
+  knowledge; reads its key. Agents: ``put_agent``/``get_agent``/``list_agents``/``delete_agent`` and
+  ``assigned_conversations`` (is the agent still holding conversations?).
 
 A new store call in a function needs its action added here; an AccessDenied in the logs names it.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-from infra.constants import FunctionName, TableName
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from infra.config import DeployConfig
+from infra.constants import (
+    AGENT_CONNECTION_INDEX,
+    ASSIGNEE_INDEX,
+    CONVERSATION_INDEX,
+    QUEUE_INDEX,
+    TENANT_INDEX,
+    FunctionName,
+    TableName,
+)
 from infra.constructs.admin_api import AdminKey
 from infra.constructs.functions import KefuFunctions
 from infra.constructs.knowledge import KnowledgeStore
 from infra.constructs.queue import GenerateQueue
 from infra.constructs.state import StateTables
 from infra.constructs.websocket_api import WebSocketApi
+from infra.nag import acknowledge, arn_finding
 
 GET = "dynamodb:GetItem"
 PUT = "dynamodb:PutItem"
@@ -43,21 +74,32 @@ class TableAccess:
 TABLE_ACCESS: dict[FunctionName, dict[TableName, TableAccess]] = {
     "connect": {
         "tenants": TableAccess((GET,)),
+        "agents": TableAccess((GET,)),
         "connections": TableAccess((PUT, DELETE)),
     },
     "message": {
-        "connections": TableAccess((GET, UPDATE)),
-        "conversations": TableAccess((GET, PUT)),
-        "messages": TableAccess((GET, PUT)),
+        "tenants": TableAccess((GET,)),
+        "agents": TableAccess((GET, UPDATE, QUERY), indexes=(TENANT_INDEX,)),
+        "connections": TableAccess((GET, UPDATE, DELETE, QUERY), indexes=(CONVERSATION_INDEX, AGENT_CONNECTION_INDEX)),
+        "conversations": TableAccess((GET, PUT, UPDATE, QUERY), indexes=(QUEUE_INDEX, ASSIGNEE_INDEX)),
+        "messages": TableAccess((GET, PUT, UPDATE, QUERY)),
     },
-    "retrieve": {},
+    "retrieve": {
+        "tenants": TableAccess((GET,)),
+    },
     "generate": {
         "messages": TableAccess((GET, PUT, QUERY)),
+        # The answer gate and the no-answer handoff (shared/handoff/gate.py).
+        "tenants": TableAccess((GET,)),
+        "agents": TableAccess((UPDATE, QUERY), indexes=(TENANT_INDEX,)),
+        "connections": TableAccess((DELETE, QUERY), indexes=(CONVERSATION_INDEX, AGENT_CONNECTION_INDEX)),
+        "conversations": TableAccess((GET, UPDATE, QUERY), indexes=(QUEUE_INDEX, ASSIGNEE_INDEX)),
     },
     "admin": {
         "tenants": TableAccess((GET, PUT)),
-        "conversations": TableAccess((GET,)),
+        "conversations": TableAccess((GET, QUERY), indexes=(ASSIGNEE_INDEX,)),
         "messages": TableAccess((QUERY,)),
+        "agents": TableAccess((GET, PUT, DELETE, QUERY), indexes=(TENANT_INDEX,)),
     },
 }
 
@@ -86,3 +128,88 @@ def grant_least_privilege(
     knowledge.grant_read(roles["retrieve"])
     knowledge.grant_write(roles["admin"])  # ingestion; its search route reads too
     admin_key.secret.grant_read(roles["admin"])
+
+
+# --- the model gateway (generate only; shared/model/) ---
+
+BEDROCK_STREAM = "bedrock:InvokeModelWithResponseStream"  # ConverseStream
+SAGEMAKER_STREAM = "sagemaker:InvokeEndpointWithResponseStream"
+READ_SECRET = "secretsmanager:GetSecretValue"
+# Cross-region inference profiles ("us.", "eu.", "apac.", "global." + a model id) route to the
+# foundation model in other regions of their geography.
+_PROFILE_PREFIX = re.compile(r"^(us|eu|apac|us-gov|ca|jp|au|global)\.")
+_ANY_REGION_MODEL = "Resource::arn:<AWS::Partition>:bedrock:*::foundation-model/{model}"
+
+
+def bedrock_resources(stack: cdk.Stack, models: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """The ARNs ConverseStream is called on for these model ids, inference profile ids or ARNs, and
+    cdk-nag's spelling of the wildcard ones."""
+    partition, region, account = stack.partition, stack.region, stack.account
+    if "*" in models:
+        resources = [
+            f"arn:{partition}:bedrock:*::foundation-model/*",
+            f"arn:{partition}:bedrock:{region}:{account}:inference-profile/*",
+        ]
+        return resources, [_ANY_REGION_MODEL.format(model="*"), arn_finding(stack, "bedrock", "inference-profile/*")]
+    resources, wildcards = [], []
+    for model in models:
+        if model.startswith("arn:"):
+            resources.append(model)
+        elif _PROFILE_PREFIX.match(model):
+            base = _PROFILE_PREFIX.sub("", model)
+            resources.append(f"arn:{partition}:bedrock:{region}:{account}:inference-profile/{model}")
+            resources.append(f"arn:{partition}:bedrock:*::foundation-model/{base}")
+            wildcards.append(_ANY_REGION_MODEL.format(model=base))
+        else:
+            resources.append(f"arn:{partition}:bedrock:{region}::foundation-model/{model}")
+    return resources, wildcards
+
+
+def grant_model_access(*, functions: KefuFunctions, config: DeployConfig) -> None:
+    """What generate's model adapters call: the deployment's and tenants' model secrets, the Bedrock
+    models and SageMaker endpoints named in the deployment config; nothing more."""
+    role = functions.roles["generate"]
+    stack = cdk.Stack.of(role)
+    for index, reference in enumerate(filter(None, (config.llm_api_key_secret, config.llm_client_cert_secret))):
+        _secret(role, f"ModelSecret{index}", reference).grant_read(role)
+    prefix = config.tenant_model_secrets
+    tenant_secrets = f"arn:{stack.partition}:secretsmanager:{stack.region}:{stack.account}:secret:{prefix}*"
+    role.add_to_policy(iam.PolicyStatement(actions=[READ_SECRET], resources=[tenant_secrets]))
+    acknowledge(
+        role,
+        "AwsSolutions-IAM5",
+        "Tenants' model API keys and client certificates live under one name prefix (TenantConfig.model "
+        "references them by name); generate may read only that prefix.",
+        findings=(arn_finding(role, "secretsmanager", f"secret:{prefix}*"),),
+    )
+    if config.bedrock_model_ids:
+        resources, wildcards = bedrock_resources(stack, config.bedrock_model_ids)
+        role.add_to_policy(iam.PolicyStatement(actions=[BEDROCK_STREAM], resources=resources))
+        if wildcards:
+            acknowledge(
+                role,
+                "AwsSolutions-IAM5",
+                "Cross-region inference profiles serve the model from any region of their geography; '*' "
+                "in the bedrock_models context allows every model.",
+                findings=tuple(wildcards),
+            )
+    if config.sagemaker_endpoint_names:
+        names = config.sagemaker_endpoint_names
+        arns = [f"arn:{stack.partition}:sagemaker:{stack.region}:{stack.account}:endpoint/{n.lower()}" for n in names]
+        role.add_to_policy(iam.PolicyStatement(actions=[SAGEMAKER_STREAM], resources=arns))
+        if "*" in names:
+            acknowledge(
+                role,
+                "AwsSolutions-IAM5",
+                "'*' in the sagemaker_endpoints context: any endpoint of this account and region.",
+                findings=(arn_finding(role, "sagemaker", "endpoint/*"),),
+            )
+
+
+def _secret(scope: Construct, construct_id: str, reference: str) -> secretsmanager.ISecret:
+    if not reference.startswith("arn:"):
+        return secretsmanager.Secret.from_secret_name_v2(scope, construct_id, reference)
+    # A complete ARN ends with Secrets Manager's six-character suffix.
+    if re.search(r"-[A-Za-z0-9]{6}$", reference):
+        return secretsmanager.Secret.from_secret_complete_arn(scope, construct_id, reference)
+    return secretsmanager.Secret.from_secret_partial_arn(scope, construct_id, reference)

@@ -154,10 +154,20 @@ class KefuFunctions(Construct):
             model |= settings_env(llm_model=config.llm_model)
         if inputs.llm_api_key:
             model |= settings_env(llm_api_key=inputs.llm_api_key)
+        # Secrets by reference: generate reads them at cold start (shared/model/secrets.py).
+        for field, value in (
+            ("llm_api_key_secret", config.llm_api_key_secret),
+            ("llm_client_cert_secret", config.llm_client_cert_secret),
+            ("llm_api_version", config.llm_api_version),
+            ("llm_fallbacks", config.llm_fallbacks),
+        ):
+            if value:
+                model |= settings_env(**{field: value})
         return {
             "connect": {**common, **tables},
             "message": {**common, **tables, **cache, **settings_env(generate_queue_url=inputs.generate_queue_url)},
-            "retrieve": {**common, **knowledge},
+            # retrieve reads the tenant's RetrievalConfig (threshold, weights) from the tenants table.
+            "retrieve": {**common, **knowledge, **settings_env(tenants_table=inputs.tables["tenants"])},
             "generate": {**common, **tables, **cache, **model},
             "admin": {
                 **common,

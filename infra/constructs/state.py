@@ -1,4 +1,4 @@
-"""DynamoDB tables: tenants, connections, conversations, messages (schema of shared/state/models.py)."""
+"""DynamoDB tables: tenants, connections, conversations, messages, agents (schema of shared/state/models.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,16 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from infra.config import DeployConfig
-from infra.constants import CONVERSATION_INDEX, TENANT_INDEX, TTL_ATTRIBUTE, TableName, resource_name
+from infra.constants import (
+    AGENT_CONNECTION_INDEX,
+    ASSIGNEE_INDEX,
+    CONVERSATION_INDEX,
+    QUEUE_INDEX,
+    TENANT_INDEX,
+    TTL_ATTRIBUTE,
+    TableName,
+    resource_name,
+)
 
 _S = dynamodb.AttributeType.STRING
 _N = dynamodb.AttributeType.NUMBER
@@ -32,9 +41,20 @@ class _TableSpec:
 
 _TABLES: dict[TableName, _TableSpec] = {
     "tenants": _TableSpec("tenant_id"),
-    "connections": _TableSpec("connection_id", indexes=(_Index(CONVERSATION_INDEX, "conversation_id"),)),
-    "conversations": _TableSpec("conversation_id", indexes=(_Index(TENANT_INDEX, "tenant_id", ("created_at", _N)),)),
+    "connections": _TableSpec(
+        "connection_id",
+        indexes=(_Index(CONVERSATION_INDEX, "conversation_id"), _Index(AGENT_CONNECTION_INDEX, "agent_tenant_id")),
+    ),
+    "conversations": _TableSpec(
+        "conversation_id",
+        indexes=(
+            _Index(TENANT_INDEX, "tenant_id", ("created_at", _N)),
+            _Index(QUEUE_INDEX, "queued_tenant_id", ("waiting_since", _N)),
+            _Index(ASSIGNEE_INDEX, "assignee_id", ("updated_at", _N)),
+        ),
+    ),
     "messages": _TableSpec("conversation_id", sort_key="message_id"),
+    "agents": _TableSpec("agent_id", indexes=(_Index(TENANT_INDEX, "tenant_id", ("created_at", _N)),)),
 }
 
 

@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from shared.chat.jobs import GenerateJob
 from shared.chat.protocol import AnswerDelta, AnswerEnd, ErrorFrame
 from shared.chat.protocol import Citation as CitationFrame
 from shared.chat.push import ClientPush
-from shared.chat.retriever import Retriever
+from shared.chat.retriever import RetrievalResult, Retriever
 from shared.chat.streaming import FrameCoalescer
 from shared.errors import ConnectionGone
+from shared.knowledge.base import Passage
+from shared.model.answer_cache import AnswerCache, AnswerKey, AnswerSource, NoAnswerCache, answer_key
 from shared.model.base import AnswerModel, Turn
-from shared.observability import logger, metrics
+from shared.model.gateway import ModelGateway, TenantModel
+from shared.observability import AnswerMeter, AnswerRecord, NoAnswerMeter, logger, metrics
 from shared.state.cache import ContextCache
 from shared.state.records import Citation, StoredMessage, answer_id_for, now_ms
 from shared.state.store import StateStore
+
+# Retrievals started ahead of the checks (one per job; threads are made as needed).
+_SEARCHES = ThreadPoolExecutor(max_workers=32, thread_name_prefix="retrieval")
+
+
+def _search_soon(retriever: Retriever, job: GenerateJob, k: int) -> Future[RetrievalResult]:
+    return _SEARCHES.submit(retriever.search, job.tenant_id, job.text, k)
 
 
 class AnswerGate:
@@ -25,6 +37,20 @@ class AnswerGate:
 
     def may_answer(self, job: GenerateJob) -> bool:
         return True
+
+    def may_continue(self, job: GenerateJob) -> bool:
+        """Asked while the answer streams (the gate decides how often it really checks)."""
+        return True
+
+    def on_dropped(self, job: GenerateJob) -> None:
+        """The answer was stopped because the bot no longer owns the conversation."""
+
+    def on_answered(self, job: GenerateJob, grounded: bool) -> None:
+        """The answer was stored and sent; ``grounded`` is False when it had no good source."""
+
+
+class AnswerDropped(Exception):
+    """Raised mid-stream when a person took the conversation over: the answer is neither stored nor ended."""
 
 
 @dataclass(frozen=True)
@@ -39,41 +65,71 @@ class Generator:
     flush_ms: int
     flush_chars: int
     gate: AnswerGate = field(default_factory=AnswerGate)
+    # Each tenant's model (None: ``model`` for everyone), reused answers, and what answers cost.
+    models: ModelGateway | None = None
+    answers: AnswerCache = field(default_factory=NoAnswerCache)
+    meter: AnswerMeter = field(default_factory=NoAnswerMeter)
 
     def answer(self, job: GenerateJob) -> str:
         """Stream and store the answer to one visitor message. Returns what happened, for logs."""
+        started = time.monotonic()
         answer_id = answer_id_for(job.message_id)
+        # Retrieval (a Lambda invoke and a query embedding) is the slowest step before the model: it
+        # runs while the checks below read DynamoDB. A job stopped by a check wastes one search.
+        retrieval_soon = _search_soon(self.retriever, job, self.top_k)
         if self.store.get_message(job.conversation_id, answer_id) is not None:
             return "already-answered"  # a redelivered job: never answer twice
         if not self.gate.may_answer(job):
             return "not-bot-owned"
         history = self._history(job)
-        passages = self.retriever.retrieve(job.tenant_id, job.text, self.top_k)
-        plan = self.model.plan(job.text, passages)
+        tenant_model = self._tenant_model(job)
+        retrieval = retrieval_soon.result()
+        plan = tenant_model.model.plan(job.text, retrieval.passages)
         push = self.push_for(job.callback_url)
+        source = AnswerSource(
+            self.answers,
+            self._answer_key(job, tenant_model, retrieval, plan.citations, history),
+            lambda: tenant_model.model.stream(job.text, plan, history),
+        )
 
         sent: list[int] = []
+        first_frame_at: list[float] = []
 
         def send_delta(text: str, seq: int) -> None:
+            if not self.gate.may_continue(job):
+                raise AnswerDropped(job.conversation_id)
             delta = AnswerDelta(conversation_id=job.conversation_id, message_id=answer_id, seq=seq, text=text)
             push.send(job.connection_id, delta.to_json())
             sent.append(seq)
+            if not first_frame_at:
+                first_frame_at.append(time.monotonic())
+            source.published(text)  # identical questions asked meanwhile stream these frames too
 
         coalescer = FrameCoalescer(send=send_delta, flush_ms=self.flush_ms, flush_chars=self.flush_chars)
         try:
-            text = coalescer.run(self.model.stream(job.text, plan, history))
+            text = coalescer.run(source.pieces)
         except ConnectionGone:
+            source.abandon()
             # Nobody is listening: stop (the model stream is closed by the coalescer). The question
             # stays unanswered, so a resend after reconnecting answers it.
             metrics.add_metric(name="AnswersAbandoned", unit="Count", value=1)
             return "connection-gone"
+        except AnswerDropped:
+            source.abandon()
+            self.gate.on_dropped(job)
+            return "dropped-handoff"
         except Exception:
+            source.abandon()
             if not sent:
                 raise  # nothing shown yet: let the queue retry the job
             logger.exception("answer failed mid-stream")
             self._send_quietly(push, job, ErrorFrame(code="answer_failed", message="the answer was interrupted"))
             return "failed-mid-stream"
+        source.finish(text)
 
+        if not self.gate.may_answer(job):  # a person took over while it streamed: drop it
+            self.gate.on_dropped(job)
+            return "dropped-handoff"
         citations = [
             Citation(document_id=p.document_id, title=p.title, snippet=p.snippet(), url=p.url) for p in plan.citations
         ]
@@ -96,7 +152,60 @@ class Generator:
         )
         self._send_quietly(push, job, end)
         metrics.add_metric(name="AnswersStreamed", unit="Count", value=1)
+        self._record(job, tenant_model, source, started, first_frame_at, len(sent))
+        self.gate.on_answered(job, grounded=bool(citations))
         return "answered"
+
+    def _tenant_model(self, job: GenerateJob) -> TenantModel:
+        if self.models is None:
+            return TenantModel(model=self.model, identity="default", cacheable=False, label="default")
+        return self.models.for_tenant(job.tenant_id)
+
+    @staticmethod
+    def _answer_key(
+        job: GenerateJob,
+        tenant_model: TenantModel,
+        retrieval: RetrievalResult,
+        cited: list[Passage],
+        history: list[Turn],
+    ) -> AnswerKey | None:
+        """None when the answer must not be reused: a free model, or an unknown knowledge version."""
+        if not tenant_model.cacheable or retrieval.knowledge_version is None:
+            return None
+        version = retrieval.knowledge_version
+        return answer_key(job.tenant_id, job.text, version, tenant_model.identity, history, cited)
+
+    def _record(
+        self,
+        job: GenerateJob,
+        tenant_model: TenantModel,
+        source: AnswerSource,
+        started: float,
+        first_frame_at: list[float],
+        frames: int,
+    ) -> None:
+        """Tokens and latency per tenant and message (never fails the answer)."""
+        usage = source.usage
+        try:
+            self.meter.record(
+                AnswerRecord(
+                    tenant_id=job.tenant_id,
+                    conversation_id=job.conversation_id,
+                    message_id=job.message_id,
+                    source=source.origin,
+                    provider=usage.provider if usage else tenant_model.label,
+                    model=usage.model if usage else "",
+                    input_tokens=usage.input_tokens if usage else None,
+                    output_tokens=usage.output_tokens if usage else None,
+                    first_frame_ms=((first_frame_at[0] if first_frame_at else time.monotonic()) - started) * 1000,
+                    duration_ms=(time.monotonic() - started) * 1000,
+                    frames=frames,
+                    failed_attempts=usage.failed_attempts if usage else 0,
+                    fallback=usage.fallback if usage else False,
+                )
+            )
+        except Exception:
+            logger.exception("could not record the answer's usage")
 
     def _history(self, job: GenerateJob) -> list[Turn]:
         """Recent turns before this message: Redis first, DynamoDB when the cache misses, is stale or down."""

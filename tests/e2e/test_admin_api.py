@@ -30,7 +30,8 @@ def test_tenant_knowledge_search_and_isolation(local_stack: LocalStackInfo) -> N
             {"id": "chains", "title": "Chain care", "text": "Clean and oil the chain every 300 km."},
         ]
         indexed = admin.post(f"/v1/tenants/{tenant['tenantId']}/knowledge", json={"documents": documents})
-        assert indexed.status_code == 200 and indexed.json() == {"documents": 2, "chunks": 2}
+        assert indexed.status_code == 200
+        assert {k: v for k, v in indexed.json().items() if k != "knowledgeVersion"} == {"documents": 2, "chunks": 2}
 
         found = admin.get(f"/v1/tenants/{tenant['tenantId']}/knowledge/search", params={"q": "how much air in tyres"})
         results = found.json()["results"]

@@ -132,6 +132,11 @@ def test_knowledge_access(dev: Synth) -> None:
 def test_only_admin_reads_the_admin_key(dev: Synth) -> None:
     [secret_id] = dev.of_type("AWS::SecretsManager::Secret")
     readers = {name for name in FUNCTIONS if "secretsmanager:GetSecretValue" in dev.actions(name)}
-    assert readers == {"admin"}
+    # generate reads tenants' model secrets, under their own prefix only (test_infra_model_gateway.py)
+    assert readers == {"admin", "generate"}
     [read] = [s for s in dev.statements("admin") if "secretsmanager:GetSecretValue" in _actions(s)]
     assert _resources(read) == [{"Ref": secret_id}]
+    [model_secrets] = [s for s in dev.statements("generate") if "secretsmanager:GetSecretValue" in _actions(s)]
+    assert _actions(model_secrets) == ["secretsmanager:GetSecretValue"]
+    assert "secret:kefu/dev/models/*" in json.dumps(_resources(model_secrets))
+    assert {"Ref": secret_id} not in _resources(model_secrets)

@@ -48,4 +48,4 @@ def test_pinned_cli_synthesizes_the_app(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     template = json.loads((tmp_path / "kefu-dev.template.json").read_text())
     functions = [r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
-    assert len(functions) == 5
+    assert len([f for f in functions if "FunctionName" in f["Properties"]]) == 5  # + CDK's BucketDeployment

@@ -39,6 +39,7 @@ def settings(moto_server: MotoServer) -> Settings:
         connections_table=f"{prefix}-connections",
         conversations_table=f"{prefix}-conversations",
         messages_table=f"{prefix}-messages",
+        agents_table=f"{prefix}-agents",
     )
     create_tables(settings)
     return settings

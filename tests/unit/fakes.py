@@ -12,8 +12,17 @@ from shared.errors import ConnectionGone
 from shared.knowledge.base import Passage
 from shared.model.base import Answer, AnswerModel, Turn
 from shared.state.cache import ContextCache
-from shared.state.records import Connection, Conversation, StoredMessage, Tenant
-from shared.state.store import StateStore
+from shared.state.records import (
+    DIALOGUE_ROLES,
+    Agent,
+    Connection,
+    Conversation,
+    StatusChange,
+    StoredMessage,
+    Tenant,
+    now_ms,
+)
+from shared.state.store import ReadSide, StateStore
 
 
 class InMemoryStateStore(StateStore):
@@ -23,6 +32,90 @@ class InMemoryStateStore(StateStore):
         self.conversations: dict[str, Conversation] = {}
         self.messages: dict[tuple[str, str], StoredMessage] = {}
         self.client_ids: dict[tuple[str, str, str], tuple[str, str]] = {}
+        self.agents: dict[str, Agent] = {}
+
+    # --- agents ---
+    def put_agent(self, agent: Agent) -> None:
+        self.agents[agent.agent_id] = agent.model_copy()
+
+    def get_agent(self, agent_id: str) -> Agent | None:
+        agent = self.agents.get(agent_id)
+        return agent.model_copy() if agent else None
+
+    def list_agents(self, tenant_id: str) -> list[Agent]:
+        return sorted(
+            (a.model_copy() for a in self.agents.values() if a.tenant_id == tenant_id), key=lambda a: a.created_at
+        )
+
+    def delete_agent(self, agent_id: str) -> None:
+        self.agents.pop(agent_id, None)
+
+    def set_agent_away(self, agent_id: str, away: bool) -> None:
+        if agent_id in self.agents:
+            self.agents[agent_id].away = away
+
+    def touch_agent_assigned(self, agent_id: str, at: int) -> None:
+        if agent_id in self.agents:
+            self.agents[agent_id].last_assigned_at = at
+
+    def conversation_connections(self, conversation_id: str) -> list[Connection]:
+        return [c.model_copy() for c in self.connections.values() if c.conversation_id == conversation_id]
+
+    def agent_connections(self, tenant_id: str) -> list[Connection]:
+        return [c.model_copy() for c in self.connections.values() if c.role == "agent" and c.tenant_id == tenant_id]
+
+    # --- conversation ownership ---
+    def change_status(self, conversation: Conversation, change: StatusChange) -> Conversation | None:
+        current = self.conversations.get(conversation.conversation_id)
+        if current is None or current.status not in change.from_statuses:
+            return None
+        if change.expected_assignee_id is not None and current.assignee_id != change.expected_assignee_id:
+            return None
+        updated = current.model_copy(update={"status": change.status, "updated_at": now_ms(), "no_answer_streak": 0})
+        if change.status == "queued":
+            updated.waiting_since = change.waiting_since or updated.updated_at
+            updated.assignee_id = updated.assignee_name = None
+        elif change.status == "assigned":
+            updated.assignee_id, updated.assignee_name = change.assignee_id, change.assignee_name
+        else:
+            updated.assignee_id = updated.assignee_name = None
+        if change.reason is not None:
+            updated.handoff_reason = change.reason
+        if change.preview is not None:
+            updated.preview = change.preview
+        self.conversations[conversation.conversation_id] = updated
+        return updated.model_copy()
+
+    def queued_conversations(self, tenant_id: str, limit: int = 50) -> list[Conversation]:
+        queued = [c for c in self.conversations.values() if c.tenant_id == tenant_id and c.status == "queued"]
+        return [c.model_copy() for c in sorted(queued, key=lambda c: c.waiting_since or 0)[:limit]]
+
+    def assigned_conversations(self, agent_id: str, limit: int = 50) -> list[Conversation]:
+        mine = [c for c in self.conversations.values() if c.status == "assigned" and c.assignee_id == agent_id]
+        return [c.model_copy() for c in sorted(mine, key=lambda c: -c.updated_at)[:limit]]
+
+    def record_grounding(self, conversation_id: str, grounded: bool) -> int:
+        conversation = self.conversations.get(conversation_id)
+        if conversation is None:
+            return 0
+        conversation.no_answer_streak = 0 if grounded else conversation.no_answer_streak + 1
+        return conversation.no_answer_streak
+
+    def set_preview(self, conversation_id: str, preview: str, at: int) -> None:
+        if conversation_id in self.conversations:
+            self.conversations[conversation_id].preview = preview
+            self.conversations[conversation_id].updated_at = at
+
+    def advance_read(self, conversation_id: str, side: ReadSide, message_id: str) -> bool:
+        conversation = self.conversations.get(conversation_id)
+        if conversation is None:
+            return False
+        field = "visitor_read_until" if side == "visitor" else "agent_read_until"
+        current = getattr(conversation, field)
+        if current is not None and current >= message_id:
+            return False
+        setattr(conversation, field, message_id)
+        return True
 
     def put_tenant(self, tenant: Tenant) -> None:
         self.tenants[tenant.tenant_id] = tenant
@@ -47,11 +140,32 @@ class InMemoryStateStore(StateStore):
         self.conversations[conversation.conversation_id] = conversation
 
     def get_conversation(self, conversation_id: str) -> Conversation | None:
-        return self.conversations.get(conversation_id)
+        conversation = self.conversations.get(conversation_id)
+        return conversation.model_copy() if conversation else None
 
-    def add_visitor_message(self, message: StoredMessage, visitor_id: str) -> StoredMessage:
+    def add_message(self, message: StoredMessage) -> None:
+        self.messages[(message.conversation_id, message.message_id)] = message
+
+    def set_feedback(self, conversation_id: str, message_id: str, rating: str) -> bool:
+        message = self.messages.get((conversation_id, message_id))
+        if message is None or message.role != "bot":
+            return False
+        message.feedback = rating
+        return True
+
+    def messages_page(
+        self, conversation_id: str, *, before: str | None = None, after: str | None = None, limit: int = 50
+    ) -> tuple[list[StoredMessage], bool]:
+        every = self.list_messages(conversation_id)
+        if after is not None:
+            newer = [m for m in every if m.message_id > after]
+            return newer[:limit], len(newer) > limit
+        older = [m for m in every if before is None or m.message_id < before]
+        return older[-limit:] if limit else [], len(older) > limit
+
+    def add_client_message(self, message: StoredMessage, sender_key: str) -> StoredMessage:
         assert message.client_message_id
-        key = (message.tenant_id, visitor_id, message.client_message_id)
+        key = (message.tenant_id, sender_key, message.client_message_id)
         if key in self.client_ids:
             return self.messages[self.client_ids[key]]
         self.client_ids[key] = (message.conversation_id, message.message_id)
@@ -73,12 +187,11 @@ class InMemoryStateStore(StateStore):
         return True
 
     def list_messages(self, conversation_id: str) -> list[StoredMessage]:
-        return sorted(
-            (m for (c, _), m in self.messages.items() if c == conversation_id), key=lambda m: m.message_id
-        )
+        return sorted((m for (c, _), m in self.messages.items() if c == conversation_id), key=lambda m: m.message_id)
 
     def recent_messages(self, conversation_id: str, limit: int) -> list[StoredMessage]:
-        return self.list_messages(conversation_id)[-limit:] if limit > 0 else []
+        dialogue = [m for m in self.list_messages(conversation_id) if m.role in DIALOGUE_ROLES]
+        return dialogue[-limit:] if limit > 0 else []
 
 
 class InMemoryContextCache(ContextCache):

@@ -1,8 +1,18 @@
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 
 from shared.chat.generation import Generator
 from shared.chat.jobs import GenerateJob
+from shared.chat.retriever import RetrievalResult
 from shared.knowledge.base import Passage
+from shared.model.answer_cache import AnswerKey, Flight, InMemoryAnswerCache
+from shared.model.base import Answer, AnswerModel, AnswerStream, ModelUsage, Turn
+from shared.model.gateway import FixedModelGateway
+from shared.observability import AnswerMeter, AnswerRecord
 from shared.state.records import Conversation, StoredMessage, answer_id_for
 from tests.unit.fakes import FakeAnswerModel, FakePush, FakeRetriever, InMemoryContextCache, InMemoryStateStore
 
@@ -113,3 +123,223 @@ def test_cache_hit_avoids_the_store() -> None:
     model = FakeAnswerModel(["ok"])
     make(store, model, push, cache).answer(JOB)
     assert [t.text for t in model.histories[0]] == ["hi", "hello"]
+
+
+# --- the model gateway, reused answers and metering ---
+
+
+class VersionedRetriever(FakeRetriever):
+    """Reports the tenant's knowledge version next to the passages, as the retrieve function does."""
+
+    def __init__(self, passages: list[Passage], version: str | None = "kv1") -> None:
+        super().__init__(passages)
+        self.version = version
+
+    def search(self, tenant_id: str, query: str, k: int) -> RetrievalResult:
+        return RetrievalResult(passages=self.retrieve(tenant_id, query, k), knowledge_version=self.version)
+
+
+class RecordingMeter(AnswerMeter):
+    def __init__(self) -> None:
+        self.records: list[AnswerRecord] = []
+
+    def record(self, answer: AnswerRecord) -> None:
+        self.records.append(answer)
+
+
+class CountingModel(FakeAnswerModel):
+    """Reports usage like the chat-model adapters do."""
+
+    def __init__(self, pieces: list[str], **kwargs: Any) -> None:
+        super().__init__(pieces, **kwargs)
+        self.streams = 0
+
+    def stream(self, question: str, answer: Answer, history: list[Turn]) -> AnswerStream:
+        self.streams += 1
+        usage = ModelUsage(provider="openai", model="qwen", input_tokens=120, output_tokens=len(self.pieces))
+        return AnswerStream(super().stream(question, answer, history), usage)
+
+
+def job_in(conversation: str, message_id: str = "0000000000002-aaaa", text: str = "can I return it?") -> GenerateJob:
+    return GenerateJob(
+        tenant_id="t",
+        conversation_id=conversation,
+        message_id=message_id,
+        connection_id=f"conn-{conversation}",
+        callback_url="https://d/s",
+        text=text,
+    )
+
+
+def first_question_store(*conversations: str) -> InMemoryStateStore:
+    store = InMemoryStateStore()
+    for conversation in conversations:
+        store.put_conversation(
+            Conversation(conversation_id=conversation, tenant_id="t", visitor_id="v", created_at=1, updated_at=1)
+        )
+        store.messages[(conversation, "0000000000002-aaaa")] = StoredMessage(
+            conversation_id=conversation,
+            message_id="0000000000002-aaaa",
+            tenant_id="t",
+            role="visitor",
+            text="can I return it?",
+            created_at=2,
+        )
+    return store
+
+
+def cached_generator(
+    store: InMemoryStateStore,
+    model: AnswerModel,
+    push: FakePush,
+    answers: InMemoryAnswerCache,
+    meter: RecordingMeter,
+    *,
+    version: str | None = "kv1",
+    cacheable: bool = True,
+) -> Generator:
+    return Generator(
+        store=store,
+        cache=InMemoryContextCache(),
+        retriever=VersionedRetriever([PASSAGE], version),
+        model=FakeAnswerModel(["never used"]),
+        push_for=lambda url: push,
+        history_turns=10,
+        top_k=4,
+        flush_ms=0,
+        flush_chars=400,
+        models=FixedModelGateway(model, identity="qwen-1", cacheable=cacheable),
+        answers=answers,
+        meter=meter,
+    )
+
+
+def test_the_tenants_model_from_the_gateway_answers() -> None:
+    store, push, meter = first_question_store("c1"), FakePush(), RecordingMeter()
+    model = CountingModel(["Yes, ", "30 days."])
+
+    outcome = cached_generator(store, model, push, InMemoryAnswerCache(60), meter).answer(job_in("c1"))
+
+    assert outcome == "answered" and model.streams == 1
+    [record] = meter.records
+    assert (record.tenant_id, record.conversation_id, record.message_id) == ("t", "c1", "0000000000002-aaaa")
+    assert (record.source, record.provider, record.input_tokens, record.output_tokens) == ("model", "openai", 120, 2)
+    assert record.frames == 2 and record.first_frame_ms <= record.duration_ms
+
+
+def test_a_repeated_question_streams_the_cached_answer_like_a_fresh_one() -> None:
+    store, answers, meter = first_question_store("c1", "c2"), InMemoryAnswerCache(60), RecordingMeter()
+    model = CountingModel(["You can return any item ", "within 30 days ", "for a full refund."])
+    cached_generator(store, model, FakePush(), answers, meter).answer(job_in("c1"))
+    push = FakePush()
+
+    assert (
+        cached_generator(store, model, push, answers, meter).answer(job_in("c2", text="Can I return it")) == "answered"
+    )
+
+    assert model.streams == 1  # the second visitor's answer cost no tokens
+    deltas = [f for _, f in push.frames if f["type"] == "answer.delta"]
+    end = push.frames[-1][1]
+    assert push.types()[-1] == "answer.end" and len(deltas) > 1
+    assert [d["seq"] for d in deltas] == list(range(len(deltas)))
+    assert (
+        "".join(d["text"] for d in deltas) == end["text"] == "You can return any item within 30 days for a full refund."
+    )
+    assert end["citations"][0]["documentId"] == "returns"
+    assert store.get_message("c2", answer_id_for("0000000000002-aaaa")).text == end["text"]  # type: ignore[union-attr]
+    assert [r.source for r in meter.records] == ["model", "cache"] and meter.records[1].output_tokens is None
+
+
+def test_no_reuse_without_a_knowledge_version_or_for_a_free_model() -> None:
+    for version, cacheable in ((None, True), ("kv1", False)):
+        store, answers, model = first_question_store("c1", "c2"), InMemoryAnswerCache(60), CountingModel(["ok"])
+        for conversation in ("c1", "c2"):
+            generator = cached_generator(
+                store, model, FakePush(), answers, RecordingMeter(), version=version, cacheable=cacheable
+            )
+            generator.answer(job_in(conversation))
+        assert model.streams == 2
+
+
+def test_a_new_knowledge_version_is_a_new_answer() -> None:
+    store, answers, model = first_question_store("c1", "c2"), InMemoryAnswerCache(60), CountingModel(["ok"])
+    cached_generator(store, model, FakePush(), answers, RecordingMeter(), version="kv1").answer(job_in("c1"))
+    cached_generator(store, model, FakePush(), answers, RecordingMeter(), version="kv2").answer(job_in("c2"))
+
+    assert model.streams == 2
+
+
+class WatchedCache(InMemoryAnswerCache):
+    """Tells the test when a second asker has joined a flight as a follower."""
+
+    def __init__(self) -> None:
+        super().__init__(ttl_seconds=60)
+        self.follower_joined = threading.Event()
+
+    def join(self, key: AnswerKey) -> Flight:
+        flight = super().join(key)
+        if not flight.leader:
+            self.follower_joined.set()
+        return flight
+
+
+def test_an_identical_question_in_flight_shares_the_first_answer() -> None:
+    store, answers, meter = first_question_store("c1", "c2"), WatchedCache(), RecordingMeter()
+    release = threading.Event()
+
+    class SlowModel(CountingModel):
+        def stream(self, question: str, answer: Answer, history: list[Turn]) -> AnswerStream:
+            inner = super().stream(question, answer, history)
+
+            def pieces() -> Iterator[str]:
+                for index, piece in enumerate(inner):
+                    if index == 1:
+                        release.wait(10)
+                    yield piece
+
+            return AnswerStream(pieces(), inner.usage)
+
+    model = SlowModel(["Yes, ", "within 30 days."])
+    first_push, second_push = FakePush(), FakePush()
+    first = threading.Thread(
+        target=cached_generator(store, model, first_push, answers, meter).answer, args=(job_in("c1"),)
+    )
+    first.start()
+    while not first_push.frames:  # the first answer has started streaming
+        time.sleep(0.001)
+    second = threading.Thread(
+        target=cached_generator(store, model, second_push, answers, meter).answer, args=(job_in("c2"),)
+    )
+    second.start()
+    assert answers.follower_joined.wait(10)  # the second job follows the first, which is still streaming
+    release.set()
+    first.join(10)
+    second.join(10)
+
+    assert model.streams == 1
+    assert second_push.frames[-1][1]["text"] == first_push.frames[-1][1]["text"] == "Yes, within 30 days."
+    assert sorted(r.source for r in meter.records) == ["model", "shared"]
+
+
+def test_a_failed_answer_is_not_cached() -> None:
+    store, answers = first_question_store("c1", "c2"), InMemoryAnswerCache(60)
+    with pytest.raises(RuntimeError):
+        cached_generator(store, CountingModel(["a"], fail_after=0), FakePush(), answers, RecordingMeter()).answer(
+            job_in("c1")
+        )
+    model = CountingModel(["fresh"])
+
+    cached_generator(store, model, FakePush(), answers, RecordingMeter()).answer(job_in("c2"))
+
+    assert model.streams == 1
+
+
+def test_a_meter_failure_never_fails_the_answer() -> None:
+    class BrokenMeter(RecordingMeter):
+        def record(self, answer: AnswerRecord) -> None:
+            raise RuntimeError("metrics backend down")
+
+    store, push = first_question_store("c1"), FakePush()
+    generator = cached_generator(store, CountingModel(["ok"]), push, InMemoryAnswerCache(60), BrokenMeter())
+
+    assert generator.answer(job_in("c1")) == "answered" and push.types()[-1] == "answer.end"
