@@ -12,7 +12,7 @@ knowledge base cannot answer. Both signals are therefore mapped to *absolute* ev
   USE cosines between unrelated texts sit around 0.1-0.35 and paraphrases around 0.55-0.85.
 
 The fused score is their weighted mean. It also ranks better than rank fusion: on StackFAQ
-(local/eval_stackfaq.py, 625 queries) R@1/R@5/MRR@10 are 0.824/0.981/0.889, against 0.757/0.971/0.849
+(`make eval`, 625 queries) R@1/R@5/MRR@10 are 0.824/0.981/0.889, against 0.757/0.971/0.849
 for reciprocal-rank fusion of the same two rankings (BM25 alone 0.666/0.928/0.776, dense alone
 0.792/0.947/0.858). Ranking barely moves for floor/ceiling/weight within 0.1-0.3/0.7-0.9/0.4-0.6.
 With Settings.min_answer_score 0.35, HINT3's out-of-scope shop-bot queries are declined 82-83% of the

@@ -37,6 +37,7 @@ from shared.knowledge.base import Passage
 from shared.model.base import ModelUsage, Turn
 from shared.model.language import split_into_pieces
 from shared.observability import logger
+from shared.redis_support import Backoff, redis_client
 
 # Punctuation and spaces around a question do not change it: "Refund time?" == "refund time".
 _EDGES = re.compile(r"^[\s\W_]+|[\s\W_]+$", re.UNICODE)
@@ -260,47 +261,30 @@ class RedisAnswerCache(AnswerCache):
         self._flight_ms = int(flight_seconds * 1000)
         self._stall = stall_seconds
         self._poll = poll_seconds
-        self._retry_after = retry_after_seconds
         self._sleep = sleep
         self._clock = clock
-        self._down_until = 0.0
+        self._backoff = Backoff("answer cache unavailable", retry_after_seconds, clock)
 
     @classmethod
     def from_url(cls, url: str, ttl_seconds: int, timeout_seconds: float) -> RedisAnswerCache:
-        import redis
-
-        client = redis.Redis.from_url(
-            url,
-            socket_timeout=timeout_seconds,
-            socket_connect_timeout=timeout_seconds,
-            retry_on_timeout=False,
-            decode_responses=True,
-        )
-        return cls(client, ttl_seconds)
+        return cls(redis_client(url, timeout_seconds), ttl_seconds)
 
     @staticmethod
     def _key(key: AnswerKey, *suffix: str) -> str:
         return ":".join(("kefu", "answer", key.tenant_id, key.digest, *suffix))
 
-    def _available(self) -> bool:
-        return self._clock() >= self._down_until
-
-    def _failed(self, operation: str, exc: Exception) -> None:
-        self._down_until = self._clock() + self._retry_after
-        logger.warning("answer cache unavailable", extra={"operation": operation, "error": str(exc)})
-
     def get(self, key: AnswerKey) -> str | None:
-        if not self._available():
+        if not self._backoff.available():
             return None
         try:
             value = self._redis.get(self._key(key))
         except Exception as exc:  # any Redis failure means "not cached"
-            self._failed("get", exc)
+            self._backoff.failed("get", exc)
             return None
         return value if isinstance(value, str) else None
 
     def join(self, key: AnswerKey) -> Flight:
-        if not self._available():
+        if not self._backoff.available():
             return SoloFlight()
         lock = self._key(key, "lock")
         token = secrets.token_hex(8)
@@ -309,19 +293,19 @@ class RedisAnswerCache(AnswerCache):
                 return _RedisLeader(self, key, token)
             holder = self._redis.get(lock)
         except Exception as exc:
-            self._failed("join", exc)
+            self._backoff.failed("join", exc)
             return SoloFlight()
         if not isinstance(holder, str):
             return SoloFlight()  # the leader just finished: not worth a second round trip
         return _RedisFollower(self, self._key(key, "live", holder))
 
     def _run(self, operation: str, action: Callable[[], object]) -> None:
-        if not self._available():
+        if not self._backoff.available():
             return
         try:
             action()
         except Exception as exc:
-            self._failed(operation, exc)
+            self._backoff.failed(operation, exc)
 
 
 class _RedisLeader(Flight):
@@ -378,7 +362,7 @@ class _RedisFollower(Flight):
             try:
                 items = cache._redis.lrange(self._live, seen, -1)
             except Exception as exc:
-                cache._failed("follow", exc)
+                cache._backoff.failed("follow", exc)
                 raise FlightAbandoned("the answer cache became unavailable") from None
             if items:
                 last_progress = cache._clock()

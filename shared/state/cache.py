@@ -7,11 +7,10 @@ costs latency, never a message.
 from __future__ import annotations
 
 import json
-import time
 from abc import ABC, abstractmethod
 from typing import Any
 
-from shared.observability import logger
+from shared.redis_support import Backoff, redis_client
 from shared.state.records import StoredMessage
 
 
@@ -53,41 +52,23 @@ class RedisContextCache(ContextCache):
         self._redis = client
         self._max = max(max_messages, 1)
         self._ttl = ttl_seconds
-        # After a failure, skip Redis for a while instead of paying its timeout on every call.
-        self._retry_after = retry_after_seconds
-        self._down_until = 0.0
+        self._backoff = Backoff("redis unavailable; using DynamoDB", retry_after_seconds)
 
     @classmethod
     def from_url(cls, url: str, max_messages: int, timeout_seconds: float) -> RedisContextCache:
-        import redis  # imported only when a cache is configured
-
-        client = redis.Redis.from_url(
-            url,
-            socket_timeout=timeout_seconds,
-            socket_connect_timeout=timeout_seconds,
-            retry_on_timeout=False,
-            decode_responses=True,
-        )
-        return cls(client, max_messages)
+        return cls(redis_client(url, timeout_seconds), max_messages)
 
     @staticmethod
     def _key(conversation_id: str) -> str:
         return f"kefu:conv:{conversation_id}:recent"
 
-    def _available(self) -> bool:
-        return time.monotonic() >= self._down_until
-
-    def _failed(self, operation: str, exc: Exception) -> None:
-        self._down_until = time.monotonic() + self._retry_after
-        logger.warning("redis unavailable; using DynamoDB", extra={"operation": operation, "error": str(exc)})
-
     def recent(self, conversation_id: str) -> list[StoredMessage] | None:
-        if not self._available():
+        if not self._backoff.available():
             return None
         try:
             raw = self._redis.lrange(self._key(conversation_id), 0, -1)
         except Exception as exc:  # any Redis failure means "no cache"
-            self._failed("recent", exc)
+            self._backoff.failed("recent", exc)
             return None
         if not raw:
             return None
@@ -97,7 +78,7 @@ class RedisContextCache(ContextCache):
             return None
 
     def append(self, message: StoredMessage) -> None:
-        if not self._available():
+        if not self._backoff.available():
             return
         key = self._key(message.conversation_id)
         try:
@@ -109,10 +90,10 @@ class RedisContextCache(ContextCache):
                 pipe.expire(key, self._ttl)
                 pipe.execute()
         except Exception as exc:
-            self._failed("append", exc)
+            self._backoff.failed("append", exc)
 
     def replace(self, conversation_id: str, messages: list[StoredMessage]) -> None:
-        if not self._available():
+        if not self._backoff.available():
             return
         key = self._key(conversation_id)
         try:
@@ -123,4 +104,4 @@ class RedisContextCache(ContextCache):
                 pipe.expire(key, self._ttl)
             pipe.execute()
         except Exception as exc:
-            self._failed("replace", exc)
+            self._backoff.failed("replace", exc)
