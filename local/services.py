@@ -7,10 +7,12 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 def free_port() -> int:
@@ -36,6 +38,36 @@ def use_dummy_aws_credentials() -> None:
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
 
+def _serialised_dynamodb(app: Any) -> Any:
+    """moto's DynamoDB has no locks: two requests at once can interleave inside a TransactWriteItems
+    or a Query. DynamoDB itself makes each request atomic, so the emulation serves DynamoDB requests
+    one at a time. Other services (an SQS long poll may wait for seconds) are not serialised."""
+    lock = threading.Lock()
+
+    def serve(environ: dict[str, Any], start_response: Any) -> Any:
+        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+            return app(environ, start_response)
+        with lock:
+            return list(app(environ, start_response))  # the whole body, before another request runs
+
+    return serve
+
+
+def _serve_moto(server: Any) -> None:
+    """moto's ThreadedMotoServer entry point, with DynamoDB requests serialised."""
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
+
+    app = _serialised_dynamodb(DomainDispatcherApplication(create_backend_app))
+    server._server = make_server(server._ip_address, server._port, app, True, request_handler=MotoRequestHandler)
+    server._server_ready_event.set()
+    server._server.serve_forever()
+
+
 @dataclass
 class MotoServer:
     """moto in server mode, in this process: DynamoDB and SQS over their real wire protocols."""
@@ -53,6 +85,7 @@ class MotoServer:
         use_dummy_aws_credentials()
         self.port = self.port or free_port()
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        server._server_entry = lambda: _serve_moto(server)  # type: ignore[method-assign]
         server.start()
         self._server = server
         wait_for_port(self.port)
