@@ -162,14 +162,22 @@ def test_chinese_pages_get_a_chinese_widget(browser: Browser, stack: dict[str, A
     expect.set_options(timeout=TIMEOUT_MS)
     context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
     page = context.new_page()
+    proxy = HeldAnswerEnds()
+    page.route_web_socket(re.compile(r"^ws://"), proxy.route)
     page.goto(stack["demo_url"] + "?lang=zh")
     bubble = page.locator(f"{WIDGET} .bubble")
-    # An answer posted while the panel is closed shows as an unread badge.
+    # An answer that ends while the panel is closed shows as an unread badge. Its end is held back
+    # until the panel is closed, so a fast answer cannot beat the click.
     bubble.click()
     expect(page.locator(f"{WIDGET} textarea")).to_have_attribute("placeholder", "请输入您的问题…")
     expect(page.locator(f"{WIDGET} .human")).to_have_text("转人工")
+    proxy.holding = True
     ask(page, "退款一般多久能到账？")
+    while not proxy.held:
+        page.wait_for_timeout(50)
     page.locator(f"{WIDGET} .close").click()
+    expect(page.locator(f"{WIDGET} .badge")).to_be_hidden()
+    proxy.release()
     expect(page.locator(f"{WIDGET} .badge")).to_have_text("1")
     bubble.click()
     expect(page.locator(f"{WIDGET} .badge")).to_be_hidden()
