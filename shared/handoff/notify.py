@@ -7,8 +7,13 @@ from shared.chat.protocol import Frame
 from shared.chat.push import ClientPush
 from shared.errors import ConnectionGone
 from shared.observability import logger
-from shared.state.records import Connection
+from shared.state.records import Connection, now_ms
 from shared.state.store import StateStore
+
+# A post to a connection whose $connect has not finished (its record is already stored) fails as gone,
+# and $connect may take up to the 29 s integration timeout: only a connection older
+# than this is forgotten when a post finds it gone (younger ones are left to $disconnect and the TTL).
+CONNECT_GRACE_MS = 60_000
 
 
 class Notifier:
@@ -29,7 +34,7 @@ class Notifier:
         try:
             self._push.send(connection_id, frame.to_json())
         except ConnectionGone:
-            self._store.delete_connection(connection_id)
+            self._store.delete_connection(connection_id, connected_before=now_ms() - CONNECT_GRACE_MS)
             return False
         except Exception:
             logger.exception("could not push a frame", extra={"connection_id": connection_id})

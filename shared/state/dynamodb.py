@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from pynamodb.connection import Connection as PynamoConnection
-from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
+from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, TransactWriteError
 from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
@@ -142,8 +142,15 @@ class DynamoStateStore(StateStore):
             if not _condition_failed(exc):
                 raise
 
-    def delete_connection(self, connection_id: str) -> None:
-        ConnectionModel(connection_id).delete()
+    def delete_connection(self, connection_id: str, *, connected_before: int | None = None) -> None:
+        if connected_before is None:
+            ConnectionModel(connection_id).delete()
+            return
+        try:
+            ConnectionModel(connection_id).delete(condition=ConnectionModel.connected_at < connected_before)
+        except DeleteError as exc:  # absent, or too young to be judged gone
+            if not _condition_failed(exc):
+                raise
 
     # --- conversations ---
     def put_conversation(self, conversation: Conversation) -> None:

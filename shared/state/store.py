@@ -58,7 +58,9 @@ class StateStore(ABC):
     def set_connection_conversation(self, connection_id: str, conversation_id: str) -> None: ...
 
     @abstractmethod
-    def delete_connection(self, connection_id: str) -> None: ...
+    def delete_connection(self, connection_id: str, *, connected_before: int | None = None) -> None:
+        """Forget a connection. With ``connected_before`` (epoch ms), only if it connected earlier than
+        that: a connection still inside its $connect looks gone to @connections but is not."""
 
     @abstractmethod
     def conversation_connections(self, conversation_id: str) -> list[Connection]:

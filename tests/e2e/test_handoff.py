@@ -187,10 +187,7 @@ def test_no_message_is_lost_or_duplicated_across_reconnects(shop: Shop) -> None:
                 for _ in range(2):
                     await visitor.send(json.dumps(resend))
                 out["visitor_acks"] = [(await until(visitor, of_type("ack")))[-1] for _ in range(2)]
-                try:
-                    out["bob_saw"] = await until(bob, of_type("visitor.message", conversation_id), timeout=10)
-                except TimeoutError:
-                    out["bob_saw"] = []
+                out["bob_saw"] = await until(bob, of_type("visitor.message", conversation_id))
                 out["bob_extra"] = await silent_for(bob, 1.5)
                 out["visitor_extra"] = await silent_for(visitor, 1.5)
         with shop.stack.admin() as admin:
@@ -216,10 +213,9 @@ def test_no_message_is_lost_or_duplicated_across_reconnects(shop: Shop) -> None:
         ("agent", "Are you still there?"),
         ("visitor", "Yes, I'm here"),
     ]
-    if not out["bob_saw"]:
-        # Stored and in the transcript, but not pushed live to the agent's reconnected tab. Seen only in
-        # fresh-clone CI runs (twice), never locally; open in issue 5. Reported, not hidden.
-        pytest.xfail("known gap: visitor message not pushed live to a reconnected agent tab")
+    # Pushed live to Bob's reconnected tab (a fan-out that met the tab inside its $connect used to
+    # forget its connection record).
+    assert [f["text"] for f in out["bob_saw"] if f["type"] == "visitor.message"] == ["Yes, I'm here"]
 
 
 def test_unanswerable_questions_hand_off_after_the_tenants_threshold(shop: Shop) -> None:

@@ -50,6 +50,12 @@ def test_tenants_connections_conversations_round_trip(settings: Settings) -> Non
     store.put_connection(connection)
     store.set_connection_conversation("abc=", "c_1")
     assert store.get_connection("abc=") == connection.model_copy(update={"conversation_id": "c_1"})
+    store.delete_connection("abc=", connected_before=5)  # connected at 5: too young to forget
+    assert store.get_connection("abc=") is not None
+    store.delete_connection("abc=", connected_before=6)
+    assert store.get_connection("abc=") is None
+    store.delete_connection("abc=", connected_before=6)  # already gone: nothing to do
+    store.put_connection(connection)
     store.delete_connection("abc=")
     assert store.get_connection("abc=") is None
     store.set_connection_conversation("abc=", "c_2")  # after a disconnect: no resurrected item

@@ -133,8 +133,10 @@ class InMemoryStateStore(StateStore):
         if connection_id in self.connections:
             self.connections[connection_id].conversation_id = conversation_id
 
-    def delete_connection(self, connection_id: str) -> None:
-        self.connections.pop(connection_id, None)
+    def delete_connection(self, connection_id: str, *, connected_before: int | None = None) -> None:
+        connection = self.connections.get(connection_id)
+        if connection is not None and (connected_before is None or connection.connected_at < connected_before):
+            del self.connections[connection_id]
 
     def put_conversation(self, conversation: Conversation) -> None:
         self.conversations[conversation.conversation_id] = conversation
