@@ -12,8 +12,10 @@ from aws_lambda_powertools.utilities.parser.models import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared.chat.connections import close_connection, open_connection
+from shared.chat.push import api_gateway_push, callback_url
 from shared.errors import KefuError, http_status
 from shared.observability import logger, metrics, tracer
+from shared.settings import get_settings
 from shared.wiring import state_store
 
 
@@ -22,8 +24,10 @@ from shared.wiring import state_store
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if event.get("requestContext", {}).get("eventType") == "DISCONNECT":
-        gone = parse(event=event, model=APIGatewayWebSocketDisconnectEventModel)
-        close_connection(state_store(), gone.request_context.connection_id)
+        gone = parse(event=event, model=APIGatewayWebSocketDisconnectEventModel).request_context
+        settings = get_settings()
+        url = callback_url(settings, gone.domain_name, gone.stage)
+        close_connection(state_store(), gone.connection_id, lambda: api_gateway_push(url, settings.aws_region))
         return {"statusCode": 200}
 
     connect = parse(event=event, model=APIGatewayWebSocketConnectEventModel)

@@ -3,7 +3,9 @@
 Derived from what the code calls (shared/state/dynamodb.py and the logic modules that use it):
 
 - connect: ``get_tenant`` (widget key check), ``get_agent`` (agent key check), ``put_connection``,
-  ``delete_connection``.
+  ``get_connection`` + ``delete_connection`` on $disconnect; when an agent's last tab closes it tells
+  the colleagues (``agent_connections``: Query on the agent index; their load: ``assigned_conversations``,
+  Query on the assignee index) through @connections.
 - message: ``get_connection``, ``set_connection_conversation`` (UpdateItem), ``get_conversation``,
   ``put_conversation``, ``find_by_client_id``/``get_message`` (GetItem), ``add_visitor_message``
   (a TransactWrite of two conditional Puts: PutItem); sends the ack; enqueues the job. Handoff
@@ -75,7 +77,8 @@ TABLE_ACCESS: dict[FunctionName, dict[TableName, TableAccess]] = {
     "connect": {
         "tenants": TableAccess((GET,)),
         "agents": TableAccess((GET,)),
-        "connections": TableAccess((PUT, DELETE)),
+        "connections": TableAccess((GET, PUT, DELETE, QUERY), indexes=(AGENT_CONNECTION_INDEX,)),
+        "conversations": TableAccess((QUERY,), indexes=(ASSIGNEE_INDEX,)),
     },
     "message": {
         "tenants": TableAccess((GET,)),
@@ -103,8 +106,8 @@ TABLE_ACCESS: dict[FunctionName, dict[TableName, TableAccess]] = {
     },
 }
 
-# Functions that push frames to visitors through the @connections API.
-POSTS_TO_CONNECTIONS: tuple[FunctionName, ...] = ("message", "generate")
+# Functions that push frames to visitors and agents through the @connections API.
+POSTS_TO_CONNECTIONS: tuple[FunctionName, ...] = ("connect", "message", "generate")
 
 
 def grant_least_privilege(

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hmac
 import re
+from collections.abc import Callable
 
+from shared.chat.push import ClientPush
 from shared.errors import BadRequest, Forbidden, Unauthorized
 from shared.handoff.agents import agent_id_of, key_matches
 from shared.state.records import Connection, new_visitor_id
@@ -94,5 +96,16 @@ def _agent_connection(
     )
 
 
-def close_connection(store: StateStore, connection_id: str) -> None:
+def close_connection(store: StateStore, connection_id: str, push: Callable[[], ClientPush]) -> Connection | None:
+    """Forget the connection; returns what it was (None if it was never stored or already forgotten).
+    An agent's last tab closing shows them offline to their colleagues (``push`` is built only then)."""
+    connection = store.get_connection(connection_id)
     store.delete_connection(connection_id)
+    if connection is not None and connection.role == "agent" and connection.agent_id:
+        # Imported here: visitors' connects and disconnects (nearly all of them) never need it.
+        from shared.handoff.notify import Notifier
+        from shared.handoff.service import Handoff
+
+        handoff = Handoff(store, Notifier(store, push()))
+        handoff.agent_left(connection.tenant_id, connection.agent_id, connection_id)
+    return connection

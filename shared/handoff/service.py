@@ -278,6 +278,19 @@ class Handoff:
         )
         return reopened
 
+    def agent_left(self, tenant_id: str, agent_id: str, connection_id: str) -> bool:
+        """After an agent's tab closed: if it was their last one, colleagues see them go offline.
+        The closed connection is left out explicitly: the index that lists connections may lag."""
+        remaining = {c.agent_id for c in self.notifier.agent_connections(tenant_id) if c.connection_id != connection_id}
+        agent = self.store.get_agent(agent_id)
+        if agent_id in remaining or agent is None or agent.tenant_id != tenant_id:
+            return False
+        presence = self.presence(agent).model_copy(update={"presence": "offline"})
+        for connection in self.notifier.agent_connections(tenant_id):
+            if connection.connection_id != connection_id:
+                self.notifier.send(connection.connection_id, PresenceFrame(agent=presence))
+        return True
+
     def set_away(self, agent: Agent, away: bool) -> Agent:
         self.store.set_agent_away(agent.agent_id, away)
         updated = agent.model_copy(update={"away": away})

@@ -218,6 +218,32 @@ def test_no_message_is_lost_or_duplicated_across_reconnects(shop: Shop) -> None:
     assert [f["text"] for f in out["bob_saw"] if f["type"] == "visitor.message"] == ["Yes, I'm here"]
 
 
+def test_colleagues_see_an_agent_come_online_and_leave(shop: Shop) -> None:
+    def alice(presence: str) -> Callable[[Frame], bool]:
+        return lambda f: (
+            f["type"] == "presence" and f["agent"]["name"] == "Alice" and f["agent"]["presence"] == presence
+        )
+
+    async def scenario() -> tuple[list[Frame], list[Frame]]:
+        async with await connect(shop.agent_url("Bob")) as bob:
+            await send(bob, action="agentSync")
+            await until(bob, of_type("agent.state"))
+            async with await connect(shop.agent_url("Alice")) as first_tab:
+                await send(first_tab, action="agentSync")
+                came = await until(bob, alice("online"))
+                async with await connect(shop.agent_url("Alice")) as second_tab:
+                    await send(second_tab, action="agentSync")
+                    await until(second_tab, of_type("agent.state"))
+                # One of her two tabs closed: she is still online.
+                assert not any(alice("offline")(f) for f in await silent_for(bob, 1.0))
+            # Her last tab closed (the $disconnect route tells the colleagues).
+            left = await until(bob, alice("offline"))
+        return came, left
+
+    came, left = asyncio.run(scenario())
+    assert came[-1]["agent"]["agentId"] == left[-1]["agent"]["agentId"] == shop.agents["Alice"][0]
+
+
 def test_unanswerable_questions_hand_off_after_the_tenants_threshold(shop: Shop) -> None:
     async def scenario() -> tuple[list[Frame], list[Frame]]:
         async with await connect(shop.visitor_url(new_visitor())) as visitor:

@@ -71,10 +71,9 @@ def test_dynamodb_actions_are_exactly_the_access_table(dev: Synth, name: Functio
     assert granted == expected
 
 
-def test_connect_cannot_queue_or_post(dev: Synth) -> None:
+def test_connect_cannot_queue_invoke_or_read_secrets(dev: Synth) -> None:
     actions = dev.actions("connect")
     assert "sqs:SendMessage" not in actions
-    assert "execute-api:ManageConnections" not in actions
     assert "lambda:InvokeFunction" not in actions
     assert not any(a.startswith("aoss:") or a.startswith("secretsmanager:") for a in actions)
 
@@ -104,14 +103,15 @@ def test_only_generate_may_invoke_retrieve(dev: Synth) -> None:
     assert retrieve_arn in resources and {"Fn::Join": ["", [retrieve_arn, ":$LATEST"]]} in resources
 
 
-def test_only_message_and_generate_post_to_connections(dev: Synth) -> None:
+def test_only_the_chat_functions_post_to_connections(dev: Synth) -> None:
     [api_id] = [
         lid
         for lid, r in dev.of_type("AWS::ApiGatewayV2::Api").items()
         if r["Properties"]["ProtocolType"] == "WEBSOCKET"
     ]
     posting = {name for name in FUNCTIONS if "execute-api:ManageConnections" in dev.actions(name)}
-    assert posting == set(POSTS_TO_CONNECTIONS) == {"message", "generate"}
+    # connect: an agent's last tab closing tells the colleagues' consoles
+    assert posting == set(POSTS_TO_CONNECTIONS) == {"connect", "message", "generate"}
     for name in posting:
         [manage] = [s for s in dev.statements(name) if "execute-api:ManageConnections" in _actions(s)]
         # this API, the chat stage, POST only

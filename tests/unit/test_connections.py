@@ -3,7 +3,7 @@ import pytest
 from shared.chat.connections import close_connection, open_connection
 from shared.errors import BadRequest, Forbidden, Unauthorized
 from shared.state.records import Tenant
-from tests.unit.fakes import InMemoryStateStore
+from tests.unit.fakes import FakePush, InMemoryStateStore
 
 
 @pytest.fixture
@@ -49,10 +49,15 @@ def test_malformed_visitor_id_is_refused(store: InMemoryStateStore) -> None:
         connect(store, tenant="t_1", key="wk_right", visitor="<script>")
 
 
+def _no_push() -> FakePush:
+    raise AssertionError("a visitor's disconnect pushes nothing")
+
+
 def test_disconnect_forgets_the_connection(store: InMemoryStateStore) -> None:
-    connect(store, tenant="t_1", key="wk_right")
-    close_connection(store, "abc=")
+    connection = connect(store, tenant="t_1", key="wk_right")
+    assert close_connection(store, "abc=", _no_push) == connection
     assert store.get_connection("abc=") is None
+    assert close_connection(store, "abc=", _no_push) is None  # a repeated $disconnect
 
 
 # --- agents and page details ---
@@ -109,3 +114,26 @@ def test_page_and_language_are_kept_and_bad_values_dropped(store: InMemoryStateS
     assert connection.page is not None and len(connection.page) == 500 and connection.language == "zh-CN"
     odd = connect(store, tenant="t_1", key="wk_right", lang="<script>")
     assert odd.language is None and odd.page is None
+
+
+def test_an_agents_last_tab_closing_tells_the_colleagues(store: InMemoryStateStore) -> None:
+    from shared.handoff.agents import new_agent_key
+    from shared.state.records import Agent
+
+    _agent(store)
+    colleague_key, colleague_hash = new_agent_key("a_2")
+    store.put_agent(Agent(agent_id="a_2", tenant_id="t_1", name="Bob", key_hash=colleague_hash, created_at=2))
+    connect(store, role="agent", key=_agent(store))
+    open_connection(
+        store,
+        connection_id="bob=",
+        query={"role": "agent", "key": colleague_key},
+        connected_at=1000,
+        domain_name="example.com",
+        stage="prod",
+    )
+    push = FakePush()
+
+    close_connection(store, "abc=", lambda: push)
+
+    assert [(c, f["type"], f["agent"]["presence"]) for c, f in push.frames] == [("bob=", "presence", "offline")]

@@ -188,6 +188,22 @@ def test_presence_follows_connections_and_the_away_flag(desk: Desk) -> None:
     assert desk.frames("tab-a_1", "presence") and desk.frames("second-tab", "presence")
 
 
+def test_colleagues_see_an_agent_go_offline_when_their_last_tab_closes(desk: Desk) -> None:
+    desk.agent("a_1", "Alice")
+    desk.agent("a_2", "Bob")
+    desk.agent_tab("a_1", "second-tab")
+
+    desk.store.delete_connection("tab-a_1")
+    # The index may still list the closed tab: it is left out by id.
+    assert not desk.handoff().agent_left("t_1", "a_1", "tab-a_1")
+    assert desk.frames("tab-a_2", "presence") == []
+
+    desk.store.delete_connection("second-tab")
+    assert desk.handoff().agent_left("t_1", "a_1", "second-tab")
+    [frame] = desk.frames("tab-a_2", "presence")
+    assert frame["agent"]["agentId"] == "a_1" and frame["agent"]["presence"] == "offline"
+
+
 def test_gone_connections_are_forgotten_during_fan_out(desk: Desk) -> None:
     desk.configure(auto_assign=False)
     desk.agent("a_1", "Alice")
