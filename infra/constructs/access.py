@@ -4,8 +4,7 @@ Derived from what the code calls (shared/state/dynamodb.py and the logic modules
 
 - connect: ``get_tenant`` (widget key check), ``get_agent`` (agent key check), ``put_connection``,
   ``get_connection`` + ``delete_connection`` on $disconnect; when an agent's last tab closes it tells
-  the colleagues (``agent_connections``: Query on the agent index; their load: ``assigned_conversations``,
-  Query on the assignee index) through @connections.
+  the colleagues (``agent_connections``: Query on the agent index) through @connections.
 - message: ``get_connection``, ``set_connection_conversation`` (UpdateItem), ``get_conversation``,
   ``put_conversation``, ``find_by_client_id``/``get_message`` (GetItem), ``add_visitor_message``
   (a TransactWrite of two conditional Puts: PutItem); sends the ack; enqueues the job. Handoff
@@ -14,7 +13,8 @@ Derived from what the code calls (shared/state/dynamodb.py and the logic modules
   indexes), ``conversation_connections``/``agent_connections`` (Query on the conversation and agent
   indexes), ``delete_connection`` (a gone connection during fan-out), ``add_message``/``add_client_message``
   (PutItem), ``set_feedback`` (UpdateItem), ``messages_page`` (Query), ``get_agent``, ``list_agents``
-  (Query on the agents' tenant index), ``set_agent_away``/``touch_agent_assigned`` (UpdateItem).
+  (Query on the agents' tenant index), ``set_agent_away`` (UpdateItem); ``change_status`` of an
+  assignment or release is a TransactWrite of UpdateItems on the conversation and the agents' loads.
 - generate: ``get_message`` (already answered?), ``recent_messages`` (Query), ``add_answer``
   (conditional PutItem); invokes retrieve; streams frames. Its answer gate reads the conversation
   (GetItem), counts answers without a source (``record_grounding``, UpdateItem) and may hand the
@@ -26,7 +26,7 @@ Derived from what the code calls (shared/state/dynamodb.py and the logic modules
 - retrieve: ``get_tenant`` (the tenant's RetrievalConfig: weights, threshold, reranking; cached
   for Settings.tenant_config_ttl_seconds); searches the knowledge index.
 - admin: ``put_tenant``/``get_tenant``, ``get_conversation``, ``list_messages`` (Query); indexes
-  knowledge; reads its key. Agents: ``put_agent``/``get_agent``/``list_agents``/``delete_agent`` and
+  knowledge; reads its key. Agents: ``put_agent``/``update_agent``/``get_agent``/``list_agents``/``delete_agent`` and
   ``assigned_conversations`` (is the agent still holding conversations?).
 
 A new store call in a function needs its action added here; an AccessDenied in the logs names it.
@@ -78,7 +78,6 @@ TABLE_ACCESS: dict[FunctionName, dict[TableName, TableAccess]] = {
         "tenants": TableAccess((GET,)),
         "agents": TableAccess((GET,)),
         "connections": TableAccess((GET, PUT, DELETE, QUERY), indexes=(AGENT_CONNECTION_INDEX,)),
-        "conversations": TableAccess((QUERY,), indexes=(ASSIGNEE_INDEX,)),
     },
     "message": {
         "tenants": TableAccess((GET,)),
@@ -102,7 +101,7 @@ TABLE_ACCESS: dict[FunctionName, dict[TableName, TableAccess]] = {
         "tenants": TableAccess((GET, PUT)),
         "conversations": TableAccess((GET, QUERY), indexes=(ASSIGNEE_INDEX,)),
         "messages": TableAccess((QUERY,)),
-        "agents": TableAccess((GET, PUT, DELETE, QUERY), indexes=(TENANT_INDEX,)),
+        "agents": TableAccess((GET, PUT, UPDATE, DELETE, QUERY), indexes=(TENANT_INDEX,)),
     },
 }
 

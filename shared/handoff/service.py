@@ -86,7 +86,7 @@ class Handoff:
             agent_id=agent.agent_id,
             name=agent.name,
             presence="offline" if not online else "away" if agent.away else "online",
-            load=len(self.store.assigned_conversations(agent.agent_id)),
+            load=agent.load,
             capacity=self.capacity(agent),
         )
 
@@ -103,7 +103,7 @@ class Handoff:
         for agent in self.store.list_agents(tenant_id):
             if agent.agent_id not in online or agent.away or agent.disabled:
                 continue
-            if len(self.store.assigned_conversations(agent.agent_id)) < self.capacity(agent):
+            if agent.load < self.capacity(agent):
                 candidates.append(agent)
         return sorted(candidates, key=lambda a: (a.last_assigned_at, a.agent_id))
 
@@ -164,9 +164,15 @@ class Handoff:
         return assigned or queued
 
     def _auto_assign(self, conversation: Conversation, config: HandoffConfig) -> Conversation | None:
-        candidates = self._available(conversation.tenant_id)
-        # One try: if it fails, someone else took the conversation meanwhile.
-        return self._assign(conversation, candidates[0], by="auto") if candidates else None
+        for candidate in self._available(conversation.tenant_id):
+            assigned = self._assign(conversation, candidate, by="auto", capacity=self.capacity(candidate))
+            if assigned is not None:
+                return assigned
+            # Refused: the agent filled up meanwhile (try the next one), or the conversation moved on.
+            current = self.store.get_conversation(conversation.conversation_id)
+            if current is None or current.status != "queued":
+                return None
+        return None
 
     def pull_queue(self, agent: Agent) -> int:
         """Give an agent who has room the longest-waiting conversations (auto-assign tenants, open hours)."""
@@ -175,12 +181,14 @@ class Handoff:
             return 0
         if agent.away or agent.disabled or agent.agent_id not in self.notifier.online_agent_ids(agent.tenant_id):
             return 0
-        room = self.capacity(agent) - len(self.store.assigned_conversations(agent.agent_id))
+        current = self.store.get_agent(agent.agent_id) or agent
+        capacity = self.capacity(current)
+        room = capacity - current.load
         taken = 0
         for conversation in self.store.queued_conversations(agent.tenant_id, limit=max(room, 0)):
             if taken >= room:
                 break
-            if self._assign(conversation, agent, by="auto") is not None:
+            if self._assign(conversation, current, by="auto", capacity=capacity) is not None:
                 taken += 1
         return taken
 
@@ -309,7 +317,9 @@ class Handoff:
         by: Literal["auto", "accept", "transfer"],
         from_statuses: frozenset[str] = _QUEUED,
         expected_assignee_id: str | None = None,
+        capacity: int | None = None,
     ) -> Conversation | None:
+        """One atomic move; with ``capacity`` (automatic assignment) only while the agent has room."""
         assigned = self.store.change_status(
             conversation,
             StatusChange(
@@ -318,11 +328,11 @@ class Handoff:
                 expected_assignee_id=expected_assignee_id,
                 assignee_id=agent.agent_id,
                 assignee_name=agent.name,
+                capacity=capacity,
             ),
         )
         if assigned is None:
             return None
-        self.store.touch_agent_assigned(agent.agent_id, monotonic_ms())
         ref = agent_ref(agent)
         if by == "transfer":
             previous = conversation.assignee_name or conversation.assignee_id or "?"

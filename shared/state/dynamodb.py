@@ -27,6 +27,7 @@ from shared.state.records import (
     StatusChange,
     StoredMessage,
     Tenant,
+    monotonic_ms,
     now_ms,
 )
 from shared.state.store import ReadSide, StateStore
@@ -100,8 +101,37 @@ class DynamoStateStore(StateStore):
     def set_agent_away(self, agent_id: str, away: bool) -> None:
         self._update_agent(agent_id, [AgentModel.away.set(away)])
 
-    def touch_agent_assigned(self, agent_id: str, at: int) -> None:
-        self._update_agent(agent_id, [AgentModel.last_assigned_at.set(at)])
+    def update_agent(
+        self,
+        agent_id: str,
+        *,
+        name: str | None = None,
+        capacity: int | None = None,
+        disabled: bool | None = None,
+        key_hash: str | None = None,
+    ) -> Agent | None:
+        actions: list[Action] = []
+        if name is not None:
+            actions.append(AgentModel.name.set(name))
+        if capacity is not None:
+            actions.append(AgentModel.capacity.set(capacity))
+        if disabled is not None:
+            actions.append(AgentModel.disabled.set(disabled))
+        if key_hash is not None:
+            actions.append(AgentModel.key_hash.set(key_hash))
+        item = AgentModel(agent_id)
+        try:
+            if actions:
+                item.update(actions=actions, condition=AgentModel.agent_id.exists())
+            else:
+                item = AgentModel.get(agent_id, consistent_read=True)
+        except DoesNotExist:
+            return None
+        except Exception as exc:
+            if _condition_failed(exc):
+                return None
+            raise
+        return _to_agent(item)
 
     @staticmethod
     def _update_agent(agent_id: str, actions: list[Action]) -> None:
@@ -192,14 +222,32 @@ class DynamoStateStore(StateStore):
         condition = model.status.is_in(*sorted(change.from_statuses))
         if change.expected_assignee_id is not None:
             condition = condition & (model.assignee_id == change.expected_assignee_id)
+        condition = condition & model.conversation_id.exists()
+        gains = change.assignee_id if change.status == "assigned" else None
+        loses = change.expected_assignee_id  # every move away from "assigned" names who holds it
+        if gains == loses:  # kept by the same agent: no count changes (and one item per transaction)
+            gains = loses = None
         item = model(conversation.conversation_id)
         try:
-            item.update(actions=actions, condition=condition & model.conversation_id.exists())
+            if gains is None and loses is None:
+                item.update(actions=actions, condition=condition)
+                return _to_conversation(item)
+            with TransactWrite(connection=self._transactions) as transaction:
+                transaction.update(item, actions=actions, condition=condition)
+                if loses is not None:
+                    release: list[Action] = [AgentModel.load.add(-1)]
+                    transaction.update(AgentModel(loses), actions=release, condition=AgentModel.agent_id.exists())
+                if gains is not None:
+                    has_room = AgentModel.agent_id.exists()
+                    if change.capacity is not None:
+                        has_room = has_room & (AgentModel.load.does_not_exist() | (AgentModel.load < change.capacity))
+                    stamp: list[Action] = [AgentModel.load.add(1), AgentModel.last_assigned_at.set(monotonic_ms())]
+                    transaction.update(AgentModel(gains), actions=stamp, condition=has_room)
         except Exception as exc:
             if _condition_failed(exc):
                 return None
             raise
-        return _to_conversation(item)
+        return self.get_conversation(conversation.conversation_id)
 
     def queued_conversations(self, tenant_id: str, limit: int = 50) -> list[Conversation]:
         items = ConversationModel.queued.query(tenant_id, scan_index_forward=True, limit=limit)
@@ -394,6 +442,7 @@ def _to_agent(item: AgentModel) -> Agent:
         away=bool(item.away),
         disabled=bool(item.disabled),
         last_assigned_at=int(item.last_assigned_at or 0),
+        load=max(int(item.load or 0), 0),
     )
 
 

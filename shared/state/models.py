@@ -54,6 +54,7 @@ class AgentModel(Model):
     away = BooleanAttribute(default=False)
     disabled = BooleanAttribute(default=False)
     last_assigned_at = NumberAttribute(default=0)
+    load = NumberAttribute(default=0)
 
     by_tenant = AgentsByTenant()
 

@@ -128,6 +128,9 @@ class Agent(BaseModel):
     disabled: bool = False
     # Round-robin: the agent assigned least recently goes first.
     last_assigned_at: int = 0
+    # Conversations assigned to the agent now: the store changes it in the same atomic write as each
+    # assignment and release, so a capacity check cannot be raced (a query of the assignee index could).
+    load: int = 0
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,8 @@ class StatusChange:
     waiting_since: int | None = None
     reason: str | None = None
     preview: str | None = None
+    # For an assignment: only if the agent then holds fewer than this many conversations.
+    capacity: int | None = None
 
 
 class Citation(BaseModel):

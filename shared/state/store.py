@@ -44,8 +44,17 @@ class StateStore(ABC):
     def set_agent_away(self, agent_id: str, away: bool) -> None: ...
 
     @abstractmethod
-    def touch_agent_assigned(self, agent_id: str, at: int) -> None:
-        """Remember when the agent was last given a conversation (round-robin order)."""
+    def update_agent(
+        self,
+        agent_id: str,
+        *,
+        name: str | None = None,
+        capacity: int | None = None,
+        disabled: bool | None = None,
+        key_hash: str | None = None,
+    ) -> Agent | None:
+        """Change an agent's profile fields only (a read-modify-put could undo a concurrent assignment's
+        load or the agent's away flag). None when there is no such agent."""
 
     # --- connections ---
     @abstractmethod
@@ -82,7 +91,10 @@ class StateStore(ABC):
     def change_status(self, conversation: Conversation, change: StatusChange) -> Conversation | None:
         """Apply ``change`` if the stored conversation is in one of ``change.from_statuses`` (and held by
         ``change.expected_assignee_id`` when set). Returns the updated conversation, or None when the
-        condition did not hold (someone else changed it first). Any change resets the no-answer streak."""
+        condition did not hold (someone else changed it first, or the new assignee is at
+        ``change.capacity``). Any change resets the no-answer streak. Atomically with it, the agent who
+        gets the conversation counts one more in ``Agent.load`` (and is stamped for round-robin), the
+        agent who loses it one fewer."""
 
     @abstractmethod
     def queued_conversations(self, tenant_id: str, limit: int = 50) -> list[Conversation]:

@@ -157,6 +157,8 @@ def intake(store: DynamoStateStore, push: ClientPush, queue: GenerationQueue | N
 
 
 def test_ownership_changes_are_conditional_and_indexed(store: DynamoStateStore) -> None:
+    add_agent(store, "a_1", "Al")
+    add_agent(store, "a_2", "Bo")
     conversation = Conversation(conversation_id="c_1", tenant_id="t_1", visitor_id="v", created_at=1, updated_at=1)
     store.put_conversation(conversation)
     queued = store.change_status(conversation, StatusChange(status="queued", from_statuses=frozenset({"bot"})))
@@ -172,6 +174,8 @@ def test_ownership_changes_are_conditional_and_indexed(store: DynamoStateStore) 
     assert assigned is not None and assigned.assignee_name == "Al"
     assert store.queued_conversations("t_1") == []
     assert [c.conversation_id for c in store.assigned_conversations("a_1")] == ["c_1"]
+    al = store.get_agent("a_1")
+    assert al is not None and al.load == 1 and al.last_assigned_at > 0
     # Only the holder's release applies.
     release = StatusChange(status="resolved", from_statuses=frozenset({"assigned"}), expected_assignee_id="a_2")
     assert store.change_status(conversation, release) is None
@@ -180,6 +184,50 @@ def test_ownership_changes_are_conditional_and_indexed(store: DynamoStateStore) 
     )
     assert done is not None and done.assignee_id is None
     assert store.assigned_conversations("a_1") == []
+    assert [store.get_agent(a).load for a in ("a_1", "a_2")] == [0, 0]  # type: ignore[union-attr]
+
+
+def test_automatic_assignments_cannot_exceed_an_agents_capacity_even_at_once(store: DynamoStateStore) -> None:
+    add_agent(store, "a_1", "Al")
+    conversations = []
+    for n in range(6):
+        conversation = Conversation(
+            conversation_id=f"c_{n}", tenant_id="t_1", visitor_id="v", created_at=1, updated_at=1, status="queued"
+        )
+        store.put_conversation(conversation)
+        conversations.append(conversation)
+
+    def assign(conversation: Conversation) -> bool:
+        change = StatusChange(
+            status="assigned", from_statuses=frozenset({"queued"}), assignee_id="a_1", assignee_name="Al", capacity=2
+        )
+        return store.change_status(conversation, change) is not None
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        assigned = list(pool.map(assign, conversations))
+
+    assert assigned.count(True) == 2
+    assert store.get_agent("a_1").load == 2  # type: ignore[union-attr]
+    assert len(store.assigned_conversations("a_1")) == 2
+    # A person picking a conversation themselves is not bound by the automatic limit.
+    accept = StatusChange(status="assigned", from_statuses=frozenset({"queued"}), assignee_id="a_1", assignee_name="Al")
+    assert store.change_status(conversations[assigned.index(False)], accept) is not None
+    assert store.get_agent("a_1").load == 3  # type: ignore[union-attr]
+    # Transfers move the count; profile edits never touch it.
+    add_agent(store, "a_2", "Bo")
+    [held, *_] = store.assigned_conversations("a_1")
+    transfer = StatusChange(
+        status="assigned",
+        from_statuses=frozenset({"assigned"}),
+        expected_assignee_id="a_1",
+        assignee_id="a_2",
+        assignee_name="Bo",
+    )
+    assert store.change_status(held, transfer) is not None
+    renamed = store.update_agent("a_1", name="Alan", capacity=5)
+    assert renamed is not None and (renamed.name, renamed.capacity, renamed.load) == ("Alan", 5, 2)
+    assert store.get_agent("a_2").load == 1  # type: ignore[union-attr]
+    assert store.update_agent("a_404", name="Nobody") is None
 
 
 def test_watermarks_streaks_feedback_and_pages(store: DynamoStateStore) -> None:
@@ -217,9 +265,8 @@ def test_agents_and_their_connections(store: DynamoStateStore) -> None:
     add_agent(store, "a_2", "Bob", online=False)
     assert [a.name for a in store.list_agents("t_1")] == ["Alice", "Bob"]
     store.set_agent_away("a_1", True)
-    store.touch_agent_assigned("a_1", 42)
     again = store.get_agent("a_1")
-    assert again is not None and again.away and again.last_assigned_at == 42 and again.key_hash == alice.key_hash
+    assert again is not None and again.away and again.key_hash == alice.key_hash
     assert [c.agent_id for c in store.agent_connections("t_1")] == ["a_1"]
     visitor_tab(store)
     assert store.agent_connections("t_1")[0].role == "agent"  # visitors never in the agents' index

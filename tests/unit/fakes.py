@@ -20,6 +20,7 @@ from shared.state.records import (
     StatusChange,
     StoredMessage,
     Tenant,
+    monotonic_ms,
     now_ms,
 )
 from shared.state.store import ReadSide, StateStore
@@ -54,9 +55,23 @@ class InMemoryStateStore(StateStore):
         if agent_id in self.agents:
             self.agents[agent_id].away = away
 
-    def touch_agent_assigned(self, agent_id: str, at: int) -> None:
-        if agent_id in self.agents:
-            self.agents[agent_id].last_assigned_at = at
+    def update_agent(
+        self,
+        agent_id: str,
+        *,
+        name: str | None = None,
+        capacity: int | None = None,
+        disabled: bool | None = None,
+        key_hash: str | None = None,
+    ) -> Agent | None:
+        agent = self.agents.get(agent_id)
+        if agent is None:
+            return None
+        changes = {"name": name, "capacity": capacity, "disabled": disabled, "key_hash": key_hash}
+        for field_name, value in changes.items():
+            if value is not None:
+                setattr(agent, field_name, value)
+        return agent.model_copy()
 
     def conversation_connections(self, conversation_id: str) -> list[Connection]:
         return [c.model_copy() for c in self.connections.values() if c.conversation_id == conversation_id]
@@ -71,6 +86,19 @@ class InMemoryStateStore(StateStore):
             return None
         if change.expected_assignee_id is not None and current.assignee_id != change.expected_assignee_id:
             return None
+        gains = self.agents.get(change.assignee_id or "") if change.status == "assigned" else None
+        loses = self.agents.get(change.expected_assignee_id or "")
+        if (change.status == "assigned" and gains is None) or (change.expected_assignee_id and loses is None):
+            return None  # the store's conditions: both agents exist
+        if gains is not None and gains is loses:
+            gains = loses = None
+        if gains is not None and change.capacity is not None and gains.load >= change.capacity:
+            return None
+        if gains is not None:
+            gains.load += 1
+            gains.last_assigned_at = monotonic_ms()
+        if loses is not None:
+            loses.load -= 1
         updated = current.model_copy(update={"status": change.status, "updated_at": now_ms(), "no_answer_streak": 0})
         if change.status == "queued":
             updated.waiting_since = change.waiting_since or updated.updated_at

@@ -77,6 +77,20 @@ def test_agents_at_capacity_or_away_are_skipped_and_the_rest_waits(desk: Desk) -
     assert second.status == "queued"
 
 
+def test_an_agent_who_filled_up_meanwhile_is_passed_over_for_the_next(desk: Desk) -> None:
+    desk.agent("a_1", "Alice", capacity=1)
+    desk.agent("a_2", "Bob")
+    desk.store.agents["a_2"].last_assigned_at = 10  # Alice first in round-robin
+    stale = desk.store.list_agents("t_1")  # what a concurrent handoff read before Alice got a conversation
+    desk.store.agents["a_1"].load = 1
+    desk.store.list_agents = lambda tenant_id: stale  # type: ignore[method-assign]
+
+    assigned = desk.handoff().request(desk.conversation(), "visitor_request")
+
+    assert assigned.assignee_id == "a_2"
+    assert (desk.store.agents["a_1"].load, desk.store.agents["a_2"].load) == (1, 1)
+
+
 def test_an_agent_with_room_again_gets_the_longest_waiting(desk: Desk) -> None:
     alice = desk.agent("a_1", "Alice", capacity=1)
     desk.handoff().request(desk.conversation("c_1"), "visitor_request")

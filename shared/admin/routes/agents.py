@@ -98,9 +98,9 @@ def update_agent(body: UpdateAgent, agent: ExistingAgent, store: Store) -> Agent
     """Rename, change capacity, or disable (a disabled agent cannot log in)."""
     if body.disabled and store.assigned_conversations(agent.agent_id, limit=1):
         raise Conflict("the agent holds conversations: transfer or resolve them first")
-    changes = body.model_dump(exclude_none=True)
-    updated = agent.model_copy(update=changes)
-    store.put_agent(updated)
+    updated = store.update_agent(agent.agent_id, name=body.name, capacity=body.capacity, disabled=body.disabled)
+    if updated is None:
+        raise NotFound(f"unknown agent {agent.agent_id!r}")
     return _out(updated)
 
 
@@ -108,8 +108,9 @@ def update_agent(body: UpdateAgent, agent: ExistingAgent, store: Store) -> Agent
 def rotate_key(agent: ExistingAgent, store: Store) -> AgentWithKey:
     """A new key for the agent; the old one stops working for new logins."""
     key, key_hash = new_agent_key(agent.agent_id)
-    updated = agent.model_copy(update={"key_hash": key_hash})
-    store.put_agent(updated)
+    updated = store.update_agent(agent.agent_id, key_hash=key_hash)
+    if updated is None:
+        raise NotFound(f"unknown agent {agent.agent_id!r}")
     return AgentWithKey(**_out(updated).model_dump(), agent_key=key)
 
 
