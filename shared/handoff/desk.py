@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from shared.chat.protocol import (
     Accept,
@@ -129,14 +130,7 @@ class AgentDesk:
         if not new:
             return
         self.cache.append(stored)  # the bot's context, should the conversation return to it
-        out = AgentMessageFrame(
-            conversation_id=stored.conversation_id,
-            message_id=stored.message_id,
-            text=stored.text,
-            agent=agent_ref(agent),
-            created_at=stored.created_at,
-            client_message_id=stored.client_message_id,
-        )
+        out = AgentMessageFrame(**_written_by(agent, stored))
         self.notifier.visitor(stored.conversation_id, out)
         self.notifier.agent(agent.tenant_id, agent.agent_id, out, skip=origin)
 
@@ -146,14 +140,7 @@ class AgentDesk:
         self.notifier.send(origin, _ack(frame.client_message_id, stored))
         if not new:
             return
-        note = NoteFrame(
-            conversation_id=stored.conversation_id,
-            message_id=stored.message_id,
-            text=stored.text,
-            agent=agent_ref(agent),
-            created_at=stored.created_at,
-            client_message_id=stored.client_message_id,
-        )
+        note = NoteFrame(**_written_by(agent, stored))
         # Agents only: the author's other tabs and whoever holds the conversation. Never the visitor.
         self.notifier.agent(agent.tenant_id, agent.agent_id, note, skip=origin)
         if conversation.assignee_id and conversation.assignee_id != agent.agent_id:
@@ -167,6 +154,18 @@ class AgentDesk:
         self.notifier.send(
             origin, history_frame(conversation, messages, more, newer=frame.after is not None, agent=True)
         )
+
+
+def _written_by(agent: Agent, stored: StoredMessage) -> dict[str, Any]:
+    """The fields of an agent's message or note frame."""
+    return {
+        "conversation_id": stored.conversation_id,
+        "message_id": stored.message_id,
+        "text": stored.text,
+        "agent": agent_ref(agent),
+        "created_at": stored.created_at,
+        "client_message_id": stored.client_message_id,
+    }
 
 
 def _ack(client_message_id: str, stored: StoredMessage) -> Ack:

@@ -156,6 +156,24 @@ def intake(store: DynamoStateStore, push: ClientPush, queue: GenerationQueue | N
     )
 
 
+def generator_for(
+    store: DynamoStateStore, push: RecordingPush, model: AnswerModel, *, recheck_seconds: float = 1.0
+) -> Generator:
+    """The generate function's logic with the handoff gate, answering from one passage."""
+    return Generator(
+        store=store,
+        cache=NoCache(),
+        retriever=OnePassage(),
+        model=model,
+        push_for=lambda url: push,
+        history_turns=5,
+        top_k=3,
+        flush_ms=0,
+        flush_chars=400,
+        gate=HandoffGate(store, lambda url: push, recheck_seconds=recheck_seconds),
+    )
+
+
 def test_ownership_changes_are_conditional_and_indexed(store: DynamoStateStore) -> None:
     add_agent(store, "a_1", "Al")
     add_agent(store, "a_2", "Bo")
@@ -296,18 +314,7 @@ def test_no_bot_answer_while_people_own_the_conversation(store: DynamoStateStore
     )
     model = PausingModel()
     model.go_on.set()
-    generator = Generator(
-        store=store,
-        cache=NoCache(),
-        retriever=OnePassage(),
-        model=model,
-        push_for=lambda url: push,
-        history_turns=5,
-        top_k=3,
-        flush_ms=0,
-        flush_chars=400,
-        gate=HandoffGate(store, lambda url: push),
-    )
+    generator = generator_for(store, push, model)
     assert generator.answer(stale) == "not-bot-owned"
     assert push.of("v-tab", "answer.delta") == []
     assert store.get_message(conversation_id, answer_id_for(stale.message_id)) is None
@@ -321,18 +328,7 @@ def test_a_handoff_landing_mid_answer_drops_that_answer(store: DynamoStateStore)
     )
     [job] = queue.jobs
     model = PausingModel()
-    generator = Generator(
-        store=store,
-        cache=NoCache(),
-        retriever=OnePassage(),
-        model=model,
-        push_for=lambda url: push,
-        history_turns=5,
-        top_k=3,
-        flush_ms=0,
-        flush_chars=400,
-        gate=HandoffGate(store, lambda url: push, recheck_seconds=0),
-    )
+    generator = generator_for(store, push, model, recheck_seconds=0)
     with ThreadPoolExecutor(1) as pool:
         answering = pool.submit(generator.answer, job)
         push.wait_for("v-tab", "answer.delta")  # the answer is on screen...
