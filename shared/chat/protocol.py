@@ -296,16 +296,25 @@ class AgentJoined(_Frame):
     agent: AgentRef
 
 
-class AgentMessageFrame(_Frame):
-    """An agent's message (to the visitor, and to the agent's other tabs)."""
+class _StoredMessageFrame(_Frame):
+    """A message as stored (each subclass narrows ``type``; it stays the first key on the wire)."""
 
-    type: Literal["agent.message"] = "agent.message"
+    type: str
     conversation_id: str
     message_id: str
     text: str
-    agent: AgentRef
     created_at: int
+
+
+class _AgentWritten(_StoredMessageFrame):
+    agent: AgentRef
     client_message_id: str | None = None
+
+
+class AgentMessageFrame(_AgentWritten):
+    """An agent's message (to the visitor, and to the agent's other tabs)."""
+
+    type: Literal["agent.message"] = "agent.message"
 
 
 class TypingFrame(_Frame):
@@ -424,22 +433,14 @@ class ConversationUpdated(_Frame):
     conversation: ConversationSummary
 
 
-class VisitorMessageFrame(_Frame):
+class VisitorMessageFrame(_StoredMessageFrame):
     type: Literal["visitor.message"] = "visitor.message"
-    conversation_id: str
-    message_id: str
-    text: str
-    created_at: int
 
 
-class NoteFrame(_Frame):
+class NoteFrame(_AgentWritten):
+    """An agent's internal note: agents only, never the visitor."""
+
     type: Literal["note"] = "note"
-    conversation_id: str
-    message_id: str
-    text: str
-    agent: AgentRef
-    created_at: int
-    client_message_id: str | None = None
 
 
 class PresenceFrame(_Frame):
