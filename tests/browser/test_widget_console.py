@@ -107,12 +107,14 @@ def test_visitor_bot_agent_and_back(browser: Browser, stack: dict[str, Any], scr
     queued = console.locator("#queue li[data-conversation]")
     expect(queued).to_have_count(1)
     expect(queued.locator(".wait")).to_have_text(re.compile(r"^\d+:\d\d$"))
+    expect(console).to_have_title(re.compile(r"^\(1\) "))  # the tab says something waits
     queued.click()
     expect(console.locator("#transcript .m.bot .sources a")).to_have_text(re.compile("Shipping", re.I))
     expect(console.locator("#visitor-info")).to_contain_text("/demo")
     console.locator("#accept").click()
     expect(console.locator("#mine li[data-conversation]")).to_have_count(1)
     expect(console.locator("#queue li[data-conversation]")).to_have_count(0)
+    expect(console).not_to_have_title(re.compile(r"^\("))
 
     # A canned reply, then the agent's own words.
     console.locator("#canned").select_option(label="Greeting")

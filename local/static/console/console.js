@@ -51,6 +51,7 @@ function showLogin(message) {
 
 $("login-form").addEventListener("submit", (event) => {
   event.preventDefault();
+  alerts.prepare(); // inside the click: browsers allow sound and the notification prompt only then
   state.ws = $("login-ws").value.trim();
   state.key = $("login-key").value.trim();
   store.setItem("kefu.console.ws", state.ws);
@@ -121,6 +122,45 @@ function setConn(text, cls) {
   $("conn").className = `conn ${cls}`;
 }
 
+// --- getting the agent's attention ---
+// The tab title counts what waits for the agent (queue + unread); while the tab is hidden a new
+// conversation or visitor message also chimes and shows a desktop notification (if allowed).
+const TITLE = document.title;
+const alerts = {
+  audio: null,
+  prepare() {
+    try {
+      this.audio = this.audio || new AudioContext();
+    } catch (e) {
+      this.audio = null; // no Web Audio: the title and notifications still work
+    }
+    if ("Notification" in window && Notification.permission === "default") Notification.requestPermission();
+  },
+  chime() {
+    if (!this.audio) return;
+    const tone = this.audio.createOscillator();
+    const gain = this.audio.createGain();
+    tone.frequency.value = 880;
+    gain.gain.setValueAtTime(0.15, this.audio.currentTime);
+    gain.gain.exponentialRampToValueAtTime(0.001, this.audio.currentTime + 0.25);
+    tone.connect(gain).connect(this.audio.destination);
+    tone.start();
+    tone.stop(this.audio.currentTime + 0.25);
+  },
+  notify(text) {
+    if (!document.hidden) return;
+    this.chime();
+    if ("Notification" in window && Notification.permission === "granted") {
+      new Notification("kefu", { body: text, tag: "kefu-console" });
+    }
+  },
+};
+
+function renderTitle() {
+  const waiting = state.queue.length + state.unread.size;
+  document.title = waiting ? `(${waiting}) ${TITLE}` : TITLE;
+}
+
 function toast(text) {
   const el = $("toast");
   el.textContent = text;
@@ -161,17 +201,24 @@ function handle(frame) {
       renderCanned();
       renderAll();
       break;
-    case "queue.updated":
+    case "queue.updated": {
+      const known = new Set(state.queue.map((q) => q.conversationId));
+      const arrived = frame.queue.filter((q) => !known.has(q.conversationId));
+      if (arrived.length) alerts.notify(`Waiting for a person: ${arrived[0].preview || visitorName(arrived[0])}`);
       state.queue = frame.queue;
       frame.queue.forEach(upsert);
       renderAll();
       break;
+    }
     case "conversation.assigned": {
       const c = frame.conversation;
       upsert(c);
       state.mine = [c, ...state.mine.filter((m) => m.conversationId !== c.conversationId)];
       state.queue = state.queue.filter((q) => q.conversationId !== c.conversationId);
-      if (frame.by !== "accept") toast(`New conversation for you (${frame.by}).`);
+      if (frame.by !== "accept") {
+        toast(`New conversation for you (${frame.by}).`);
+        alerts.notify(`New conversation for you: ${c.preview || visitorName(c)}`);
+      }
       if (!state.selected || frame.by === "accept") select(c.conversationId);
       else state.unread.add(c.conversationId);
       if (state.selected === c.conversationId) requestHistory(c.conversationId, true);
@@ -205,6 +252,7 @@ function handle(frame) {
         createdAt: frame.createdAt,
       });
       touch(frame.conversationId, frame.text);
+      alerts.notify(frame.text);
       if (state.selected === frame.conversationId) {
         hideTyping();
         reportRead();
@@ -332,6 +380,7 @@ function renderLists() {
   renderList($("mine"), state.mine, "No conversations assigned to you.", false);
   $("queue-count").textContent = state.queue.length;
   $("mine-count").textContent = state.mine.length;
+  renderTitle();
 }
 
 function renderList(ul, items, emptyText, waiting) {
