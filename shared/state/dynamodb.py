@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TypeVar
 
 from pynamodb.connection import Connection as PynamoConnection
 from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, TransactWriteError
 from pynamodb.expressions.update import Action
+from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from shared.settings import Settings
@@ -33,12 +35,21 @@ from shared.state.records import (
 from shared.state.store import ReadSide, StateStore
 from shared.tenant_config import TenantConfig
 
+_M = TypeVar("_M", bound=Model)
 _MESSAGE = "message"
 _CLIENT_ID = "client-id"
 
 
 def _client_key(tenant_id: str, visitor_id: str, client_message_id: str) -> str:
     return f"client#{tenant_id}#{visitor_id}#{client_message_id}"
+
+
+def _get(model: type[_M], hash_key: str, range_key: str | None = None) -> _M | None:
+    """One item by key, read consistently (state changes are read right after they are written)."""
+    try:
+        return model.get(hash_key, range_key, consistent_read=True)
+    except DoesNotExist:
+        return None
 
 
 def _condition_failed(exc: Exception) -> bool:
@@ -86,11 +97,8 @@ class DynamoStateStore(StateStore):
         AgentModel(**agent.model_dump(exclude_none=True)).save()
 
     def get_agent(self, agent_id: str) -> Agent | None:
-        try:
-            item = AgentModel.get(agent_id, consistent_read=True)
-        except DoesNotExist:
-            return None
-        return _to_agent(item)
+        item = _get(AgentModel, agent_id)
+        return _to_agent(item) if item else None
 
     def list_agents(self, tenant_id: str) -> list[Agent]:
         return [_to_agent(item) for item in AgentModel.by_tenant.query(tenant_id)]
@@ -121,12 +129,9 @@ class DynamoStateStore(StateStore):
             actions.append(AgentModel.key_hash.set(key_hash))
         item = AgentModel(agent_id)
         try:
-            if actions:
-                item.update(actions=actions, condition=AgentModel.agent_id.exists())
-            else:
-                item = AgentModel.get(agent_id, consistent_read=True)
-        except DoesNotExist:
-            return None
+            if not actions:
+                return self.get_agent(agent_id)
+            item.update(actions=actions, condition=AgentModel.agent_id.exists())
         except Exception as exc:
             if _condition_failed(exc):
                 return None
@@ -149,11 +154,8 @@ class DynamoStateStore(StateStore):
         item.save()
 
     def get_connection(self, connection_id: str) -> Connection | None:
-        try:
-            item = ConnectionModel.get(connection_id, consistent_read=True)
-        except DoesNotExist:
-            return None
-        return _to_connection(item)
+        item = _get(ConnectionModel, connection_id)
+        return _to_connection(item) if item else None
 
     def conversation_connections(self, conversation_id: str) -> list[Connection]:
         return [_to_connection(item) for item in ConnectionModel.by_conversation.query(conversation_id)]
@@ -190,11 +192,8 @@ class DynamoStateStore(StateStore):
         item.save()
 
     def get_conversation(self, conversation_id: str) -> Conversation | None:
-        try:
-            item = ConversationModel.get(conversation_id, consistent_read=True)
-        except DoesNotExist:
-            return None
-        return _to_conversation(item)
+        item = _get(ConversationModel, conversation_id)
+        return _to_conversation(item) if item else None
 
     def change_status(self, conversation: Conversation, change: StatusChange) -> Conversation | None:
         model = ConversationModel
@@ -376,20 +375,14 @@ class DynamoStateStore(StateStore):
         return message
 
     def find_by_client_id(self, tenant_id: str, visitor_id: str, client_message_id: str) -> StoredMessage | None:
-        try:
-            record = MessageModel.get(_client_key(tenant_id, visitor_id, client_message_id), "#", consistent_read=True)
-        except DoesNotExist:
-            return None
-        if record.target_conversation_id is None or record.target_message_id is None:
+        record = _get(MessageModel, _client_key(tenant_id, visitor_id, client_message_id), "#")
+        if record is None or record.target_conversation_id is None or record.target_message_id is None:
             return None
         return self.get_message(record.target_conversation_id, record.target_message_id)
 
     def get_message(self, conversation_id: str, message_id: str) -> StoredMessage | None:
-        try:
-            item = MessageModel.get(conversation_id, message_id, consistent_read=True)
-        except DoesNotExist:
-            return None
-        return _to_record(item)
+        item = _get(MessageModel, conversation_id, message_id)
+        return _to_record(item) if item else None
 
     def add_answer(self, answer: StoredMessage) -> bool:
         try:
