@@ -32,7 +32,13 @@ def test_cli_is_pinned_below_3() -> None:
 @pytest.mark.skipif(not CDK.exists(), reason="node_modules/.bin/cdk missing: run `npm ci`")
 def test_pinned_cli_synthesizes_the_app(tmp_path: Path) -> None:
     # Given the pinned CLI / When it synthesizes through cdk.json's app command
-    env = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20", "CDK_DISABLE_VERSION_CHECK": "1"}
+    env = {
+        **os.environ,
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+        "CDK_DISABLE_VERSION_CHECK": "1",
+        # A test run sends nothing anywhere (the CLI's telemetry would try to reach the internet).
+        "CDK_DISABLE_CLI_TELEMETRY": "true",
+    }
     version = subprocess.run([str(CDK), "--version"], cwd=ROOT, capture_output=True, text=True, env=env, check=True)
     assert version.stdout.startswith(_pinned_version())
     result = subprocess.run(
