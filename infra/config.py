@@ -16,10 +16,13 @@ import aws_cdk as cdk
 from constructs import Node
 
 from infra.constants import DEFAULT_ENVIRONMENT, ENVIRONMENTS, Environment
+from shared.knowledge.factory import DEFAULT_BEDROCK_EMBEDDING_MODEL, DEFAULT_BEDROCK_RERANK_MODEL
 from shared.model.config import ModelTarget
 from shared.settings import Settings
 
 _LLM_PROVIDERS: tuple[str, ...] = get_args(Settings.model_fields["llm_provider"].annotation)
+_EMBEDDING_PROVIDERS: tuple[str, ...] = get_args(Settings.model_fields["embedding_provider"].annotation)
+_RERANKER_PROVIDERS: tuple[str, ...] = get_args(Settings.model_fields["reranker_provider"].annotation)
 
 
 class ConfigError(ValueError):
@@ -66,6 +69,20 @@ class DeployConfig:
     # Point the account's API Gateway CloudWatch role (needed for WebSocket access logs) at a role
     # this stack creates. Off when the account already has one that must not be touched.
     apigw_cloudwatch_role: bool = True
+    # Knowledge models of retrieve and admin (shared/knowledge/factory.py): the embedder (use: the
+    # bundled USE model; bedrock: Titan v2 or Cohere embed; openai: an OpenAI-compatible /v1/embeddings
+    # server) and an optional reranker (bedrock, or a tei/cohere-style /rerank server). Bedrock models
+    # get exactly the IAM grants they need (infra/constructs/access.py).
+    embedding_provider: str = "use"
+    embedding_model: str | None = None
+    embedding_dimension: int | None = None
+    embedding_base_url: str | None = None
+    embedding_cosine_floor: float | None = None
+    embedding_cosine_ceiling: float | None = None
+    reranker_provider: str = "none"
+    reranker_model: str | None = None
+    reranker_url: str | None = None
+    rerank_candidates: int | None = None
 
     def __post_init__(self) -> None:
         if self.env not in ENVIRONMENTS:
@@ -92,6 +109,7 @@ class DeployConfig:
             raise ConfigError(f"context 'llm_provider={self.llm_provider}' needs 'llm_base_url' ({what})")
         self.fallback_targets  # noqa: B018 - validates llm_fallbacks
         self._check_network()
+        self._check_knowledge_models()
 
     @property
     def fallback_targets(self) -> list[ModelTarget]:
@@ -129,6 +147,71 @@ class DeployConfig:
         for port in self.onprem_ports:
             if not 1 <= port <= 65535:
                 raise ConfigError(f"'onprem_ports' must be TCP ports; got {port}")
+
+    def _check_knowledge_models(self) -> None:
+        if self.embedding_provider not in _EMBEDDING_PROVIDERS:
+            raise ConfigError(
+                f"context 'embedding_provider' must be one of {', '.join(_EMBEDDING_PROVIDERS)}; "
+                f"got {self.embedding_provider!r}"
+            )
+        if self.reranker_provider not in _RERANKER_PROVIDERS:
+            raise ConfigError(
+                f"context 'reranker_provider' must be one of {', '.join(_RERANKER_PROVIDERS)}; "
+                f"got {self.reranker_provider!r}"
+            )
+        if self.embedding_provider == "openai" and not (
+            self.embedding_base_url and self.embedding_model and self.embedding_dimension
+        ):
+            raise ConfigError(
+                "context 'embedding_provider=openai' needs 'embedding_base_url' (an OpenAI-compatible /v1 URL), "
+                "'embedding_model' and 'embedding_dimension'"
+            )
+        if self.embedding_provider == "bedrock":
+            from shared.knowledge.embedders import BedrockEmbedder
+
+            try:  # the adapter's own check of the model's vector sizes
+                BedrockEmbedder(None, self.bedrock_embedding_model or "", self.embedding_dimension)
+            except ValueError as exc:
+                raise ConfigError(f"context 'embedding_dimension': {exc}") from None
+        for key, url in (("embedding_base_url", self.embedding_base_url), ("reranker_url", self.reranker_url)):
+            if url and not url.startswith(("https://", "http://")):
+                raise ConfigError(f"'{key}' must be an http(s):// URL; got {url!r}")
+        if self.reranker_provider in ("tei", "cohere") and not self.reranker_url:
+            raise ConfigError(f"context 'reranker_provider={self.reranker_provider}' needs 'reranker_url'")
+        if self.rerank_candidates is not None and not 1 <= self.rerank_candidates <= 100:
+            raise ConfigError(f"'rerank_candidates' must be 1..100; got {self.rerank_candidates}")
+
+    @property
+    def bedrock_embedding_model(self) -> str | None:
+        """The Bedrock embedding model retrieve and admin call, if the embedder is Bedrock's."""
+        if self.embedding_provider != "bedrock":
+            return None
+        return self.embedding_model or DEFAULT_BEDROCK_EMBEDDING_MODEL
+
+    @property
+    def bedrock_rerank_model(self) -> str | None:
+        """The Bedrock rerank model retrieve and admin call, if the reranker is Bedrock's."""
+        if self.reranker_provider != "bedrock":
+            return None
+        return self.reranker_model or DEFAULT_BEDROCK_RERANK_MODEL
+
+    @property
+    def knowledge_model_settings(self) -> dict[str, str]:
+        """Settings fields (shared/settings.py) for the embedder and reranker; unset ones are left out."""
+        values: dict[str, object] = {
+            "embedding_provider": self.embedding_provider,
+            "embedding_model": self.embedding_model,
+            "embedding_dimension": self.embedding_dimension,
+            "embedding_base_url": self.embedding_base_url,
+            "embedding_cosine_floor": self.embedding_cosine_floor,
+            "embedding_cosine_ceiling": self.embedding_cosine_ceiling,
+            "reranker_provider": self.reranker_provider,
+            "reranker_model": self.reranker_model,
+            "reranker_url": self.reranker_url,
+            "rerank_candidates": self.rerank_candidates,
+        }
+        defaults = {"embedding_provider": "use", "reranker_provider": "none"}
+        return {k: str(v) for k, v in values.items() if v is not None and defaults.get(k) != v}
 
     @property
     def in_vpc(self) -> bool:
@@ -184,6 +267,15 @@ class DeployConfig:
             except ValueError:
                 raise ConfigError(f"context {key!r} must be comma-separated port numbers; got {text(key)!r}") from None
 
+        def number(key: str, kind: type[int] | type[float]) -> Any:
+            value = text(key)
+            if value is None:
+                return None
+            try:
+                return kind(value)
+            except ValueError:
+                raise ConfigError(f"context {key!r} must be a number; got {value!r}") from None
+
         def flag(key: str, default: bool) -> bool:
             value = text(key)
             if value is None:
@@ -215,4 +307,14 @@ class DeployConfig:
             opensearch_endpoint=text("opensearch_endpoint"),
             opensearch_domain_arn=text("opensearch_domain_arn"),
             apigw_cloudwatch_role=flag("apigw_cloudwatch_role", default=True),
+            embedding_provider=text("embedding_provider") or "use",
+            embedding_model=text("embedding_model"),
+            embedding_dimension=number("embedding_dimension", int),
+            embedding_base_url=text("embedding_base_url"),
+            embedding_cosine_floor=number("embedding_cosine_floor", float),
+            embedding_cosine_ceiling=number("embedding_cosine_ceiling", float),
+            reranker_provider=text("reranker_provider") or "none",
+            reranker_model=text("reranker_model"),
+            reranker_url=text("reranker_url"),
+            rerank_candidates=number("rerank_candidates", int),
         )

@@ -10,7 +10,8 @@ bot use (GET /v1/tenants/{id}/knowledge/search is the retrieve function's code p
   POST …/knowledge; R@1, R@5 and MRR@10 at document level. For comparison the same 625 queries are run
   against single-signal rankings (BM25 only, dense only, reciprocal-rank fusion) of the same index.
 - HINT3 (three live shop bots): one knowledge entry per intent, its training phrases as the phrasings
-  of one FAQ question (uploaded as a FAQ JSON file through POST …/knowledge/files); the tenant's
+  of one FAQ question (uploaded as a FAQ JSON file through POST …/knowledge/files, which also fits the
+  tenant's FAQ entry model on them); the tenant's
   threshold is calibrated by POST …/knowledge/calibrate with kefu's generic off-topic probes (the test
   set is never used to choose anything); then every test query is searched: an out-of-scope query
   (NO_NODES_DETECTED) should be declined, an in-scope one answered with its intent.
@@ -378,7 +379,9 @@ def render(stack: StackFaqResult | None, hint3: list[Hint3Result]) -> str:
             "## HINT3 (does the bot know when it does not know?)",
             "",
             "One knowledge entry per intent: its training phrases are the phrasings of one FAQ question "
-            "(uploaded as a FAQ JSON file). The threshold is the tenant's own calibration "
+            "(uploaded as a FAQ JSON file); the upload fits the tenant's FAQ entry model on those phrases "
+            "(see *What retrieval does*), so scores are fused evidence × √p(entry). "
+            "The threshold is the tenant's own calibration "
             "(`POST …/knowledge/calibrate` with its defaults: kefu's generic English + Chinese off-topic probes, "
             "decline 90% of them, but never under the deployment default 0.35); the test queries are never used "
             "to set it. *Declined*: share of out-of-scope "

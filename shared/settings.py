@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     embedding_cosine_floor: float | None = Field(default=None, ge=-1, le=1)
     embedding_cosine_ceiling: float | None = Field(default=None, ge=-1, le=1)
     embedding_timeout_seconds: float = 30.0
+    # Threads embedding one large upload with the local USE encoder (admin API, `kefu ingest`).
+    # 0: one per CPU the process may use, at most 2 (a 1-vCPU Lambda gets 1; see UseEmbedder).
+    embedding_workers: int = Field(default=0, ge=0, le=16)
     # Endpoint of bedrock-runtime / bedrock-agent-runtime; None: the regional endpoint.
     bedrock_endpoint: str | None = None
 

@@ -28,6 +28,10 @@ Derived from what the code calls (shared/state/dynamodb.py and the logic modules
 - admin: ``put_tenant``/``get_tenant``, ``get_conversation``, ``list_messages`` (Query); indexes
   knowledge; reads its key. Agents: ``put_agent``/``update_agent``/``get_agent``/``list_agents``/``delete_agent`` and
   ``assigned_conversations`` (is the agent still holding conversations?).
+- retrieve and admin, the knowledge models (``grant_knowledge_model_access``; shared/knowledge/factory.py):
+  a Bedrock embedder calls InvokeModel on its model (passages at ingestion, each question at search);
+  a Bedrock reranker calls Rerank (no resource-level permissions: ``*``) and, through it, InvokeModel
+  on its model. With the local USE embedder and no reranker (the defaults) nothing is granted.
 
 A new store call in a function needs its action added here; an AccessDenied in the logs names it.
 """
@@ -130,6 +134,46 @@ def grant_least_privilege(
     knowledge.grant_read(roles["retrieve"])
     knowledge.grant_write(roles["admin"])  # ingestion; its search route reads too
     admin_key.secret.grant_read(roles["admin"])
+
+
+# --- the knowledge models (retrieve and admin; shared/knowledge/factory.py) ---
+
+BEDROCK_INVOKE = "bedrock:InvokeModel"
+BEDROCK_RERANK = "bedrock:Rerank"
+# Both embed questions and rerank candidates through KnowledgeService, so they need the same models.
+USES_KNOWLEDGE_MODELS: tuple[FunctionName, ...] = ("retrieve", "admin")
+
+
+def grant_knowledge_model_access(*, functions: KefuFunctions, config: DeployConfig) -> None:
+    """InvokeModel on the Bedrock embedding and rerank models the deployment chose, Rerank for the latter."""
+    models = tuple(filter(None, (config.bedrock_embedding_model, config.bedrock_rerank_model)))
+    if not models:
+        return
+    for name in USES_KNOWLEDGE_MODELS:
+        role = functions.roles[name]
+        stack = cdk.Stack.of(role)
+        resources, wildcards = bedrock_resources(stack, models)
+        role.add_to_policy(iam.PolicyStatement(actions=[BEDROCK_INVOKE], resources=resources))
+        if wildcards:
+            acknowledge(
+                role,
+                "AwsSolutions-IAM5",
+                "A cross-region inference profile serves the embedding or rerank model from any region of its "
+                "geography.",
+                findings=tuple(wildcards),
+            )
+        if config.bedrock_rerank_model:
+            # bedrock:Rerank has no resource types (Service Authorization Reference); the model it may use
+            # is bounded by the InvokeModel statement above.
+            role.add_to_policy(iam.PolicyStatement(actions=[BEDROCK_RERANK], resources=["*"]))
+            acknowledge(
+                role,
+                "AwsSolutions-IAM5",
+                "bedrock:Rerank supports no resource-level permissions; which rerank model it may run is "
+                "limited by the InvokeModel grant on that model alone. X-Ray PutTraceSegments/"
+                "PutTelemetryRecords have none either (active tracing).",
+                findings=("Resource::*",),
+            )
 
 
 # --- the model gateway (generate only; shared/model/) ---

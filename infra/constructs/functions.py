@@ -147,6 +147,9 @@ class KefuFunctions(Construct):
             opensearch_service=inputs.opensearch_service,
             opensearch_index=inputs.opensearch_index,
         )
+        # The embedder and reranker: retrieve (the bot's searches) and admin (ingestion, the recall test)
+        # must use the same ones, or the admin's search would disagree with the bot's.
+        knowledge |= settings_env(**config.knowledge_model_settings)
         model = settings_env(llm_provider=config.llm_provider)
         if config.llm_base_url:
             model |= settings_env(llm_base_url=config.llm_base_url)

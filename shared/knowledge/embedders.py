@@ -137,7 +137,9 @@ class OpenAICompatibleEmbedder(Embedder):
     """``POST {base_url}/embeddings`` as OpenAI defines it; served by TEI, vLLM, Ollama, LocalAI, ...
 
     Request ``{"model", "input": [texts], "encoding_format": "float"}``; response
-    ``{"data": [{"index", "embedding"}]}``. Batches of ``batch_size``; 429/5xx are retried twice.
+    ``{"data": [{"index", "embedding"}]}``. Batches of ``batch_size``, up to ``concurrency`` in flight
+    (a GPU server batches concurrent requests itself; one at a time, an upload would wait on every
+    round trip); 429/5xx are retried twice.
     """
 
     cosine_floor = REMOTE_COSINE_FLOOR
@@ -153,6 +155,7 @@ class OpenAICompatibleEmbedder(Embedder):
         batch_size: int = 32,
         retries: int = 2,
         client: Any = None,
+        concurrency: int = 4,
     ) -> None:
         import httpx
 
@@ -160,6 +163,7 @@ class OpenAICompatibleEmbedder(Embedder):
         self.model = model
         self.dimension = dimension
         self.batch_size = batch_size
+        self.concurrency = max(1, concurrency)
         self.retries = retries
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = client or httpx.Client(timeout=timeout_seconds, headers=headers)
@@ -196,12 +200,14 @@ class OpenAICompatibleEmbedder(Embedder):
         texts = _blank_safe(texts)
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        rows = [
-            row
-            for start in range(0, len(texts), self.batch_size)
-            for row in self._post(texts[start : start + self.batch_size])
-        ]
-        matrix = np.asarray(rows, dtype=np.float32)
+        batches = [texts[start : start + self.batch_size] for start in range(0, len(texts), self.batch_size)]
+        if len(batches) == 1 or self.concurrency == 1:
+            replies = [self._post(batch) for batch in batches]
+        else:
+            # httpx.Client is thread-safe; map keeps the batches' order.
+            with ThreadPoolExecutor(max_workers=min(self.concurrency, len(batches))) as pool:
+                replies = list(pool.map(self._post, batches))
+        matrix = np.asarray([row for reply in replies for row in reply], dtype=np.float32)
         if matrix.shape != (len(texts), self.dimension):
             raise UpstreamError(
                 f"embedding server returned vectors of shape {matrix.shape}; expected "

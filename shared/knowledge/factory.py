@@ -8,6 +8,10 @@ from typing import TYPE_CHECKING
 
 from shared.knowledge.base import Embedder, KnowledgeIndex
 
+# Used when the provider is Bedrock and no model is set; infra/config.py grants access to the same ids.
+DEFAULT_BEDROCK_EMBEDDING_MODEL = "amazon.titan-embed-text-v2:0"
+DEFAULT_BEDROCK_RERANK_MODEL = "amazon.rerank-v1:0"
+
 if TYPE_CHECKING:
     from shared.knowledge.rerank import Reranker
     from shared.knowledge.service import KnowledgeService
@@ -31,13 +35,16 @@ def build_embedder(settings: Settings | None = None) -> Embedder:
     if settings is None or settings.embedding_provider == "use":
         from shared.knowledge.embedder import shared_embedder
 
-        embedder: Embedder = shared_embedder()
+        use = shared_embedder()
+        if settings is not None:
+            use.workers = settings.embedding_workers  # one model per process; its settings are the process's
+        embedder: Embedder = use
     elif settings.embedding_provider == "bedrock":
         from shared.knowledge.embedders import BedrockEmbedder
 
         embedder = BedrockEmbedder(
             _aws_client(settings, "bedrock-runtime", settings.bedrock_endpoint),
-            settings.embedding_model or "amazon.titan-embed-text-v2:0",
+            settings.embedding_model or DEFAULT_BEDROCK_EMBEDDING_MODEL,
             settings.embedding_dimension,
         )
     else:
@@ -72,7 +79,7 @@ def build_reranker(settings: Settings) -> Reranker | None:
     if settings.reranker_provider == "bedrock":
         from shared.knowledge.rerank import BedrockReranker, bedrock_model_arn
 
-        model = settings.reranker_model or "amazon.rerank-v1:0"
+        model = settings.reranker_model or DEFAULT_BEDROCK_RERANK_MODEL
         client = _aws_client(settings, "bedrock-agent-runtime", settings.bedrock_endpoint)
         return BedrockReranker(client, bedrock_model_arn(model, settings.aws_region))
     from shared.knowledge.rerank import HttpReranker

@@ -46,14 +46,26 @@ def embed_rows(embedder: Embedder, rows: list[Row]) -> NDArray[np.float32]:
     sum matches either (on StackFAQ it beats embedding "title + text" as one string). Each distinct
     string is embedded once.
     """
+    return embed_rows_with_leads(embedder, rows)[0]
+
+
+def embed_rows_with_leads(embedder: Embedder, rows: list[Row]) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """``embed_rows`` and, from the same embedding pass, each row's lead alone (unit vectors): the
+    FAQ entry model (entry_model.py) learns from the phrasings themselves."""
     if not rows:
-        return np.zeros((0, embedder.dimension), dtype=np.float32)
+        empty = np.zeros((0, embedder.dimension), dtype=np.float32)
+        return empty, empty
     strings = list(dict.fromkeys([row.lead for row in rows] + [row.chunk.text for row in rows]))
     position = {text: n for n, text in enumerate(strings)}
     matrix = embedder.embed_matrix(strings)
-    combined = matrix[[position[row.lead] for row in rows]] + matrix[[position[row.chunk.text] for row in rows]]
+    leads = matrix[[position[row.lead] for row in rows]]
+    combined = leads + matrix[[position[row.chunk.text] for row in rows]]
     norms = np.linalg.norm(combined, axis=1, keepdims=True)
-    return (combined / np.maximum(norms, 1e-12)).astype(np.float32)
+    lead_norms = np.linalg.norm(leads, axis=1, keepdims=True)
+    return (
+        (combined / np.maximum(norms, 1e-12)).astype(np.float32),
+        (leads / np.maximum(lead_norms, 1e-12)).astype(np.float32),
+    )
 
 
 def embed_chunks(embedder: Embedder, chunks: list[Chunk]) -> NDArray[np.float32]:

@@ -5,6 +5,8 @@ Layout, one directory per tenant under the root (``Settings.knowledge_dir``)::
     <root>/<tenant>/manifest.json           {"format", "version", "dimension", "chunks", "documents"}
     <root>/<tenant>/chunks-<version>.json   chunk records (document id/title/url/text + BM25 tokens)
     <root>/<tenant>/vectors-<version>.npy   float32 (chunks, dimension), unit rows, same order
+    <root>/<tenant>/entries-<version>.npz   the FAQ entry model and its phrasings' vectors (only when
+                                            the FAQ has paraphrases to learn from; entry_model.py)
     <root>/<tenant>/.lock                   writers serialise on it (flock)
 
 A write produces a new generation (new version) and then atomically replaces the manifest that points
@@ -45,8 +47,15 @@ from shared.knowledge.base import (
     SearchHits,
 )
 from shared.knowledge.chunking import DEFAULT_MAX_CHARS, DEFAULT_OVERLAP_CHARS, chunk_document
+from shared.knowledge.entry_model import (
+    EntryModel,
+    affordable,
+    apply_entry_confidence,
+    fit_entry_model,
+    worth_fitting,
+)
 from shared.knowledge.ids import validate_tenant_id
-from shared.knowledge.indexing import chunk_rows, embed_rows, row_tokens
+from shared.knowledge.indexing import chunk_rows, embed_rows_with_leads, row_tokens
 from shared.knowledge.scoring import (
     BM25_B,
     BM25_K1,
@@ -107,12 +116,37 @@ class _KeywordScorer:
 
 
 @dataclass
+class _EntryData:
+    """The FAQ entry model of a generation, with what a later write needs to fit it again."""
+
+    model: EntryModel
+    row_entries: NDArray[np.int64]  # per row: its FAQ entry (0..n-1), -1 for other rows
+    lead_vectors: NDArray[np.float32]  # the phrasing alone, for the rows with an entry, in row order
+
+    def leads_by_row(self) -> dict[int, NDArray[np.float32]]:
+        rows = np.flatnonzero(self.row_entries >= 0)
+        return {int(row): self.lead_vectors[n] for n, row in enumerate(rows)}
+
+    def to_arrays(self) -> dict[str, Any]:
+        return {**self.model.to_arrays(), "row_entries": self.row_entries, "lead_vectors": self.lead_vectors}
+
+    @classmethod
+    def from_arrays(cls, arrays: Any) -> _EntryData:
+        return cls(
+            EntryModel.from_arrays(arrays),
+            np.asarray(arrays["row_entries"], dtype=np.int64),
+            np.asarray(arrays["lead_vectors"], dtype=np.float32),
+        )
+
+
+@dataclass
 class _Generation:
     """One tenant's index as loaded from one manifest version."""
 
     version: str
     records: list[ChunkRecord]
     vectors: NDArray[np.float32]
+    entries: _EntryData | None = None
     _keyword: _KeywordScorer | None = None
     _groups: list[int] | None = None
     _has_tokens: bool | None = None
@@ -168,7 +202,7 @@ class LocalHybridIndex(KnowledgeIndex):
         ]
         rows = chunk_rows(chunks)
         # The slow part (embedding) happens before taking the tenant's write lock.
-        vectors = embed_rows(self.embedder, rows)
+        vectors, lead_vectors = embed_rows_with_leads(self.embedder, rows)
         records = [
             ChunkRecord(
                 document_id=row.chunk.document_id,
@@ -187,12 +221,16 @@ class LocalHybridIndex(KnowledgeIndex):
         with self._write_lock(tenant_dir):
             current = self._load(tenant_id, tenant_dir)
             keep = [n for n, record in enumerate(current.records) if record["document_id"] not in latest]
+            known_leads = _kept_leads(current, keep)
+            known_leads.update({len(keep) + n: lead_vectors[n] for n, row in enumerate(rows) if row.chunk.kind == "qa"})
+            all_records = [current.records[n] for n in keep] + records
             version = self._write(
                 tenant_id,
                 tenant_dir,
-                [current.records[n] for n in keep] + records,
+                all_records,
                 np.concatenate([current.vectors[keep], vectors]),
                 previous_version=current.version,
+                entries=self._fit_entries(all_records, known_leads),
             )
         return IndexResult(documents=len(latest), chunks=len(chunks), version=version)
 
@@ -204,9 +242,13 @@ class LocalHybridIndex(KnowledgeIndex):
             return SearchHits(passages=[], version=version)
         query_vector = self.embedder.embed_query(query)  # embedded once, used for every row
         cosines = generation.vectors @ query_vector
-        ratios = generation.keyword_ratios(tokenize(query))
+        query_tokens = tokenize(query)
+        ratios = generation.keyword_ratios(query_tokens)
         weight = self.keyword_weight if keyword_weight is None else keyword_weight
         scores = fuse(ratios, cosines, weight, self.embedder.cosine_floor, self.embedder.cosine_ceiling)
+        if generation.entries is not None:
+            probabilities = generation.entries.model.probabilities(query_vector, query_tokens)
+            scores = apply_entry_confidence(scores, generation.entries.row_entries, probabilities)
         top = rank_groups(scores, ratios, generation.groups(), k)
         passages = []
         for n in top:
@@ -239,16 +281,46 @@ class LocalHybridIndex(KnowledgeIndex):
             keep = [n for n, record in enumerate(current.records) if record["document_id"] != document_id]
             if len(keep) == len(current.records):
                 return False
+            kept_records = [current.records[n] for n in keep]
             self._write(
                 tenant_id,
                 tenant_dir,
-                [current.records[n] for n in keep],
+                kept_records,
                 current.vectors[keep],
                 previous_version=current.version,
+                entries=self._fit_entries(kept_records, _kept_leads(current, keep)),
             )
         return True
 
     # --- storage ---
+
+    def _fit_entries(
+        self, records: list[ChunkRecord], known_leads: dict[int, NDArray[np.float32]]
+    ) -> _EntryData | None:
+        """The FAQ entry model for these rows (entry_model.py), or None when there is nothing to learn.
+        ``known_leads``: phrasing vectors already at hand, by row; missing ones are embedded."""
+        faq_rows = [n for n, record in enumerate(records) if record.get("kind") == "qa"]
+        keys: dict[tuple[str, int], int] = {}
+        labels = [
+            keys.setdefault((records[n]["document_id"], records[n].get("chunk", -1)), len(keys)) for n in faq_rows
+        ]
+        if not worth_fitting(len(faq_rows), len(keys)):
+            return None
+        lead_tokens = [tokenize(records[n].get("lead", "")) for n in faq_rows]
+        vocabulary = len({t for tokens in lead_tokens for t in tokens})
+        if not affordable(len(faq_rows), len(keys), self.embedder.dimension, vocabulary):
+            return None  # too large to fit on every write: keep the fused scores (no embedding for it)
+        missing = [n for n in faq_rows if n not in known_leads]
+        if missing:  # rows written before entry models existed, or while the FAQ was too small
+            embedded = self.embedder.embed_matrix([records[n].get("lead", "") for n in missing])
+            known_leads = {**known_leads, **dict(zip(missing, embedded, strict=True))}
+        lead_vectors = np.stack([known_leads[n] for n in faq_rows]).astype(np.float32)
+        model = fit_entry_model(lead_vectors, lead_tokens, labels)
+        if model is None:
+            return None
+        row_entries = np.full(len(records), -1, dtype=np.int64)
+        row_entries[faq_rows] = labels
+        return _EntryData(model, row_entries, lead_vectors)
 
     def _tenant_dir(self, tenant_id: str) -> Path:
         return self.root / validate_tenant_id(tenant_id)
@@ -298,7 +370,13 @@ class LocalHybridIndex(KnowledgeIndex):
         vectors = np.load(tenant_dir / f"vectors-{version}.npy", allow_pickle=False)
         if vectors.shape != (len(records), self.embedder.dimension):
             raise UpstreamError(f"knowledge index in {tenant_dir} is inconsistent: re-index it")
-        return _Generation(version, records, vectors.astype(np.float32, copy=False))
+        entries = None
+        if manifest.get("entryModel"):
+            with np.load(tenant_dir / f"entries-{version}.npz", allow_pickle=False) as arrays:
+                entries = _EntryData.from_arrays(arrays)
+            if len(entries.row_entries) != len(records):
+                raise UpstreamError(f"knowledge index in {tenant_dir} is inconsistent: re-index it")
+        return _Generation(version, records, vectors.astype(np.float32, copy=False), entries)
 
     def _write(
         self,
@@ -307,6 +385,7 @@ class LocalHybridIndex(KnowledgeIndex):
         records: list[ChunkRecord],
         vectors: NDArray[np.float32],
         previous_version: str,
+        entries: _EntryData | None = None,
     ) -> str:
         """Write a new generation, then switch the manifest to it (the atomic step). Caller holds the
         tenant's write lock. Returns the new version."""
@@ -315,12 +394,16 @@ class LocalHybridIndex(KnowledgeIndex):
             out.write(json.dumps(records, ensure_ascii=False).encode("utf-8"))
         with _atomic_file(tenant_dir / f"vectors-{version}.npy") as out:
             np.save(out, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
+        if entries is not None:
+            with _atomic_file(tenant_dir / f"entries-{version}.npz") as out:
+                np.savez(out, **entries.to_arrays())
         manifest = {
             "format": FORMAT,
             "version": version,
             "dimension": self.embedder.dimension,
             "chunks": len(records),
             "documents": len({record["document_id"] for record in records}),
+            "entryModel": entries is not None,
         }
         with _atomic_file(tenant_dir / MANIFEST) as out:
             out.write(json.dumps(manifest).encode("utf-8"))
@@ -340,6 +423,14 @@ class LocalHybridIndex(KnowledgeIndex):
                 yield
             finally:
                 fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
+
+
+def _kept_leads(generation: _Generation, keep: list[int]) -> dict[int, NDArray[np.float32]]:
+    """Phrasing vectors the generation stored for the rows in ``keep``, by their new position."""
+    if generation.entries is None:
+        return {}
+    stored = generation.entries.leads_by_row()
+    return {new: stored[old] for new, old in enumerate(keep) if old in stored}
 
 
 def _sample_questions(records: list[ChunkRecord], limit: int) -> list[str]:
@@ -389,4 +480,4 @@ def _remove_stale_files(tenant_dir: Path, keep: Iterable[str]) -> None:
             path.unlink()
 
 
-_GENERATION_FILES = (("chunks", "json"), ("vectors", "npy"))
+_GENERATION_FILES = (("chunks", "json"), ("vectors", "npy"), ("entries", "npz"))

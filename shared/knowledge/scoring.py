@@ -15,8 +15,9 @@ The fused score is their weighted mean. It also ranks better than rank fusion: o
 (`make eval`, 625 queries) R@1/R@5/MRR@10 are 0.824/0.981/0.889, against 0.757/0.971/0.849
 for reciprocal-rank fusion of the same two rankings (BM25 alone 0.666/0.928/0.776, dense alone
 0.792/0.947/0.858). Ranking barely moves for floor/ceiling/weight within 0.1-0.3/0.7-0.9/0.4-0.6.
-With Settings.min_answer_score 0.35, HINT3's out-of-scope shop-bot queries are declined 82-83% of the
-time while 67-74% of answered queries get the right entry.
+For FAQ entries with paraphrases the embedded index then multiplies a row's fused score by how
+decisively a per-tenant model places the question on that entry (entry_model.py); HINT3 numbers for
+both are in docs/quality.md.
 """
 
 from __future__ import annotations

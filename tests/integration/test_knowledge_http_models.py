@@ -40,6 +40,8 @@ class ModelServer(ThreadingHTTPServer):
         self.requests: list[tuple[str, dict[str, str], Any]] = []
         self.fail_next: list[int] = []  # statuses to answer before answering properly
         self.wrong_dimension = False
+        # When set, an embedding request waits here for another one: answered only if two are in flight.
+        self.rendezvous: threading.Barrier | None = None
 
     @property
     def url(self) -> str:
@@ -67,6 +69,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(self.server.fail_next.pop(0), {"error": "model is loading"})
             return
         if self.path == "/v1/embeddings":
+            if self.server.rendezvous is not None:
+                try:
+                    self.server.rendezvous.wait()  # the barrier's own timeout
+                except threading.BrokenBarrierError:
+                    self._send(400, {"error": "no other request arrived while this one was in flight"})
+                    return
             if not isinstance(body.get("input"), list) or not body.get("model"):
                 self._send(422, {"error": "input and model are required"})
                 return
@@ -116,9 +124,27 @@ def test_openai_embeddings_request_batches_order_and_unit_vectors(server: ModelS
     expected /= np.linalg.norm(expected, axis=1, keepdims=True)
     assert np.allclose(matrix, expected, atol=1e-6)  # rows back in input order despite the shuffled reply
     bodies = [body for path, _, body in server.requests]
-    assert [b["input"] for b in bodies] == [texts[0:2], texts[2:4], texts[4:5]]
+    # (batches are sent concurrently: they may arrive in any order)
+    assert sorted(b["input"] for b in bodies) == [texts[0:2], texts[2:4], texts[4:5]]
     assert all(b["model"] == "bge-m3" and b["encoding_format"] == "float" for b in bodies)
     assert all(headers["Authorization"] == "Bearer sk-local" for _, headers, _ in server.requests)
+
+
+def test_batches_of_a_large_upload_are_in_flight_together(server: ModelServer) -> None:
+    # Given a server that answers a request only while another one is in flight
+    server.rendezvous = threading.Barrier(2, timeout=10)
+    texts = [f"passage {n} about parcels" for n in range(8)]
+    # When four batches are embedded with two in flight at a time / Then every batch is answered, in order
+    matrix = embedder(server, batch_size=2, concurrency=2).embed_matrix(texts)
+    expected = np.asarray([vector_for(t) for t in texts])
+    assert np.allclose(matrix, expected / np.linalg.norm(expected, axis=1, keepdims=True), atol=1e-6)
+    assert len(server.requests) == 4
+
+
+def test_one_at_a_time_when_asked(server: ModelServer) -> None:
+    server.rendezvous = threading.Barrier(2, timeout=0.2)
+    with pytest.raises(UpstreamError, match="no other request"):
+        embedder(server, batch_size=2, concurrency=1).embed_matrix(["a b", "c d", "e f"])
 
 
 def test_a_loading_server_is_retried_and_errors_are_clear(server: ModelServer) -> None:
