@@ -7,6 +7,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from contextlib import closing
@@ -53,6 +54,66 @@ def _serialised_dynamodb(app: Any) -> Any:
     return serve
 
 
+def _cheap_dynamodb_transactions() -> None:
+    """moto's TransactWriteItems deep-copies every table it writes to, to roll back a cancelled
+    transaction: its cost grows with the table (~3.5 ms per 100 items on this machine), so a long
+    ``make run`` slowed down with every message, which DynamoDB does not. This backs up only the items
+    the transaction names and restores them on failure (DynamoDB requests are served one at a time,
+    see ``_serialised_dynamodb``, so nothing else sees the partial state)."""
+    import copy
+
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.table import Table
+
+    original = DynamoDBBackend.transact_write_items
+    if getattr(original, "kefu_cheap", False):
+        return
+    module_globals = original.__globals__
+
+    class TablesNotCopied:
+        """The module's ``copy`` while a transaction runs: tables are not copied, everything else is."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(copy, name)
+
+        @staticmethod
+        def deepcopy(value: Any, memo: Any = None) -> Any:
+            return value if isinstance(value, Table) else copy.deepcopy(value, memo)
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        backups: list[tuple[Any, Any, Any, Any]] = []
+        for entry in transact_items:
+            operation = next(iter(entry.values()), None) if isinstance(entry, dict) else None
+            table = self.tables.get(operation.get("TableName")) if isinstance(operation, dict) else None
+            key = (operation.get("Key") or operation.get("Item")) if isinstance(operation, dict) else None
+            if table is None or not isinstance(key, dict) or table.hash_key_attr not in key:
+                continue
+            if table.range_key_attr is not None and table.range_key_attr not in key:
+                continue
+            hash_value = DynamoType(key[table.hash_key_attr])
+            range_value = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
+            backups.append((table, hash_value, range_value, copy.deepcopy(table.get_item(hash_value, range_value))))
+        module_copy = module_globals["copy"]
+        module_globals["copy"] = TablesNotCopied()
+        try:
+            original(self, transact_items)
+        except Exception:
+            for table, hash_value, range_value, item in reversed(backups):
+                if item is None:
+                    table.delete_item(hash_value, range_value)
+                elif range_value is not None:
+                    table.items[hash_value][range_value] = item
+                else:
+                    table.items[hash_value] = item
+            raise
+        finally:
+            module_globals["copy"] = module_copy
+
+    transact_write_items.kefu_cheap = True  # type: ignore[attr-defined]
+    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+
 def _serve_moto(server: Any) -> None:
     """moto's ThreadedMotoServer entry point, with DynamoDB requests serialised."""
     from moto.moto_server.werkzeug_app import (
@@ -62,6 +123,7 @@ def _serve_moto(server: Any) -> None:
     )
     from werkzeug.serving import make_server
 
+    _cheap_dynamodb_transactions()
     app = _serialised_dynamodb(DomainDispatcherApplication(create_backend_app))
     server._server = make_server(server._ip_address, server._port, app, True, request_handler=MotoRequestHandler)
     server._server_ready_event.set()
@@ -70,20 +132,45 @@ def _serve_moto(server: Any) -> None:
 
 @dataclass
 class MotoServer:
-    """moto in server mode, in this process: DynamoDB and SQS over their real wire protocols."""
+    """moto in server mode: DynamoDB and SQS over their real wire protocols.
+
+    By default in a child process of its own: moto is pure Python, and in the caller's process its
+    request handling competes with the handlers for one interpreter lock (the emulator runs every
+    handler in one process; in AWS DynamoDB and SQS are services). The child dies with the thread that
+    started it (start it from one that outlives it, as the runner's main thread does).
+    ``own_process=False`` keeps moto in this process (a thread)."""
 
     port: int = 0
+    own_process: bool = True
     _server: object = field(default=None, repr=False)
+    _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> MotoServer:
-        from moto.server import ThreadedMotoServer
-
         use_dummy_aws_credentials()
         self.port = self.port or free_port()
+        if self.own_process:
+            root = Path(__file__).resolve().parents[1]
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "local.services", "moto", "--port", str(self.port)],
+                cwd=root,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+            try:
+                wait_for_port(self.port, timeout=60)
+            except TimeoutError:
+                self.stop()
+                raise
+            return self
+        from moto.server import ThreadedMotoServer
+
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         server._server_entry = lambda: _serve_moto(server)  # type: ignore[method-assign]
         server.start()
@@ -92,6 +179,14 @@ class MotoServer:
         return self
 
     def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(timeout=10)
+            self._process = None
         if self._server is not None:
             self._server.stop()  # type: ignore[attr-defined]
             self._server = None
@@ -147,3 +242,26 @@ class RedisServer:
     @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
+
+
+def _main() -> None:
+    """``python -m local.services moto --port N``: the moto server of ``MotoServer(own_process=True)``."""
+    import argparse
+    import logging
+
+    parser = argparse.ArgumentParser(prog="python -m local.services")
+    parser.add_argument("service", choices=["moto"])
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request access log
+    _cheap_dynamodb_transactions()
+    app = _serialised_dynamodb(DomainDispatcherApplication(create_backend_app))
+    make_server("127.0.0.1", args.port, app, True, request_handler=MotoRequestHandler).serve_forever()
+
+
+if __name__ == "__main__":
+    _main()

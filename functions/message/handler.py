@@ -3,18 +3,24 @@ agent who owns the conversation), the widget's other actions, and the agent cons
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import APIGatewayWebSocketMessageEventModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared.chat.intake import Intake
+from shared.chat.intake import HandoffConfigCache, Intake
 from shared.chat.push import api_gateway_push, callback_url
 from shared.errors import ConnectionGone
 from shared.observability import logger, metrics, tracer
 from shared.settings import get_settings
 from shared.wiring import context_cache, generation_queue, state_store
+
+
+@lru_cache(maxsize=1)
+def _handoff_configs() -> HandoffConfigCache:
+    return HandoffConfigCache(get_settings().tenant_config_ttl_seconds)
 
 
 @logger.inject_lambda_context
@@ -32,6 +38,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         push=api_gateway_push(url, settings.aws_region),
         callback_url=url,
         max_message_chars=settings.max_message_chars,
+        handoff_configs=_handoff_configs(),
     )
     try:
         intake.handle(request.connection_id, message.body if isinstance(message.body, str) else None)

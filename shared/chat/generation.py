@@ -20,15 +20,16 @@ from shared.model.base import AnswerModel, Turn
 from shared.model.gateway import ModelGateway, TenantModel
 from shared.observability import AnswerMeter, AnswerRecord, NoAnswerMeter, logger, metrics
 from shared.state.cache import ContextCache
-from shared.state.records import Citation, StoredMessage, answer_id_for, now_ms
+from shared.state.records import AnswerUsage, Citation, StoredMessage, answer_id_for, now_ms
 from shared.state.store import StateStore
 
-# Retrievals started ahead of the checks (one per job; threads are made as needed).
-_SEARCHES = ThreadPoolExecutor(max_workers=32, thread_name_prefix="retrieval")
+# A job's independent reads (retrieval, the checks, history, the tenant's model) run side by side;
+# threads are made as needed and reused by a warm container.
+_WORK = ThreadPoolExecutor(max_workers=64, thread_name_prefix="generate")
 
 
 def _search_soon(retriever: Retriever, job: GenerateJob, k: int) -> Future[RetrievalResult]:
-    return _SEARCHES.submit(retriever.search, job.tenant_id, job.text, k)
+    return _WORK.submit(retriever.search, job.tenant_id, job.text, k)
 
 
 class AnswerGate:
@@ -74,15 +75,20 @@ class Generator:
         """Stream and store the answer to one visitor message. Returns what happened, for logs."""
         started = time.monotonic()
         answer_id = answer_id_for(job.message_id)
-        # Retrieval (a Lambda invoke and a query embedding) is the slowest step before the model: it
-        # runs while the checks below read DynamoDB. A job stopped by a check wastes one search.
+        # Nothing before the model depends on another step: retrieval (a Lambda invoke and a query
+        # embedding, the slowest), the answered-check, the ownership check, the history and the
+        # tenant's model all start at once. A job stopped by a check wastes the other reads.
         retrieval_soon = _search_soon(self.retriever, job, self.top_k)
-        if self.store.get_message(job.conversation_id, answer_id) is not None:
+        answered_soon = _WORK.submit(self.store.get_message, job.conversation_id, answer_id)
+        owned_soon = _WORK.submit(self.gate.may_answer, job)
+        history_soon = _WORK.submit(self._history, job)
+        tenant_model_soon = _WORK.submit(self._tenant_model, job)
+        if answered_soon.result() is not None:
             return "already-answered"  # a redelivered job: never answer twice
-        if not self.gate.may_answer(job):
+        if not owned_soon.result():
             return "not-bot-owned"
-        history = self._history(job)
-        tenant_model = self._tenant_model(job)
+        history = history_soon.result()
+        tenant_model = tenant_model_soon.result()
         retrieval = retrieval_soon.result()
         plan = tenant_model.model.plan(job.text, retrieval.passages)
         push = self.push_for(job.callback_url)
@@ -133,6 +139,7 @@ class Generator:
         citations = [
             Citation(document_id=p.document_id, title=p.title, snippet=p.snippet(), url=p.url) for p in plan.citations
         ]
+        record = self._answer_record(job, tenant_model, source, started, first_frame_at, len(sent))
         stored = StoredMessage(
             conversation_id=job.conversation_id,
             message_id=answer_id,
@@ -141,6 +148,7 @@ class Generator:
             text=text,
             created_at=now_ms(),
             citations=citations,
+            usage=_usage(record),
         )
         if self.store.add_answer(stored):
             self.cache.append(stored)
@@ -152,7 +160,7 @@ class Generator:
         )
         self._send_quietly(push, job, end)
         metrics.add_metric(name="AnswersStreamed", unit="Count", value=1)
-        self._record(job, tenant_model, source, started, first_frame_at, len(sent))
+        self._meter(record)
         self.gate.on_answered(job, grounded=bool(citations))
         return "answered"
 
@@ -175,35 +183,38 @@ class Generator:
         version = retrieval.knowledge_version
         return answer_key(job.tenant_id, job.text, version, tenant_model.identity, history, cited)
 
-    def _record(
-        self,
+    @staticmethod
+    def _answer_record(
         job: GenerateJob,
         tenant_model: TenantModel,
         source: AnswerSource,
         started: float,
         first_frame_at: list[float],
         frames: int,
-    ) -> None:
-        """Tokens and latency per tenant and message (never fails the answer)."""
+    ) -> AnswerRecord:
+        """Tokens and latency of the answer that just streamed (stored on it and metered)."""
         usage = source.usage
+        ended = time.monotonic()
+        return AnswerRecord(
+            tenant_id=job.tenant_id,
+            conversation_id=job.conversation_id,
+            message_id=job.message_id,
+            source=source.origin,
+            provider=usage.provider if usage else tenant_model.label,
+            model=usage.model if usage else "",
+            input_tokens=usage.input_tokens if usage else None,
+            output_tokens=usage.output_tokens if usage else None,
+            first_frame_ms=((first_frame_at[0] if first_frame_at else ended) - started) * 1000,
+            duration_ms=(ended - started) * 1000,
+            frames=frames,
+            failed_attempts=usage.failed_attempts if usage else 0,
+            fallback=usage.fallback if usage else False,
+        )
+
+    def _meter(self, record: AnswerRecord) -> None:
+        """Tokens and latency per tenant and message as metrics (never fails the answer)."""
         try:
-            self.meter.record(
-                AnswerRecord(
-                    tenant_id=job.tenant_id,
-                    conversation_id=job.conversation_id,
-                    message_id=job.message_id,
-                    source=source.origin,
-                    provider=usage.provider if usage else tenant_model.label,
-                    model=usage.model if usage else "",
-                    input_tokens=usage.input_tokens if usage else None,
-                    output_tokens=usage.output_tokens if usage else None,
-                    first_frame_ms=((first_frame_at[0] if first_frame_at else time.monotonic()) - started) * 1000,
-                    duration_ms=(time.monotonic() - started) * 1000,
-                    frames=frames,
-                    failed_attempts=usage.failed_attempts if usage else 0,
-                    fallback=usage.fallback if usage else False,
-                )
-            )
+            self.meter.record(record)
         except Exception:
             logger.exception("could not record the answer's usage")
 
@@ -223,3 +234,15 @@ class Generator:
             push.send(job.connection_id, frame.to_json())
         except ConnectionGone:
             logger.info("visitor left before the end frame", extra={"conversation_id": job.conversation_id})
+
+
+def _usage(record: AnswerRecord) -> AnswerUsage:
+    return AnswerUsage(
+        source=record.source,
+        provider=record.provider,
+        model=record.model,
+        input_tokens=record.input_tokens,
+        output_tokens=record.output_tokens,
+        first_token_ms=round(record.first_frame_ms),
+        total_ms=round(record.duration_ms),
+    )

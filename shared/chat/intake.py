@@ -8,7 +8,10 @@ model, so API Gateway's 29 s integration timeout cannot cut an answer.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -31,6 +34,7 @@ from shared.chat.protocol import (
 )
 from shared.chat.push import ClientPush
 from shared.errors import BadRequest, Forbidden, KefuError, NotFound
+from shared.handoff.config import HandoffConfig
 from shared.handoff.desk import AgentDesk
 from shared.handoff.notify import Notifier
 from shared.handoff.service import Handoff
@@ -52,9 +56,38 @@ from shared.state.store import StateStore
 # Work to do after the ack went out (so the ack is always the first frame about a message).
 FollowUp = Callable[[], None]
 
+# Independent DynamoDB/Redis/SQS calls of one message run side by side (boto3 and redis clients are
+# thread-safe); reused by every invocation of a warm container.
+_IO = ThreadPoolExecutor(max_workers=16, thread_name_prefix="intake")
+
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+class HandoffConfigCache:
+    """Each tenant's handoff settings, kept ``ttl_seconds`` by a warm message function (one tenant read
+    less per message): a change in the admin API reaches it within that time, as tenant settings reach
+    the retrieve and generate functions (``KEFU_TENANT_CONFIG_TTL_SECONDS``)."""
+
+    def __init__(self, ttl_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._configs: dict[str, tuple[float, HandoffConfig]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, tenant_id: str) -> HandoffConfig | None:
+        with self._lock:
+            cached = self._configs.get(tenant_id)
+        if cached is None or self._clock() - cached[0] >= self._ttl:
+            return None
+        return cached[1]
+
+    def put(self, tenant_id: str, config: HandoffConfig) -> None:
+        with self._lock:
+            if len(self._configs) > 1000:  # a long-lived container: forget old tenants
+                self._configs.clear()
+            self._configs[tenant_id] = (self._clock(), config)
 
 
 @dataclass(frozen=True)
@@ -66,6 +99,8 @@ class Intake:
     callback_url: str
     max_message_chars: int
     clock: Callable[[], datetime] = field(default=_utc_now)
+    # Handoff settings kept across invocations (None: read for every message).
+    handoff_configs: HandoffConfigCache | None = None
 
     def handle(self, connection_id: str, body: str | None) -> None:
         """Answer the frame; typed errors become error frames on the sender's connection."""
@@ -75,6 +110,13 @@ class Intake:
         try:
             frame = parse_client_frame(body, self.max_message_chars)
             client_message_id = getattr(frame, "client_message_id", None)
+            # A message that names its conversation (the widget's, after the first) reads it while the
+            # connection is read; ownership is checked once both are in.
+            requested_soon = (
+                _IO.submit(self.store.get_conversation, frame.conversation_id)
+                if isinstance(frame, SendMessage) and frame.conversation_id
+                else None
+            )
             connection = self.store.get_connection(connection_id)
             if connection is None:
                 raise BadRequest("this connection is not registered; reconnect and try again")
@@ -86,7 +128,7 @@ class Intake:
                 return
             if not isinstance(frame, VisitorFrame):
                 raise Forbidden(f"{frame.action!r} is an agent action")
-            self._visitor(connection, frame, notifier, handoff)
+            self._visitor(connection, frame, notifier, handoff, requested_soon)
         except KefuError as exc:
             logger.info("frame refused", extra={"code": exc.code, "reason": exc.message})
             error = ErrorFrame(code=exc.code, message=exc.message, client_message_id=client_message_id)
@@ -94,10 +136,17 @@ class Intake:
 
     # --- visitors ---
 
-    def _visitor(self, connection: Connection, frame: VisitorFrame, notifier: Notifier, handoff: Handoff) -> None:
+    def _visitor(
+        self,
+        connection: Connection,
+        frame: VisitorFrame,
+        notifier: Notifier,
+        handoff: Handoff,
+        requested_soon: Future[Conversation | None] | None = None,
+    ) -> None:
         match frame:
             case SendMessage():
-                self._send_message(connection, frame, notifier, handoff)
+                self._send_message(connection, frame, notifier, handoff, requested_soon)
             case RequestHuman():
                 conversation = self._conversation(connection, frame.conversation_id, notifier)
                 preview = self._last_visitor_text(conversation)
@@ -122,33 +171,72 @@ class Intake:
             case History():
                 self._history(connection, frame, notifier)
 
-    def _send_message(self, connection: Connection, frame: SendMessage, notifier: Notifier, handoff: Handoff) -> None:
-        ack, follow_up, job = self._accept(connection, frame, notifier, handoff)
-        self.push.send(connection.connection_id, ack.to_json())
-        if follow_up is not None:
-            follow_up()
-        if job is None:
-            return
+    def _send_message(
+        self,
+        connection: Connection,
+        frame: SendMessage,
+        notifier: Notifier,
+        handoff: Handoff,
+        requested_soon: Future[Conversation | None] | None,
+    ) -> None:
+        ack, follow_up, job, cached = self._accept(connection, frame, notifier, handoff, requested_soon)
+        # The message is stored, so the job may be queued while the ack is posted; a follow-up
+        # (reopen, hand off) must run before the job, so it keeps the order ack, follow-up, job.
+        queued = _IO.submit(self.queue.enqueue, job) if job is not None and follow_up is None else None
         try:
-            self.queue.enqueue(job)
-        except Exception:
-            # Stored but not queued: a resend with the same clientMessageId queues it again.
-            logger.exception("could not queue the generation job")
-            retry = ErrorFrame(
-                code="retry",
-                message="the message was saved but its answer could not be started; resend it unchanged",
-                client_message_id=frame.client_message_id,
-            )
-            self.push.send(connection.connection_id, retry.to_json())
+            self.push.send(connection.connection_id, ack.to_json())
+            if follow_up is not None:
+                follow_up()
+            if job is None:
+                return
+            try:
+                if queued is not None:
+                    queued.result()
+                else:
+                    self.queue.enqueue(job)
+            except Exception:
+                # Stored but not queued: a resend with the same clientMessageId queues it again.
+                logger.exception("could not queue the generation job")
+                retry = ErrorFrame(
+                    code="retry",
+                    message="the message was saved but its answer could not be started; resend it unchanged",
+                    client_message_id=frame.client_message_id,
+                )
+                self.push.send(connection.connection_id, retry.to_json())
+        finally:
+            # Nothing may still run when the invocation returns: Lambda freezes the container. (The
+            # cache append is best effort; a queue failure is handled above, or, if the ack failed
+            # because the visitor left, left to the resend after reconnecting.)
+            wait([pending for pending in (queued, cached) if pending is not None])
 
     def _accept(
-        self, connection: Connection, frame: SendMessage, notifier: Notifier, handoff: Handoff
-    ) -> tuple[Ack, FollowUp | None, GenerateJob | None]:
-        earlier = self.store.find_by_client_id(connection.tenant_id, connection.visitor_id, frame.client_message_id)
-        if earlier is not None:
-            return _ack(frame, earlier), None, self._resume(connection, earlier)
+        self,
+        connection: Connection,
+        frame: SendMessage,
+        notifier: Notifier,
+        handoff: Handoff,
+        requested_soon: Future[Conversation | None] | None,
+    ) -> tuple[Ack, FollowUp | None, GenerateJob | None, Future[None] | None]:
+        # The tenant's handoff settings (for the routing below) are read while the conversation is.
+        config_soon = self._handoff_config_soon(connection.tenant_id, handoff)
+        conversation_id = frame.conversation_id or connection.conversation_id
+        if requested_soon is not None:
+            owned = self._if_owned(connection, requested_soon.result())
+        else:
+            owned = self._owned(connection, conversation_id) if conversation_id else None
+        if owned is None:
+            # A new conversation would be made for this message: first make sure it is not a resend
+            # (from a new connection). Into an existing conversation, the idempotent write below finds
+            # a resend itself, so the common path skips this read.
+            earlier = self.store.find_by_client_id(connection.tenant_id, connection.visitor_id, frame.client_message_id)
+            if earlier is not None:
+                config_soon.result()
+                return _ack(frame, earlier), None, self._resume(connection, earlier), None
+        config = config_soon.result()
 
-        conversation = self._conversation(connection, frame.conversation_id, notifier)
+        conversation = self._conversation(
+            connection, frame.conversation_id, notifier, owned=owned, prefetched=bool(conversation_id)
+        )
         message = StoredMessage(
             conversation_id=conversation.conversation_id,
             message_id=new_message_id(),
@@ -160,9 +248,25 @@ class Intake:
         )
         stored = self.store.add_visitor_message(message, connection.visitor_id)
         if stored.message_id != message.message_id:  # lost a race with a concurrent resend
-            return _ack(frame, stored), None, self._resume(connection, stored)
-        self.cache.append(stored)
-        return _ack(frame, stored), *self._route(connection, conversation, stored, handoff, notifier)
+            return _ack(frame, stored), None, self._resume(connection, stored), None
+        cached = _IO.submit(self.cache.append, stored)
+        routed = self._route(connection, conversation, stored, handoff, notifier, config)
+        return _ack(frame, stored), *routed, cached
+
+    def _handoff_config_soon(self, tenant_id: str, handoff: Handoff) -> Future[HandoffConfig]:
+        cached = self.handoff_configs.get(tenant_id) if self.handoff_configs is not None else None
+        if cached is not None:
+            done: Future[HandoffConfig] = Future()
+            done.set_result(cached)
+            return done
+
+        def read() -> HandoffConfig:
+            config = handoff.config(tenant_id)
+            if self.handoff_configs is not None:
+                self.handoff_configs.put(tenant_id, config)
+            return config
+
+        return _IO.submit(read)
 
     def _route(
         self,
@@ -171,10 +275,11 @@ class Intake:
         message: StoredMessage,
         handoff: Handoff,
         notifier: Notifier,
+        config: HandoffConfig,
     ) -> tuple[FollowUp | None, GenerateJob | None]:
-        """Who answers a new visitor message: the bot, or the people who own the conversation."""
+        """Who answers a new visitor message (``config``: the tenant's handoff settings): the bot, or
+        the people who own the conversation."""
         if conversation.status in ("bot", "resolved"):
-            config = handoff.config(conversation.tenant_id)
             wants_human = config.enabled and asks_for_human(message.text, config.phrases)
             if conversation.status == "bot" and not wants_human:
                 return None, self._job(connection, message)
@@ -205,28 +310,41 @@ class Intake:
 
         return tell_agent, None
 
-    def _conversation(self, connection: Connection, requested_id: str | None, notifier: Notifier) -> Conversation:
+    def _conversation(
+        self,
+        connection: Connection,
+        requested_id: str | None,
+        notifier: Notifier,
+        *,
+        owned: Conversation | None = None,
+        prefetched: bool = False,
+    ) -> Conversation:
         """The visitor's conversation (the requested one, or the connection's), else a new one. The
-        connection is attached to it, so frames about the conversation reach this tab."""
+        connection is attached to it, so frames about the conversation reach this tab. With
+        ``prefetched``, ``owned`` is what ``_owned`` already returned for it."""
         conversation_id = requested_id or connection.conversation_id
         conversation: Conversation | None = None
         if conversation_id:
-            conversation = self._owned(connection, conversation_id)
+            conversation = owned if prefetched else self._owned(connection, conversation_id)
             if conversation is None and requested_id:
                 # Same answer for "absent" and "someone else's": ids are not probeable.
                 raise NotFound(f"unknown conversation {requested_id!r}; omit conversationId to start one")
         if conversation is None:
-            created = now_ms()
+            started = now_ms()
             conversation = Conversation(
                 conversation_id=new_conversation_id(),
                 tenant_id=connection.tenant_id,
                 visitor_id=connection.visitor_id,
-                created_at=created,
-                updated_at=created,
+                created_at=started,
+                updated_at=started,
                 visitor_page=connection.page,
                 visitor_language=connection.language,
             )
-            self.store.put_conversation(conversation)
+            # Two items with no dependency between them: written side by side.
+            created = _IO.submit(self.store.put_conversation, conversation)
+            self._attach(connection, conversation.conversation_id, notifier)
+            created.result()
+            return conversation
         self._attach(connection, conversation.conversation_id, notifier)
         return conversation
 
@@ -238,7 +356,11 @@ class Intake:
         return conversation
 
     def _owned(self, connection: Connection, conversation_id: str) -> Conversation | None:
-        conversation = self.store.get_conversation(conversation_id)
+        return self._if_owned(connection, self.store.get_conversation(conversation_id))
+
+    @staticmethod
+    def _if_owned(connection: Connection, conversation: Conversation | None) -> Conversation | None:
+        """The conversation if it is this visitor's (same tenant and visitor), else None."""
         if (
             conversation is None
             or conversation.tenant_id != connection.tenant_id

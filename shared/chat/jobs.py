@@ -23,8 +23,11 @@ class GenerationQueue(ABC):
 
 
 class SqsGenerationQueue(GenerationQueue):
-    """SQS FIFO: one message group per conversation keeps its questions in order; the message id
-    deduplicates a re-enqueue within SQS's five-minute window."""
+    """SQS FIFO: one message group per conversation keeps its questions in order. The message and
+    connection ids deduplicate a re-enqueue within SQS's five-minute window: a resend on the same
+    connection is queued once, while a resend from a new connection (the visitor left before the
+    answer, whose job then found the old connection gone) is queued again. The generate function's
+    answered-check keeps a message from being answered twice either way."""
 
     def __init__(self, client: Any, queue_url: str) -> None:
         self._client = client
@@ -35,5 +38,5 @@ class SqsGenerationQueue(GenerationQueue):
             QueueUrl=self._queue_url,
             MessageBody=job.model_dump_json(),
             MessageGroupId=job.conversation_id,
-            MessageDeduplicationId=job.message_id,
+            MessageDeduplicationId=f"{job.message_id}:{job.connection_id}"[:128],
         )

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from shared.model.openai_compatible import ModelServerError
+from shared.model.chat_base import ModelServerError
 
 _MAX_ERROR_CHARS = 500
 

@@ -10,33 +10,27 @@ Closing the stream early closes the HTTP response, so Bedrock stops generating (
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import Field
 
 from shared.model.aws_errors import aws_model_errors
-from shared.model.openai_compatible import FirstTextDeadline, ModelServerError
+from shared.model.chat_base import StreamingChatModel
 
 _ROLES = {"human": "user", "ai": "assistant"}
 
 
-class BedrockConverseChatModel(BaseChatModel):
-    """``stream`` calls ConverseStream; ``invoke`` calls Converse."""
+class BedrockConverseChatModel(StreamingChatModel):
+    """``stream`` calls ConverseStream; ``invoke`` calls Converse. The client's read timeout covers
+    silences; ``first_token_timeout`` a stream that sends events but no text."""
 
     model_id: str
     # A boto3 ``bedrock-runtime`` client (see shared/model/aws_errors.model_client).
     client: Any = Field(exclude=True, repr=False)
-    temperature: float | None = Field(default=0.2, ge=0)
-    max_tokens: int | None = Field(default=1024, ge=1)
-    top_p: float | None = Field(default=None, gt=0, le=1)
-    # Seconds to the first text; the client's read timeout covers silences.
-    first_token_timeout: float = Field(default=15.0, gt=0)
 
     @property
     def _llm_type(self) -> str:
@@ -68,22 +62,12 @@ class BedrockConverseChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        deadline = FirstTextDeadline(time.monotonic() + self.first_token_timeout, self.first_token_timeout)
+        first_text = self._first_text_deadline("Bedrock")
         with aws_model_errors("Bedrock ConverseStream"):
             response = self.client.converse_stream(**self._request(messages, stop))
             events = response["stream"]
             try:
-                yielded = False
-                for event in events:
-                    chunk = _chunk(event, self.model_id)
-                    if not deadline.arrived and time.monotonic() > deadline.deadline:
-                        raise ModelServerError(f"Bedrock sent no text within {self.first_token_timeout:g} s")
-                    if chunk is not None:
-                        yielded = True
-                        deadline.arrived = deadline.arrived or bool(chunk.text)
-                        yield chunk
-                if not yielded:
-                    yield ChatGenerationChunk(message=AIMessageChunk(content=""))
+                yield from self._guarded((_chunk(event, self.model_id) for event in events), first_text)
             finally:
                 # Also on GeneratorExit (the visitor left): drop the connection so Bedrock stops.
                 events.close()

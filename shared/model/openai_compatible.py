@@ -16,34 +16,36 @@ from __future__ import annotations
 
 import json
 import ssl
-import time
 from collections.abc import Iterator
 from typing import Any, Literal
 
 import httpx
 from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ChatMessage, UsageMetadata
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import Field, PrivateAttr, SecretStr, field_validator
 
-from shared.errors import UpstreamError
+from shared.model.chat_base import (
+    MAX_ERROR_CHARS,
+    FirstTextDeadline,
+    ModelServerError,
+    StreamingChatModel,
+    chat_completions_body,
+    chunk_from_event,
+    error_text,
+    parse_event,
+    sse_data,
+    usage_metadata,
+)
 
-_ROLES = {"system": "system", "human": "user", "ai": "assistant"}
-# Enough of an error body to diagnose it, not so much that a log line explodes.
-_MAX_ERROR_CHARS = 500
+# Older names, kept for importers.
+_sse_data = sse_data
+_parse_event = parse_event
+_chunk_from_event = chunk_from_event
+__all__ = ["FirstTextDeadline", "ModelServerError", "OpenAICompatibleChatModel", "chat_completions_body"]
 
 
-class ModelServerError(UpstreamError):
-    """The model server failed: an HTTP error status, an error event inside the stream, a malformed
-    response, a timeout or a dropped connection. ``status`` is the upstream HTTP status when known."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class OpenAICompatibleChatModel(BaseChatModel):
+class OpenAICompatibleChatModel(StreamingChatModel):
     """Chat completions over HTTP; ``stream`` uses server-sent events (``"stream": true``).
 
     Closing the stream early (the consumer stops iterating and the generator is closed) closes the HTTP
@@ -64,9 +66,6 @@ class OpenAICompatibleChatModel(BaseChatModel):
     # Streams: the most seconds to wait for the first text (keep-alives do not count) and between
     # two reads afterwards. None: ``timeout``.
     first_token_timeout: float | None = Field(default=None, gt=0)
-    temperature: float | None = Field(default=0.2, ge=0)
-    max_tokens: int | None = Field(default=1024, ge=1)
-    top_p: float | None = Field(default=None, gt=0, le=1)
     # Ask for token usage in the last streamed event (``stream_options.include_usage``); turn off
     # for servers that reject unknown fields.
     stream_usage: bool = True
@@ -132,8 +131,8 @@ class OpenAICompatibleChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         payload = self._payload(messages, stop, stream=True)
-        wait = self.first_token_timeout or self.timeout
-        deadline = time.monotonic() + wait
+        first_text = self._first_text_deadline("model server")
+        wait = first_text.seconds
         try:
             # Leaving this block for any reason, including GeneratorExit when the consumer closes the
             # stream early, closes the response and its connection.
@@ -157,25 +156,14 @@ class OpenAICompatibleChatModel(BaseChatModel):
                             generation_info=generation.generation_info,
                         )
                     return
-                yielded = False
-                first_text = FirstTextDeadline(deadline, wait)
-                events = _sse_data(first_text.watch(response.iter_lines()))
-                for data in events:
-                    if data == "[DONE]":
-                        _drain(events)
-                        break
-                    chunk = _chunk_from_event(_parse_event(data))
-                    if chunk is not None:
-                        yielded = True
-                        first_text.arrived = first_text.arrived or bool(chunk.text)
-                        yield chunk
-                if not yielded:
-                    # An empty completion is an answer, not a failure: langchain-core raises on zero chunks.
-                    yield ChatGenerationChunk(message=AIMessageChunk(content=""))
+                yield from self._guarded(_chunks(sse_data(first_text.watch(response.iter_lines()))), first_text)
         except httpx.TimeoutException as exc:
             raise ModelServerError(f"model server timed out after {wait:g} s ({exc!r})") from exc
         except httpx.HTTPError as exc:
             raise ModelServerError(f"model server connection failed: {exc!r}") from exc
+
+    def _first_text_seconds(self) -> float:
+        return self.first_token_timeout or self.timeout
 
     # --- HTTP details ---
 
@@ -217,77 +205,12 @@ class OpenAICompatibleChatModel(BaseChatModel):
         )
 
 
-def chat_completions_body(
-    messages: list[BaseMessage],
-    *,
-    model: str | None,
-    stream: bool,
-    temperature: float | None,
-    max_tokens: int | None,
-    top_p: float | None = None,
-    stop: list[str] | None = None,
-    stream_usage: bool = False,
-) -> dict[str, Any]:
-    """An OpenAI chat-completions request body (also what SageMaker's TGI/vLLM containers take)."""
-    payload: dict[str, Any] = {"messages": [_to_wire(message) for message in messages], "stream": stream}
-    if model:
-        payload["model"] = model
-    if temperature is not None:
-        payload["temperature"] = temperature
-    if max_tokens is not None:
-        payload["max_tokens"] = max_tokens
-    if top_p is not None:
-        payload["top_p"] = top_p
-    if stop:
-        payload["stop"] = stop
-    if stream and stream_usage:
-        payload["stream_options"] = {"include_usage": True}
-    return payload
-
-
-def _to_wire(message: BaseMessage) -> dict[str, str]:
-    if isinstance(message, ChatMessage):
-        role = message.role
-    elif message.type in _ROLES:
-        role = _ROLES[message.type]
-    else:
-        raise ValueError(f"unsupported message type for chat completions: {message.type!r}")
-    return {"role": role, "content": message.text}
-
-
-class FirstTextDeadline:
-    """Fails a stream that sends keep-alives or empty deltas but no text by ``deadline`` (total
-    silence is the read timeout's job). ``arrived`` is set by the reader at the first text."""
-
-    def __init__(self, deadline: float, seconds: float) -> None:
-        self.deadline = deadline
-        self.seconds = seconds
-        self.arrived = False
-
-    def watch(self, lines: Iterator[str]) -> Iterator[str]:
-        for line in lines:
-            if not self.arrived and time.monotonic() > self.deadline:
-                raise ModelServerError(f"model server sent no text within {self.seconds:g} s")
-            yield line
-
-
-def _sse_data(lines: Iterator[str]) -> Iterator[str]:
-    """The data of each server-sent event. Comments (keep-alives), other fields and events without data
-    are skipped; the data lines of one event are joined with newlines, as the SSE standard says."""
-    data: list[str] = []
-    for line in lines:
-        if not line:
-            if data:
-                yield "\n".join(data)
-                data = []
-            continue
-        if line.startswith(":"):
-            continue
-        field, _, value = line.partition(":")
-        if field == "data":
-            data.append(value[1:] if value.startswith(" ") else value)
-    if data:
-        yield "\n".join(data)
+def _chunks(events: Iterator[str]) -> Iterator[ChatGenerationChunk | None]:
+    for data in events:
+        if data == "[DONE]":
+            _drain(events)
+            return
+        yield chunk_from_event(parse_event(data))
 
 
 def _drain(events: Iterator[str]) -> None:
@@ -300,66 +223,19 @@ def _drain(events: Iterator[str]) -> None:
         pass
 
 
-def _parse_event(data: str) -> dict[str, Any]:
-    try:
-        event = json.loads(data)
-    except ValueError:
-        raise ModelServerError(f"model server sent a malformed event: {data[:_MAX_ERROR_CHARS]!r}") from None
-    if not isinstance(event, dict):
-        raise ModelServerError(f"model server sent a malformed event: {data[:_MAX_ERROR_CHARS]!r}")
-    # vLLM and others report failures after the 200 status line as an error event.
-    if "error" in event or event.get("object") == "error":
-        code = _error_code(event)
-        message = _error_text(event) or data[:_MAX_ERROR_CHARS]
-        raise ModelServerError(f"model server failed mid-stream: {message}", status=code)
-    return event
-
-
-def _chunk_from_event(event: dict[str, Any]) -> ChatGenerationChunk | None:
-    """The text delta of one streamed event; None for events with nothing to pass on."""
-    choices = event.get("choices") or []
-    choice: dict[str, Any] = choices[0] if choices and isinstance(choices[0], dict) else {}
-    delta = choice.get("delta") or {}
-    # Only "content" reaches the visitor; reasoning models' "reasoning_content" deltas are dropped.
-    content = delta.get("content") if isinstance(delta, dict) else None
-    usage = _usage(event.get("usage"))
-    finish_reason = choice.get("finish_reason")
-    if isinstance(content, str) and content:
-        return ChatGenerationChunk(message=AIMessageChunk(content=content, usage_metadata=usage))
-    if finish_reason or usage:
-        info = {"finish_reason": finish_reason, "model_name": event.get("model")}
-        return ChatGenerationChunk(message=AIMessageChunk(content="", usage_metadata=usage), generation_info=info)
-    return None
-
-
 def _result_from_completion(body: Any) -> ChatResult:
     try:
         choice = body["choices"][0]
         content = choice["message"].get("content") or ""
     except (KeyError, IndexError, TypeError, AttributeError):
         raise ModelServerError(
-            f"model server sent an unexpected completion: {json.dumps(body)[:_MAX_ERROR_CHARS]}"
+            f"model server sent an unexpected completion: {json.dumps(body)[:MAX_ERROR_CHARS]}"
         ) from None
     if not isinstance(content, str):
         raise ModelServerError("model server sent a completion whose content is not text")
     info = {"finish_reason": choice.get("finish_reason"), "model_name": body.get("model")}
-    message = AIMessage(content=content, usage_metadata=_usage(body.get("usage")), response_metadata=info)
+    message = AIMessage(content=content, usage_metadata=usage_metadata(body.get("usage")), response_metadata=info)
     return ChatResult(generations=[ChatGeneration(message=message, generation_info=info)])
-
-
-def _usage(raw: Any) -> UsageMetadata | None:
-    if not isinstance(raw, dict):
-        return None
-    prompt = raw.get("prompt_tokens")
-    completion = raw.get("completion_tokens")
-    if not isinstance(prompt, int) or not isinstance(completion, int):
-        return None
-    total = raw.get("total_tokens")
-    return UsageMetadata(
-        input_tokens=prompt,
-        output_tokens=completion,
-        total_tokens=total if isinstance(total, int) else prompt + completion,
-    )
 
 
 def _json_body(response: httpx.Response) -> Any:
@@ -367,11 +243,11 @@ def _json_body(response: httpx.Response) -> Any:
         body = response.json()
     except ValueError:
         raise ModelServerError(
-            f"model server sent a response that is not JSON: {response.text[:_MAX_ERROR_CHARS]!r}",
+            f"model server sent a response that is not JSON: {response.text[:MAX_ERROR_CHARS]!r}",
             status=response.status_code,
         ) from None
     if isinstance(body, dict) and ("error" in body or body.get("object") == "error"):
-        message = _error_text(body) or response.text[:_MAX_ERROR_CHARS]
+        message = error_text(body) or response.text[:MAX_ERROR_CHARS]
         raise ModelServerError(f"model server failed: {message}", status=response.status_code)
     return body
 
@@ -380,33 +256,8 @@ def _raise_for_error_status(response: httpx.Response) -> None:
     if response.status_code < 400:
         return
     try:
-        message = _error_text(response.json())
+        message = error_text(response.json())
     except ValueError:
         message = None
-    message = message or response.text.strip()[:_MAX_ERROR_CHARS] or response.reason_phrase
+    message = message or response.text.strip()[:MAX_ERROR_CHARS] or response.reason_phrase
     raise ModelServerError(f"model server returned HTTP {response.status_code}: {message}", status=response.status_code)
-
-
-def _error_text(body: Any) -> str | None:
-    """The human-readable message of the error bodies OpenAI-compatible servers send:
-    OpenAI/Ollama/llama.cpp ``{"error": {"message": ...}}``, TGI ``{"error": "..."}``,
-    vLLM ``{"object": "error", "message": ...}``, FastAPI ``{"detail": ...}``."""
-    if not isinstance(body, dict):
-        return None
-    error = body.get("error")
-    if isinstance(error, dict) and isinstance(error.get("message"), str):
-        return str(error["message"])[:_MAX_ERROR_CHARS]
-    for candidate in (error, body.get("message"), body.get("detail")):
-        if isinstance(candidate, str) and candidate:
-            return candidate[:_MAX_ERROR_CHARS]
-    if body.get("detail") is not None:
-        return json.dumps(body["detail"])[:_MAX_ERROR_CHARS]
-    return None
-
-
-def _error_code(body: dict[str, Any]) -> int | None:
-    error = body.get("error")
-    for candidate in ((error or {}).get("code") if isinstance(error, dict) else None, body.get("code")):
-        if isinstance(candidate, int) and 100 <= candidate <= 599:
-            return candidate
-    return None

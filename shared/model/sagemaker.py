@@ -17,40 +17,35 @@ before parsing. Closing the stream early closes the HTTP response, which ends th
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from typing import Any, Literal
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessageChunk, BaseMessage, UsageMetadata
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from pydantic import Field
 
 from shared.model.aws_errors import aws_model_errors
-from shared.model.openai_compatible import (
-    FirstTextDeadline,
+from shared.model.chat_base import (
+    MAX_ERROR_CHARS,
     ModelServerError,
-    _chunk_from_event,
-    _parse_event,
+    StreamingChatModel,
     chat_completions_body,
+    chunk_from_event,
+    parse_event,
+    sse_data,
 )
 
-_MAX_ERROR_CHARS = 500
 _ROLE_LABELS = {"system": "System", "human": "User", "ai": "Assistant"}
 
 
-class SageMakerChatModel(BaseChatModel):
+class SageMakerChatModel(StreamingChatModel):
     endpoint_name: str
     client: Any = Field(exclude=True, repr=False)  # a boto3 ``sagemaker-runtime`` client
     payload_format: Literal["messages", "generate"] = "messages"
     # Sent as "model" in messages bodies (vLLM serving several models); None: not sent.
     model: str | None = None
     inference_component: str | None = None
-    temperature: float | None = Field(default=0.2, ge=0)
-    max_tokens: int | None = Field(default=1024, ge=1)
-    top_p: float | None = Field(default=None, gt=0, le=1)
-    first_token_timeout: float = Field(default=15.0, gt=0)
 
     @property
     def _llm_type(self) -> str:
@@ -86,29 +81,13 @@ class SageMakerChatModel(BaseChatModel):
         }
         if self.inference_component:
             request["InferenceComponentName"] = self.inference_component
-        deadline = FirstTextDeadline(time.monotonic() + self.first_token_timeout, self.first_token_timeout)
+        first_text = self._first_text_deadline(f"SageMaker endpoint {self.endpoint_name}")
         with aws_model_errors(f"SageMaker endpoint {self.endpoint_name}"):
             response = self.client.invoke_endpoint_with_response_stream(**request)
             events = response["Body"]
             try:
-                yielded = False
-                for line in _lines(events):
-                    if not deadline.arrived and time.monotonic() > deadline.deadline:
-                        wait = self.first_token_timeout
-                        name = self.endpoint_name
-                        raise ModelServerError(f"SageMaker endpoint {name} sent no text within {wait:g} s")
-                    data = _data(line)
-                    if data is None:
-                        continue
-                    if data == "[DONE]":
-                        break
-                    chunk = _chunk(_parse_event(data))
-                    if chunk is not None:
-                        yielded = True
-                        deadline.arrived = deadline.arrived or bool(chunk.text)
-                        yield chunk
-                if not yielded:
-                    yield ChatGenerationChunk(message=AIMessageChunk(content=""))
+                data = sse_data(first_text.watch(_lines(events)), json_lines=True)
+                yield from self._guarded(_chunks(data), first_text)
             finally:
                 events.close()
 
@@ -158,21 +137,16 @@ def _lines(events: Any) -> Iterator[str]:
         yield buffer.decode("utf-8").rstrip("\r")
 
 
-def _data(line: str) -> str | None:
-    """The payload of one line: SSE ``data:`` lines, or bare JSON lines; None for anything else."""
-    stripped = line.strip()
-    if not stripped or stripped.startswith(":"):
-        return None
-    if stripped.startswith("data:"):
-        return stripped[5:].strip()
-    if stripped.startswith(("event:", "id:", "retry:")):
-        return None
-    return stripped
+def _chunks(events: Iterator[str]) -> Iterator[ChatGenerationChunk | None]:
+    for data in events:
+        if data == "[DONE]":
+            return
+        yield _chunk(parse_event(data))
 
 
 def _chunk(event: dict[str, Any]) -> ChatGenerationChunk | None:
     if "choices" in event or "usage" in event:
-        return _chunk_from_event(event)
+        return chunk_from_event(event)
     token = event.get("token")
     if isinstance(token, dict):
         text = token.get("text")
@@ -187,4 +161,4 @@ def _chunk(event: dict[str, Any]) -> ChatGenerationChunk | None:
         if usage is not None or info is not None:
             return ChatGenerationChunk(message=AIMessageChunk(content="", usage_metadata=usage), generation_info=info)
         return None
-    raise ModelServerError(f"SageMaker endpoint sent an unexpected event: {json.dumps(event)[:_MAX_ERROR_CHARS]}")
+    raise ModelServerError(f"SageMaker endpoint sent an unexpected event: {json.dumps(event)[:MAX_ERROR_CHARS]}")

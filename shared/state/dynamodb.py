@@ -23,6 +23,7 @@ from shared.state.models import (
 from shared.state.records import (
     DIALOGUE_ROLES,
     Agent,
+    AnswerUsage,
     Citation,
     Connection,
     Conversation,
@@ -308,6 +309,7 @@ class DynamoStateStore(StateStore):
             sender_name=message.sender_name,
             event=message.event,
             feedback=message.feedback,
+            usage=message.usage.model_dump() if message.usage is not None else None,
             created_at=message.created_at,
             expires_at=self._conversation_ttl,
         )
@@ -421,6 +423,7 @@ def _to_record(item: MessageModel) -> StoredMessage:
         sender_name=item.sender_name,
         event=item.event,
         feedback=item.feedback,
+        usage=AnswerUsage.model_validate(item.usage) if item.usage else None,
     )
 
 

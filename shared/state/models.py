@@ -188,6 +188,8 @@ class MessageModel(Model):
     sender_name = UnicodeAttribute(null=True)
     event = UnicodeAttribute(null=True)
     feedback = UnicodeAttribute(null=True)
+    # Bot answers: AnswerUsage as JSON (tokens, model, latency).
+    usage = JSONAttribute(null=True)
     created_at = NumberAttribute()
     expires_at = TTLAttribute()
 

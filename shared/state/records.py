@@ -157,6 +157,22 @@ class Citation(BaseModel):
     url: str | None = None
 
 
+class AnswerUsage(BaseModel):
+    """What one bot answer cost and how fast it came, stored on the answer (metering, cost per
+    conversation). ``source``: "model" (asked fresh), "cache" (a cached answer) or "shared" (an
+    identical question answered at the same time); tokens are None when the provider did not report
+    them (and for reused answers, which cost no tokens)."""
+
+    source: str
+    provider: str
+    model: str
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    # From the generate function's start on the job to the first frame sent, and to the answer's end.
+    first_token_ms: int
+    total_ms: int
+
+
 class StoredMessage(BaseModel):
     conversation_id: str
     message_id: str
@@ -173,3 +189,5 @@ class StoredMessage(BaseModel):
     event: str | None = None
     # For bot answers: the visitor's rating, "up" or "down".
     feedback: str | None = None
+    # For bot answers: tokens, model and latency.
+    usage: AnswerUsage | None = None

@@ -1,4 +1,5 @@
-"""The local runner's redis-server never outlives the process that started it."""
+"""The local runner's services: redis-server and moto's process never outlive the process that started
+them, and moto's cheaper TransactWriteItems still rolls a cancelled transaction back completely."""
 
 from __future__ import annotations
 
@@ -8,7 +9,11 @@ import sys
 import time
 from pathlib import Path
 
+import boto3
 import pytest
+from botocore.exceptions import ClientError
+
+from local.services import MotoServer
 
 pytestmark = pytest.mark.integration
 
@@ -41,3 +46,74 @@ def test_redis_server_dies_when_its_starter_is_killed() -> None:
     if survived:  # keep the machine clean even when the test fails
         os.kill(redis_pid, 9)
     assert not survived
+
+
+def test_moto_process_dies_when_its_starter_is_killed() -> None:
+    code = (
+        "from local.services import MotoServer; server = MotoServer().start(); "
+        "print(server._process.pid, flush=True); import time; time.sleep(120)"
+    )
+    starter = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert starter.stdout is not None
+    moto_pid = int(starter.stdout.readline())
+    assert _running(moto_pid)
+    starter.kill()
+    starter.wait()
+    deadline = time.monotonic() + 5
+    while _running(moto_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    survived = _running(moto_pid)
+    if survived:
+        os.kill(moto_pid, 9)
+    assert not survived
+
+
+def test_cancelled_transaction_leaves_no_trace(moto_server: MotoServer) -> None:
+    dynamodb = boto3.client("dynamodb", endpoint_url=moto_server.url, region_name="us-east-1")
+    table = "tx-rollback"
+    dynamodb.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for sk in ("kept", "updated", "guard"):
+        dynamodb.put_item(TableName=table, Item={"pk": {"S": "p"}, "sk": {"S": sk}, "v": {"S": "before"}})
+
+    with pytest.raises(ClientError) as raised:
+        dynamodb.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": table, "Item": {"pk": {"S": "p"}, "sk": {"S": "new"}, "v": {"S": "x"}}}},
+                {"Put": {"TableName": table, "Item": {"pk": {"S": "p"}, "sk": {"S": "kept"}, "v": {"S": "x"}}}},
+                {
+                    "Update": {
+                        "TableName": table,
+                        "Key": {"pk": {"S": "p"}, "sk": {"S": "updated"}},
+                        "UpdateExpression": "SET v = :x",
+                        "ExpressionAttributeValues": {":x": {"S": "x"}},
+                    }
+                },
+                {
+                    "ConditionCheck": {
+                        "TableName": table,
+                        "Key": {"pk": {"S": "p"}, "sk": {"S": "guard"}},
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+            ]
+        )
+    assert raised.value.response["Error"]["Code"] == "TransactionCanceledException"
+    items = dynamodb.query(
+        TableName=table,
+        KeyConditionExpression="pk = :p",
+        ExpressionAttributeValues={":p": {"S": "p"}},
+        ConsistentRead=True,
+    )["Items"]
+    assert sorted((item["sk"]["S"], item["v"]["S"]) for item in items) == [
+        ("guard", "before"),
+        ("kept", "before"),
+        ("updated", "before"),
+    ]

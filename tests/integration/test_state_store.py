@@ -12,6 +12,7 @@ from shared.settings import Settings
 from shared.state.cache import RedisContextCache
 from shared.state.dynamodb import DynamoStateStore
 from shared.state.records import (
+    AnswerUsage,
     Citation,
     Connection,
     Conversation,
@@ -99,12 +100,22 @@ def test_answer_is_stored_at_most_once_and_sorts_after_its_question(settings: Se
         text="a1",
         created_at=1500,
         citations=[Citation(document_id="d", title="T", snippet="s", url=None)],
+        usage=AnswerUsage(
+            source="model",
+            provider="openai",
+            model="qwen",
+            input_tokens=812,
+            output_tokens=64,
+            first_token_ms=41,
+            total_ms=930,
+        ),
     )
     assert store.add_answer(answer) is True
     assert store.add_answer(answer.model_copy(update={"text": "again"})) is False
     assert [m.text for m in store.list_messages("c_1")] == ["q1", "a1", "q2"]
     assert [m.text for m in store.recent_messages("c_1", 2)] == ["a1", "q2"]
-    assert store.get_message("c_1", answer.message_id) == answer
+    assert store.get_message("c_1", answer.message_id) == answer  # usage included
+    assert store.list_messages("c_1")[0].usage is None  # questions carry none
     assert later.message_id > answer.message_id
 
 

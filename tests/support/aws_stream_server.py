@@ -12,22 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import threading
-import time
-from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import unquote
 
-import uvicorn
-
 from tests.support import aws_eventstream as es
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
+from tests.support.recording_server import Receive, RecordingServer, Scope, Send, disconnect_watch, read_request
 
 
 @dataclass
@@ -56,65 +46,22 @@ class RecordedRequest:
     body: Any
 
 
-class AwsStreamServer:
+class AwsStreamServer(RecordingServer[StreamScript, RecordedRequest]):
+    name = "AWS stream test server"
+
     def __init__(self, script: StreamScript | None = None) -> None:
-        self.script = script or StreamScript()
-        self.requests: list[RecordedRequest] = []
-        self.client_disconnected = threading.Event()
-        self.completed = threading.Event()
-        self.tokens_sent = 0
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind(("127.0.0.1", 0))
-        self.port: int = self._socket.getsockname()[1]
-        config = uvicorn.Config(
-            self._app, interface="asgi3", log_level="warning", lifespan="off", timeout_graceful_shutdown=1
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True)
+        super().__init__(script or StreamScript())
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    def reset(self, script: StreamScript | None = None) -> None:
-        if script is not None:
-            self.script = script
-        self.requests.clear()
-        self.client_disconnected.clear()
-        self.completed.clear()
-        self.tokens_sent = 0
-
-    def __enter__(self) -> AwsStreamServer:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the AWS stream test server did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._socket.close()
 
     # --- the ASGI app ---
 
     async def _app(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        raw = b""
-        while True:
-            message = await receive()
-            raw += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        headers = {key.decode().lower(): value.decode() for key, value in scope["headers"]}
-        try:
-            body: Any = json.loads(raw) if raw else None
-        except ValueError:
-            body = raw.decode(errors="replace")
+        headers, body = await read_request(receive, scope)
         path = unquote(scope["path"])
         self.requests.append(RecordedRequest(method=scope["method"], path=path, headers=headers, body=body))
         script = self.script
@@ -196,15 +143,7 @@ class AwsStreamServer:
     async def _stream(
         self, events: list[tuple[bytes, bool]], receive: Receive, send: Send, script: StreamScript
     ) -> None:
-        gone = asyncio.Event()
-
-        async def watch_for_disconnect() -> None:
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            gone.set()
-
-        watcher = asyncio.create_task(watch_for_disconnect())
-        try:
+        async with disconnect_watch(receive) as gone:
             await send(
                 {
                     "type": "http.response.start",
@@ -230,8 +169,6 @@ class AwsStreamServer:
                     self.tokens_sent += 1
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             self.completed.set()
-        finally:
-            watcher.cancel()
 
 
 def _sagemaker_line(script: StreamScript, token: str, *, last: bool) -> bytes:

@@ -18,19 +18,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
+from tests.support.recording_server import (
+    Receive,
+    RecordingServer,
+    Scope,
+    Send,
+    disconnect_watch,
+    read_request,
+)
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
+__all__ = ["OpenAISSEServer", "Receive", "RecordedRequest", "Scope", "Script", "Send"]
 
 
 @dataclass
@@ -69,10 +71,12 @@ class RecordedRequest:
     first_token_at: float | None = None
 
 
-class OpenAISSEServer:
+class OpenAISSEServer(RecordingServer[Script, RecordedRequest]):
     """Serves ``POST .../chat/completions`` (``/v1/...``, Azure's ``/openai/deployments/<name>/...``) on
     127.0.0.1 at a free port while the context is open. With ``tls`` (uvicorn's ssl_* settings) it
     speaks HTTPS, and can require client certificates (mTLS)."""
+
+    name = "OpenAI-compatible test server"
 
     def __init__(
         self,
@@ -82,74 +86,19 @@ class OpenAISSEServer:
         model: str = "fake-model",
         tls: dict[str, Any] | None = None,
     ) -> None:
-        self.script = script or Script()
+        super().__init__(script or Script(), port=port, tls=tls)
         self.model = model
-        self.requests: list[RecordedRequest] = []
-        # Set when a client closed its connection before the stream was complete.
-        self.client_disconnected = threading.Event()
-        # Set when a stream (or a non-stream answer) was written to the end.
-        self.completed = threading.Event()
-        self.tokens_sent = 0
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind(("127.0.0.1", port))
-        self.port: int = self._socket.getsockname()[1]
-        self.tls = bool(tls)
-        config = uvicorn.Config(
-            self._app,
-            interface="asgi3",
-            log_level="warning",
-            lifespan="off",
-            timeout_graceful_shutdown=1,
-            access_log=False,
-            **(tls or {}),
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True)
 
     @property
     def base_url(self) -> str:
         return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}/v1"
-
-    def reset(self, script: Script | None = None) -> None:
-        """Start a new test case: new script, empty records."""
-        if script is not None:
-            self.script = script
-        self.requests.clear()
-        self.client_disconnected.clear()
-        self.completed.clear()
-        self.tokens_sent = 0
-
-    def __enter__(self) -> OpenAISSEServer:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the OpenAI-compatible test server did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._socket.close()
 
     # --- the ASGI app ---
 
     async def _app(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        raw = b""
-        while True:
-            message = await receive()
-            raw += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        headers = {key.decode().lower(): value.decode() for key, value in scope["headers"]}
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = raw.decode(errors="replace")
+        headers, body = await read_request(receive, scope)
         client = scope.get("client")
         record = RecordedRequest(
             path=scope["path"],
@@ -182,15 +131,7 @@ class OpenAISSEServer:
     async def _stream(
         self, tokens: list[str], script: Script, receive: Receive, send: Send, record: RecordedRequest
     ) -> None:
-        gone = asyncio.Event()
-
-        async def watch_for_disconnect() -> None:
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            gone.set()
-
-        watcher = asyncio.create_task(watch_for_disconnect())
-        try:
+        async with disconnect_watch(receive) as gone:
             await send(
                 {
                     "type": "http.response.start",
@@ -224,8 +165,6 @@ class OpenAISSEServer:
             await self._write(send, script, b"data: [DONE]\n\n")
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             self.completed.set()
-        finally:
-            watcher.cancel()
 
     async def _wait(self, script: Script, gone: asyncio.Event, send: Send) -> None:
         """``script.delay`` seconds (less if the client leaves), with keep-alives if scripted."""

@@ -227,6 +227,25 @@ def test_the_tenants_model_from_the_gateway_answers() -> None:
     assert record.frames == 2 and record.first_frame_ms <= record.duration_ms
 
 
+def test_the_stored_answer_carries_its_tokens_model_and_latency() -> None:
+    store, answers, meter = first_question_store("c1", "c2"), InMemoryAnswerCache(60), RecordingMeter()
+    model = CountingModel(["Yes, ", "within ", "30 days."])
+
+    cached_generator(store, model, FakePush(), answers, meter).answer(job_in("c1"))
+    cached_generator(store, model, FakePush(), answers, meter).answer(job_in("c2"))
+
+    fresh = store.get_message("c1", answer_id_for("0000000000002-aaaa"))
+    reused = store.get_message("c2", answer_id_for("0000000000002-aaaa"))
+    assert fresh is not None and fresh.usage is not None and reused is not None and reused.usage is not None
+    assert (fresh.usage.source, fresh.usage.provider, fresh.usage.model) == ("model", "openai", "qwen")
+    assert (fresh.usage.input_tokens, fresh.usage.output_tokens) == (120, 3)
+    assert 0 <= fresh.usage.first_token_ms <= fresh.usage.total_ms
+    # Metrics and the stored record describe the same answer.
+    assert fresh.usage.total_ms == round(meter.records[0].duration_ms)
+    # A cached answer cost no tokens, and says so.
+    assert (reused.usage.source, reused.usage.input_tokens, reused.usage.output_tokens) == ("cache", None, None)
+
+
 def test_a_repeated_question_streams_the_cached_answer_like_a_fresh_one() -> None:
     store, answers, meter = first_question_store("c1", "c2"), InMemoryAnswerCache(60), RecordingMeter()
     model = CountingModel(["You can return any item ", "within 30 days ", "for a full refund."])

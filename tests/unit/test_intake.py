@@ -1,9 +1,12 @@
+import dataclasses
 import json
 
 import pytest
 
-from shared.chat.intake import Intake
-from shared.state.records import Connection, StoredMessage, Tenant, answer_id_for
+from shared.chat.intake import HandoffConfigCache, Intake
+from shared.chat.jobs import GenerateJob, SqsGenerationQueue
+from shared.errors import ConnectionGone
+from shared.state.records import Connection, Conversation, StoredMessage, Tenant, answer_id_for
 from tests.unit.fakes import FakePush, FakeQueue, InMemoryContextCache, InMemoryStateStore
 
 
@@ -136,3 +139,117 @@ def test_queue_failure_after_storing_asks_for_a_resend_which_then_queues(store: 
     failing.fail = False
     intake.handle("conn-a", send())
     assert len(failing.jobs) == 1
+
+
+# --- fewer round trips on the way to the ack ---
+
+
+class CountingStore(InMemoryStateStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tenant_reads = 0
+        self.client_id_reads = 0
+
+    def get_tenant(self, tenant_id: str) -> Tenant | None:
+        self.tenant_reads += 1
+        return super().get_tenant(tenant_id)
+
+    def find_by_client_id(self, tenant_id: str, visitor_id: str, client_message_id: str) -> StoredMessage | None:
+        self.client_id_reads += 1
+        return super().find_by_client_id(tenant_id, visitor_id, client_message_id)
+
+
+@pytest.fixture
+def counting() -> CountingStore:
+    store = CountingStore()
+    store.put_tenant(Tenant(tenant_id="t_1", name="Shop", widget_key="wk", created_at=1))
+    store.put_connection(
+        Connection(
+            connection_id="conn-a",
+            tenant_id="t_1",
+            visitor_id="visitor-aaa",
+            connected_at=1,
+            domain_name="d",
+            stage="s",
+        )
+    )
+    return store
+
+
+def test_handoff_settings_are_read_once_per_ttl_when_cached(counting: CountingStore) -> None:
+    now = [100.0]
+    configs = HandoffConfigCache(30, clock=lambda: now[0])
+    intake, _, queue = make_intake(counting)
+    cached = dataclasses.replace(intake, handoff_configs=configs)
+    cached.handle("conn-a", send(cmid="cmid-0001"))
+    cached.handle("conn-a", send(cmid="cmid-0002"))
+    assert counting.tenant_reads == 1
+    now[0] += 31
+    cached.handle("conn-a", send(cmid="cmid-0003"))
+    assert counting.tenant_reads == 2
+    intake.handle("conn-a", send(cmid="cmid-0004"))  # no cache: every message reads
+    assert counting.tenant_reads == 3
+    assert len(queue.jobs) == 4
+
+
+def test_a_message_into_its_conversation_skips_the_resend_lookup_and_a_resend_is_still_caught(
+    counting: CountingStore,
+) -> None:
+    intake, push, queue = make_intake(counting)
+    intake.handle("conn-a", send(cmid="cmid-0001"))  # a new conversation: is it a resend?
+    assert counting.client_id_reads == 1
+    intake.handle("conn-a", send(cmid="cmid-0002"))  # into that conversation: the write decides
+    assert counting.client_id_reads == 1
+    intake.handle("conn-a", send(cmid="cmid-0002"))  # a resend of it, found by the conditional write
+    first, second, resend = (f for _, f in push.frames)
+    assert resend["type"] == "ack" and resend["messageId"] == second["messageId"] != first["messageId"]
+    assert len(counting.list_messages(first["conversationId"])) == 2
+    assert [j.message_id for j in queue.jobs] == [first["messageId"], second["messageId"], second["messageId"]]
+
+
+def test_the_queue_deduplicates_per_message_and_connection() -> None:
+    sent: list[dict[str, str]] = []
+
+    class RecordingSqs:
+        def send_message(self, **kwargs: str) -> None:
+            sent.append(kwargs)
+
+    queue = SqsGenerationQueue(RecordingSqs(), "https://sqs/q.fifo")
+    job = GenerateJob(
+        tenant_id="t_1", conversation_id="c_1", message_id="m1", connection_id="conn-a", callback_url="u", text="hi"
+    )
+    queue.enqueue(job)
+    queue.enqueue(job)
+    queue.enqueue(job.model_copy(update={"connection_id": "conn-b"}))
+    ids = [s["MessageDeduplicationId"] for s in sent]
+    assert ids[0] == ids[1] != ids[2]
+    assert {s["MessageGroupId"] for s in sent} == {"c_1"}
+
+
+def test_the_job_is_queued_even_when_the_visitor_left_before_the_ack(store: InMemoryStateStore) -> None:
+    intake, push, queue = make_intake(store)
+    push.gone.add("conn-a")
+    with pytest.raises(ConnectionGone):  # the message handler logs it
+        intake.handle("conn-a", send())
+    # Stored and queued side by side with the ack: the answer finds the connection gone and stays
+    # unanswered, so a resend from a new connection queues it again (the queue's dedup id differs).
+    [job] = queue.jobs
+    assert store.get_message(job.conversation_id, job.message_id) is not None
+
+
+def test_a_message_naming_its_conversation_reads_it_once_and_lands_there(counting: CountingStore) -> None:
+    reads: list[str] = []
+    original = counting.get_conversation
+
+    def get_conversation(conversation_id: str) -> Conversation | None:
+        reads.append(conversation_id)
+        return original(conversation_id)
+
+    counting.get_conversation = get_conversation  # type: ignore[method-assign]
+    intake, push, queue = make_intake(counting)
+    intake.handle("conn-a", send(cmid="cmid-0001"))
+    conversation_id = push.frames[0][1]["conversationId"]
+    reads.clear()
+    intake.handle("conn-a", send(cmid="cmid-0002", conversationId=conversation_id))
+    assert reads == [conversation_id]
+    assert push.frames[1][1]["conversationId"] == conversation_id and len(queue.jobs) == 2

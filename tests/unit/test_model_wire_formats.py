@@ -10,8 +10,9 @@ import sys
 import pytest
 from botocore.eventstream import ChecksumMismatch, EventStreamBuffer
 
+from shared.model.chat_base import sse_data
 from shared.model.openai_compatible import ModelServerError
-from shared.model.sagemaker import _chunk, _data, _lines
+from shared.model.sagemaker import _chunk, _lines
 from shared.observability import LazyTracer
 from tests.support import aws_eventstream as es
 
@@ -60,16 +61,22 @@ def test_lines_are_reassembled_across_payload_parts() -> None:
 @pytest.mark.parametrize(
     ("line", "data"),
     [
-        ("data: {}", "{}"),
-        ("data:{}", "{}"),
-        ('{"token": {}}', '{"token": {}}'),
-        (": ping", None),
-        ("event: x", None),
-        ("", None),
+        ("data: {}", ["{}"]),
+        ("data:{}", ["{}"]),
+        ('{"token": {}}', ['{"token": {}}']),
+        (": ping", []),
+        ("event: x", []),
+        ("", []),
     ],
 )
-def test_sse_and_json_lines_both_give_their_data(line: str, data: str | None) -> None:
-    assert _data(line) == data
+def test_sse_and_json_lines_both_give_their_data(line: str, data: list[str]) -> None:
+    assert list(sse_data([line], json_lines=True)) == data
+
+
+def test_json_lines_are_not_sse_unless_asked_for() -> None:
+    lines = ['{"token": {}}', "data: {}", "", '{"token": {}}']
+    assert list(sse_data(lines)) == ["{}"]
+    assert list(sse_data(lines, json_lines=True)) == ['{"token": {}}', "{}", '{"token": {}}']
 
 
 def test_tgi_token_events_give_text_and_skip_special_tokens() -> None:

@@ -5,14 +5,34 @@ from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
 from shared.admin.deps import ExistingTenant, Store
-from shared.chat.protocol import Citation
 from shared.errors import NotFound
+from shared.state.records import StoredMessage
 
 router = APIRouter(prefix="/v1/tenants/{tenant_id}/conversations", tags=["conversations"])
 
 
 class _Camel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+# The wire protocol's shape; defined here so the admin function does not import every frame model.
+class Citation(_Camel):
+    document_id: str
+    title: str
+    snippet: str
+    url: str | None = None
+
+
+class UsageOut(_Camel):
+    """A bot answer's cost and speed (see ``AnswerUsage``)."""
+
+    source: str
+    provider: str
+    model: str
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    first_token_ms: int
+    total_ms: int
 
 
 class MessageOut(_Camel):
@@ -22,6 +42,17 @@ class MessageOut(_Camel):
     created_at: int
     client_message_id: str | None = None
     citations: list[Citation] = []
+    # Bot answers only.
+    usage: UsageOut | None = None
+
+
+class ConversationUsage(_Camel):
+    """Totals over the conversation's bot answers (tokens the providers reported)."""
+
+    answers: int
+    model_answers: int
+    input_tokens: int
+    output_tokens: int
 
 
 class Transcript(_Camel):
@@ -29,6 +60,17 @@ class Transcript(_Camel):
     visitor_id: str
     status: str
     messages: list[MessageOut]
+    usage: ConversationUsage
+
+
+def _totals(messages: list[StoredMessage]) -> ConversationUsage:
+    usages = [m.usage for m in messages if m.role == "bot" and m.usage is not None]
+    return ConversationUsage(
+        answers=len(usages),
+        model_answers=sum(1 for u in usages if u.source == "model"),
+        input_tokens=sum(u.input_tokens or 0 for u in usages),
+        output_tokens=sum(u.output_tokens or 0 for u in usages),
+    )
 
 
 @router.get("/{conversation_id}/messages", response_model=Transcript, response_model_by_alias=True)
@@ -49,7 +91,9 @@ def transcript(conversation_id: str, tenant: ExistingTenant, store: Store) -> Tr
                 created_at=m.created_at,
                 client_message_id=m.client_message_id,
                 citations=[Citation(**c.model_dump()) for c in m.citations],
+                usage=UsageOut(**m.usage.model_dump()) if m.usage is not None else None,
             )
             for m in messages
         ],
+        usage=_totals(messages),
     )
