@@ -254,13 +254,15 @@ def _main() -> None:
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-    from werkzeug.serving import make_server
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from waitress import serve
 
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request access log
     _cheap_dynamodb_transactions()
     app = _serialised_dynamodb(DomainDispatcherApplication(create_backend_app))
-    make_server("127.0.0.1", args.port, app, True, request_handler=MotoRequestHandler).serve_forever()
+    # waitress keeps HTTP/1.1 connections open (werkzeug's development server closes every one, so
+    # each DynamoDB or SQS call paid a new TCP connection and a new server thread).
+    logging.getLogger("waitress").setLevel(logging.ERROR)
+    serve(app, host="127.0.0.1", port=args.port, threads=8, ident=None, _quiet=True)
 
 
 if __name__ == "__main__":
