@@ -617,11 +617,13 @@ def report(
         "- **Posts per stream** stay under 20 per second at any token rate: the coalescer sends at most one "
         "frame per 60 ms (`KEFU_STREAM_FLUSH_MS`), the first at once, and frames of up to 400 characters.",
         f"- **Concurrency: {best} conversation(s)** within the p99 goal here. The emulator runs every handler "
-        "and the admin API in one Python process, one interpreter lock for all of them; moto's server runs in a "
-        "process of its own (it used to share that lock), and its TransactWriteItems backs up only the items it "
-        "writes (it deep-copied whole tables, so every message got slower as the local database grew; "
-        "local/services.py). In AWS each invocation has its own sandbox and DynamoDB is a service, so this limit "
-        "is the emulation's, not the design's; it bounds what `make run` can demonstrate on one machine.",
+        "and the admin API in one Python process, one interpreter lock for all of them; moto's server runs in"
+        " a process of its own (it used to share that lock), served with keep-alive connections (waitress; "
+        "werkzeug's development server opened a connection per call), and its TransactWriteItems backs up "
+        "only the items it writes (it deep-copied whole tables, so every message got slower as the local "
+        "database grew; local/services.py). In AWS each invocation has its own sandbox and DynamoDB is a "
+        "service, so this limit is the emulation's, not the design's; it bounds what `make run` can "
+        "demonstrate on one machine.",
         f"- **Cold start**: every handler but admin's imports in under 2× `import boto3` (generate under 3×). "
         f"admin's is {cold['admin'] / cold['boto3']:.1f}×, and ≤ 2× is out of reach with FastAPI: FastAPI, Mangum, "
         f"pydantic-settings and Powertools alone take {_ms(cold['admin floor'])} "
