@@ -8,10 +8,8 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from shared.admin import deps
-from shared.admin.app import create_app
-from shared.settings import get_settings
 from shared.state.records import AnswerUsage, Citation, Conversation, StoredMessage, Tenant, answer_id_for
+from tests.unit.admin_support import admin_client
 from tests.unit.fakes import InMemoryStateStore
 
 URL = "/v1/tenants/acme/conversations/c_1/messages"
@@ -56,15 +54,8 @@ def store() -> InMemoryStateStore:
 
 @pytest.fixture
 def client(store: InMemoryStateStore, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
-    monkeypatch.setenv("KEFU_ADMIN_KEY", "test-key")
-    get_settings.cache_clear()
-    deps._admin_key.cache_clear()
-    app = create_app()
-    app.dependency_overrides[deps._store] = lambda: store
-    with TestClient(app, headers={"Authorization": "Bearer test-key"}) as test_client:
+    with admin_client(store, monkeypatch) as test_client:
         yield test_client
-    get_settings.cache_clear()
-    deps._admin_key.cache_clear()
 
 
 def test_each_answer_shows_its_tokens_model_and_latency(client: TestClient) -> None:

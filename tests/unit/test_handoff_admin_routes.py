@@ -7,11 +7,9 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from shared.admin import deps
-from shared.admin.app import create_app
 from shared.handoff.agents import key_matches
-from shared.settings import get_settings
 from shared.state.records import Conversation, Tenant
+from tests.unit.admin_support import admin_client
 from tests.unit.fakes import InMemoryStateStore
 
 BASE = "/v1/tenants/acme/agents"
@@ -26,15 +24,8 @@ def store() -> InMemoryStateStore:
 
 @pytest.fixture
 def client(store: InMemoryStateStore, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
-    monkeypatch.setenv("KEFU_ADMIN_KEY", "test-key")
-    get_settings.cache_clear()
-    deps._admin_key.cache_clear()
-    app = create_app()
-    app.dependency_overrides[deps._store] = lambda: store
-    with TestClient(app, headers={"Authorization": "Bearer test-key"}) as test_client:
+    with admin_client(store, monkeypatch) as test_client:
         yield test_client
-    get_settings.cache_clear()
-    deps._admin_key.cache_clear()
 
 
 def test_the_key_is_shown_once_and_stored_only_as_a_hash(client: TestClient, store: InMemoryStateStore) -> None:

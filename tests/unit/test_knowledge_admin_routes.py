@@ -9,14 +9,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from shared.admin import deps
-from shared.admin.app import create_app
 from shared.admin.routes import knowledge as routes
 from shared.knowledge.local_index import LocalHybridIndex
 from shared.knowledge.service import KnowledgeService
-from shared.settings import get_settings
 from shared.state.records import Tenant
 from tests.support.knowledge_samples import faq_csv, make_docx, make_pdf
+from tests.unit.admin_support import admin_client
 from tests.unit.fakes import InMemoryStateStore
 from tests.unit.test_knowledge_local_index import FakeEmbedder
 
@@ -39,17 +37,10 @@ def knowledge(tmp_path: Path) -> KnowledgeService:
 def client(
     store: InMemoryStateStore, knowledge: KnowledgeService, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[TestClient]:
-    monkeypatch.setenv("KEFU_ADMIN_KEY", "test-key")
-    monkeypatch.setenv("KEFU_MAX_UPLOAD_BYTES", "200000")
-    get_settings.cache_clear()
-    deps._admin_key.cache_clear()
-    app = create_app()
-    app.dependency_overrides[deps._store] = lambda: store
-    app.dependency_overrides[routes._knowledge] = lambda: knowledge
-    with TestClient(app, headers={"Authorization": "Bearer test-key"}) as test_client:
+    overrides = {routes._knowledge: lambda: knowledge}
+    env = {"KEFU_MAX_UPLOAD_BYTES": "200000"}
+    with admin_client(store, monkeypatch, overrides=overrides, env=env) as test_client:
         yield test_client
-    get_settings.cache_clear()
-    deps._admin_key.cache_clear()
 
 
 def test_json_ingest_returns_the_knowledge_version(client: TestClient, knowledge: KnowledgeService) -> None:

@@ -6,7 +6,7 @@ from pydantic.alias_generators import to_camel
 
 from shared.admin.deps import ExistingTenant, Store
 from shared.errors import NotFound
-from shared.state.records import StoredMessage
+from shared.state.records import AnswerUsage, StoredMessage
 
 router = APIRouter(prefix="/v1/tenants/{tenant_id}/conversations", tags=["conversations"])
 
@@ -23,16 +23,8 @@ class Citation(_Camel):
     url: str | None = None
 
 
-class UsageOut(_Camel):
-    """A bot answer's cost and speed (see ``AnswerUsage``)."""
-
-    source: str
-    provider: str
-    model: str
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    first_token_ms: int
-    total_ms: int
+class UsageOut(AnswerUsage, _Camel):
+    """A bot answer's cost and speed: ``AnswerUsage`` in the API's camelCase."""
 
 
 class MessageOut(_Camel):
