@@ -107,6 +107,7 @@ class Intake:
         notifier = Notifier(self.store, self.push)
         handoff = Handoff(self.store, notifier, clock=self.clock)
         client_message_id: str | None = None
+        requested_soon: Future[Conversation | None] | None = None
         try:
             frame = parse_client_frame(body, self.max_message_chars)
             client_message_id = getattr(frame, "client_message_id", None)
@@ -133,6 +134,9 @@ class Intake:
             logger.info("frame refused", extra={"code": exc.code, "reason": exc.message})
             error = ErrorFrame(code=exc.code, message=exc.message, client_message_id=client_message_id)
             self.push.send(connection_id, error.to_json())
+        finally:
+            if requested_soon is not None:  # a refused frame's read: finish it before Lambda freezes
+                wait([requested_soon])
 
     # --- visitors ---
 
