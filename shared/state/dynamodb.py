@@ -23,6 +23,7 @@ from shared.state.models import (
 from shared.state.records import (
     DIALOGUE_ROLES,
     Agent,
+    AgentEdit,
     AnswerUsage,
     Citation,
     Connection,
@@ -110,24 +111,8 @@ class DynamoStateStore(StateStore):
     def set_agent_away(self, agent_id: str, away: bool) -> None:
         self._update_agent(agent_id, [AgentModel.away.set(away)])
 
-    def update_agent(
-        self,
-        agent_id: str,
-        *,
-        name: str | None = None,
-        capacity: int | None = None,
-        disabled: bool | None = None,
-        key_hash: str | None = None,
-    ) -> Agent | None:
-        actions: list[Action] = []
-        if name is not None:
-            actions.append(AgentModel.name.set(name))
-        if capacity is not None:
-            actions.append(AgentModel.capacity.set(capacity))
-        if disabled is not None:
-            actions.append(AgentModel.disabled.set(disabled))
-        if key_hash is not None:
-            actions.append(AgentModel.key_hash.set(key_hash))
+    def update_agent(self, agent_id: str, edit: AgentEdit) -> Agent | None:
+        actions: list[Action] = [getattr(AgentModel, name).set(value) for name, value in edit.changes().items()]
         item = AgentModel(agent_id)
         try:
             if not actions:

@@ -7,7 +7,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -131,6 +131,19 @@ class Agent(BaseModel):
     # Conversations assigned to the agent now: the store changes it in the same atomic write as each
     # assignment and release, so a capacity check cannot be raced (a query of the assignee index could).
     load: int = 0
+
+
+@dataclass(frozen=True)
+class AgentEdit:
+    """Profile fields of an agent to change (None: leave as it is)."""
+
+    name: str | None = None
+    capacity: int | None = None
+    disabled: bool | None = None
+    key_hash: str | None = None
+
+    def changes(self) -> dict[str, Any]:
+        return {name: value for name, value in vars(self).items() if value is not None}
 
 
 @dataclass(frozen=True)

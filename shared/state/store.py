@@ -7,6 +7,7 @@ from typing import Literal
 
 from shared.state.records import (
     Agent,
+    AgentEdit,
     Citation,
     Connection,
     Conversation,
@@ -44,15 +45,7 @@ class StateStore(ABC):
     def set_agent_away(self, agent_id: str, away: bool) -> None: ...
 
     @abstractmethod
-    def update_agent(
-        self,
-        agent_id: str,
-        *,
-        name: str | None = None,
-        capacity: int | None = None,
-        disabled: bool | None = None,
-        key_hash: str | None = None,
-    ) -> Agent | None:
+    def update_agent(self, agent_id: str, edit: AgentEdit) -> Agent | None:
         """Change an agent's profile fields only (a read-modify-put could undo a concurrent assignment's
         load or the agent's away flag). None when there is no such agent."""
 

@@ -29,6 +29,7 @@ from shared.state.cache import NoCache
 from shared.state.dynamodb import DynamoStateStore
 from shared.state.records import (
     Agent,
+    AgentEdit,
     Connection,
     Conversation,
     StatusChange,
@@ -242,10 +243,10 @@ def test_automatic_assignments_cannot_exceed_an_agents_capacity_even_at_once(sto
         assignee_name="Bo",
     )
     assert store.change_status(held, transfer) is not None
-    renamed = store.update_agent("a_1", name="Alan", capacity=5)
+    renamed = store.update_agent("a_1", AgentEdit(name="Alan", capacity=5))
     assert renamed is not None and (renamed.name, renamed.capacity, renamed.load) == ("Alan", 5, 2)
     assert store.get_agent("a_2").load == 1  # type: ignore[union-attr]
-    assert store.update_agent("a_404", name="Nobody") is None
+    assert store.update_agent("a_404", AgentEdit(name="Nobody")) is None
 
 
 def test_watermarks_streaks_feedback_and_pages(store: DynamoStateStore) -> None:

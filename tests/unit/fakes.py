@@ -15,6 +15,7 @@ from shared.state.cache import ContextCache
 from shared.state.records import (
     DIALOGUE_ROLES,
     Agent,
+    AgentEdit,
     Connection,
     Conversation,
     StatusChange,
@@ -55,23 +56,12 @@ class InMemoryStateStore(StateStore):
         if agent_id in self.agents:
             self.agents[agent_id].away = away
 
-    def update_agent(
-        self,
-        agent_id: str,
-        *,
-        name: str | None = None,
-        capacity: int | None = None,
-        disabled: bool | None = None,
-        key_hash: str | None = None,
-    ) -> Agent | None:
+    def update_agent(self, agent_id: str, edit: AgentEdit) -> Agent | None:
         agent = self.agents.get(agent_id)
         if agent is None:
             return None
-        changes = {"name": name, "capacity": capacity, "disabled": disabled, "key_hash": key_hash}
-        for field_name, value in changes.items():
-            if value is not None:
-                setattr(agent, field_name, value)
-        return agent.model_copy()
+        self.agents[agent_id] = agent.model_copy(update=edit.changes())
+        return self.agents[agent_id].model_copy()
 
     def conversation_connections(self, conversation_id: str) -> list[Connection]:
         return [c.model_copy() for c in self.connections.values() if c.conversation_id == conversation_id]

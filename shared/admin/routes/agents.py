@@ -9,7 +9,7 @@ from pydantic.alias_generators import to_camel
 from shared.admin.deps import ExistingTenant, Store
 from shared.errors import Conflict, NotFound
 from shared.handoff.agents import new_agent_key
-from shared.state.records import Agent, new_agent_id, now_ms
+from shared.state.records import Agent, AgentEdit, new_agent_id, now_ms
 
 router = APIRouter(prefix="/v1/tenants/{tenant_id}/agents", tags=["agents"])
 
@@ -98,7 +98,9 @@ def update_agent(body: UpdateAgent, agent: ExistingAgent, store: Store) -> Agent
     """Rename, change capacity, or disable (a disabled agent cannot log in)."""
     if body.disabled and store.assigned_conversations(agent.agent_id, limit=1):
         raise Conflict("the agent holds conversations: transfer or resolve them first")
-    updated = store.update_agent(agent.agent_id, name=body.name, capacity=body.capacity, disabled=body.disabled)
+    updated = store.update_agent(
+        agent.agent_id, AgentEdit(name=body.name, capacity=body.capacity, disabled=body.disabled)
+    )
     if updated is None:
         raise NotFound(f"unknown agent {agent.agent_id!r}")
     return _out(updated)
@@ -108,7 +110,7 @@ def update_agent(body: UpdateAgent, agent: ExistingAgent, store: Store) -> Agent
 def rotate_key(agent: ExistingAgent, store: Store) -> AgentWithKey:
     """A new key for the agent; the old one stops working for new logins."""
     key, key_hash = new_agent_key(agent.agent_id)
-    updated = store.update_agent(agent.agent_id, key_hash=key_hash)
+    updated = store.update_agent(agent.agent_id, AgentEdit(key_hash=key_hash))
     if updated is None:
         raise NotFound(f"unknown agent {agent.agent_id!r}")
     return AgentWithKey(**_out(updated).model_dump(), agent_key=key)
