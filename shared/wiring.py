@@ -51,7 +51,14 @@ def _client(service: str, endpoint: str | None):  # type: ignore[no-untyped-def]
         service,
         endpoint_url=endpoint,
         region_name=get_settings().aws_region,
-        config=Config(connect_timeout=2, read_timeout=30, retries={"max_attempts": 3, "mode": "standard"}),
+        # Parameters are built by this code, not typed by people: botocore's per-call validation is
+        # skipped, as PynamoDB does for DynamoDB (it is paid on every queue send and Lambda invoke).
+        config=Config(
+            connect_timeout=2,
+            read_timeout=30,
+            retries={"max_attempts": 3, "mode": "standard"},
+            parameter_validation=False,
+        ),
     )
 
 

@@ -56,6 +56,11 @@ def api_gateway_push(endpoint_url: str, region: str) -> ApiGatewayPush:
         "apigatewaymanagementapi",
         endpoint_url=endpoint_url,
         region_name=region,
-        config=Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 2, "mode": "standard"}),
+        config=Config(
+            connect_timeout=2,
+            read_timeout=5,
+            retries={"max_attempts": 2, "mode": "standard"},
+            parameter_validation=False,  # every frame is a post: its parameters are built here
+        ),
     )
     return ApiGatewayPush(client)
