@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
+
 from pydantic import Field
 
 from shared.config_section import ConfigSection
@@ -14,3 +18,35 @@ class TenantConfig(ConfigSection):
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     handoff: HandoffConfig = Field(default_factory=HandoffConfig)
+
+
+class TenantConfigCache:
+    """Tenants' settings as ``read`` returns them (None: no such tenant), each kept ``ttl_seconds`` by a
+    warm function: a change made in the admin API reaches every function within that time."""
+
+    MAX_TENANTS = 1000  # a long-lived container forgets them all past this many
+
+    def __init__(
+        self,
+        read: Callable[[str], TenantConfig | None],
+        ttl_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._read = read
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._configs: dict[str, tuple[float, TenantConfig | None]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, tenant_id: str) -> TenantConfig | None:
+        now = self._clock()
+        with self._lock:
+            cached = self._configs.get(tenant_id)
+        if cached is not None and now - cached[0] < self._ttl:
+            return cached[1]
+        config = self._read(tenant_id)
+        with self._lock:
+            if len(self._configs) >= self.MAX_TENANTS:
+                self._configs.clear()
+            self._configs[tenant_id] = (now, config)
+        return config

@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from shared.observability import AnswerMeter
     from shared.state.cache import ContextCache
     from shared.state.store import StateStore
-    from shared.tenant_config import TenantConfig
 
 
 @lru_cache(maxsize=1)
@@ -101,14 +100,8 @@ def model_gateway() -> ConfiguredModelGateway:
     from shared.model.resilience import CircuitBreakers
 
     settings = get_settings()
-    store = state_store()
-
-    def tenant_config(tenant_id: str) -> TenantConfig | None:
-        tenant = store.get_tenant(tenant_id)
-        return tenant.config if tenant is not None else None
-
     breakers = CircuitBreakers(settings.llm_breaker_failures, settings.llm_breaker_cooldown_seconds)
-    return ConfiguredModelGateway(settings, tenant_config, secret_resolver(), breakers)
+    return ConfiguredModelGateway(settings, state_store().tenant_config, secret_resolver(), breakers)
 
 
 @lru_cache(maxsize=1)

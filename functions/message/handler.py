@@ -10,17 +10,18 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import APIGatewayWebSocketMessageEventModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared.chat.intake import HandoffConfigCache, Intake
+from shared.chat.intake import Intake
 from shared.chat.push import api_gateway_push, callback_url
 from shared.errors import ConnectionGone
 from shared.observability import logger, metrics, tracer
 from shared.settings import get_settings
+from shared.tenant_config import TenantConfigCache
 from shared.wiring import context_cache, generation_queue, state_store
 
 
 @lru_cache(maxsize=1)
-def _handoff_configs() -> HandoffConfigCache:
-    return HandoffConfigCache(get_settings().tenant_config_ttl_seconds)
+def _tenant_configs() -> TenantConfigCache:
+    return TenantConfigCache(state_store().tenant_config, get_settings().tenant_config_ttl_seconds)
 
 
 @logger.inject_lambda_context
@@ -38,7 +39,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         push=api_gateway_push(url, settings.aws_region),
         callback_url=url,
         max_message_chars=settings.max_message_chars,
-        handoff_configs=_handoff_configs(),
+        tenant_configs=_tenant_configs(),
     )
     try:
         intake.handle(request.connection_id, message.body if isinstance(message.body, str) else None)

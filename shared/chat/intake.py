@@ -8,8 +8,6 @@ model, so API Gateway's 29 s integration timeout cannot cut an answer.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -52,6 +50,7 @@ from shared.state.records import (
     now_ms,
 )
 from shared.state.store import StateStore
+from shared.tenant_config import TenantConfigCache
 
 # Work to do after the ack went out (so the ack is always the first frame about a message).
 FollowUp = Callable[[], None]
@@ -65,31 +64,6 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class HandoffConfigCache:
-    """Each tenant's handoff settings, kept ``ttl_seconds`` by a warm message function (one tenant read
-    less per message): a change in the admin API reaches it within that time, as tenant settings reach
-    the retrieve and generate functions (``KEFU_TENANT_CONFIG_TTL_SECONDS``)."""
-
-    def __init__(self, ttl_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self._ttl = ttl_seconds
-        self._clock = clock
-        self._configs: dict[str, tuple[float, HandoffConfig]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, tenant_id: str) -> HandoffConfig | None:
-        with self._lock:
-            cached = self._configs.get(tenant_id)
-        if cached is None or self._clock() - cached[0] >= self._ttl:
-            return None
-        return cached[1]
-
-    def put(self, tenant_id: str, config: HandoffConfig) -> None:
-        with self._lock:
-            if len(self._configs) > 1000:  # a long-lived container: forget old tenants
-                self._configs.clear()
-            self._configs[tenant_id] = (self._clock(), config)
-
-
 @dataclass(frozen=True)
 class Intake:
     store: StateStore
@@ -99,8 +73,8 @@ class Intake:
     callback_url: str
     max_message_chars: int
     clock: Callable[[], datetime] = field(default=_utc_now)
-    # Handoff settings kept across invocations (None: read for every message).
-    handoff_configs: HandoffConfigCache | None = None
+    # Tenant settings kept across invocations (None: the handoff settings are read for every message).
+    tenant_configs: TenantConfigCache | None = None
 
     def handle(self, connection_id: str, body: str | None) -> None:
         """Answer the frame; typed errors become error frames on the sender's connection."""
@@ -258,17 +232,13 @@ class Intake:
         return _ack(frame, stored), *routed, cached
 
     def _handoff_config_soon(self, tenant_id: str, handoff: Handoff) -> Future[HandoffConfig]:
-        cached = self.handoff_configs.get(tenant_id) if self.handoff_configs is not None else None
-        if cached is not None:
-            done: Future[HandoffConfig] = Future()
-            done.set_result(cached)
-            return done
+        configs = self.tenant_configs
+        if configs is None:
+            return _IO.submit(handoff.config, tenant_id)
 
         def read() -> HandoffConfig:
-            config = handoff.config(tenant_id)
-            if self.handoff_configs is not None:
-                self.handoff_configs.put(tenant_id, config)
-            return config
+            config = configs.get(tenant_id)
+            return config.handoff if config is not None else HandoffConfig()
 
         return _IO.submit(read)
 

@@ -17,7 +17,6 @@ settings that shaped the result do (threshold, weight, reranking, k): answer cac
 
 from __future__ import annotations
 
-import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from shared.knowledge.config import RetrievalConfig
 from shared.knowledge.ids import validate_tenant_id
 from shared.knowledge.service import KnowledgeService, RetrievalOutcome
 from shared.state.store import StateStore
+from shared.tenant_config import TenantConfigCache
 
 MAX_QUERY_CHARS = 8192
 
@@ -157,24 +157,12 @@ class StoredTenantConfigs(TenantConfigSource):
     a threshold calibrated in the admin API reaches every warm retrieve function within that time."""
 
     def __init__(self, store: StateStore, ttl_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.store = store
-        self.ttl_seconds = ttl_seconds
-        self.clock = clock
-        self._cache: dict[str, tuple[float, RetrievalConfig]] = {}
-        self._lock = threading.Lock()
+        self._configs = TenantConfigCache(store.tenant_config, ttl_seconds, clock)
 
     def retrieval_config(self, tenant_id: str) -> RetrievalConfig:
-        now = self.clock()
-        with self._lock:
-            cached = self._cache.get(tenant_id)
-        if cached is not None and now - cached[0] < self.ttl_seconds:
-            return cached[1]
-        tenant = self.store.get_tenant(tenant_id)
+        config = self._configs.get(tenant_id)
         # An unknown tenant searches with defaults and finds nothing: its index is empty.
-        config = tenant.config.retrieval if tenant is not None else RetrievalConfig()
-        with self._lock:
-            self._cache[tenant_id] = (now, config)
-        return config
+        return config.retrieval if config is not None else RetrievalConfig()
 
 
 class RetrieveService:

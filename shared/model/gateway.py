@@ -26,7 +26,7 @@ from shared.model.resilience import CircuitBreakers, FallbackAnswerModel, ModelT
 from shared.model.secrets import SecretResolver
 from shared.observability import logger
 from shared.settings import Settings
-from shared.tenant_config import TenantConfig
+from shared.tenant_config import TenantConfig, TenantConfigCache
 
 
 @dataclass(frozen=True)
@@ -93,18 +93,17 @@ class ConfiguredModelGateway(ModelGateway):
         max_models: int = 64,
     ) -> None:
         self._settings = settings
-        self._tenant_config = tenant_config
         self._secrets = secrets
         self._breakers = breakers
         self._model_ttl = model_ttl_seconds
         self._clock = clock
         self._max_models = max_models
-        self._configs: dict[str, tuple[TenantConfig | None, float]] = {}
+        self._configs = TenantConfigCache(tenant_config, settings.tenant_config_ttl_seconds, clock)
         self._models: OrderedDict[str, tuple[TenantModel, float]] = OrderedDict()
         self._lock = threading.Lock()
 
     def for_tenant(self, tenant_id: str) -> TenantModel:
-        return self.for_config(self._config_of(tenant_id))
+        return self.for_config(self._configs.get(tenant_id))
 
     def for_config(self, config: TenantConfig | None) -> TenantModel:
         spec = self.spec(config)
@@ -153,18 +152,6 @@ class ConfiguredModelGateway(ModelGateway):
             return [ModelTarget.model_validate(raw) for raw in self._settings.llm_fallbacks]
         except ValueError as exc:
             raise ModelNotConfigured(f"KEFU_LLM_FALLBACKS is not a list of valid model targets: {exc}") from None
-
-    def _config_of(self, tenant_id: str) -> TenantConfig | None:
-        ttl = getattr(self._settings, "tenant_config_ttl_seconds", 30.0)
-        now = self._clock()
-        with self._lock:
-            cached = self._configs.get(tenant_id)
-            if cached is not None and now - cached[1] < ttl:
-                return cached[0]
-        config = self._tenant_config(tenant_id)
-        with self._lock:
-            self._configs[tenant_id] = (config, now)
-        return config
 
     def _build(self, spec: ModelSpec, identity: str) -> tuple[TenantModel, bool]:
         refs: list[ModelTargetRef] = []

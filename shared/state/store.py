@@ -15,6 +15,7 @@ from shared.state.records import (
     StoredMessage,
     Tenant,
 )
+from shared.tenant_config import TenantConfig
 
 ReadSide = Literal["visitor", "agent"]
 
@@ -26,6 +27,11 @@ class StateStore(ABC):
 
     @abstractmethod
     def get_tenant(self, tenant_id: str) -> Tenant | None: ...
+
+    def tenant_config(self, tenant_id: str) -> TenantConfig | None:
+        """The tenant's settings; None when there is no such tenant."""
+        tenant = self.get_tenant(tenant_id)
+        return tenant.config if tenant is not None else None
 
     # --- agents ---
     @abstractmethod

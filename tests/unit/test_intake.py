@@ -3,10 +3,11 @@ import json
 
 import pytest
 
-from shared.chat.intake import HandoffConfigCache, Intake
+from shared.chat.intake import Intake
 from shared.chat.jobs import GenerateJob, SqsGenerationQueue
 from shared.errors import ConnectionGone
 from shared.state.records import Connection, Conversation, StoredMessage, Tenant, answer_id_for
+from shared.tenant_config import TenantConfigCache
 from tests.unit.fakes import FakePush, FakeQueue, InMemoryContextCache, InMemoryStateStore
 
 
@@ -178,9 +179,9 @@ def counting() -> CountingStore:
 
 def test_handoff_settings_are_read_once_per_ttl_when_cached(counting: CountingStore) -> None:
     now = [100.0]
-    configs = HandoffConfigCache(30, clock=lambda: now[0])
+    configs = TenantConfigCache(counting.tenant_config, 30, clock=lambda: now[0])
     intake, _, queue = make_intake(counting)
-    cached = dataclasses.replace(intake, handoff_configs=configs)
+    cached = dataclasses.replace(intake, tenant_configs=configs)
     cached.handle("conn-a", send(cmid="cmid-0001"))
     cached.handle("conn-a", send(cmid="cmid-0002"))
     assert counting.tenant_reads == 1
