@@ -6,7 +6,7 @@ from pydantic.alias_generators import to_camel
 
 from shared.admin.deps import ExistingTenant, Store
 from shared.errors import NotFound
-from shared.state.records import AnswerUsage, StoredMessage
+from shared.state.records import AnswerUsage, Citation, StoredMessage
 
 router = APIRouter(prefix="/v1/tenants/{tenant_id}/conversations", tags=["conversations"])
 
@@ -15,12 +15,9 @@ class _Camel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
 
-# The wire protocol's shape; defined here so the admin function does not import every frame model.
-class Citation(_Camel):
-    document_id: str
-    title: str
-    snippet: str
-    url: str | None = None
+class CitationOut(Citation, _Camel):
+    """A stored citation in the API's camelCase (not the chat protocol's frame model: the admin function
+    does not import every frame model)."""
 
 
 class UsageOut(AnswerUsage, _Camel):
@@ -33,7 +30,7 @@ class MessageOut(_Camel):
     text: str
     created_at: int
     client_message_id: str | None = None
-    citations: list[Citation] = []
+    citations: list[CitationOut] = []
     # Bot answers only.
     usage: UsageOut | None = None
 
@@ -82,7 +79,7 @@ def transcript(conversation_id: str, tenant: ExistingTenant, store: Store) -> Tr
                 text=m.text,
                 created_at=m.created_at,
                 client_message_id=m.client_message_id,
-                citations=[Citation(**c.model_dump()) for c in m.citations],
+                citations=[CitationOut(**c.model_dump()) for c in m.citations],
                 usage=UsageOut(**m.usage.model_dump()) if m.usage is not None else None,
             )
             for m in messages
