@@ -134,31 +134,16 @@ def _cheap_dynamodb_transactions() -> None:
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
 
 
-def _serve_moto(server: Any) -> None:
-    """moto's ThreadedMotoServer entry point, with DynamoDB requests serialised."""
-    from moto.moto_server.werkzeug_app import MotoRequestHandler
-    from werkzeug.serving import make_server
-
-    _cheap_dynamodb_transactions()
-    app = _moto_app()
-    server._server = make_server(server._ip_address, server._port, app, True, request_handler=MotoRequestHandler)
-    server._server_ready_event.set()
-    server._server.serve_forever()
-
-
 @dataclass
 class MotoServer:
     """moto in server mode: DynamoDB and SQS over their real wire protocols.
 
-    By default in a child process of its own: moto is pure Python, and in the caller's process its
-    request handling competes with the handlers for one interpreter lock (the emulator runs every
-    handler in one process; in AWS DynamoDB and SQS are services). The child dies with the thread that
-    started it (start it from one that outlives it, as the runner's main thread does).
-    ``own_process=False`` keeps moto in this process (a thread)."""
+    In a child process of its own: moto is pure Python, and in the caller's process its request
+    handling would compete with the handlers for one interpreter lock (the emulator runs every handler
+    in one process; in AWS DynamoDB and SQS are services). The child dies with the thread that started
+    it (start it from one that outlives it, as the runner's main thread does)."""
 
     port: int = 0
-    own_process: bool = True
-    _server: object = field(default=None, repr=False)
     _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -168,30 +153,21 @@ class MotoServer:
     def start(self) -> MotoServer:
         use_dummy_aws_credentials()
         self.port = self.port or free_port()
-        if self.own_process:
-            root = Path(__file__).resolve().parents[1]
-            env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
-            self._process = subprocess.Popen(
-                [sys.executable, "-m", "local.services", "moto", "--port", str(self.port)],
-                cwd=root,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
-            try:
-                wait_for_port(self.port, timeout=60)
-            except TimeoutError:
-                self.stop()
-                raise
-            return self
-        from moto.server import ThreadedMotoServer
-
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        server._server_entry = lambda: _serve_moto(server)  # type: ignore[method-assign]
-        server.start()
-        self._server = server
-        wait_for_port(self.port)
+        root = Path(__file__).resolve().parents[1]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "local.services", "moto", "--port", str(self.port)],
+            cwd=root,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+        try:
+            wait_for_port(self.port, timeout=60)
+        except TimeoutError:
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:
@@ -203,9 +179,6 @@ class MotoServer:
                 self._process.kill()
                 self._process.wait(timeout=10)
             self._process = None
-        if self._server is not None:
-            self._server.stop()  # type: ignore[attr-defined]
-            self._server = None
 
 
 def _die_with_parent() -> None:
@@ -261,7 +234,7 @@ class RedisServer:
 
 
 def _main() -> None:
-    """``python -m local.services moto --port N``: the moto server of ``MotoServer(own_process=True)``."""
+    """``python -m local.services moto --port N``: the moto server ``MotoServer`` starts."""
     import argparse
     import logging
 
