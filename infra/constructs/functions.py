@@ -62,7 +62,6 @@ class FunctionInputs:
     opensearch_service: str
     opensearch_index: str
     admin_key_secret_arn: str
-    llm_api_key: str | None = None  # a CloudFormation dynamic reference, never the key itself
 
 
 class KefuFunctions(Construct):
@@ -151,14 +150,10 @@ class KefuFunctions(Construct):
         # must use the same ones, or the admin's search would disagree with the bot's.
         knowledge |= settings_env(**config.knowledge_model_settings)
         model = settings_env(llm_provider=config.llm_provider)
-        if config.llm_base_url:
-            model |= settings_env(llm_base_url=config.llm_base_url)
-        if config.llm_model:
-            model |= settings_env(llm_model=config.llm_model)
-        if inputs.llm_api_key:
-            model |= settings_env(llm_api_key=inputs.llm_api_key)
         # Secrets by reference: generate reads them at cold start (shared/model/secrets.py).
         for field, value in (
+            ("llm_base_url", config.llm_base_url),
+            ("llm_model", config.llm_model),
             ("llm_api_key_secret", config.llm_api_key_secret),
             ("llm_client_cert_secret", config.llm_client_cert_secret),
             ("llm_api_version", config.llm_api_version),
