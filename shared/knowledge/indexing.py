@@ -34,11 +34,6 @@ def row_tokens(row: Row) -> list[str]:
     return tokenize(f"{row.lead}\n{row.chunk.text}")
 
 
-def chunk_tokens(chunk: Chunk) -> list[str]:
-    """BM25 terms of a chunk's first row."""
-    return row_tokens(Row(chunk, chunk.match_leads[0]))
-
-
 def embed_rows(embedder: Embedder, rows: list[Row]) -> NDArray[np.float32]:
     """One unit vector per row: the normalised sum of its lead's and its chunk text's embeddings.
 
@@ -66,8 +61,3 @@ def embed_rows_with_leads(embedder: Embedder, rows: list[Row]) -> tuple[NDArray[
         (combined / np.maximum(norms, 1e-12)).astype(np.float32),
         (leads / np.maximum(lead_norms, 1e-12)).astype(np.float32),
     )
-
-
-def embed_chunks(embedder: Embedder, chunks: list[Chunk]) -> NDArray[np.float32]:
-    """One vector per chunk (its first row)."""
-    return embed_rows(embedder, [Row(chunk, chunk.match_leads[0]) for chunk in chunks])

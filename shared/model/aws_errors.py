@@ -10,9 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from shared.model.chat_base import ModelServerError
-
-_MAX_ERROR_CHARS = 500
+from shared.model.chat_base import MAX_ERROR_CHARS, ModelServerError
 
 
 def model_client(
@@ -52,7 +50,7 @@ def aws_model_errors(what: str) -> Iterator[None]:
         error = exc.response.get("Error", {})
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         code = error.get("Code") or "error"
-        message = str(error.get("Message") or exc)[:_MAX_ERROR_CHARS]
+        message = str(error.get("Message") or exc)[:MAX_ERROR_CHARS]
         raise ModelServerError(
             f"{what} failed: {code}: {message}", status=status if isinstance(status, int) and status else None
         ) from exc

@@ -14,6 +14,7 @@ import re
 from typing import Literal, Self
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic.alias_generators import to_camel
 
 from shared.config_section import ConfigSection
 
@@ -104,7 +105,7 @@ class _TargetFields(ConfigSection):
         else:
             for name in ("api_key_secret", "client_cert_secret", "api_version"):
                 if getattr(self, name) is not None:
-                    raise ValueError(f"'{_camel(name)}' is only for providers openai and azure")
+                    raise ValueError(f"'{to_camel(name)}' is only for providers openai and azure")
         if provider == "bedrock":
             if not self.model or not _BEDROCK_MODEL.match(self.model):
                 raise ValueError("provider 'bedrock' needs 'model': a model id, inference profile id or ARN")
@@ -169,7 +170,8 @@ class ModelConfig(_TargetFields):
         else:
             # Parameters and the timeout also tune the deployment's model; the rest describe a target.
             tunable = ("parameters", "timeout_seconds")
-            given = [_camel(name) for name in _TargetFields.model_fields if name not in tunable and getattr(self, name)]
+            fields = _TargetFields.model_fields
+            given = [to_camel(name) for name in fields if name not in tunable and getattr(self, name)]
             if given:
                 raise ValueError(f"{', '.join(given)} need a 'provider' (or remove them to use the deployment's model)")
         return self
@@ -200,8 +202,3 @@ def check_endpoint_url(url: str) -> None:
         return
     if address.is_link_local or address.is_multicast or address.is_unspecified:
         raise ValueError("'endpoint' must not be a link-local, multicast or unspecified address")
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.capitalize() for part in rest)

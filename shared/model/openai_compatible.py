@@ -38,10 +38,6 @@ from shared.model.chat_base import (
     usage_metadata,
 )
 
-# Older names, kept for importers.
-_sse_data = sse_data
-_parse_event = parse_event
-_chunk_from_event = chunk_from_event
 __all__ = ["FirstTextDeadline", "ModelServerError", "OpenAICompatibleChatModel", "chat_completions_body"]
 
 
