@@ -34,7 +34,7 @@ from typing import Any
 
 from shared.errors import UpstreamError
 from shared.knowledge.base import Passage
-from shared.model.base import ModelUsage, Turn
+from shared.model.base import ModelUsage, Turn, close_stream
 from shared.model.language import split_into_pieces
 from shared.observability import logger
 from shared.redis_support import Backoff, redis_client
@@ -415,9 +415,7 @@ class AnswerSource:
         try:
             yield from self._stream
         finally:
-            close = getattr(self._stream, "close", None)
-            if close is not None:
-                close()
+            close_stream(self._stream)
 
     def _follow(self) -> Iterator[str]:
         shown = False

@@ -60,9 +60,7 @@ class AnswerStream(Iterator[str]):
         return next(self._pieces)
 
     def close(self) -> None:
-        close = getattr(self._pieces, "close", None)
-        if close is not None:
-            close()
+        close_stream(self._pieces)
 
 
 class AnswerModel(ABC):
@@ -78,3 +76,10 @@ class AnswerModel(ABC):
 
     @abstractmethod
     def stream(self, question: str, answer: Answer, history: list[Turn]) -> Iterator[str]: ...
+
+
+def close_stream(stream: object) -> None:
+    """Close an iterator that can be closed (a generator, a model's stream and its HTTP request)."""
+    close = getattr(stream, "close", None)
+    if close is not None:
+        close()

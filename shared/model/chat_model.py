@@ -10,7 +10,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 
 from shared.errors import KefuError, UpstreamError
 from shared.knowledge.base import Passage
-from shared.model.base import Answer, AnswerModel, AnswerStream, ModelUsage, Turn
+from shared.model.base import Answer, AnswerModel, AnswerStream, ModelUsage, Turn, close_stream
 
 SYSTEM_PROMPT = """\
 You are the customer-service assistant on a company's website.
@@ -127,9 +127,7 @@ class LangChainAnswerModel(AnswerModel):
             raise UpstreamError(f"chat model failed: {exc}") from exc
         finally:
             # Closing our generator early must also close the model's stream (and its HTTP request).
-            close = getattr(chunks, "close", None)
-            if close is not None:
-                close()
+            close_stream(chunks)
         if not answered:
             raise UpstreamError("chat model returned an empty answer")
 

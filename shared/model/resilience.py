@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from shared.errors import UpstreamError
 from shared.knowledge.base import Passage
-from shared.model.base import Answer, AnswerModel, AnswerStream, ModelUsage, Turn
+from shared.model.base import Answer, AnswerModel, AnswerStream, ModelUsage, Turn, close_stream
 from shared.observability import logger
 
 # HTTP statuses that will not change on a retry of the same request (bad request, auth, not found).
@@ -155,7 +155,7 @@ class FallbackAnswerModel(AnswerModel):
                 try:
                     first = next(stream)
                 except Exception as exc:
-                    _close(stream)
+                    close_stream(stream)
                     self._breakers.failed(target.key)
                     failed += 1
                     reason = "empty answer" if isinstance(exc, StopIteration) else str(exc) or type(exc).__name__
@@ -179,12 +179,6 @@ class FallbackAnswerModel(AnswerModel):
                     yield first
                     yield from stream
                 finally:
-                    _close(stream)
+                    close_stream(stream)
                 return
         raise UpstreamError("no model answered: " + "; ".join(problems))
-
-
-def _close(stream: object) -> None:
-    close = getattr(stream, "close", None)
-    if close is not None:
-        close()
