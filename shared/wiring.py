@@ -15,7 +15,6 @@ if TYPE_CHECKING:
     from shared.chat.retriever import Retriever
     from shared.knowledge.base import KnowledgeIndex
     from shared.model.answer_cache import AnswerCache
-    from shared.model.base import AnswerModel
     from shared.model.gateway import ConfiguredModelGateway
     from shared.model.secrets import SecretResolver
     from shared.observability import AnswerMeter
@@ -102,12 +101,6 @@ def model_gateway() -> ConfiguredModelGateway:
     settings = get_settings()
     breakers = CircuitBreakers(settings.llm_breaker_failures, settings.llm_breaker_cooldown_seconds)
     return ConfiguredModelGateway(settings, state_store().tenant_config, secret_resolver(), breakers)
-
-
-@lru_cache(maxsize=1)
-def answer_model() -> AnswerModel:
-    """The deployment's model (with its retries and fallbacks)."""
-    return model_gateway().for_config(None).model
 
 
 @lru_cache(maxsize=1)

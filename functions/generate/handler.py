@@ -19,7 +19,6 @@ from shared.settings import get_settings
 from shared.wiring import (
     answer_cache,
     answer_meter,
-    answer_model,
     context_cache,
     model_gateway,
     retriever,
@@ -41,7 +40,6 @@ def _generator() -> Generator:
         store=state_store(),
         cache=context_cache(),
         retriever=retriever(),
-        model=answer_model(),
         push_for=lambda url: api_gateway_push(url, settings.aws_region),
         history_turns=settings.history_turns,
         top_k=settings.retrieve_top_k,

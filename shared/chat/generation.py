@@ -16,7 +16,7 @@ from shared.chat.streaming import FrameCoalescer
 from shared.errors import ConnectionGone
 from shared.knowledge.base import Passage
 from shared.model.answer_cache import AnswerCache, AnswerKey, AnswerSource, NoAnswerCache, answer_key
-from shared.model.base import AnswerModel, Turn
+from shared.model.base import Turn
 from shared.model.gateway import ModelGateway, TenantModel
 from shared.observability import AnswerMeter, AnswerRecord, NoAnswerMeter, logger, metrics
 from shared.state.cache import ContextCache
@@ -59,15 +59,15 @@ class Generator:
     store: StateStore
     cache: ContextCache
     retriever: Retriever
-    model: AnswerModel
+    # Each tenant's model (FixedModelGateway: one model for everyone).
+    models: ModelGateway
     push_for: Callable[[str], ClientPush]
     history_turns: int
     top_k: int
     flush_ms: int
     flush_chars: int
     gate: AnswerGate = field(default_factory=AnswerGate)
-    # Each tenant's model (None: ``model`` for everyone), reused answers, and what answers cost.
-    models: ModelGateway | None = None
+    # Reused answers, and what answers cost.
     answers: AnswerCache = field(default_factory=NoAnswerCache)
     meter: AnswerMeter = field(default_factory=NoAnswerMeter)
 
@@ -82,7 +82,7 @@ class Generator:
         answered_soon = _WORK.submit(self.store.get_message, job.conversation_id, answer_id)
         owned_soon = _WORK.submit(self.gate.may_answer, job)
         history_soon = _WORK.submit(self._history, job)
-        tenant_model_soon = _WORK.submit(self._tenant_model, job)
+        tenant_model_soon = _WORK.submit(self.models.for_tenant, job.tenant_id)
         if answered_soon.result() is not None:
             return "already-answered"  # a redelivered job: never answer twice
         if not owned_soon.result():
@@ -163,11 +163,6 @@ class Generator:
         self._meter(record)
         self.gate.on_answered(job, grounded=bool(citations))
         return "answered"
-
-    def _tenant_model(self, job: GenerateJob) -> TenantModel:
-        if self.models is None:
-            return TenantModel(model=self.model, identity="default", cacheable=False, label="default")
-        return self.models.for_tenant(job.tenant_id)
 
     @staticmethod
     def _answer_key(

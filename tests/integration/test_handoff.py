@@ -24,6 +24,7 @@ from shared.handoff.notify import Notifier
 from shared.handoff.service import Handoff
 from shared.knowledge.base import Passage
 from shared.model.base import Answer, AnswerModel, Turn
+from shared.model.gateway import FixedModelGateway
 from shared.settings import Settings
 from shared.state.cache import NoCache
 from shared.state.dynamodb import DynamoStateStore
@@ -165,7 +166,7 @@ def generator_for(
         store=store,
         cache=NoCache(),
         retriever=OnePassage(),
-        model=model,
+        models=FixedModelGateway(model, identity="default"),
         push_for=lambda url: push,
         history_turns=5,
         top_k=3,

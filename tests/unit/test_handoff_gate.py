@@ -8,6 +8,7 @@ from shared.chat.jobs import GenerateJob
 from shared.handoff.gate import HandoffGate
 from shared.knowledge.base import Passage
 from shared.model.base import Answer, AnswerModel, Turn
+from shared.model.gateway import FixedModelGateway
 from shared.state.records import StatusChange, StoredMessage, answer_id_for
 from tests.unit.fakes import FakeAnswerModel, FakeRetriever
 from tests.unit.handoff_support import Desk
@@ -34,7 +35,7 @@ def generator(desk: Desk, model: AnswerModel, passages: list[Passage], gate: Han
         store=desk.store,
         cache=desk.cache,
         retriever=FakeRetriever(passages),
-        model=model,
+        models=FixedModelGateway(model, identity="default"),
         push_for=lambda url: desk.push,
         history_turns=10,
         top_k=4,
