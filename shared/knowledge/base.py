@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field, model_validator
@@ -10,6 +12,8 @@ from pydantic import BaseModel, Field, model_validator
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
+
+    from shared.knowledge.chunking import Chunk
 
 BlockKind = Literal["text", "qa", "table"]
 MAX_DOCUMENT_CHARS = 1_000_000
@@ -79,6 +83,13 @@ class IndexResult(BaseModel):
     chunks: int
     # The tenant's knowledge version after the write (see KnowledgeIndex.version).
     version: str = ""
+    # Chunks stored for each document written.
+    chunks_by_document: dict[str, int] = Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, chunks: Sequence[Chunk], documents: int, version: str) -> IndexResult:
+        counts = Counter(chunk.document_id for chunk in chunks)
+        return cls(documents=documents, chunks=len(chunks), version=version, chunks_by_document=dict(counts))
 
 
 class SearchHits(BaseModel):

@@ -232,7 +232,7 @@ class LocalHybridIndex(KnowledgeIndex):
                 previous_version=current.version,
                 entries=self._fit_entries(all_records, known_leads),
             )
-        return IndexResult(documents=len(latest), chunks=len(chunks), version=version)
+        return IndexResult.of(chunks, documents=len(latest), version=version)
 
     def search_hits(self, tenant_id: str, query: str, k: int, *, keyword_weight: float | None = None) -> SearchHits:
         tenant_dir = self._tenant_dir(tenant_id)

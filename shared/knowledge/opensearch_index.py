@@ -388,7 +388,7 @@ class OpenSearchIndex(KnowledgeIndex):
             body=delete_body(tenant_id, list(latest), keep_generation=generation),
             params=self._params(),
         )
-        return IndexResult(documents=len(latest), chunks=len(chunks), version=self.version(tenant_id))
+        return IndexResult.of(chunks, documents=len(latest), version=self.version(tenant_id))
 
     def delete_document(self, tenant_id: str, document_id: str) -> bool:
         validate_tenant_id(tenant_id)

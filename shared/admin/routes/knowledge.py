@@ -123,7 +123,6 @@ def ingest_files(
     in ``files[]`` while the others are indexed: 200 when all were, 207 when some were, else the
     first file's status."""
     from shared.ingest import FileRejected, parse_file
-    from shared.knowledge.chunking import chunk_document
 
     settings = get_settings()
     if len(files) > settings.max_upload_files:
@@ -155,12 +154,14 @@ def ingest_files(
                 status=200,
                 document_id=document.id,
                 title=document.title,
-                chunks=len(chunk_document(document)),
             )
         )
     if documents:
         indexed = knowledge.index.index(tenant.tenant_id, list(documents.values()))
         version = indexed.version
+        for result in results:
+            if result.document_id is not None:
+                result.chunks = indexed.chunks_by_document.get(result.document_id, 0)
     else:
         version = knowledge.index.version(tenant.tenant_id)
     failed = [r for r in results if r.status != 200]
