@@ -88,6 +88,10 @@ def test_a_mixed_upload_indexes_the_good_files_and_reports_each_bad_one(client: 
     }
     assert (body["indexed"], body["failed"]) == (3, 4)
     assert all(f["error"]["message"] for f in body["files"] if f["status"] != 200)
+    # Each stored file reports its own chunks (FAQ: one per Q/A pair); refused ones none.
+    chunks = {f["filename"]: f["chunks"] for f in body["files"]}
+    assert chunks["manual.pdf"] == chunks["handbook.docx"] == 1 and chunks["faq.csv"] > 1
+    assert body["chunks"] == sum(n or 0 for n in chunks.values()) and chunks["broken.pdf"] is None
     found = client.get(f"{BASE}/search", params={"q": "descale kettle citric acid", "k": 1}).json()["results"]
     assert found[0]["documentId"] == "manual.pdf" and found[0]["section"] == "page 1"
 
