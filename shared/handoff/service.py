@@ -259,10 +259,6 @@ class Handoff:
             self.broadcast_queue(tenant_id)
         return assigned
 
-    def pull_queue(self, agent: Agent) -> int:
-        """An agent came online or has room again: serve the tenant's queue, oldest first."""
-        return len(self.drain(agent.tenant_id))
-
     # --- waiting too long ---
 
     def check_waits(self, tenant_id: str, queue: list[Conversation] | None = None) -> int:

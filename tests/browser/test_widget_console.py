@@ -199,7 +199,7 @@ def test_chinese_pages_get_a_chinese_widget(browser: Browser, stack: dict[str, A
 
 
 def test_with_nobody_on_duty_a_visitor_leaves_contact_details_and_an_agent_finds_them_later(
-    browser: Browser, stack: dict[str, Any]
+    browser: Browser, stack: dict[str, Any], screenshot_dir: Path
 ) -> None:
     expect.set_options(timeout=TIMEOUT_MS)
     visitor_context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
@@ -218,6 +218,7 @@ def test_with_nobody_on_duty_a_visitor_leaves_contact_details_and_an_agent_finds
     form.locator("input[name=name]").fill("Wang Li")
     form.locator("input[name=contact]").fill("wangli@example.com")
     form.locator("textarea[name=text]").fill("Please call me back about a bulk order of chairs.")
+    visitor.screenshot(path=str(screenshot_dir / "widget-leave-message.png"))
     form.locator("button").click()
     expect(visitor.locator(f"{WIDGET} .notice").last).to_contain_text("wangli@example.com")
     expect(form).to_have_count(0)
@@ -241,6 +242,7 @@ def test_with_nobody_on_duty_a_visitor_leaves_contact_details_and_an_agent_finds
     mine.click()
     expect(console.locator("#visitor-info")).to_contain_text("wangli@example.com")
     expect(console.locator("#transcript .m.visitor").last).to_contain_text("How long does delivery take?")
+    console.screenshot(path=str(screenshot_dir / "console-left-message.png"))
     console.locator("#close-ticket").click()
     expect(mine).to_have_count(0)
     expect(console.locator("#close-ticket")).to_be_hidden()

@@ -456,10 +456,10 @@ def test_an_agent_who_logs_in_takes_the_oldest_queued_first(store: DynamoStateSt
     push = RecordingPush()
     for n, since in ((1, 3000), (2, 1000), (3, 2000)):
         queued_conversation(store, n, since)
-    agent = add_agent(store, "a_1", "Al")
+    add_agent(store, "a_1", "Al")
     store.update_agent("a_1", AgentEdit(capacity=2))
 
-    Handoff(store, Notifier(store, push)).pull_queue(agent)
+    Handoff(store, Notifier(store, push)).drain("t_1")
 
     assert [store.get_conversation(f"c_{n}").status for n in (1, 2, 3)] == [  # type: ignore[union-attr]
         "queued",

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from shared.handoff.config import AgentHours, HandoffConfig
-from shared.state.records import StoredMessage, answer_id_for, now_ms
+from shared.state.records import now_ms
 from tests.unit.fakes import FakeAnswerModel
 from tests.unit.handoff_support import Desk
 from tests.unit.test_handoff_gate import gate, generator, visitor_message
@@ -58,17 +58,7 @@ def test_agents_offline_away_or_disabled_are_nobody(desk: Desk, absent: str) -> 
     if absent == "disabled":
         desk.store.agents["a_1"].disabled = True
     ack = say(desk, "How long does delivery take?", "cmid-0001")
-    answer_id = answer_id_for(ack["messageId"])
-    desk.store.add_answer(
-        StoredMessage(
-            conversation_id=ack["conversationId"],
-            message_id=answer_id,
-            tenant_id="t_1",
-            role="bot",
-            text="2-4 days",
-            created_at=2,
-        )
-    )
+    answer_id = desk.bot_answer(ack)
     desk.send("v-tab", action="feedback", messageId=answer_id, rating="down")
     assert desk.status(ack["conversationId"]) == "bot"
     assert [f["rating"] for f in desk.frames("v-tab", "feedback.saved")] == ["down"]
