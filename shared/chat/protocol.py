@@ -142,6 +142,13 @@ class SetPresence(_Frame):
     status: Literal["online", "away"]
 
 
+class Heartbeat(_Frame):
+    """The console's periodic "still here": keeps the connection from idling out and lets the server
+    check the tenant's queue for visitors waiting past the limit. No answer."""
+
+    action: Literal["heartbeat"]
+
+
 class CloseTicket(_Frame):
     """An agent dealt with a visitor's left message."""
 
@@ -160,6 +167,7 @@ AgentFrame = (
     | ReturnToBot
     | SetPresence
     | CloseTicket
+    | Heartbeat
     | Typing
     | Read
     | History
@@ -180,7 +188,8 @@ ClientFrame = Annotated[
     | Resolve
     | ReturnToBot
     | SetPresence
-    | CloseTicket,
+    | CloseTicket
+    | Heartbeat,
     Field(discriminator="action"),
 ]
 VISITOR_ACTIONS = ("sendMessage", "requestHuman", "feedback", "leaveMessage", "typing", "read", "history")
@@ -194,6 +203,7 @@ AGENT_ACTIONS = (
     "returnToBot",
     "setPresence",
     "closeTicket",
+    "heartbeat",
     "typing",
     "read",
     "history",

@@ -16,6 +16,7 @@ from shared.chat.protocol import (
     AgentSync,
     CannedReplyOut,
     CloseTicket,
+    Heartbeat,
     History,
     Note,
     NoteFrame,
@@ -37,8 +38,10 @@ from shared.state.cache import ContextCache
 from shared.state.records import Agent, Connection, Conversation, StoredMessage, new_message_id, now_ms
 from shared.state.store import StateStore
 
-# Any agent frame also checks the tenant's queue for visitors waiting past the limit (the queue is read
-# at most this often per tenant per warm container; queue changes and syncs check it anyway).
+# Any agent frame (the console sends a heartbeat every minute) also checks the tenant's queue for
+# visitors waiting past the limit: a conversation is queued only while someone is on duty, so their
+# console is the clock. The queue is read at most this often per tenant per warm container; queue
+# changes and syncs check it anyway.
 WAIT_CHECK_SECONDS = 30.0
 _waits_checked_at: dict[str, float] = {}
 
@@ -75,6 +78,8 @@ class AgentDesk:
                 self.handoff.set_away(agent, frame.status == "away")
             case CloseTicket():
                 self.handoff.close_ticket(agent, frame.conversation_id)
+            case Heartbeat():
+                pass  # its work is the queue check below
             case Typing():
                 conversation = self.handoff.held(agent, self._required(frame.conversation_id))
                 typing = TypingFrame(

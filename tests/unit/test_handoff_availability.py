@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 
+from shared.handoff import desk as desk_module
 from shared.handoff.config import AgentHours, HandoffConfig
 from shared.state.records import now_ms
 from tests.unit.fakes import FakeAnswerModel
@@ -301,6 +302,27 @@ def test_any_agent_activity_checks_the_queue(desk: Desk) -> None:
     desk.agent_tab("a_9", "tab-a_9")
     desk.send("tab-a_9", action="agentSync")
     assert [len(notices(desk, f"v-{i}")) for i in (1, 2, 3)] == [1, 1, 1]
+
+
+def test_the_consoles_heartbeat_checks_the_queue_at_most_every_half_minute(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(desk_module, "_waits_checked_at", {})
+    clock = [1000.0]
+    monkeypatch.setattr(desk_module.time, "monotonic", lambda: clock[0])
+    desk.configure(queue_notice_after_seconds=60)
+    queue_three_behind_a_busy_agent(desk)
+    desk.send("tab-a_1", action="heartbeat")  # nobody waited long yet
+    age(desk, "c_1", 61)
+    clock[0] += 10
+    desk.send("tab-a_1", action="heartbeat")  # checked 10 s ago: not again yet
+    assert [n["code"] for n in notices(desk, "v-1")] == ["queued"]
+    clock[0] += desk_module.WAIT_CHECK_SECONDS
+    desk.send("tab-a_1", action="heartbeat")
+    assert [n["code"] for n in notices(desk, "v-1")] == ["queued", "still_waiting"]
+    assert desk.frames("tab-a_1", "error") == []
+    desk.send("v-1", action="heartbeat")
+    assert desk.frames("v-1", "error")[0]["code"] == "forbidden"
 
 
 def test_a_new_wait_gets_a_new_notice_and_zero_means_never(desk: Desk) -> None:

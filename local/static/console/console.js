@@ -764,6 +764,9 @@ setInterval(() => {
   for (const el of document.querySelectorAll(".wait[data-since]")) el.textContent = formatWait(Number(el.dataset.since));
 }, 1000);
 
+// "Still here": keeps the connection from idling out and lets the server tell visitors who wait too long.
+setInterval(() => send({ action: "heartbeat" }), 60_000);
+
 (async () => {
   $("login-ws").value = await defaultWsUrl();
   $("login-key").value = state.key;
