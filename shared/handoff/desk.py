@@ -114,11 +114,12 @@ class AgentDesk:
     def _sync(self, agent: Agent, origin: str) -> None:
         # An agent coming online takes the longest-waiting conversations first (they get
         # conversation.assigned frames before the state, which lists them as theirs).
-        self.handoff.drain(agent.tenant_id)
+        taken = self.handoff.drain(agent.tenant_id)
         agent = self.store.get_agent(agent.agent_id) or agent
         presence = self.handoff.presence(agent)
         config = self.handoff.config(agent.tenant_id)
-        queue = self.store.queued_conversations(agent.tenant_id)
+        # The queue index may still list what was just assigned.
+        queue = [c for c in self.store.queued_conversations(agent.tenant_id) if c.conversation_id not in taken]
         state = AgentState(
             agent=presence,
             queue=[summary(c) for c in queue],

@@ -306,7 +306,7 @@ class Handoff:
         message = f": {ticket.text}" if ticket.text else ""
         self._event(stored, "ticket", f"Left contact details {ticket.contact}{detail}{message}")
         self._tell_visitor(stored, "message_left", contact=ticket.contact)
-        self.broadcast_tickets(stored.tenant_id)
+        self.broadcast_tickets(stored.tenant_id, changed=stored)
         return stored
 
     def close_ticket(self, agent: Agent, conversation_id: str) -> Conversation:
@@ -315,14 +315,25 @@ class Handoff:
         if closed is None:
             raise Conflict("this conversation has no open ticket (someone closed it already?)")
         self._event(closed, "ticket_closed", f"{agent.name} closed the ticket", agent=agent)
-        self.broadcast_tickets(agent.tenant_id)
+        self.broadcast_tickets(agent.tenant_id, changed=closed)
         return closed
 
-    def open_tickets(self, tenant_id: str) -> list[TicketOut]:
-        return [t for t in (ticket_out(c) for c in self.store.open_tickets(tenant_id)) if t is not None]
+    def open_tickets(self, tenant_id: str, *, changed: Conversation | None = None) -> list[TicketOut]:
+        """Open tickets, oldest first. ``changed``: a conversation whose ticket was just left or closed
+        (the index that lists tickets may not show that yet)."""
+        listed = [
+            c
+            for c in self.store.open_tickets(tenant_id)
+            if changed is None or c.conversation_id != changed.conversation_id
+        ]
+        if changed is not None and changed.ticket is not None and changed.ticket.status == "open":
+            listed.append(changed)
+        listed.sort(key=lambda c: c.ticket.created_at if c.ticket else 0)
+        return [t for t in (ticket_out(c) for c in listed) if t is not None]
 
-    def broadcast_tickets(self, tenant_id: str) -> None:
-        self.notifier.agents(tenant_id, fit(TicketsUpdated(tickets=self.open_tickets(tenant_id)), "tickets"))
+    def broadcast_tickets(self, tenant_id: str, *, changed: Conversation | None = None) -> None:
+        tickets = self.open_tickets(tenant_id, changed=changed)
+        self.notifier.agents(tenant_id, fit(TicketsUpdated(tickets=tickets), "tickets"))
 
     # --- agent actions ---
 

@@ -169,6 +169,24 @@ def test_agents_online_hear_of_a_new_ticket_at_once(desk: Desk) -> None:
     assert [t["contact"] for t in update["tickets"]] == ["+86 138 0000 0000"]
 
 
+def test_agents_get_the_ticket_news_even_while_the_index_lags(desk: Desk) -> None:
+    desk.agent("a_1", "Alice")
+    desk.store.agents["a_1"].away = True
+    desk.send("v-tab", action="leaveMessage", contact="first@example.com")
+    first = desk.store.open_tickets("t_1")
+    desk.visitor_tab("v-2", visitor_id="visitor-bbb")
+    desk.store.open_tickets = lambda tenant_id, limit=50: first  # type: ignore[method-assign]  # not the new one yet
+    desk.send("v-2", action="leaveMessage", contact="second@example.com")
+    assert [t["contact"] for t in desk.frames("tab-a_1", "tickets.updated")[-1]["tickets"]] == [
+        "first@example.com",
+        "second@example.com",
+    ]
+    both = [*first, *(c for c in desk.store.conversations.values() if c.conversation_id != first[0].conversation_id)]
+    desk.store.open_tickets = lambda tenant_id, limit=50: both  # type: ignore[method-assign]  # lists a closed one
+    desk.send("tab-a_1", action="closeTicket", conversationId=first[0].conversation_id)
+    assert [t["contact"] for t in desk.frames("tab-a_1", "tickets.updated")[-1]["tickets"]] == ["second@example.com"]
+
+
 @pytest.mark.parametrize(
     "frame",
     [
