@@ -36,9 +36,7 @@ class FakeEmbedder(Embedder):
 
 
 DOCS = [
-    Document(
-        id="returns", title="Return policy", text="Return items within 30 days for a refund.", url="https://s.example/r"
-    ),
+    Document(id="returns", title="Return policy", text="Return items within 30 days for a refund.", url="https://s.example/r"),
     Document(id="shipping", title="Shipping times", text="Standard delivery takes 2 to 4 working days."),
     Document(id="invoice", title="发票", text="下单时勾选开具发票，电子发票会发送到您的邮箱。"),
 ]

@@ -271,14 +271,8 @@ def test_search_fuses_both_result_lists_and_drops_other_tenants_hits(
     # "c": k-NN only, cosine 0.3; "x": another tenant's hit that must never surface
     keyword_hits = [
         hit("a", "acme", "returns", 0.0, _explanation=explanation({"refund": (0.7, 2), "policy": (0.6, 3)}, doc_count)),
-        hit(
-            "b",
-            "acme",
-            "refunds",
-            0.0,
-            _explanation=explanation({"refund": (0.4, 2)}, doc_count),
-            source={"embedding": query_vector.tolist()},
-        ),
+        hit("b", "acme", "refunds", 0.0, _explanation=explanation({"refund": (0.4, 2)}, doc_count),
+            source={"embedding": query_vector.tolist()}),
         hit("x", "globex", "secret", 9.9, _explanation=explanation({"refund": (0.9, 2)}, doc_count)),
     ]
     for h in keyword_hits:
@@ -369,13 +363,7 @@ class FakeConnection:
         self.host = "http://fake:9200"
 
     def perform_request(
-        self,
-        method: str,
-        url: str,
-        params: Any = None,
-        body: Any = None,
-        timeout: Any = None,
-        ignore: Any = (),
+        self, method: str, url: str, params: Any = None, body: Any = None, timeout: Any = None, ignore: Any = (),
         headers: Any = None,
     ) -> tuple[int, dict[str, str], str]:
         FakeConnection.requests.append((method, url, body))
