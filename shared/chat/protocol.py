@@ -172,26 +172,8 @@ AgentFrame = (
     | Read
     | History
 )
-ClientFrame = Annotated[
-    SendMessage
-    | RequestHuman
-    | Feedback
-    | LeaveMessage
-    | Typing
-    | Read
-    | History
-    | AgentSync
-    | Accept
-    | AgentMessage
-    | Note
-    | Transfer
-    | Resolve
-    | ReturnToBot
-    | SetPresence
-    | CloseTicket
-    | Heartbeat,
-    Field(discriminator="action"),
-]
+# Every frame a client may send, told apart by ``action`` (Typing, Read and History are in both sets).
+ClientFrame = Annotated[VisitorFrame | AgentFrame, Field(discriminator="action")]
 VISITOR_ACTIONS = ("sendMessage", "requestHuman", "feedback", "leaveMessage", "typing", "read", "history")
 AGENT_ACTIONS = (
     "agentSync",
