@@ -8,15 +8,12 @@ from collections.abc import Iterator
 from shared.knowledge.base import Passage
 from shared.model.base import Answer, AnswerModel, Turn
 from shared.model.language import Language, detect_language, split_into_pieces
+from shared.model.no_answer import not_found_text
 from shared.model.sentences import DEFAULT_BUDGET, select, width
 
 _QUOTE: dict[Language, str] = {
     "en": 'From our help centre ("{title}"): {text}',
     "zh": "来自我们的帮助中心（“{title}”）：{text}",
-}
-_NOT_FOUND: dict[Language, str] = {
-    "en": "Sorry, I could not find that in our help centre. You can rephrase, or ask for a human agent.",
-    "zh": "抱歉，我在帮助中心没有找到相关内容。您可以换个说法再问，或者请求人工客服。",
 }
 
 
@@ -60,5 +57,5 @@ class ExtractiveModel(AnswerModel):
                 text = select(question, [passage])
             text = _QUOTE[language].format(title=passage.title.strip(), text=text)
         else:
-            text = _NOT_FOUND[language]
+            text = not_found_text(language)
         yield from split_into_pieces(text)
