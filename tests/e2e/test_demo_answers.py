@@ -1,13 +1,16 @@
 """The README's demo questions, asked as a visitor would (a real WebSocket against `python -m local.run`
-with the default extractive model): each answer states the fact the README promises, from its entry."""
+with the default extractive model): each answer states the fact the README promises, from its entry.
+Then a tenant that uploads a Chinese product manual (PDF) gets the manual's facts."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.e2e.client import LocalStackInfo, ask, open_visitor, send_message
+from tests.e2e.client import LocalStackInfo, ask, new_visitor, open_visitor, send_message
 
 pytestmark = pytest.mark.e2e
 
@@ -40,3 +43,65 @@ def test_refund_time_in_chinese_gives_the_days_per_payment_method(local_stack: L
     assert "微信支付、支付宝一般1至3个工作日" in end["text"] and "5至10个工作日" in end["text"]
     assert [c["documentId"] for c in end["citations"]] == ["refunds-zh"]
     assert len(end["text"]) < 220  # the sentences that answer, not the whole entry
+
+
+MANUAL = Path(__file__).resolve().parents[1] / "fixtures" / "knowledge" / "powerbank-manual-zh.pdf"
+
+
+@pytest.fixture(scope="module")
+def manual_tenant(local_stack: LocalStackInfo) -> dict[str, str]:
+    """A new tenant whose only knowledge is an uploaded Chinese product manual (PDF)."""
+    with local_stack.admin() as admin:
+        tenant = admin.post("/v1/tenants", json={"name": "充电宝商店"}).json()
+        upload = admin.post(
+            f"/v1/tenants/{tenant['tenantId']}/knowledge/files",
+            files=[("files", (MANUAL.name, MANUAL.read_bytes(), "application/pdf"))],
+        )
+        assert upload.status_code == 200, upload.text
+    return dict(tenant)
+
+
+def ask_tenant(stack: LocalStackInfo, tenant: dict[str, str], question: str) -> dict:
+    query = httpx.QueryParams(tenant=tenant["tenantId"], key=tenant["widgetKey"], visitor=new_visitor())
+
+    async def scenario() -> list[dict]:
+        async with await open_visitor(f"{stack.ws_url}?{query}") as ws:
+            return await ask(ws, send_message(question))
+
+    return asyncio.run(scenario())[-1]
+
+
+def test_the_manuals_charging_section_ranks_first_for_how_long_a_full_charge_takes(
+    local_stack: LocalStackInfo, manual_tenant: dict[str, str]
+) -> None:
+    with local_stack.admin() as admin:
+        found = admin.get(
+            f"/v1/tenants/{manual_tenant['tenantId']}/knowledge/search", params={"q": "充满电要多久"}
+        ).json()
+
+    best = found["results"][0]
+    assert best["section"] == "page 1 > 二、为充电宝充电"
+    assert "充满一次大约需要4.5小时" in best["text"]
+
+
+def test_the_bot_answers_the_charging_time_from_the_uploaded_manual(
+    local_stack: LocalStackInfo, manual_tenant: dict[str, str]
+) -> None:
+    end = ask_tenant(local_stack, manual_tenant, "充电宝充满电需要多长时间？")
+
+    assert "充满一次大约需要4.5小时" in end["text"]
+    assert [c["documentId"] for c in end["citations"]] == ["powerbank-manual-zh.pdf"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the right section ranks first (test above) but scores 0.28, under the fixed 0.35 floor: a "
+    "per-tenant threshold calibrated on upload (issue 10 item 1, branch zh) should answer it; remove "
+    "this mark when it does",
+)
+def test_the_short_question_about_charging_time_is_answered_too(
+    local_stack: LocalStackInfo, manual_tenant: dict[str, str]
+) -> None:
+    end = ask_tenant(local_stack, manual_tenant, "充满电要多久")
+
+    assert "4.5小时" in end["text"]
