@@ -7,10 +7,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.e2e.client import LocalStackInfo, ask, new_visitor, open_visitor, send_message
+from tests.e2e.client import LocalStackInfo, ask, ask_tenant_bot, open_visitor, send_message
 
 pytestmark = pytest.mark.e2e
 
@@ -61,16 +60,6 @@ def manual_tenant(local_stack: LocalStackInfo) -> dict[str, str]:
     return dict(tenant)
 
 
-def ask_tenant(stack: LocalStackInfo, tenant: dict[str, str], question: str) -> dict:
-    query = httpx.QueryParams(tenant=tenant["tenantId"], key=tenant["widgetKey"], visitor=new_visitor())
-
-    async def scenario() -> list[dict]:
-        async with await open_visitor(f"{stack.ws_url}?{query}") as ws:
-            return await ask(ws, send_message(question))
-
-    return asyncio.run(scenario())[-1]
-
-
 def test_the_manuals_charging_section_ranks_first_for_how_long_a_full_charge_takes(
     local_stack: LocalStackInfo, manual_tenant: dict[str, str]
 ) -> None:
@@ -87,7 +76,7 @@ def test_the_manuals_charging_section_ranks_first_for_how_long_a_full_charge_tak
 def test_the_bot_answers_the_charging_time_from_the_uploaded_manual(
     local_stack: LocalStackInfo, manual_tenant: dict[str, str]
 ) -> None:
-    end = ask_tenant(local_stack, manual_tenant, "充电宝充满电需要多长时间？")
+    end = ask_tenant_bot(local_stack, manual_tenant, "充电宝充满电需要多长时间？")
 
     assert "充满一次大约需要4.5小时" in end["text"]
     assert [c["documentId"] for c in end["citations"]] == ["powerbank-manual-zh.pdf"]
@@ -102,6 +91,6 @@ def test_the_bot_answers_the_charging_time_from_the_uploaded_manual(
 def test_the_short_question_about_charging_time_is_answered_too(
     local_stack: LocalStackInfo, manual_tenant: dict[str, str]
 ) -> None:
-    end = ask_tenant(local_stack, manual_tenant, "充满电要多久")
+    end = ask_tenant_bot(local_stack, manual_tenant, "充满电要多久")
 
     assert "4.5小时" in end["text"]
