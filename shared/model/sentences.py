@@ -57,6 +57,14 @@ class _Sentence:
     text: str
     order: tuple[int, int]  # (passage, position): the reading order of the quote
     terms: tuple[str, ...]
+    # A table row's header row (a table chunk repeats it first): quoted with the row, which means
+    # nothing without its column names.
+    header: str | None = None
+
+
+def _is_row(line: str) -> bool:
+    """A table row as chunking renders it: "| cell | cell |" (each row is a sentence of its own)."""
+    return line.startswith("|") and line.rstrip().endswith("|")
 
 
 def width(text: str) -> int:
@@ -115,7 +123,7 @@ def _join_wrapped_lines(text: str) -> str:
             continue
         if out and out[-1] != "\n\n":
             previous = out[-1]
-            if _TERMINATOR.search(previous):
+            if _TERMINATOR.search(previous) or _is_row(previous) or _is_row(line):
                 out.append("\n\n")
             elif not (_WIDE.match(line[0]) or _WIDE.match(previous[-1])):
                 out.append(" ")
@@ -153,8 +161,14 @@ def select(question: str, passages: list[Passage], budget: int = DEFAULT_BUDGET)
     # and their rank says nothing about where they stand in it).
     lead = sentences[chosen[0]].order[0]
     chosen.sort(key=lambda n: (sentences[n].order[0] != lead, sentences[n].order))
-    quote = _join([sentences[n] for n in chosen])
-    return _shorten(quote, 2 * budget)
+    quoted: list[str] = []
+    for n in chosen:
+        header = sentences[n].header
+        if header is not None and header not in quoted:
+            quoted.append(header)
+        if sentences[n].text not in quoted:
+            quoted.append(sentences[n].text)
+    return _shorten(_join(quoted), 2 * budget)
 
 
 def _candidates(passages: list[Passage]) -> list[_Sentence]:
@@ -164,12 +178,16 @@ def _candidates(passages: list[Passage]) -> list[_Sentence]:
     seen: set[str] = set()
     sentences: list[_Sentence] = []
     for p, passage in enumerate(passages):
+        header = None
         for s, text in enumerate(split_sentences(passage.text)):
+            row_header = header if _is_row(text) else None
+            if header is None and _is_row(text):
+                header = text
             key = _key(text)
             if not key or key in seen or key in skip or _QUESTION_END.search(text):
                 continue
             seen.add(key)
-            sentences.append(_Sentence(text, (p, s), tuple(terms(text))))
+            sentences.append(_Sentence(text, (p, s), tuple(terms(text)), row_header))
     return sentences
 
 
@@ -208,12 +226,15 @@ def _leading(sentences: list[_Sentence], budget: int) -> list[int]:
     return chosen or [0]
 
 
-def _join(sentences: list[_Sentence]) -> str:
+def _join(sentences: list[str]) -> str:
     text = ""
     for sentence in sentences:
-        if text and not (_WIDE.search(text[-1]) and _WIDE.search(sentence.text[0])):
-            text += " "
-        text += sentence.text
+        if text:
+            if _is_row(sentence):
+                text += "\n"
+            elif not (_WIDE.search(text[-1]) and _WIDE.search(sentence[0])):
+                text += " "
+        text += sentence
     return text
 
 

@@ -243,3 +243,15 @@ def test_language_follows_the_main_script_of_the_question(text: str, language: s
 )
 def test_pieces_join_back_to_exactly_the_original_text(text: str) -> None:
     assert "".join(split_into_pieces(text)) == text
+
+
+def test_a_table_row_is_quoted_under_its_header_row() -> None:
+    table = passage(
+        "Size chart",
+        "| Size | Chest (cm) | Waist (cm) |\n| S | 88-92 | 68-72 |\n| M | 92-96 | 72-76 |\n| L | 96-100 | 76-80 |",
+        0.8,
+    )
+
+    body = quote("What is the waist of size L?", [table]).removeprefix('From our help centre ("Size chart"): ')
+
+    assert body == "| Size | Chest (cm) | Waist (cm) |\n| L | 96-100 | 76-80 |"
