@@ -178,7 +178,7 @@ def _candidates(passages: list[Passage]) -> list[_Sentence]:
     seen: set[str] = set()
     sentences: list[_Sentence] = []
     for p, passage in enumerate(passages):
-        header = None
+        header: str | None = None
         for s, text in enumerate(split_sentences(passage.text)):
             row_header = header if _is_row(text) else None
             if header is None and _is_row(text):
