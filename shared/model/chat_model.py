@@ -106,7 +106,9 @@ class LangChainAnswerModel(AnswerModel):
     def plan(self, question: str, passages: list[Passage]) -> Answer:
         """The best passages over the threshold (at most ``max_passages``), merged into one per
         document: a marker [n] is a source, never one of two chunks of the same entry."""
-        relevant = [passage for passage in passages if passage.score >= self._min_answer_score]
+        # Entries that clear the threshold, with all of their retrieved chunks.
+        answering = {passage.document_id for passage in passages if passage.score >= self._min_answer_score}
+        relevant = [passage for passage in passages if passage.document_id in answering]
         relevant.sort(key=lambda passage: passage.score, reverse=True)
         return Answer(citations=one_per_document(relevant[: self._max_passages]))
 

@@ -21,7 +21,7 @@ class ExtractiveModel(AnswerModel):
     """Answers with the sentences of the best-scoring document that answer the question (sentences.py),
     verbatim and labelled as a quote, or says it does not know.
 
-    The sentences may come from any of that document's passages above the threshold: a long entry is
+    The sentences may come from any of that document's retrieved passages: a long entry is
     cut into overlapping chunks, and the chunk that ranks first is not always the one holding the fact
     asked for. One entry is cited. It never invents text, so it is safe as the default; it ignores the
     history (it cannot resolve follow-up questions such as "and how much is it?").
@@ -40,8 +40,9 @@ class ExtractiveModel(AnswerModel):
         best = max(passages, key=lambda passage: passage.score, default=None)
         if best is None or best.score < self._min_answer_score:
             return Answer(citations=[])
+        # The entry cleared the threshold: all of its retrieved chunks are its text.
         same_entry = sorted(
-            (p for p in passages if p.document_id == best.document_id and p.score >= self._min_answer_score),
+            (p for p in passages if p.document_id == best.document_id),
             key=lambda passage: passage.score,
             reverse=True,
         )

@@ -380,3 +380,14 @@ def test_a_reply_that_is_only_the_marker_gets_the_not_found_text(question: str, 
     stream = model.stream(question, Answer(citations=[]), history=[])
 
     assert "".join(stream).startswith(expected) and isinstance(stream, AnswerStream) and stream.usage.declined
+
+
+def test_plan_keeps_the_chunks_of_an_entry_over_the_threshold_but_no_other_entry_under_it() -> None:
+    model = LangChainAnswerModel(FakeChatModel(pieces=[]), min_answer_score=0.4, max_passages=4)
+    best = passage("shipping", 0.7, text="Bulky items take 10 days.")
+    sibling = passage("shipping", 0.3, text="Standard delivery takes 2 to 4 working days.")
+
+    answer = model.plan("how long?", [best, passage("returns", 0.35), sibling])
+
+    assert [p.document_id for p in answer.citations] == ["shipping"]
+    assert "2 to 4 working days" in answer.citations[0].text
