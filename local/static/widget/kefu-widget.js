@@ -163,6 +163,7 @@
     ".sources{margin:8px 0 0;padding:6px 0 0 18px;border-top:1px dashed #d6dae4;font-size:12px;white-space:normal}" +
     ".sources-label{font-size:11px;color:#5a6475;margin-top:6px}" +
     ".sources a{color:" + color + "}" +
+    ".cite{font-size:.8em;vertical-align:super;line-height:0;text-decoration:none;color:" + color + "}" +
     ".rate{margin-top:6px;display:flex;gap:6px;align-items:center;font-size:12px;color:#5a6475}" +
     ".rate button{border:1px solid #d6dae4;background:#fff;color:#5a6475;border-radius:12px;padding:2px 8px;cursor:pointer;display:flex;align-items:center}" +
     ".rate button.chosen{color:" + color + "}" +
@@ -380,10 +381,40 @@
     });
     el.appendChild(row);
   }
+  // "[2]" in an answer names its second source: a link to it (a label when it has no web address).
+  // Markers naming no source (an answer that found none) are dropped rather than shown as text.
+  var MARKER = /(\s?)\[(\d{1,2}(?:\s*[,，、]\s*\d{1,2})*)\]/g;
+  function answerText(target, text, list) {
+    target.textContent = "";
+    var at = 0;
+    text.replace(MARKER, function (whole, space, numbers, offset) {
+      target.appendChild(document.createTextNode(text.slice(at, offset)));
+      at = offset + whole.length;
+      var cited = numbers.split(/\s*[,，、]\s*/).map(function (n) { return (list || [])[Number(n) - 1] && Number(n); })
+        .filter(Boolean);
+      if (!cited.length) return whole;
+      target.appendChild(document.createTextNode(space));
+      cited.forEach(function (n) {
+        var c = list[n - 1];
+        var ref = document.createElement(c.url && /^https?:\/\//i.test(c.url) ? "a" : "span");
+        if (ref.tagName === "A") {
+          ref.href = c.url;
+          ref.target = "_blank";
+          ref.rel = "noopener noreferrer";
+        }
+        ref.className = "cite";
+        ref.title = c.title;
+        ref.textContent = "[" + n + "]";
+        target.appendChild(ref);
+      });
+      return whole;
+    });
+    target.appendChild(document.createTextNode(text.slice(at)));
+  }
   function botAnswer(id, text, list, feedback, before) {
     var el = rendered[id] || element("bot", "");
     el.classList.remove("streaming");
-    el.querySelector(".text").textContent = text;
+    answerText(el.querySelector(".text"), text, list);
     if (!el.querySelector(".sources")) citations(el, list);
     if (!el.querySelector(".rate")) rating(el, id, feedback);
     if (!rendered[id]) place(el, id, before);
