@@ -56,6 +56,14 @@ class Settings(BaseSettings):
     # Uploads (admin API multipart and the CLI): per-file limit, and at most this many files per call.
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
     max_upload_files: int = Field(default=50, ge=1)
+    # Parsing one uploaded file (shared/ingest/limits.py): .docx/.xlsx zip checks before opening,
+    # then a child process with a deadline and extra address space (0: no memory limit).
+    ingest_max_zip_entries: int = Field(default=2000, ge=1)
+    ingest_max_unpacked_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    ingest_max_compression_ratio: float = Field(default=100.0, gt=1)
+    ingest_parse_seconds: float = Field(default=20.0, gt=0)
+    ingest_parse_memory_mb: int = Field(default=768, ge=0)
+    ingest_isolated: bool = True
 
     # --- Embeddings: use (local multilingual USE, default) | bedrock | openai (OpenAI-compatible
     # /v1/embeddings: TEI, vLLM, Ollama, ...) ---

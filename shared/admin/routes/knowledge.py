@@ -123,8 +123,17 @@ def ingest_files(
     in ``files[]`` while the others are indexed: 200 when all were, 207 when some were, else the
     first file's status."""
     from shared.ingest import FileRejected, parse_file
+    from shared.ingest.limits import ParseLimits
 
     settings = get_settings()
+    limits = ParseLimits(
+        max_zip_entries=settings.ingest_max_zip_entries,
+        max_unpacked_bytes=settings.ingest_max_unpacked_bytes,
+        max_compression_ratio=settings.ingest_max_compression_ratio,
+        seconds=settings.ingest_parse_seconds,
+        memory_bytes=settings.ingest_parse_memory_mb * 1024 * 1024,
+        isolated=settings.ingest_isolated,
+    )
     if len(files) > settings.max_upload_files:
         raise BadRequest(f"at most {settings.max_upload_files} files per request; got {len(files)}")
     if len(files) > 1 and (document_id or title or url):
@@ -136,7 +145,13 @@ def ingest_files(
         data = upload.file.read(settings.max_upload_bytes + 1)
         try:
             document = parse_file(
-                name, data, max_bytes=settings.max_upload_bytes, document_id=document_id, title=title, url=url
+                name,
+                data,
+                max_bytes=settings.max_upload_bytes,
+                document_id=document_id,
+                title=title,
+                url=url,
+                limits=limits,
             )
         except FileRejected as error:
             results.append(
