@@ -254,3 +254,11 @@ def test_a_message_naming_its_conversation_reads_it_once_and_lands_there(countin
     intake.handle("conn-a", send(cmid="cmid-0002", conversationId=conversation_id))
     assert reads == [conversation_id]
     assert push.frames[1][1]["conversationId"] == conversation_id and len(queue.jobs) == 2
+
+
+def test_a_deeply_nested_frame_gets_an_error_frame(store: InMemoryStateStore) -> None:
+    intake, push, queue = make_intake(store)
+    intake.handle("conn-a", "[" * 3000 + "]" * 3000)
+    [(connection_id, error)] = push.frames
+    assert (connection_id, error["type"], error["code"]) == ("conn-a", "error", "bad_request")
+    assert not queue.jobs and not store.messages
