@@ -250,7 +250,7 @@ def calibrate_threshold(
     return report
 
 
-@router.delete("/{document_id}", response_model=Deleted, response_model_by_alias=True)
+@router.delete("/{document_id:path}", response_model=Deleted, response_model_by_alias=True)
 def delete_document(document_id: str, tenant: ExistingTenant, knowledge: Knowledge) -> Deleted:
     if not knowledge.index.delete_document(tenant.tenant_id, document_id):
         raise NotFound(f"document {document_id!r} is not in the knowledge base")
