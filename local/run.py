@@ -115,6 +115,8 @@ class LocalStack:
             "KEFU_REDIS_URL": self.redis.url if self.redis else "",
             "KEFU_KNOWLEDGE_DIR": str(self.state_dir / "knowledge"),
             "KEFU_ADMIN_KEY": "ak_" + secrets.token_urlsafe(24),
+            # A local model server (Ollama, vLLM) usually listens on localhost; in AWS this stays off.
+            "KEFU_MODEL_ENDPOINT_ALLOW_LOOPBACK": "true",
             # Quiet, single-process defaults for Powertools; real Lambda keeps its own.
             "POWERTOOLS_METRICS_DISABLED": "true",
             "POWERTOOLS_LOG_LEVEL": "WARNING",

@@ -121,6 +121,10 @@ class Settings(BaseSettings):
     # row, for this long, then let one attempt through.
     llm_breaker_failures: int = Field(default=3, ge=1)
     llm_breaker_cooldown_seconds: float = Field(default=30.0, gt=0)
+    # HTTP model endpoints (tenants' and the deployment's) may reach loopback addresses: only for
+    # local runs (`make run` sets it: Ollama on localhost). Link-local, multicast, unspecified and
+    # reserved addresses are never reachable (shared/model/endpoint_guard.py).
+    model_endpoint_allow_loopback: bool = False
     # Endpoints of sagemaker-runtime / secretsmanager; None: the regional endpoint.
     sagemaker_endpoint: str | None = None
     secretsmanager_endpoint: str | None = None
