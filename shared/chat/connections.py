@@ -92,9 +92,22 @@ def _visitor_connection(
         connected_at=connected_at,
         domain_name=domain_name,
         stage=stage,
-        page=(query.get("page") or "")[:_MAX_PAGE_CHARS] or None,
+        page=_page_without_query(query.get("page") or ""),
         language=language if language and _LANGUAGE.match(language) else None,
     )
+
+
+def _page_without_query(page: str) -> str | None:
+    """Scheme, host and path of the visitor's page (an older widget sent its query and fragment,
+    which can hold tokens or personal data); agents see this."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(page.strip())
+    except ValueError:
+        return None
+    kept = f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.scheme and parts.netloc else parts.path
+    return kept[:_MAX_PAGE_CHARS] or None
 
 
 def _agent_connection(

@@ -116,3 +116,20 @@ def test_rotating_the_key_logs_the_console_out(browser: Browser, stack: dict[str
         expect(page.locator("#me-name")).to_have_text(agent["name"], timeout=TIMEOUT_MS)
     finally:
         context.close()
+
+
+def test_the_widget_reports_the_page_without_its_query_or_fragment(browser: Browser, stack: dict[str, Any]) -> None:
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        opened: list[str] = []
+        page.on("websocket", lambda ws: opened.append(ws.url))
+        page.goto(f"{stack['demo_url']}?order=1042&token=s3cret#card")
+        page.locator("#kefu-widget .bubble").click()
+        expect(page.locator("#kefu-widget textarea")).to_be_visible(timeout=TIMEOUT_MS)
+        page.wait_for_timeout(500)
+        assert opened
+        reported = {httpx.URL(url).params.get("page") for url in opened}
+        assert reported == {stack["demo_url"]}
+    finally:
+        context.close()

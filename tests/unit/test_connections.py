@@ -183,3 +183,9 @@ def test_the_connect_handler_echoes_the_subprotocol_for_an_agent(
     assert response == {"statusCode": 200, "headers": {"Sec-WebSocket-Protocol": "kefu.v1"}}
     refused = connect_handler.handler(events.connect_event({"role": "agent"}), events.lambda_context())
     assert refused["statusCode"] == 401 and "kefu.key." in refused["body"]
+
+
+def test_the_page_is_kept_without_its_query_and_fragment(store: InMemoryStateStore) -> None:
+    page = "https://shop.example/checkout/pay?token=s3cret&email=a%40b.c#card"
+    connection = connect(store, tenant="t_1", key="wk_right", page=page)
+    assert connection.page == "https://shop.example/checkout/pay"
