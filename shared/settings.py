@@ -42,6 +42,13 @@ class Settings(BaseSettings):
     # --- Message intake and generation hand-off ---
     generate_queue_url: str = ""
     max_message_chars: int = 8192
+    # Limits on visitors' frames, checked before anything is stored (docs/protocol.md "Limits";
+    # counters in Redis, else per container). 0 turns one off.
+    rate_connection_frames_per_10s: int = Field(default=30, ge=0)
+    rate_visitor_messages_per_minute: int = Field(default=20, ge=0)
+    rate_visitor_characters_per_minute: int = Field(default=20_000, ge=0)
+    rate_visitor_handoffs_per_10_minutes: int = Field(default=5, ge=0)
+    rate_tenant_messages_per_minute: int = Field(default=1200, ge=0)
     retrieve_function: str = "kefu-retrieve"
 
     # --- Knowledge ---

@@ -32,6 +32,7 @@ from shared.chat.protocol import (
     parse_client_frame,
 )
 from shared.chat.push import ClientPush
+from shared.chat.rate_limits import ChatLimits, RateLimiter
 from shared.errors import BadRequest, Forbidden, KefuError, NotFound
 from shared.handoff.config import HandoffConfig
 from shared.handoff.desk import AgentDesk
@@ -79,6 +80,9 @@ class Intake:
     clock: Callable[[], datetime] = field(default=_utc_now)
     # Tenant settings kept across invocations (None: the handoff settings are read for every message).
     tenant_configs: TenantConfigCache | None = None
+    # Counts visitors' frames against ``limits`` before anything is stored (None: no limits).
+    limiter: RateLimiter | None = None
+    limits: ChatLimits = field(default_factory=ChatLimits)
 
     def handle(self, connection_id: str, body: str | None) -> None:
         """Answer the frame; typed errors become error frames on the sender's connection."""
@@ -107,10 +111,24 @@ class Intake:
                 return
             if not isinstance(frame, VisitorFrame):
                 raise Forbidden(f"{frame.action!r} is an agent action")
+            if self.limiter is not None:
+                charges = self.limits.for_frame(
+                    tenant_id=connection.tenant_id,
+                    visitor_id=connection.visitor_id,
+                    connection_id=connection_id,
+                    action=frame.action,
+                    text=frame.text if isinstance(frame, SendMessage) else None,
+                )
+                self.limiter.spend(charges)
             self._visitor(connection, frame, notifier, handoff, requested_soon)
         except KefuError as exc:
             logger.info("frame refused", extra={"code": exc.code, "reason": exc.message})
-            error = ErrorFrame(code=exc.code, message=exc.message, client_message_id=client_message_id)
+            error = ErrorFrame(
+                code=exc.code,
+                message=exc.message,
+                client_message_id=client_message_id,
+                retry_after_ms=getattr(exc, "retry_after_ms", None),
+            )
             self.push.send(connection_id, error.to_json())
         finally:
             if requested_soon is not None:  # a refused frame's read: finish it before Lambda freezes

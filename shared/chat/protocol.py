@@ -259,6 +259,8 @@ class ErrorFrame(_Frame):
     code: str
     message: str
     client_message_id: str | None = None
+    # rate_limited: when the window that refused the frame turns
+    retry_after_ms: int | None = None
 
 
 class SessionEnded(_Frame):
