@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     conversations_table: str = "kefu-conversations"
     messages_table: str = "kefu-messages"
     agents_table: str = "kefu-agents"
+    limits_table: str = "kefu-limits"
     # None: run without the Redis cache (DynamoDB alone still answers everything).
     redis_url: str | None = None
     redis_timeout_seconds: float = 0.25

@@ -44,12 +44,15 @@ def context_cache() -> ContextCache:
 
 @lru_cache(maxsize=1)
 def rate_limiter() -> RateLimiter:
-    from shared.chat.rate_limits import InMemoryRateLimiter, RedisRateLimiter
+    from shared.chat.rate_limits import DynamoRateLimiter, RedisRateLimiter
+    from shared.state.models import bind_models
 
     settings = get_settings()
+    bind_models(settings)
+    shared_counters = DynamoRateLimiter()
     if not settings.redis_url:
-        return InMemoryRateLimiter()
-    return RedisRateLimiter.from_url(settings.redis_url, settings.redis_timeout_seconds)
+        return shared_counters
+    return RedisRateLimiter.from_url(settings.redis_url, settings.redis_timeout_seconds, fallback=shared_counters)
 
 
 def chat_limits() -> ChatLimits:

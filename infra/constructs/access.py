@@ -6,7 +6,8 @@ Derived from what the code calls (shared/state/dynamodb.py and the logic modules
   ``get_connection`` + ``delete_connection`` on $disconnect; when an agent's last tab closes it tells
   the colleagues (``agent_connections``: Query on the agent index) through @connections.
 - message: ``get_connection``, ``set_connection_conversation`` (UpdateItem), ``get_conversation``,
-  ``put_conversation``, ``find_by_client_id``/``get_message`` (GetItem), ``add_visitor_message``
+  ``put_conversation``, ``find_by_client_id``/``get_message`` (GetItem), rate-limit counters (UpdateItem
+  on the limits table, without Redis), ``add_visitor_message``
   (a TransactWrite of two conditional Puts: PutItem); sends the ack; enqueues the job. Handoff
   (shared/handoff/): ``get_tenant`` (HandoffConfig), ``change_status``/``set_preview``/``advance_read``
   (UpdateItem), ``queued_conversations``/``assigned_conversations`` (Query on the queue and assignee
@@ -91,6 +92,8 @@ TABLE_ACCESS: dict[FunctionName, dict[TableName, TableAccess]] = {
         "connections": TableAccess((GET, UPDATE, DELETE, QUERY), indexes=(CONVERSATION_INDEX, AGENT_CONNECTION_INDEX)),
         "conversations": TableAccess((GET, PUT, UPDATE, QUERY), indexes=(QUEUE_INDEX, ASSIGNEE_INDEX)),
         "messages": TableAccess((GET, PUT, UPDATE, QUERY)),
+        # Rate-limit counters when no Redis is configured (shared/chat/rate_limits.py).
+        "limits": TableAccess((UPDATE,)),
     },
     "retrieve": {
         "tenants": TableAccess((GET,)),

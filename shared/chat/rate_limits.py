@@ -2,10 +2,11 @@
 stored or queued (docs/protocol.md, "Limits").
 
 Fixed-window counters: each charge adds to a counter per key and window (one second, one minute…);
-over the limit, the frame is refused with ``rate_limited`` and how long until the window turns. Redis
-holds the counters, so every warm message function shares them (one round trip: a pipeline of
-INCRBY + EXPIRE). Without Redis, or while it is failing, each container counts on its own: the limit
-then holds per container, a weaker bound (docs/security.md).
+over the limit, the frame is refused with ``rate_limited`` and how long until the window turns. The
+counters are shared by every warm message function: in Redis when it is configured (one round trip:
+a pipeline of INCRBY + EXPIRE), else in DynamoDB (an atomic ADD per counter, side by side, items gone
+by TTL). While the shared store fails, each container counts on its own: a weaker bound, but the
+message is not refused for it (docs/security.md).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from shared.errors import KefuError
@@ -98,16 +100,16 @@ class InMemoryRateLimiter(RateLimiter):
 
 
 class RedisRateLimiter(RateLimiter):
-    """Counters in Redis, shared by every container; in memory while Redis fails (then retried after 5 s)."""
+    """Counters in Redis, shared by every container; in ``fallback`` while Redis fails (retried after 5 s)."""
 
     def __init__(self, client: object, fallback: RateLimiter | None = None) -> None:
         self._client = client
         self._fallback = fallback or InMemoryRateLimiter()
-        self._backoff = Backoff("rate limits fall back to per-container counters", retry_after=5.0)
+        self._backoff = Backoff("rate limits fall back to DynamoDB or per-container counters", retry_after=5.0)
 
     @classmethod
-    def from_url(cls, url: str, timeout_seconds: float) -> RedisRateLimiter:
-        return cls(redis_client(url, timeout_seconds))
+    def from_url(cls, url: str, timeout_seconds: float, fallback: RateLimiter | None = None) -> RedisRateLimiter:
+        return cls(redis_client(url, timeout_seconds), fallback)
 
     def counts(self, charges: list[Charge], now: float) -> list[int]:
         if self._backoff.available():
@@ -122,6 +124,39 @@ class RedisRateLimiter(RateLimiter):
             except Exception as exc:  # any Redis failure: count here instead
                 self._backoff.failed("rate_limits", exc)
         return self._fallback.counts(charges, now)
+
+
+class DynamoRateLimiter(RateLimiter):
+    """Counters in the limits table (``RateCounterModel``): an atomic ADD returns each new value."""
+
+    def __init__(self, fallback: RateLimiter | None = None) -> None:
+        self._fallback = fallback or InMemoryRateLimiter()
+        self._backoff = Backoff("rate limits fall back to per-container counters", retry_after=5.0)
+
+    def counts(self, charges: list[Charge], now: float) -> list[int]:
+        if self._backoff.available():
+            try:
+                if len(charges) == 1:
+                    return [self._add(charges[0], now)]
+                return list(_POOL.map(lambda charge: self._add(charge, now), charges))
+            except Exception as exc:  # any DynamoDB failure: count here instead
+                self._backoff.failed("rate_limits", exc)
+        return self._fallback.counts(charges, now)
+
+    @staticmethod
+    def _add(charge: Charge, now: float) -> int:
+        from datetime import UTC, datetime
+
+        from shared.state.models import RateCounterModel
+
+        window = charge.limit.window_seconds
+        item = RateCounterModel(_window_key(charge, now))
+        expires = datetime.fromtimestamp((int(now // window) + 1) * window + 60, UTC)
+        item.update(actions=[RateCounterModel.hits.add(charge.cost), RateCounterModel.expires_at.set(expires)])
+        return int(item.hits)
+
+
+_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="limits")
 
 
 @dataclass(frozen=True)

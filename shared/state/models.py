@@ -194,7 +194,25 @@ class MessageModel(Model):
     expires_at = TTLAttribute()
 
 
-ALL_MODELS: tuple[type[Model], ...] = (TenantModel, AgentModel, ConnectionModel, ConversationModel, MessageModel)
+class RateCounterModel(Model):
+    """One rate-limit counter for one window (shared/chat/rate_limits.py); gone by TTL after it."""
+
+    class Meta:
+        table_name = "kefu-limits"
+
+    counter_key = UnicodeAttribute(hash_key=True)
+    hits = NumberAttribute(default=0)
+    expires_at = TTLAttribute()
+
+
+ALL_MODELS: tuple[type[Model], ...] = (
+    TenantModel,
+    AgentModel,
+    ConnectionModel,
+    ConversationModel,
+    MessageModel,
+    RateCounterModel,
+)
 
 
 def bind_models(settings: Settings) -> None:
@@ -205,6 +223,7 @@ def bind_models(settings: Settings) -> None:
         ConnectionModel: settings.connections_table,
         ConversationModel: settings.conversations_table,
         MessageModel: settings.messages_table,
+        RateCounterModel: settings.limits_table,
     }
     for model, table in tables.items():
         meta = model.Meta

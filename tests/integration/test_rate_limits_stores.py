@@ -1,5 +1,5 @@
-"""Rate limits on a real redis-server: containers share the counters; with Redis gone each counts on
-its own instead of failing the message."""
+"""Rate-limit counters on a real redis-server and on DynamoDB (moto server): containers share them;
+with the store gone each container counts on its own instead of failing the message."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import pytest
 import redis
 
 from local.services import RedisServer
-from shared.chat.rate_limits import Charge, Limit, RateLimited, RedisRateLimiter
+from shared.chat.rate_limits import Charge, DynamoRateLimiter, Limit, RateLimited, RedisRateLimiter
+from shared.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -36,3 +37,20 @@ def test_without_redis_each_container_still_counts() -> None:
         limiter.spend([charge])
     with pytest.raises(RateLimited):
         limiter.spend([charge])
+
+
+def test_without_redis_the_counters_live_in_dynamodb(settings: Settings) -> None:
+    from shared.state.models import RateCounterModel, bind_models
+
+    bind_models(settings)
+    one, other = DynamoRateLimiter(), DynamoRateLimiter()  # two message function containers
+    charge = Charge("visitor:t_dynamo:v_1:questions", QUESTIONS)
+    tenant = Charge("tenant:t_dynamo:questions", Limit("messages to this tenant", 100, 60))
+    one.spend([charge, tenant])
+    other.spend([charge, tenant])
+    one.spend([charge, tenant])
+    with pytest.raises(RateLimited):
+        other.spend([charge, tenant])
+    counters = {item.counter_key: int(item.hits) for item in RateCounterModel.scan()}
+    assert sorted(counters.values()) == [4, 4] and all(k.startswith("rl:") for k in counters)
+    assert all(item.expires_at is not None for item in RateCounterModel.scan())  # gone by TTL
