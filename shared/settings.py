@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     rate_visitor_characters_per_minute: int = Field(default=20_000, ge=0)
     rate_visitor_handoffs_per_10_minutes: int = Field(default=5, ge=0)
     rate_tenant_messages_per_minute: int = Field(default=1200, ge=0)
+    rate_address_messages_per_minute: int = Field(default=120, ge=0)
+    rate_address_handoffs_per_10_minutes: int = Field(default=10, ge=0)
     retrieve_function: str = "kefu-retrieve"
 
     # --- Knowledge ---

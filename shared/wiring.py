@@ -66,6 +66,10 @@ def chat_limits() -> ChatLimits:
         visitor_characters=Limit(defaults.visitor_characters.what, settings.rate_visitor_characters_per_minute, 60),
         visitor_handoffs=Limit(defaults.visitor_handoffs.what, settings.rate_visitor_handoffs_per_10_minutes, 600),
         tenant_questions=Limit(defaults.tenant_questions.what, settings.rate_tenant_messages_per_minute, 60),
+        address_questions=Limit(defaults.address_questions.what, settings.rate_address_messages_per_minute, 60),
+        address_handoffs=Limit(
+            defaults.address_handoffs.what, settings.rate_address_handoffs_per_10_minutes, 600
+        ),
     )
 
 

@@ -44,6 +44,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             domain_name=context_.domain_name,
             stage=context_.stage,
             protocols=protocols,
+            source_ip=str(event["requestContext"].get("identity", {}).get("sourceIp") or "") or None,
         )
     except KefuError as exc:
         logger.info("handshake refused", extra={"code": exc.code, "reason": exc.message})

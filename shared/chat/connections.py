@@ -49,6 +49,7 @@ def open_connection(
     domain_name: str,
     stage: str,
     protocols: str | None = None,
+    source_ip: str | None = None,
 ) -> Connection:
     """Check the credentials and store the connection. Raises Unauthorized, Forbidden or BadRequest.
     ``protocols`` is the ``Sec-WebSocket-Protocol`` header (an agent's key)."""
@@ -62,6 +63,7 @@ def open_connection(
         connection = _agent_connection(store, query, key, connection_id, connected_at, domain_name, stage)
     elif role == "visitor":
         connection = _visitor_connection(store, query, connection_id, connected_at, domain_name, stage)
+        connection.source_ip = (source_ip or "")[:64] or None
     else:
         raise BadRequest("'role' must be 'visitor' (the default) or 'agent'")
     store.put_connection(connection)

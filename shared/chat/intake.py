@@ -118,6 +118,7 @@ class Intake:
                     connection_id=connection_id,
                     action=frame.action,
                     text=frame.text if isinstance(frame, SendMessage) else None,
+                    source_ip=connection.source_ip,
                 )
                 self.limiter.spend(charges)
             self._visitor(connection, frame, notifier, handoff, requested_soon)

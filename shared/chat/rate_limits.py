@@ -168,19 +168,34 @@ class ChatLimits:
     visitor_characters: Limit = Limit("characters of messages from this visitor", 20_000, 60)
     visitor_handoffs: Limit = Limit("requests for a person from this visitor", 5, 600)
     tenant_questions: Limit = Limit("messages to this tenant", 1200, 60)
+    # Per network address and tenant: fresh visitor ids (one per connection) share these.
+    address_questions: Limit = Limit("messages from this network address", 120, 60)
+    address_handoffs: Limit = Limit("requests for a person from this network address", 10, 600)
 
     def for_frame(
-        self, *, tenant_id: str, visitor_id: str, connection_id: str, action: str, text: str | None
+        self,
+        *,
+        tenant_id: str,
+        visitor_id: str,
+        connection_id: str,
+        action: str,
+        text: str | None,
+        source_ip: str | None = None,
     ) -> list[Charge]:
         """What one visitor frame costs."""
         charges = [Charge(f"conn:{connection_id}", self.connection_frames)]
         visitor = f"visitor:{tenant_id}:{visitor_id}"
+        address = f"ip:{tenant_id}:{source_ip}" if source_ip else None
         if action == "sendMessage":
             charges += [
                 Charge(f"{visitor}:questions", self.visitor_questions),
                 Charge(f"{visitor}:chars", self.visitor_characters, cost=len(text or "")),
                 Charge(f"tenant:{tenant_id}:questions", self.tenant_questions),
             ]
+            if address:
+                charges.append(Charge(f"{address}:questions", self.address_questions))
         elif action == "requestHuman":
             charges.append(Charge(f"{visitor}:handoffs", self.visitor_handoffs))
+            if address:
+                charges.append(Charge(f"{address}:handoffs", self.address_handoffs))
         return charges

@@ -457,6 +457,7 @@ def _to_connection(item: ConnectionModel) -> Connection:
         agent_id=item.agent_id,
         page=item.page,
         language=item.language,
+        source_ip=item.source_ip,
     )
 
 

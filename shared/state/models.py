@@ -97,6 +97,7 @@ class ConnectionModel(Model):
     agent_tenant_id = UnicodeAttribute(null=True)
     page = UnicodeAttribute(null=True)
     language = UnicodeAttribute(null=True)
+    source_ip = UnicodeAttribute(null=True)
     expires_at = TTLAttribute()
 
     by_conversation = ConnectionsByConversation()

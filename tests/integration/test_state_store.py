@@ -70,8 +70,17 @@ def test_tenants_connections_conversations_round_trip(settings: Settings) -> Non
 def test_a_connection_is_claimed_for_one_new_conversation_only(settings: Settings) -> None:
     store = DynamoStateStore(settings)
     store.put_connection(
-        Connection(connection_id="race=", tenant_id="t_1", visitor_id="v1", connected_at=5, domain_name="d", stage="s")
+        Connection(
+            connection_id="race=",
+            tenant_id="t_1",
+            visitor_id="v1",
+            connected_at=5,
+            domain_name="d",
+            stage="s",
+            source_ip="203.0.113.9",
+        )
     )
+    assert store.get_connection("race=").source_ip == "203.0.113.9"  # type: ignore[union-attr]
     assert store.claim_connection_conversation("race=", "c_first", None)
     assert not store.claim_connection_conversation("race=", "c_second", None)  # lost: it points elsewhere now
     assert store.get_connection("race=").conversation_id == "c_first"  # type: ignore[union-attr]

@@ -189,3 +189,16 @@ def test_the_page_is_kept_without_its_query_and_fragment(store: InMemoryStateSto
     page = "https://shop.example/checkout/pay?token=s3cret&email=a%40b.c#card"
     connection = connect(store, tenant="t_1", key="wk_right", page=page)
     assert connection.page == "https://shop.example/checkout/pay"
+
+
+def test_the_callers_address_is_kept_for_visitors(store: InMemoryStateStore) -> None:
+    connection = open_connection(
+        store,
+        connection_id="ip=",
+        query={"tenant": "t_1", "key": "wk_right"},
+        connected_at=1000,
+        domain_name="example.com",
+        stage="prod",
+        source_ip="203.0.113.9",
+    )
+    assert store.get_connection("ip=").source_ip == connection.source_ip == "203.0.113.9"  # type: ignore[union-attr]

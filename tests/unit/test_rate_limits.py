@@ -127,3 +127,38 @@ def test_windows_turn_and_a_zero_limit_is_off() -> None:
     off = Charge("x", Limit("anything", 0, 1))
     for _ in range(100):
         limiter.spend([off], clock)
+
+
+def test_a_handoff_flood_from_fresh_visitor_ids_is_cut_per_address(store: InMemoryStateStore) -> None:
+    # 40 connections from one address, each with a new visitor id, all asking for a person.
+    for n in range(40):
+        store.put_connection(
+            Connection(
+                connection_id=f"flood-{n}",
+                tenant_id="t_1",
+                visitor_id=f"visitor-flood-{n:03d}",
+                connected_at=1,
+                domain_name="d",
+                stage="s",
+                source_ip="203.0.113.9",
+            )
+        )
+    store.put_connection(
+        Connection(
+            connection_id="genuine",
+            tenant_id="t_1",
+            visitor_id="visitor-genuine",
+            connected_at=1,
+            domain_name="d",
+            stage="s",
+            source_ip="198.51.100.7",
+        )
+    )
+    intake, push, _ = make_intake(store, ChatLimits())
+    for n in range(40):
+        intake.handle(f"flood-{n}", json.dumps({"action": "requestHuman"}))
+    intake.handle("genuine", json.dumps({"action": "requestHuman"}))
+    refused = [to for to, f in push.frames if f["type"] == "error" and f["code"] == "rate_limited"]
+    assert len(refused) == 30 and "genuine" not in refused
+    queued = [c for c in store.conversations.values() if c.status != "bot"]
+    assert len(queued) == 11  # ten from the flood's address, and the genuine visitor
