@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     ingest_max_unpacked_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
     ingest_max_compression_ratio: float = Field(default=100.0, gt=1)
     ingest_parse_seconds: float = Field(default=20.0, gt=0)
+    # All the files of one upload request together (the admin function's timeout is 30 s).
+    ingest_request_seconds: float = Field(default=20.0, gt=0)
     ingest_parse_memory_mb: int = Field(default=768, ge=0)
     ingest_isolated: bool = True
 

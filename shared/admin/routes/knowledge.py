@@ -3,6 +3,8 @@ bot's own retrieval path), calibrate the "no good answer" threshold, delete, ver
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
@@ -18,6 +20,8 @@ from shared.knowledge.service import KnowledgeService
 from shared.settings import get_settings
 
 router = APIRouter(prefix="/v1/tenants/{tenant_id}/knowledge", tags=["knowledge"])
+# A file is not started with less time than this left in the request's parsing budget.
+_MIN_PARSE_SECONDS = 0.5
 
 
 def _knowledge() -> KnowledgeService:
@@ -140,8 +144,19 @@ def ingest_files(
         raise BadRequest("documentId, title and url apply to a single file; upload one file per request")
     results: list[FileResult] = []
     documents: dict[str, Document] = {}
+    # One request parses for at most this long, whatever the files (API Gateway answers 504 at 30 s).
+    deadline = time.monotonic() + settings.ingest_request_seconds
     for upload in files:
         name = upload.filename or ""
+        remaining = deadline - time.monotonic()
+        if remaining < _MIN_PARSE_SECONDS:
+            budget = FileError(
+                code="parse_time_exhausted",
+                message=f"not read: this request used its {settings.ingest_request_seconds:g} s of parsing; "
+                "upload this file again",
+            )
+            results.append(FileResult(filename=name, status=503, error=budget))
+            continue
         data = upload.file.read(settings.max_upload_bytes + 1)
         try:
             document = parse_file(
@@ -151,7 +166,7 @@ def ingest_files(
                 document_id=document_id,
                 title=title,
                 url=url,
-                limits=limits,
+                limits=replace(limits, seconds=min(limits.seconds, remaining)),
             )
         except FileRejected as error:
             results.append(
