@@ -205,6 +205,8 @@ def parse_client_frame(body: str | None, max_chars: int) -> ClientFrame:
         raw: Any = json.loads(body)
     except ValueError:
         raise BadRequest("frame is not valid JSON") from None
+    except RecursionError:  # the decoder's nesting limit (a few KB of "[[[[…" reach it)
+        raise BadRequest("frame is nested too deeply") from None
     if not isinstance(raw, dict):
         raise BadRequest("frame must be a JSON object")
     action = raw.get("action")
@@ -282,6 +284,16 @@ class ErrorFrame(_Frame):
     code: str
     message: str
     client_message_id: str | None = None
+    # rate_limited: when the window that refused the frame turns
+    retry_after_ms: int | None = None
+
+
+class SessionEnded(_Frame):
+    """The server is about to close this agent connection: its key was rotated or the agent disabled.
+    The console asks for a key instead of reconnecting."""
+
+    type: Literal["session.ended"] = "session.ended"
+    reason: Literal["key_rotated", "disabled"]
 
 
 # --- server -> client: people ---

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
 from shared.knowledge.config import RetrievalConfig
@@ -28,6 +29,8 @@ from shared.knowledge.service import KnowledgeService
 
 MIN_THRESHOLD = 0.05
 MAX_THRESHOLD = 0.95
+# A probe is a question: blank ones are refused (422), not searched.
+Probe = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 # Added above the quantile's score so that the quantile itself is declined (scores are rounded to 1e-4).
 STEP = 0.0001
 
@@ -36,9 +39,9 @@ class CalibrationRequest(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
     # Questions the tenant must not answer; default: kefu's generic off-topic probes (English + Chinese).
-    off_topic: list[str] | None = Field(default=None, min_length=5, max_length=2000)
+    off_topic: list[Probe] | None = Field(default=None, min_length=5, max_length=2000)
     # Questions the tenant must answer; default: questions taken from its own knowledge.
-    in_scope: list[str] | None = Field(default=None, min_length=1, max_length=2000)
+    in_scope: list[Probe] | None = Field(default=None, min_length=1, max_length=2000)
     # Share of off-topic questions to decline.
     target_decline: float = Field(default=0.9, ge=0.5, le=0.99)
     # The threshold is never set below this; None: the deployment default (Settings.min_answer_score).

@@ -9,7 +9,6 @@ the deployment's model (the ``KEFU_LLM_*`` settings), still with the tenant's pr
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import re
 from typing import Literal, Self
 
@@ -185,9 +184,14 @@ class ModelConfig(_TargetFields):
 
 
 def check_endpoint_url(url: str) -> None:
-    """An http(s) API root without credentials, query or fragment, and not a link-local address (the
-    instance metadata service lives there)."""
+    """An http(s) API root without credentials, query or fragment, whose host does not literally name
+    a link-local (the instance metadata service), loopback (the Lambda Runtime API), multicast,
+    unspecified or reserved address in any notation. Names are checked when a connection is made
+    (shared/model/endpoint_guard.py)."""
     from urllib.parse import urlsplit
+
+    from shared.model.endpoint_guard import check_host
+    from shared.settings import get_settings
 
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -196,9 +200,4 @@ def check_endpoint_url(url: str) -> None:
         raise ValueError("'endpoint' must not carry credentials; use 'apiKeySecret'")
     if parts.query or parts.fragment:
         raise ValueError("'endpoint' must not have a query or fragment (Azure's api-version goes in 'apiVersion')")
-    try:
-        address = ipaddress.ip_address(parts.hostname)
-    except ValueError:
-        return
-    if address.is_link_local or address.is_multicast or address.is_unspecified:
-        raise ValueError("'endpoint' must not be a link-local, multicast or unspecified address")
+    check_host(parts.hostname, allow_loopback=get_settings().model_endpoint_allow_loopback)

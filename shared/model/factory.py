@@ -143,6 +143,10 @@ def _chat_model(
 
             ssl_context = client_certificate_context(_secret(secrets, target.client_cert_secret))
         azure = target.provider == "azure"
+        from shared.model.endpoint_guard import GuardedTransport
+
+        # Every connection re-checks where the endpoint's name resolves (metadata service, loopback).
+        guarded = GuardedTransport(ssl_context=ssl_context, allow_loopback=settings.model_endpoint_allow_loopback)
         try:
             return OpenAICompatibleChatModel(
                 base_url=target.endpoint or "",
@@ -157,6 +161,7 @@ def _chat_model(
                 max_tokens=max_tokens,
                 top_p=parameters.top_p,
                 ssl_context=ssl_context,
+                transport=guarded,
             )
         except ValidationError as exc:
             raise ModelNotConfigured(f"invalid model settings: {describe(exc)}") from None

@@ -161,6 +161,23 @@ class DynamoStateStore(StateStore):
             if not _condition_failed(exc):
                 raise
 
+    def claim_connection_conversation(self, connection_id: str, conversation_id: str, expected: str | None) -> bool:
+        unchanged = (
+            ConnectionModel.conversation_id.does_not_exist()
+            if expected is None
+            else ConnectionModel.conversation_id == expected
+        )
+        try:
+            ConnectionModel(connection_id).update(
+                actions=[ConnectionModel.conversation_id.set(conversation_id)],
+                condition=ConnectionModel.connection_id.exists() & unchanged,
+            )
+        except Exception as exc:
+            if not _condition_failed(exc):
+                raise
+            return False
+        return True
+
     def delete_connection(self, connection_id: str, *, connected_before: int | None = None) -> None:
         if connected_before is None:
             ConnectionModel(connection_id).delete()
@@ -509,6 +526,7 @@ def _to_connection(item: ConnectionModel) -> Connection:
         agent_id=item.agent_id,
         page=item.page,
         language=item.language,
+        source_ip=item.source_ip,
     )
 
 

@@ -89,6 +89,8 @@ class Connection(BaseModel):
     # What the widget reports about the visitor's page (shown to agents).
     page: str | None = None
     language: str | None = None
+    # The caller's address as API Gateway saw it (visitors; per-address limits), never shown to agents.
+    source_ip: str | None = None
 
 
 class Ticket(BaseModel):

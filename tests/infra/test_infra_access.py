@@ -103,21 +103,26 @@ def test_only_generate_may_invoke_retrieve(dev: Synth) -> None:
     assert retrieve_arn in resources and {"Fn::Join": ["", [retrieve_arn, ":$LATEST"]]} in resources
 
 
-def test_only_the_chat_functions_post_to_connections(dev: Synth) -> None:
+def test_only_the_chat_functions_and_admin_use_connections(dev: Synth) -> None:
     [api_id] = [
         lid
         for lid, r in dev.of_type("AWS::ApiGatewayV2::Api").items()
         if r["Properties"]["ProtocolType"] == "WEBSOCKET"
     ]
     posting = {name for name in FUNCTIONS if "execute-api:ManageConnections" in dev.actions(name)}
-    # connect: an agent's last tab closing tells the colleagues' consoles
-    assert posting == set(POSTS_TO_CONNECTIONS) == {"connect", "message", "generate"}
+    # connect: an agent's last tab closing tells the colleagues' consoles; admin: a key rotation
+    # closes the agent's consoles (and tells the colleagues)
+    assert posting == set(POSTS_TO_CONNECTIONS) == {"connect", "message", "generate", "admin"}
     for name in posting:
-        [manage] = [s for s in dev.statements(name) if "execute-api:ManageConnections" in _actions(s)]
-        # this API, the chat stage, POST only
-        [arn] = _resources(manage)
-        parts = arn["Fn::Join"][1]
-        assert parts[-2] == {"Ref": api_id} and parts[-1] == "/chat/POST/@connections/*"
+        statements = [s for s in dev.statements(name) if "execute-api:ManageConnections" in _actions(s)]
+        # this API, the chat stage, POST only (admin: and DELETE)
+        endings = set()
+        for arn in (arn for manage in statements for arn in _resources(manage)):
+            parts = arn["Fn::Join"][1]
+            assert parts[-2] == {"Ref": api_id}
+            endings.add(parts[-1])
+        expected = {"/chat/POST/@connections/*"} | ({"/chat/DELETE/@connections/*"} if name == "admin" else set())
+        assert endings == expected
 
 
 def test_knowledge_access(dev: Synth) -> None:

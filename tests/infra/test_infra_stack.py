@@ -12,7 +12,14 @@ import pytest
 from infra.constants import FUNCTIONS, PYTHON_VERSION, SEND_MESSAGE_ROUTE, TABLES, FunctionName
 from infra.constructs.functions import SPECS
 from shared.settings import Settings
-from shared.state.models import AgentModel, ConnectionModel, ConversationModel, MessageModel, TenantModel
+from shared.state.models import (
+    AgentModel,
+    ConnectionModel,
+    ConversationModel,
+    MessageModel,
+    RateCounterModel,
+    TenantModel,
+)
 from tests.infra.synthesis import Synth
 
 
@@ -21,7 +28,7 @@ def test_resource_counts(dev: Synth) -> None:
     counts = {
         "AWS::Lambda::Function": 6,  # the five + CDK's BucketDeployment (uploads the widget and console)
         "AWS::Lambda::LayerVersion": 2,  # the shared code + BucketDeployment's AWS CLI
-        "AWS::DynamoDB::Table": 5,
+        "AWS::DynamoDB::Table": 6,  # the five of the state layer + the rate-limit counters
         "AWS::SQS::Queue": 2,
         "AWS::Lambda::EventSourceMapping": 1,
         "AWS::ApiGatewayV2::Api": 2,
@@ -54,6 +61,7 @@ def _keys(key_schema: list[dict[str, str]]) -> list[tuple[str, str]]:
         ("conversations", ConversationModel),
         ("messages", MessageModel),
         ("agents", AgentModel),
+        ("limits", RateCounterModel),
     ],
 )
 def test_tables_match_the_pynamodb_models(dev: Synth, table: str, model: Any) -> None:

@@ -478,7 +478,8 @@
       key: data.key,
       visitor: visitorId,
       lang: pageLanguage.slice(0, 16),
-      page: location.href.slice(0, 500),
+      // The page without its query and fragment: they can hold tokens, order numbers, e-mail addresses.
+      page: (location.origin + location.pathname).slice(0, 500),
     });
     socket = new WebSocket(data.ws + (data.ws.indexOf("?") < 0 ? "?" : "&") + query.toString());
     socket.onopen = function () {

@@ -3,6 +3,8 @@ bot's own retrieval path), calibrate the "no good answer" threshold, delete, ver
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
@@ -18,6 +20,8 @@ from shared.knowledge.service import KnowledgeService
 from shared.settings import get_settings
 
 router = APIRouter(prefix="/v1/tenants/{tenant_id}/knowledge", tags=["knowledge"])
+# A file is not started with less time than this left in the request's parsing budget.
+_MIN_PARSE_SECONDS = 0.5
 
 
 def _knowledge() -> KnowledgeService:
@@ -123,20 +127,46 @@ def ingest_files(
     in ``files[]`` while the others are indexed: 200 when all were, 207 when some were, else the
     first file's status."""
     from shared.ingest import FileRejected, parse_file
+    from shared.ingest.limits import ParseLimits
 
     settings = get_settings()
+    limits = ParseLimits(
+        max_zip_entries=settings.ingest_max_zip_entries,
+        max_unpacked_bytes=settings.ingest_max_unpacked_bytes,
+        max_compression_ratio=settings.ingest_max_compression_ratio,
+        seconds=settings.ingest_parse_seconds,
+        memory_bytes=settings.ingest_parse_memory_mb * 1024 * 1024,
+        isolated=settings.ingest_isolated,
+    )
     if len(files) > settings.max_upload_files:
         raise BadRequest(f"at most {settings.max_upload_files} files per request; got {len(files)}")
     if len(files) > 1 and (document_id or title or url):
         raise BadRequest("documentId, title and url apply to a single file; upload one file per request")
     results: list[FileResult] = []
     documents: dict[str, Document] = {}
+    # One request parses for at most this long, whatever the files (API Gateway answers 504 at 30 s).
+    deadline = time.monotonic() + settings.ingest_request_seconds
     for upload in files:
         name = upload.filename or ""
+        remaining = deadline - time.monotonic()
+        if remaining < _MIN_PARSE_SECONDS:
+            budget = FileError(
+                code="parse_time_exhausted",
+                message=f"not read: this request used its {settings.ingest_request_seconds:g} s of parsing; "
+                "upload this file again",
+            )
+            results.append(FileResult(filename=name, status=503, error=budget))
+            continue
         data = upload.file.read(settings.max_upload_bytes + 1)
         try:
             document = parse_file(
-                name, data, max_bytes=settings.max_upload_bytes, document_id=document_id, title=title, url=url
+                name,
+                data,
+                max_bytes=settings.max_upload_bytes,
+                document_id=document_id,
+                title=title,
+                url=url,
+                limits=replace(limits, seconds=min(limits.seconds, remaining)),
             )
         except FileRejected as error:
             results.append(
@@ -235,7 +265,7 @@ def calibrate_threshold(
     return report
 
 
-@router.delete("/{document_id}", response_model=Deleted, response_model_by_alias=True)
+@router.delete("/{document_id:path}", response_model=Deleted, response_model_by_alias=True)
 def delete_document(document_id: str, tenant: ExistingTenant, knowledge: Knowledge) -> Deleted:
     if not knowledge.index.delete_document(tenant.tenant_id, document_id):
         raise NotFound(f"document {document_id!r} is not in the knowledge base")
