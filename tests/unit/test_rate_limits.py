@@ -9,7 +9,7 @@ import pytest
 
 from shared.chat.intake import Intake
 from shared.chat.rate_limits import Charge, ChatLimits, InMemoryRateLimiter, Limit, RateLimited
-from shared.state.records import Connection, Tenant
+from shared.state.records import Agent, Connection, Tenant
 from tests.unit.fakes import FakePush, FakeQueue, InMemoryContextCache, InMemoryStateStore
 
 
@@ -152,6 +152,20 @@ def test_a_handoff_flood_from_fresh_visitor_ids_is_cut_per_address(store: InMemo
             domain_name="d",
             stage="s",
             source_ip="198.51.100.7",
+        )
+    )
+    # Someone is on duty (a handoff is only queued when a person can take it).
+    store.put_agent(Agent(agent_id="a_1", tenant_id="t_1", name="Alice", key_hash="h", created_at=1, capacity=1))
+    store.put_connection(
+        Connection(
+            connection_id="agent-tab",
+            tenant_id="t_1",
+            visitor_id="a_1",
+            connected_at=1,
+            domain_name="d",
+            stage="s",
+            role="agent",
+            agent_id="a_1",
         )
     )
     intake, push, _ = make_intake(store, ChatLimits())
