@@ -242,6 +242,8 @@ class AnswerEnd(_Frame):
     message_id: str
     text: str
     citations: list[Citation]
+    # False: the model failed after the answer had started; ``text`` is what was sent, cut.
+    complete: bool = True
 
 
 class AnswerCancelled(_Frame):
@@ -257,6 +259,15 @@ class ErrorFrame(_Frame):
     code: str
     message: str
     client_message_id: str | None = None
+    # Errors about a visitor message's answer (``model_unavailable``) name it: the conversation,
+    # the answer's id (the question's id + ".a", as answer frames carry) and the question's id.
+    conversation_id: str | None = None
+    message_id: str | None = None
+    question_id: str | None = None
+    # True: asking again may work (the widget offers a retry button).
+    retryable: bool | None = None
+    # What to show the visitor (the tenant's `model.unavailableText`); absent: the client's own text.
+    text: str | None = None
 
 
 # --- server -> client: people ---
@@ -351,6 +362,8 @@ class MessageOut(_Frame):
     agent: AgentRef | None = None
     event: str | None = None
     feedback: str | None = None
+    # Bot answers cut by a model failure: false (absent for complete answers).
+    complete: bool | None = None
 
 
 class VisitorInfo(_Frame):
