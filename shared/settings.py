@@ -114,8 +114,8 @@ class Settings(BaseSettings):
     # gets the tenant's fallback or an `error` frame `model_unavailable`. Whole answers within
     # llm_answer_timeout_seconds (then cut: `answer.end` with complete=false). Both together stay
     # well inside the generate function's timeout (infra/constructs/functions.py; tested).
-    llm_first_token_budget_seconds: float = Field(default=15.0, gt=0, le=60)
-    llm_answer_timeout_seconds: float = Field(default=75.0, gt=0, le=600)
+    llm_first_token_budget_seconds: float = Field(default=15.0, gt=0, le=30)
+    llm_answer_timeout_seconds: float = Field(default=60.0, gt=0, le=600)
     # What a visitor gets when no model answers in time: "error" (an `error` frame
     # `model_unavailable` with a retry) or "extractive" (the best-matching passage, quoted).
     llm_on_unavailable: Literal["error", "extractive"] = "error"

@@ -6,7 +6,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from shared.admin.deps import require_admin
-from shared.admin.routes import agents, config, conversations, knowledge, tenants
+from shared.admin.routes import agents, config, conversations, dead_letters, knowledge, tenants
 from shared.errors import KefuError, http_status
 
 
@@ -17,7 +17,7 @@ def create_app() -> FastAPI:
         description="Tenants, their knowledge bases and conversation transcripts. "
         "Every /v1 call needs `Authorization: Bearer <admin key>`.",
     )
-    for module in (tenants, config, knowledge, conversations, agents):
+    for module in (tenants, config, knowledge, conversations, agents, dead_letters):
         app.include_router(module.router, dependencies=[Depends(require_admin)])
 
     @app.exception_handler(KefuError)

@@ -175,7 +175,7 @@ class ModelConfig(_TargetFields):
     unavailable_text: str | None = Field(default=None, min_length=1, max_length=500)
     # Seconds from asking the model to its first text, retries and fallbacks included. None: the
     # deployment's KEFU_LLM_FIRST_TOKEN_BUDGET_SECONDS.
-    first_token_budget_seconds: float | None = Field(default=None, ge=1, le=60)
+    first_token_budget_seconds: float | None = Field(default=None, ge=1, le=30)
 
     @field_validator("answer_language")
     @classmethod
