@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from shared.errors import UpstreamError
 from shared.knowledge.base import Passage
 from shared.model.base import Answer, AnswerModel, AnswerStream, ModelUsage, Turn, close_stream
-from shared.model.deadlines import StreamDeadlines, within_deadlines
+from shared.model.deadlines import StreamDeadlineExceeded, StreamDeadlines, within_deadlines
 from shared.observability import logger
 
 # HTTP statuses that will not change on a retry of the same request (bad request, auth, not found).
@@ -204,7 +204,10 @@ class FallbackAnswerModel(AnswerModel):
                         "model attempt failed",
                         extra={"target": target.label, "attempt": attempt + 1, "error": reason[:300]},
                     )
-                    if is_final(exc):
+                    # A target that let its deadline pass is likely stuck: the next target gets
+                    # the rest of the budget rather than a second wait on this one.
+                    stuck = isinstance(exc, StreamDeadlineExceeded) and target is not candidates[-1]
+                    if is_final(exc) or stuck:
                         break
                     if attempt + 1 < attempts:
                         pause = min(self._backoff * 2**attempt, _MAX_BACKOFF_SECONDS)
