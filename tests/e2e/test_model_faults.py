@@ -13,6 +13,8 @@ Every visitor message gets exactly one terminal frame.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +27,7 @@ from tests.e2e.conftest import start_local_run, stop, wait_for_local_json
 from tests.support.openai_sse_server import OpenAISSEServer, Script
 
 pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
 
 TOKENS = ["Deliveries ", "take ", "2 to 4 ", "working days ", "[1]."]
 BUDGET_SECONDS = 3
@@ -134,3 +137,13 @@ def test_a_model_that_is_down_gets_model_unavailable_in_time_and_the_next_messag
     assert end["type"] == "answer.end" and end["complete"] is True and end["text"] == "".join(TOKENS)
     assert answered_after < BOUND_SECONDS
     print(f"model down: error after {failed_after:.1f} s; next answer after {answered_after:.1f} s")
+
+
+def test_the_local_queue_has_a_dead_letter_queue_that_the_admin_api_and_cli_reach(stack: LocalStackInfo) -> None:
+    # Model faults above were settled by the function: nothing waits for redelivery or sits dead.
+    with stack.admin() as admin:
+        response = admin.get("/v1/dead-letters")
+    assert response.status_code == 200 and response.json() == {"count": 0, "jobs": []}
+    command = [sys.executable, "-m", "shared.cli", "--admin-url", stack.admin_url, "--admin-key", stack.admin_key]
+    listed = subprocess.run([*command, "dead-letters"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0 and "0 job(s) in the dead-letter queue" in listed.stdout

@@ -17,8 +17,13 @@ from shared.model.bedrock import BedrockConverseChatModel
 from shared.model.chat_base import ModelServerError
 from shared.model.config import ModelConfig, ModelTarget
 from shared.model.deadlines import StreamDeadlineExceeded, StreamDeadlines, within_deadlines
+from shared.model.extractive import ExtractiveModel
+from shared.model.gateway import ConfiguredModelGateway
 from shared.model.resilience import CircuitBreakers, FallbackAnswerModel, ModelTargetRef, ModelUnavailable
 from shared.model.sagemaker import SageMakerChatModel
+from shared.model.secrets import SecretsManagerResolver
+from shared.settings import Settings
+from shared.tenant_config import TenantConfig
 
 # --- within_deadlines ---
 
@@ -209,7 +214,7 @@ def bedrock_text(events: list[dict[str, Any]]) -> str:
 
 
 def sagemaker_text(body: bytes, payload_format: str = "messages") -> str:
-    model = SageMakerChatModel(endpoint_name="e", client=FakeSageMaker(body), payload_format=payload_format)  # type: ignore[arg-type]
+    model = SageMakerChatModel(endpoint_name="e", client=FakeSageMaker(body), payload_format=payload_format)
     return "".join(chunk.text for chunk in model.stream([HumanMessage(content="hi")]))
 
 
@@ -235,3 +240,35 @@ def test_tgi_generate_stream_without_its_final_details_is_cut() -> None:
     assert sagemaker_text(token + final, "generate") == "Half"
     with pytest.raises(ModelServerError, match="without its end marker"):
         sagemaker_text(token, "generate")
+
+
+def test_the_tenants_deadlines_and_fallback_choice_reach_its_model() -> None:
+    settings = Settings(llm_provider="openai", llm_base_url="http://gpu:8000/v1", llm_model="qwen")
+    config = TenantConfig.model_validate(
+        {
+            "model": {
+                "firstTokenSeconds": 4,
+                "betweenTokensSeconds": 6,
+                "onUnavailable": "extractive",
+                "unavailableText": "Back soon.",
+                "firstTokenBudgetSeconds": 8,
+            }
+        }
+    )
+    gateway = ConfiguredModelGateway(
+        settings, lambda tenant: config, SecretsManagerResolver(lambda: None), CircuitBreakers(3, 30)
+    )
+    tenant_model = gateway.for_tenant("t")
+    assert isinstance(tenant_model.fallback, ExtractiveModel) and tenant_model.unavailable_text == "Back soon."
+    chain = tenant_model.model
+    assert isinstance(chain, FallbackAnswerModel) and chain._budget == 8
+    [target] = chain.targets
+    assert (target.first_token_seconds, target.between_tokens_seconds) == (4, 6)
+    # The deployment's defaults otherwise: error frames, 15 s budget, 10 s per attempt.
+    plain = ConfiguredModelGateway(
+        settings, lambda tenant: None, SecretsManagerResolver(lambda: None), CircuitBreakers(3, 30)
+    )
+    default = plain.for_tenant("t")
+    assert default.on_unavailable == "error" and default.fallback is None
+    assert isinstance(default.model, FallbackAnswerModel) and default.model._budget == 15
+    assert default.model.targets[0].first_token_seconds == 10
