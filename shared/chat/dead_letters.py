@@ -64,9 +64,7 @@ class DeadLetters:
         return self._dlq_url
 
     def count(self) -> int:
-        attributes = self._sqs.get_queue_attributes(
-            QueueUrl=self.url(), AttributeNames=["ApproximateNumberOfMessages"]
-        )
+        attributes = self._sqs.get_queue_attributes(QueueUrl=self.url(), AttributeNames=["ApproximateNumberOfMessages"])
         return int(attributes.get("Attributes", {}).get("ApproximateNumberOfMessages", 0))
 
     def peek(self, limit: int) -> list[DeadLetter]:
