@@ -152,8 +152,8 @@ class Generator:
             self.gate.on_dropped(job)
             return "dropped-handoff"
         except Exception as exc:
-            # Never cached, and followers of this answer see it break off too.
-            source.abandon()
+            # Never cached, and followers of this answer see it break off (or never start) too.
+            source.abandon(model_unavailable=not shown)
             if not shown:
                 return self._unavailable(attempt, tenant_model, exc)
             logger.warning(

@@ -442,6 +442,46 @@ def test_a_follower_of_an_answer_that_is_cut_gets_it_as_incomplete_too() -> None
     assert len(answers._answers) == 0  # nothing cached
 
 
+def test_a_follower_of_a_question_whose_model_never_answered_is_told_at_once() -> None:
+    # The follower does not spend a second first-token budget on the model that just spent one.
+    store, answers = first_question_store("c1", "c2"), WatchedCache()
+    release = threading.Event()
+
+    class DeadModel(CountingModel):
+        def stream(self, question: str, answer: Answer, history: list[Turn]) -> AnswerStream:
+            inner = super().stream(question, answer, history)
+
+            def pieces() -> Iterator[str]:
+                release.wait(10)
+                raise RuntimeError("no model answered")
+                yield from inner  # pragma: no cover
+
+            return AnswerStream(pieces(), inner.usage)
+
+    model = DeadModel(["never"])
+    first_push, second_push = FakePush(), FakePush()
+    outcomes: list[str] = []
+
+    def run(conversation: str, push: FakePush) -> None:
+        outcomes.append(cached_generator(store, model, push, answers, RecordingMeter()).answer(job_in(conversation)))
+
+    first = threading.Thread(target=run, args=("c1", first_push))
+    first.start()
+    while model.streams == 0:
+        time.sleep(0.001)
+    second = threading.Thread(target=run, args=("c2", second_push))
+    second.start()
+    assert answers.follower_joined.wait(10)
+    release.set()
+    first.join(10)
+    second.join(10)
+
+    assert outcomes == ["model-unavailable", "model-unavailable"]
+    assert model.streams == 1
+    for push in (first_push, second_push):
+        assert push.types() == ["error"] and push.frames[0][1]["code"] == "model_unavailable"
+
+
 def test_a_meter_failure_never_fails_the_answer() -> None:
     class BrokenMeter(RecordingMeter):
         def record(self, answer: AnswerRecord) -> None:
