@@ -2,9 +2,11 @@
 
 Before the first token an answer can still be given by someone else: each target gets bounded
 retries (with a short backoff) for failures that may pass, then the next target of the chain is
-tried (e.g. on-premises vLLM -> Bedrock -> the extractive quote). After the first token nothing is
-retried: the text is already on the visitor's screen, so the failure propagates and the generator
-ends the answer with an ``error`` frame.
+tried (e.g. on-premises vLLM -> Bedrock -> the extractive quote), all within one first-token budget;
+when nothing answered, ``ModelUnavailable`` (the generator sends ``model_unavailable`` or the
+tenant's extractive fallback). After the first token nothing is retried: the text is already on the
+visitor's screen, so the failure propagates and the generator ends the answer as incomplete
+(``answer.end`` with ``complete: false``).
 
 A circuit breaker per target (per warm container) skips a target that failed ``failures`` times in a
 row for ``cooldown_seconds``, then lets a single trial through: a dead on-premises server costs its
