@@ -183,8 +183,12 @@ class Generator:
         if not self.gate.may_answer(job):  # a person took over while it streamed: drop it
             self.gate.on_dropped(job)
             return "dropped-handoff"
-        citations = [Citation(document_id=p.document_id, title=p.title, snippet=p.snippet(), url=p.url) for p in cited]
-        record = self._answer_record(job, tenant_model, source, attempt.started, *timing)
+        # A model that said the passages do not answer (no_answer.py) cites nothing: no good source.
+        citations = [
+            Citation(document_id=p.document_id, title=p.title, snippet=p.snippet(), url=p.url)
+            for p in ([] if source.declined else cited)
+        ]
+        record = self._answer_record(job, tenant_model, source, attempt.started, *timing, bool(citations))
         stored = StoredMessage(
             conversation_id=job.conversation_id,
             message_id=answer_id,
@@ -276,6 +280,7 @@ class Generator:
         started: float,
         first_frame_at: list[float],
         frames: int,
+        grounded: bool,
     ) -> AnswerRecord:
         """Tokens and latency of the answer that just streamed (stored on it and metered)."""
         usage = source.usage
@@ -294,6 +299,7 @@ class Generator:
             frames=frames,
             failed_attempts=usage.failed_attempts if usage else 0,
             fallback=usage.fallback if usage else False,
+            grounded=grounded,
         )
 
     def _meter(self, record: AnswerRecord) -> None:
