@@ -91,7 +91,8 @@ class Generator:
 
         Every job ends in one terminal frame for the visitor: ``answer.end`` (``complete`` true, or
         false when the model broke off after the first token) or ``error`` ``model_unavailable``
-        when no model answered in time; only a crash of this function leaves it to the queue."""
+        when no model answered in time (or the retrieval it needs failed); only a crash of this
+        function (or of the state store it records the outcome in) leaves it to the queue."""
         started = time.monotonic()
         answer_id = answer_id_for(job.message_id)
         # Nothing before the model depends on another step: retrieval (a Lambda invoke and a query
@@ -107,8 +108,12 @@ class Generator:
         if not owned_soon.result():
             return "not-bot-owned"
         history = history_soon.result()
-        retrieval = retrieval_soon.result()
         push = self.push_for(job.callback_url)
+        try:
+            retrieval = retrieval_soon.result()
+        except Exception as exc:  # the retrieve function failed or timed out: nothing to answer from
+            nothing = RetrievalResult(passages=[])
+            return self._unavailable(_Attempt(job, push, started, nothing, history), None, exc)
         attempt = _Attempt(job=job, push=push, started=started, retrieval=retrieval, history=history)
         try:
             tenant_model = tenant_model_soon.result()

@@ -121,6 +121,19 @@ def test_failure_before_any_frame_is_settled_with_model_unavailable() -> None:
     assert push.types() == ["error"]
 
 
+def test_a_failed_retrieval_is_settled_with_model_unavailable_too() -> None:
+    class BrokenRetriever(FakeRetriever):
+        def retrieve(self, tenant_id: str, query: str, k: int) -> list[Passage]:
+            raise TimeoutError("the retrieve function timed out")
+
+    store, push = seeded_store(), FakePush()
+    model = FakeAnswerModel(["never asked"])
+    generator = replace(make(store, model, push), retriever=BrokenRetriever([]))
+    assert generator.answer(JOB) == "model-unavailable"
+    assert push.types() == ["error"] and push.frames[0][1]["code"] == "model_unavailable"
+    assert model.histories == []  # the model was not asked without its passages
+
+
 def test_extractive_fallback_answers_when_the_tenant_chose_it() -> None:
     store, push = seeded_store(), FakePush()
     generator = make(store, FakeAnswerModel(["a"], fail_after=0), push)
