@@ -196,6 +196,27 @@ def calibrate(args: argparse.Namespace, target: AdminTarget, out: TextIO, err: T
     return EXIT_OK
 
 
+def dead_letters(args: argparse.Namespace, target: AdminTarget, out: TextIO, err: TextIO) -> int:
+    with _client(target, args.timeout) as client:
+        if args.redrive:
+            response = client.post("/v1/dead-letters/redrive", params={"limit": args.limit})
+        else:
+            response = client.get("/v1/dead-letters", params={"limit": args.limit})
+    if response.status_code != 200:
+        print(_error_message(response), file=err)
+        return EXIT_FAILED
+    body = response.json()
+    if args.redrive:
+        print(f"sent {body['redriven']} job(s) back to the generate queue", file=out)
+    else:
+        print(f"{body['count']} job(s) in the dead-letter queue", file=out)
+    for job in body["jobs"]:
+        where = f"{job.get('tenantId')}/{job.get('conversationId')}/{job.get('messageId')}"
+        tries = f" after {job['receiveCount']} tries" if job.get("receiveCount") else ""
+        print(f"  {where}{tries}: {job.get('textPreview') or job.get('problem') or ''}", file=out)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kefu", description="kefu operator tools (talk to the admin API)")
     parser.add_argument("--admin-url", help="admin API base URL (default: $KEFU_ADMIN_URL or .kefu/local.json)")
@@ -222,6 +243,11 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate_cmd.add_argument("--in-scope", help="file: questions to answer, one per line")
     calibrate_cmd.add_argument("--dry-run", action="store_true", help="measure only")
     calibrate_cmd.set_defaults(run=calibrate)
+
+    dead_cmd = commands.add_parser("dead-letters", help="jobs the generate function could not settle")
+    dead_cmd.add_argument("--redrive", action="store_true", help="send them back to the generate queue")
+    dead_cmd.add_argument("--limit", type=int, default=20, help="at most this many (1-100, default 20)")
+    dead_cmd.set_defaults(run=dead_letters)
     return parser
 
 

@@ -123,11 +123,22 @@ class Settings(BaseSettings):
     llm_payload_format: Literal["messages", "generate"] = "messages"  # sagemaker
     # Fallback targets tried in order (JSON list of ModelTarget objects, camelCase as in the admin API).
     llm_fallbacks: list[dict[str, Any]] = Field(default_factory=list)
-    # Non-streaming calls: the whole request. Streams use llm_first_token_timeout_seconds per read.
+    # Non-streaming calls: the whole request.
     llm_timeout_seconds: float = 60.0
+    # Deadlines of each model target (a tenant's target may set its own, shared/model/config.py):
+    # connecting; the first text of one attempt; silence between pieces once the answer streams.
     llm_connect_timeout_seconds: float = Field(default=3.0, gt=0)
-    # No first token (or a silence between chunks) this long: the attempt failed (retry, then fallback).
-    llm_first_token_timeout_seconds: float = Field(default=15.0, gt=0)
+    llm_first_token_timeout_seconds: float = Field(default=10.0, gt=0)
+    llm_between_tokens_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Everything before the first text (attempts, retries, fallbacks) within this: then the visitor
+    # gets the tenant's fallback or an `error` frame `model_unavailable`. Whole answers within
+    # llm_answer_timeout_seconds (then cut: `answer.end` with complete=false). Both together stay
+    # well inside the generate function's timeout (infra/constructs/functions.py; tested).
+    llm_first_token_budget_seconds: float = Field(default=15.0, gt=0, le=30)
+    llm_answer_timeout_seconds: float = Field(default=60.0, gt=0, le=600)
+    # What a visitor gets when no model answers in time: "error" (an `error` frame
+    # `model_unavailable` with a retry) or "extractive" (the best-matching passage, quoted).
+    llm_on_unavailable: Literal["error", "extractive"] = "error"
     llm_max_retries: int = Field(default=1, ge=0, le=3)
     # Circuit breaker per model target (per warm container): open after this many failures in a
     # row, for this long, then let one attempt through.

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from shared.settings import get_settings
 
 if TYPE_CHECKING:
+    from shared.chat.dead_letters import DeadLetters
     from shared.chat.jobs import GenerationQueue
     from shared.chat.rate_limits import ChatLimits, RateLimiter
     from shared.chat.retriever import Retriever
@@ -90,6 +91,14 @@ def _client(service: str, endpoint: str | None):  # type: ignore[no-untyped-def]
             parameter_validation=False,
         ),
     )
+
+
+@lru_cache(maxsize=1)
+def dead_letters() -> DeadLetters:
+    from shared.chat.dead_letters import DeadLetters
+
+    settings = get_settings()
+    return DeadLetters(_client("sqs", settings.sqs_endpoint), settings.generate_queue_url)
 
 
 @lru_cache(maxsize=1)

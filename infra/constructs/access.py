@@ -31,6 +31,8 @@ Derived from what the code calls (shared/state/dynamodb.py and the logic modules
   ``assigned_conversations`` (is the agent still holding conversations?). A key rotation or disabling
   logs the agent out: ``agent_connections`` (Query on the agent index), ``get_connection`` +
   ``delete_connection``, the colleagues' presence frame and closing the sockets through @connections.
+  Dead letters (shared/chat/dead_letters.py): reads the job queue's RedrivePolicy, receives/deletes on
+  the dead-letter queue and sends its jobs back to the job queue.
 - retrieve and admin, the knowledge models (``grant_knowledge_model_access``; shared/knowledge/factory.py):
   a Bedrock embedder calls InvokeModel on its model (passages at ingestion, each question at search);
   a Bedrock reranker calls Rerank (no resource-level permissions: ``*``) and, through it, InvokeModel
@@ -140,6 +142,9 @@ def grant_least_privilege(
     for function in CLOSES_CONNECTIONS:
         websocket.grant_post_to_connections(roles[function], method="DELETE")
     queue.queue.grant_send_messages(roles["message"])
+    # The admin API lists the dead-letter queue and sends its jobs back (shared/chat/dead_letters.py).
+    queue.dead_letters.grant_consume_messages(roles["admin"])
+    queue.queue.grant_send_messages(roles["admin"])
     # Only generate may invoke retrieve (the event source grants it the queue's consume actions).
     functions.functions["retrieve"].grant_invoke_latest_version(roles["generate"])
     knowledge.grant_read(roles["retrieve"])

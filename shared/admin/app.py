@@ -10,7 +10,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from shared.admin.deps import require_admin
-from shared.admin.routes import agents, config, conversations, knowledge, tenants
+from shared.admin.routes import agents, config, conversations, dead_letters, knowledge, tenants
 from shared.errors import KefuError, http_status
 
 
@@ -25,7 +25,7 @@ def create_app() -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    for module in (tenants, config, knowledge, conversations, agents):
+    for module in (tenants, config, knowledge, conversations, agents, dead_letters):
         app.include_router(module.router, dependencies=[Depends(require_admin)])
 
     @app.exception_handler(KefuError)

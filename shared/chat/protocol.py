@@ -269,6 +269,8 @@ class AnswerEnd(_Frame):
     message_id: str
     text: str
     citations: list[Citation]
+    # False: the model failed after the answer had started; ``text`` is what was sent, cut.
+    complete: bool = True
 
 
 class AnswerCancelled(_Frame):
@@ -286,6 +288,15 @@ class ErrorFrame(_Frame):
     client_message_id: str | None = None
     # rate_limited: when the window that refused the frame turns
     retry_after_ms: int | None = None
+    # Errors about a visitor message's answer (``model_unavailable``) name it: the conversation,
+    # the answer's id (the question's id + ".a", as answer frames carry) and the question's id.
+    conversation_id: str | None = None
+    message_id: str | None = None
+    question_id: str | None = None
+    # True: asking again may work (the widget offers a retry button).
+    retryable: bool | None = None
+    # What to show the visitor (the tenant's `model.unavailableText`); absent: the client's own text.
+    text: str | None = None
 
 
 class SessionEnded(_Frame):
@@ -390,6 +401,8 @@ class MessageOut(_Frame):
     agent: AgentRef | None = None
     event: str | None = None
     feedback: str | None = None
+    # Bot answers cut by a model failure: false (absent for complete answers).
+    complete: bool | None = None
 
 
 class VisitorInfo(_Frame):

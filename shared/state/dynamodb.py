@@ -381,6 +381,7 @@ class DynamoStateStore(StateStore):
             event=message.event,
             feedback=message.feedback,
             usage=message.usage.model_dump() if message.usage is not None else None,
+            incomplete=True if message.incomplete else None,
             created_at=message.created_at,
             expires_at=self._conversation_ttl,
         )
@@ -495,6 +496,7 @@ def _to_record(item: MessageModel) -> StoredMessage:
         event=item.event,
         feedback=item.feedback,
         usage=AnswerUsage.model_validate(item.usage) if item.usage else None,
+        incomplete=bool(item.incomplete),
     )
 
 

@@ -208,6 +208,8 @@ class MessageModel(Model):
     feedback = UnicodeAttribute(null=True)
     # Bot answers: AnswerUsage as JSON (tokens, model, latency).
     usage = JSONAttribute(null=True)
+    # Bot answers cut by a model failure (absent: complete).
+    incomplete = BooleanAttribute(null=True)
     created_at = NumberAttribute()
     expires_at = TTLAttribute()
 

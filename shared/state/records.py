@@ -223,3 +223,5 @@ class StoredMessage(BaseModel):
     feedback: str | None = None
     # For bot answers: tokens, model and latency.
     usage: AnswerUsage | None = None
+    # For bot answers: the model failed after the first token; ``text`` is what the visitor saw.
+    incomplete: bool = False

@@ -11,6 +11,7 @@ import pytest
 
 from infra.constants import FUNCTIONS, PYTHON_VERSION, SEND_MESSAGE_ROUTE, TABLES, FunctionName
 from infra.constructs.functions import SPECS
+from shared.model.config import ModelConfig
 from shared.settings import Settings
 from shared.state.models import (
     AgentModel,
@@ -117,6 +118,22 @@ def test_generate_queue_is_fifo_with_dead_letters(dev: Synth) -> None:
     # A job being answered must not reappear: visibility longer than the generate timeout.
     assert jobs["VisibilityTimeout"] > SPECS["generate"].timeout.to_seconds()
     assert dev.function("generate")["Properties"]["Timeout"] == SPECS["generate"].timeout.to_seconds()
+
+
+def test_generate_settles_every_job_within_its_own_timeout(dev: Synth) -> None:
+    """The model deadlines (the longest first-token budget a tenant may set, plus the whole-answer
+    limit) leave room for retrieval and storing inside the generate timeout: a job is settled by the
+    function (answer, cut answer or model_unavailable), never by the Lambda timeout and a redelivery."""
+    settings = Settings()
+    longest_budget = ModelConfig.model_fields["first_token_budget_seconds"].metadata
+    tenant_budget = max(m.le for m in longest_budget if getattr(m, "le", None) is not None)
+    model_seconds = max(tenant_budget, settings.llm_first_token_budget_seconds) + settings.llm_answer_timeout_seconds
+    retrieval_and_storing = 20
+    timeout = dev.function("generate")["Properties"]["Timeout"]
+    assert model_seconds + retrieval_and_storing <= timeout
+    queues = {r["Properties"]["QueueName"]: r["Properties"] for r in dev.of_type("AWS::SQS::Queue").values()}
+    # A crash is redelivered only after the visibility timeout; it must outlast a running job.
+    assert queues["kefu-dev-generate.fifo"]["VisibilityTimeout"] >= 2 * timeout
 
 
 def test_queues_refuse_plain_http(dev: Synth) -> None:
