@@ -66,7 +66,7 @@ from shared.knowledge.scoring import (
     rank_groups,
     term_bound,
 )
-from shared.knowledge.text import alternative_terms, tokenize
+from shared.knowledge.text import alternative_terms, fold_chinese, tokenize
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -242,7 +242,7 @@ class LocalHybridIndex(KnowledgeIndex):
         version = generation.version or EMPTY_VERSION
         if k <= 0 or not generation.records or not query.strip():
             return SearchHits(passages=[], version=version)
-        query_vector = self.embedder.embed_query(query)  # embedded once, used for every row
+        query_vector = self.embedder.embed_query(fold_chinese(query))  # embedded once, used for every row
         cosines = generation.vectors @ query_vector
         query_tokens = tokenize(query)
         ratios = generation.keyword_ratios(query_tokens, alternative_terms(query))

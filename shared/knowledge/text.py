@@ -115,6 +115,12 @@ def normalize(text: str) -> str:
     return _chinese.to_simplified(folded) if has_cjk(folded) else folded
 
 
+def fold_chinese(text: str) -> str:
+    """Traditional characters folded to simplified, nothing else changed: what the embedder is given
+    for a query, so 寬頻 and 宽频 land on the same vector (knowledge is mostly written in one script)."""
+    return _chinese.to_simplified(text) if has_cjk(text) else text
+
+
 def tokenize(text: str) -> list[str]:
     """BM25 terms of ``text``: for Chinese runs jieba search-mode words, character bigrams and their
     sounds (see ``_chinese_terms``); stemmed words otherwise.
@@ -141,7 +147,11 @@ def alternative_terms(text: str) -> list[str]:
     the pinyin initials of 身份证 or 宽带 (how people type on phones). They only count where the
     knowledge base has such a word: an index must not let them lower a query's keyword bound."""
     words = [m.group() for m in _TOKEN_RUN.finditer(normalize(text)) if not _HAS_CJK.match(m.group())]
-    return [INITIALS_PREFIX + w for w in dict.fromkeys(words) if 2 <= len(w) <= 6 and w.isascii() and w.isalpha()]
+    return [INITIALS_PREFIX + w for w in dict.fromkeys(words) if _LOOKS_LIKE_INITIALS.fullmatch(w)]
+
+
+# 2-6 Latin consonants: no English word, but what initials look like (sfz, kd, xhzw, zfb).
+_LOOKS_LIKE_INITIALS = re.compile(r"[b-df-hj-np-tv-z]{2,6}")
 
 
 # --- Chinese terms ----------------------------------------------------------------------------------
