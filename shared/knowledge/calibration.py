@@ -131,14 +131,19 @@ def salient_word(question: str) -> str | None:
 
 
 def near_miss_probes(questions: list[str], probes: list[str]) -> list[str]:
-    """Each probe with a salient word of one of the tenant's questions, in turn before and after it."""
-    words = list(dict.fromkeys(w for w in map(salient_word, questions) if w))
-    if not words:
-        return []
-    return [
-        f"{words[n % len(words)]} {probe}" if n % 2 else f"{probe} {words[n % len(words)]}"
-        for n, probe in enumerate(probes)
-    ]
+    """Each probe with a salient word of one of the tenant's questions in the probe's language, in turn
+    before and after it (a bilingual knowledge base gets Chinese near misses and English ones)."""
+    words = {
+        chinese: list(dict.fromkeys(w for w in map(salient_word, questions) if w and has_cjk(w) == chinese))
+        for chinese in (True, False)
+    }
+    near = []
+    for n, probe in enumerate(probes):
+        pool = words[has_cjk(probe)] or words[not has_cjk(probe)]
+        if pool:
+            word = pool[n % len(pool)]
+            near.append(f"{word} {probe}" if n % 2 else f"{probe} {word}")
+    return near
 
 
 _PIECE = re.compile(r"[\u3400-\u9fff]|[^\W_]+")
