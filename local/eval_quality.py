@@ -410,6 +410,22 @@ def goal(value: float, target: float) -> str:
     return f"{value:.3f} {'✅' if value >= target else '❌'} (goal ≥ {target:.2f})"
 
 
+def ranking_table(
+    api: dict[str, float], references: list[tuple[str, dict[str, float]]], reference_suffix: str = ""
+) -> list[str]:
+    """kefu's ranking (bold) above the single-signal references of the same index."""
+    return [
+        "| ranking | R@1 | R@5 | MRR@10 |",
+        "|---|---|---|---|",
+        f"| **kefu hybrid (admin API search, default settings)** | **{api['R@1']:.3f}** | "
+        f"**{api['R@5']:.3f}** | **{api['MRR@10']:.3f}** |",
+        *(
+            f"| {name}{reference_suffix} | {m['R@1']:.3f} | {m['R@5']:.3f} | {m['MRR@10']:.3f} |"
+            for name, m in references
+        ),
+    ]
+
+
 def render_telecom(result: TelecomResult) -> list[str]:
     calibration = result.calibration
     lines = [
@@ -420,14 +436,7 @@ def render_telecom(result: TelecomResult) -> list[str]:
         "see *What retrieval does*). "
         f"{result.queries} customer questions (document-level ranking) and {result.out_of_scope} out-of-scope ones.",
         "",
-        "| ranking | R@1 | R@5 | MRR@10 |",
-        "|---|---|---|---|",
-        f"| **kefu hybrid (admin API search, default settings)** | **{result.api['R@1']:.3f}** | "
-        f"**{result.api['R@5']:.3f}** | **{result.api['MRR@10']:.3f}** |",
-    ]
-    for name, m in result.references:
-        lines.append(f"| {name} | {m['R@1']:.3f} | {m['R@5']:.3f} | {m['MRR@10']:.3f} |")
-    lines += [
+        *ranking_table(result.api, result.references),
         "| baseline from the data README: character-bigram BM25 over title + text | 0.481 | 0.640 | 0.564 |",
         "",
         f"Goals: MRR@10 {goal(result.api['MRR@10'], 0.90)}, R@5 {goal(result.api['R@5'], 0.97)}.",
@@ -472,14 +481,7 @@ def render(stack: StackFaqResult | None, hint3: list[Hint3Result], telecom: Tele
             f"{stack.documents} threads ingested as {stack.chunks} chunks through `POST …/knowledge` in "
             f"{stack.ingest_seconds:.1f} s; {stack.queries} paraphrased questions, document-level ranking.",
             "",
-            "| ranking | R@1 | R@5 | MRR@10 |",
-            "|---|---|---|---|",
-            f"| **kefu hybrid (admin API search, default settings)** | **{stack.api['R@1']:.3f}** | "
-            f"**{stack.api['R@5']:.3f}** | **{stack.api['MRR@10']:.3f}** |",
-        ]
-        for name, m in stack.references:
-            lines.append(f"| {name}, 625 queries | {m['R@1']:.3f} | {m['R@5']:.3f} | {m['MRR@10']:.3f} |")
-        lines += [
+            *ranking_table(stack.api, stack.references, ", 625 queries"),
             "| baseline from the data README: BM25 over words (1,249 queries) | 0.67 | 0.92 | 0.78 |",
             "| baseline from the data README: USE dense (1,249 queries) | 0.73 | 0.92 | 0.81 |",
             "| baseline from the data README: RRF of the two (1,249 queries) | 0.76 | 0.95 | 0.84 |",
