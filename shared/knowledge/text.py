@@ -147,7 +147,11 @@ def alternative_terms(text: str) -> list[str]:
     the pinyin initials of 身份证 or 宽带 (how people type on phones). They only count where the
     knowledge base has such a word: an index must not let them lower a query's keyword bound."""
     words = [m.group() for m in _TOKEN_RUN.finditer(normalize(text)) if not _HAS_CJK.match(m.group())]
-    return [INITIALS_PREFIX + w for w in dict.fromkeys(words) if _LOOKS_LIKE_INITIALS.fullmatch(w)]
+    return [
+        INITIALS_PREFIX + w
+        for w in dict.fromkeys(words)
+        if _LOOKS_LIKE_INITIALS.fullmatch(w) and w not in ENGLISH_STOPWORDS  # "my", "by", "why"
+    ]
 
 
 # 2-6 Latin consonants: no English word, but what initials look like (sfz, kd, xhzw, zfb).

@@ -26,6 +26,7 @@ def test_traditional_characters_fold_to_simplified() -> None:
 def test_pinyin_initials_match_what_people_type() -> None:
     assert "i:sfz" in tokenize("身份证丢了")
     assert alternative_terms("sfz丢了怎么办 kd") == ["i:sfz", "i:kd"]
+    assert alternative_terms("why is my refund late") == []  # English words are no initials
     assert "i:sfz" not in tokenize("sfz")  # only a query's alternatives, never a document's Latin words
 
 
