@@ -63,6 +63,20 @@ class DeployConfig:
     vpc_security_group_id: str | None = None  # an existing group instead of the one created
     onprem_cidrs: tuple[str, ...] = ()
     onprem_ports: tuple[int, ...] = (443, 8000)
+    # A NAT gateway for generate's subnets (network.py): in this public subnet (it routes to an internet
+    # gateway), with a default route to it added to these route tables of the private subnets. generate
+    # posts to the WebSocket API's public @connections endpoint, which no VPC endpoint reaches (an
+    # execute-api endpoint serves private REST APIs only); without this option the subnets must
+    # already have a NAT route. ~$32 a month per NAT gateway plus data ($0.045/GB, us-east-1).
+    nat_public_subnet_id: str | None = None
+    nat_route_table_ids: tuple[str, ...] = ()
+    # Reserved concurrency of generate (a ceiling on parallel answers, and a floor no other function
+    # can take). None: unreserved, as a new account needs (its quota of 10 concurrent executions is
+    # also Lambda's minimum unreserved pool, so any reservation there fails the deploy).
+    generate_reserved_concurrency: int | None = None
+    # Where alarm notifications go besides the SNS topic the stack creates (an e-mail subscription,
+    # confirmed by a link AWS sends); None: subscribe to the topic yourself (chat webhook, pager).
+    alarm_email: str | None = None
     # Use an existing OpenSearch domain instead of creating a Serverless collection.
     opensearch_endpoint: str | None = None
     opensearch_domain_arn: str | None = None
@@ -107,6 +121,13 @@ class DeployConfig:
         if self.llm_provider in ("sagemaker", "azure") and not self.llm_base_url:
             what = "the SageMaker endpoint name" if self.llm_provider == "sagemaker" else "the Azure OpenAI URL"
             raise ConfigError(f"context 'llm_provider={self.llm_provider}' needs 'llm_base_url' ({what})")
+        if self.generate_reserved_concurrency is not None and self.generate_reserved_concurrency < 1:
+            raise ConfigError(
+                "'generate_reserved_concurrency' must be at least 1 (0 would throttle every answer); "
+                f"got {self.generate_reserved_concurrency}"
+            )
+        if self.alarm_email and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", self.alarm_email):
+            raise ConfigError(f"'alarm_email' must be an e-mail address; got {self.alarm_email!r}")
         self.fallback_targets  # noqa: B018 - validates llm_fallbacks
         self._check_network()
         self._check_knowledge_models()
@@ -125,9 +146,34 @@ class DeployConfig:
 
     def _check_network(self) -> None:
         if not self.vpc_id:
-            if self.vpc_subnet_ids or self.vpc_security_group_id or self.onprem_cidrs:
-                raise ConfigError("'vpc_subnet_ids', 'vpc_security_group_id' and 'onprem_cidrs' need 'vpc_id'")
+            if (
+                self.vpc_subnet_ids
+                or self.vpc_security_group_id
+                or self.onprem_cidrs
+                or self.nat_public_subnet_id
+                or self.nat_route_table_ids
+            ):
+                raise ConfigError(
+                    "'vpc_subnet_ids', 'vpc_security_group_id', 'onprem_cidrs' and the NAT options need 'vpc_id'"
+                )
             return
+        if bool(self.nat_public_subnet_id) != bool(self.nat_route_table_ids):
+            raise ConfigError(
+                "a NAT gateway needs both 'nat_public_subnet_id' (a subnet routed to an internet gateway) and "
+                "'nat_route_table_ids' (the route tables of 'vpc_subnet_ids')"
+            )
+        if self.nat_public_subnet_id:
+            if not re.fullmatch(r"subnet-[0-9a-f]{8,17}", self.nat_public_subnet_id):
+                raise ConfigError(
+                    f"'nat_public_subnet_id' must look like subnet-0123abcd; got {self.nat_public_subnet_id!r}"
+                )
+            if self.nat_public_subnet_id in self.vpc_subnet_ids:
+                raise ConfigError(
+                    "'nat_public_subnet_id' must be a public subnet, not one of generate's 'vpc_subnet_ids'"
+                )
+            for table in self.nat_route_table_ids:
+                if not re.fullmatch(r"rtb-[0-9a-f]{8,17}", table):
+                    raise ConfigError(f"'nat_route_table_ids' must be route table ids like rtb-0123abcd; got {table!r}")
         if not re.fullmatch(r"vpc-[0-9a-f]{8,17}", self.vpc_id):
             raise ConfigError(f"'vpc_id' must look like vpc-0123abcd; got {self.vpc_id!r}")
         if not self.vpc_subnet_ids:
@@ -218,6 +264,10 @@ class DeployConfig:
         return self.vpc_id is not None
 
     @property
+    def creates_nat_gateway(self) -> bool:
+        return self.nat_public_subnet_id is not None
+
+    @property
     def tenant_model_secrets(self) -> str:
         """The name prefix tenants' model secrets must have (generate may read only those)."""
         return self.model_secrets_prefix or f"kefu/{self.env}/models/"
@@ -240,8 +290,14 @@ class DeployConfig:
 
     @property
     def removal_policy(self) -> cdk.RemovalPolicy:
-        """Production keeps its data when the stack (or a resource) is deleted; dev cleans up."""
-        return cdk.RemovalPolicy.RETAIN if self.is_production else cdk.RemovalPolicy.DESTROY
+        """Production keeps its data when the stack (or a resource) is deleted or replaced; dev cleans up.
+
+        RETAIN_ON_UPDATE_OR_DELETE (CloudFormation's ``RetainExceptOnCreate``), not RETAIN: a resource
+        created by a stack creation that then fails is rolled back with it. With RETAIN the failed
+        create left the fixed-name tables and collection behind and every retry failed with "already
+        exists" (docs/deploy.md, "Names and what survives").
+        """
+        return cdk.RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE if self.is_production else cdk.RemovalPolicy.DESTROY
 
     @property
     def uses_existing_domain(self) -> bool:
@@ -304,6 +360,10 @@ class DeployConfig:
             vpc_security_group_id=text("vpc_security_group_id"),
             onprem_cidrs=items("onprem_cidrs"),
             onprem_ports=ports("onprem_ports") or (443, 8000),
+            nat_public_subnet_id=text("nat_public_subnet_id"),
+            nat_route_table_ids=items("nat_route_table_ids"),
+            generate_reserved_concurrency=number("generate_reserved_concurrency", int),
+            alarm_email=text("alarm_email"),
             opensearch_endpoint=text("opensearch_endpoint"),
             opensearch_domain_arn=text("opensearch_domain_arn"),
             apigw_cloudwatch_role=flag("apigw_cloudwatch_role", default=True),

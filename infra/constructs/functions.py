@@ -93,10 +93,11 @@ class KefuFunctions(Construct):
         for name in FUNCTIONS:
             spec = SPECS[name]
             function_name = resource_name(config.env, name)
+            # No fixed log group name: a retained prod log group with a fixed name would block
+            # redeploying after a stack deletion; the function's LoggingConfig points at this group.
             log_group = logs.LogGroup(
                 self,
                 f"{name.capitalize()}Logs",
-                log_group_name=f"/aws/lambda/{function_name}",
                 retention=logs.RetentionDays.THREE_MONTHS if config.is_production else logs.RetentionDays.TWO_WEEKS,
                 removal_policy=config.removal_policy,
             )
@@ -123,6 +124,8 @@ class KefuFunctions(Construct):
                 log_group=log_group,
                 tracing=lambda_.Tracing.ACTIVE,
                 environment=environments[name],
+                # Only generate may have a reservation (DeployConfig.generate_reserved_concurrency).
+                reserved_concurrent_executions=config.generate_reserved_concurrency if name == "generate" else None,
             )
             self.functions[name] = function
             self.roles[name] = role

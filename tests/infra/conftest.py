@@ -15,7 +15,11 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 from infra.app import REPO_ROOT  # noqa: E402
 from infra.constants import FUNCTIONS  # noqa: E402
+from tests.infra.profiles import BEDROCK, HYBRID, ON_PREM  # noqa: E402
 from tests.infra.synthesis import SKIP_BUNDLING, Synth, synthesize  # noqa: E402
+
+# Every profile fixture below: test_infra_lint.py runs cfn-lint on each one's template.
+PROFILES = ("dev", "prod", "existing_domain", "hybrid", "bedrock", "on_prem")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -52,3 +56,20 @@ def existing_domain(tmp_path_factory: pytest.TempPathFactory) -> Synth:
         **SKIP_BUNDLING,
     }
     return synthesize(context, tmp_path_factory.mktemp("cdk-domain"))
+
+
+@pytest.fixture(scope="session")
+def hybrid(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    # cdk-nag runs inside the synth: an unacknowledged finding would fail here.
+    return synthesize(HYBRID, tmp_path_factory.mktemp("cdk-hybrid"))
+
+
+@pytest.fixture(scope="session")
+def bedrock(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    # cdk-nag runs inside the synth: an unacknowledged finding (the Rerank '*') would fail here.
+    return synthesize(BEDROCK, tmp_path_factory.mktemp("cdk-bedrock-knowledge"))
+
+
+@pytest.fixture(scope="session")
+def on_prem(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    return synthesize(ON_PREM, tmp_path_factory.mktemp("cdk-onprem-knowledge"))
