@@ -6,6 +6,7 @@ Everything that differs between environments or deployments comes from here; con
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import re
@@ -16,7 +17,7 @@ import aws_cdk as cdk
 from constructs import Node
 
 from infra.constants import DEFAULT_ENVIRONMENT, ENVIRONMENTS, Environment
-from shared.knowledge.factory import DEFAULT_BEDROCK_EMBEDDING_MODEL, DEFAULT_BEDROCK_RERANK_MODEL
+from shared.knowledge.factory import DEFAULT_BEDROCK_EMBEDDING_MODEL, DEFAULT_BEDROCK_RERANK_MODEL, chunk_index_name
 from shared.model.config import ModelTarget
 from shared.settings import Settings
 
@@ -97,6 +98,11 @@ class DeployConfig:
     reranker_model: str | None = None
     reranker_url: str | None = None
     rerank_candidates: int | None = None
+    # A knowledge rebuild (docs/deploy.md "Changing the embedder"): a JSON object with the next
+    # embedder ({"provider": "bedrock", "model": "...", "dimension": 1024, "base_url": "..."}). admin
+    # then ingests with it into that embedder's own index while retrieve keeps serving the current one;
+    # deploying with it as the embedding_* context (and no rebuild) switches retrieve over.
+    rebuild_embedding: str | None = None
 
     def __post_init__(self) -> None:
         if self.env not in ENVIRONMENTS:
@@ -131,6 +137,7 @@ class DeployConfig:
         self.fallback_targets  # noqa: B018 - validates llm_fallbacks
         self._check_network()
         self._check_knowledge_models()
+        self.ingest_config  # noqa: B018 - validates rebuild_embedding (the target is checked like the embedder)
 
     @property
     def fallback_targets(self) -> list[ModelTarget]:
@@ -226,6 +233,58 @@ class DeployConfig:
             raise ConfigError(f"context 'reranker_provider={self.reranker_provider}' needs 'reranker_url'")
         if self.rerank_candidates is not None and not 1 <= self.rerank_candidates <= 100:
             raise ConfigError(f"'rerank_candidates' must be 1..100; got {self.rerank_candidates}")
+
+    @property
+    def ingest_config(self) -> DeployConfig:
+        """The knowledge settings admin indexes with: the rebuild's next embedder during a rebuild."""
+        if not self.rebuild_embedding:
+            return self
+        try:
+            target = json.loads(self.rebuild_embedding)
+            if not isinstance(target, dict) or not target.get("provider"):
+                raise ValueError("not a JSON object with a 'provider'")
+            unknown = set(target) - {"provider", "model", "dimension", "base_url"}
+            if unknown:
+                raise ValueError(f"unknown keys {sorted(unknown)}")
+            dimension = target.get("dimension")
+            next_config = dataclasses.replace(
+                self,
+                embedding_provider=str(target["provider"]),
+                embedding_model=target.get("model"),
+                embedding_dimension=int(dimension) if dimension is not None else None,
+                embedding_base_url=target.get("base_url"),
+                # Cosine ranges are per model: the next model starts from its provider's defaults.
+                embedding_cosine_floor=None,
+                embedding_cosine_ceiling=None,
+                rebuild_embedding=None,
+            )
+        except (ValueError, TypeError, ConfigError) as exc:
+            raise ConfigError(f"'rebuild_embedding': {exc}") from None
+        if next_config.knowledge_index == self.knowledge_index:
+            raise ConfigError(
+                f"'rebuild_embedding' names the current embedder (index {self.knowledge_index}): nothing to rebuild"
+            )
+        return next_config
+
+    @property
+    def embedding_dimension_used(self) -> int:
+        """The vector size of the chosen embedder (the k-NN field's dimension of its index)."""
+        if self.embedding_provider == "use":
+            from shared.knowledge.embedder import UseEmbedder
+
+            return UseEmbedder.dimension
+        if self.embedding_provider == "bedrock":
+            from shared.knowledge.embedders import BedrockEmbedder
+
+            return BedrockEmbedder(None, self.bedrock_embedding_model or "", self.embedding_dimension).dimension
+        assert self.embedding_dimension is not None  # required for openai (checked above)
+        return self.embedding_dimension
+
+    @property
+    def knowledge_index(self) -> str:
+        """``kefu-chunks-<embedder>-<dimension>``: the OpenSearch index of this embedder's vectors."""
+        model = {"use": "use", "bedrock": self.bedrock_embedding_model}.get(self.embedding_provider)
+        return chunk_index_name(model or self.embedding_model or self.embedding_provider, self.embedding_dimension_used)
 
     @property
     def bedrock_embedding_model(self) -> str | None:
@@ -377,4 +436,5 @@ class DeployConfig:
             reranker_model=text("reranker_model"),
             reranker_url=text("reranker_url"),
             rerank_candidates=number("rerank_candidates", int),
+            rebuild_embedding=text("rebuild_embedding"),
         )

@@ -74,9 +74,6 @@ DEPLOY_REGIONS: Final[tuple[str, ...]] = (
     "ap-southeast-2",
 )
 
-# --- Knowledge ---
-OPENSEARCH_INDEX: Final = "kefu-knowledge"
-
 
 def resource_name(env: Environment, name: str) -> str:
     """``kefu-<env>-<name>``: the physical name of a resource of this environment."""

@@ -52,7 +52,6 @@ class KefuStack(cdk.Stack):
                 generate_queue_url=queue.queue.queue_url,
                 opensearch_endpoint=knowledge.endpoint,
                 opensearch_service=knowledge.service,
-                opensearch_index=knowledge.index,
                 admin_key_secret_arn=admin_key.secret.secret_arn,
             ),
         )

@@ -60,7 +60,6 @@ class FunctionInputs:
     generate_queue_url: str
     opensearch_endpoint: str
     opensearch_service: str
-    opensearch_index: str
     admin_key_secret_arn: str
 
 
@@ -143,15 +142,19 @@ class KefuFunctions(Construct):
         }
         tables = settings_env(**{f"{name}_table": table for name, table in inputs.tables.items()})
         cache = settings_env(redis_url=config.redis_url) if config.redis_url else {}
-        knowledge = settings_env(
+        store = settings_env(
             knowledge_backend="opensearch",
             opensearch_endpoint=inputs.opensearch_endpoint,
             opensearch_service=inputs.opensearch_service,
-            opensearch_index=inputs.opensearch_index,
         )
         # The embedder and reranker: retrieve (the bot's searches) and admin (ingestion, the recall test)
-        # must use the same ones, or the admin's search would disagree with the bot's.
-        knowledge |= settings_env(**config.knowledge_model_settings)
+        # use the same ones, or the admin's search would disagree with the bot's; each embedder has its
+        # own index. During a rebuild (config.rebuild_embedding) admin already ingests with the next
+        # embedder into its index while retrieve serves the current one.
+        search, ingest = (
+            store | settings_env(opensearch_index=c.knowledge_index, **c.knowledge_model_settings)
+            for c in (config, config.ingest_config)
+        )
         model = settings_env(llm_provider=config.llm_provider)
         # Secrets by reference: generate reads them at cold start (shared/model/secrets.py).
         for field, value in (
@@ -168,12 +171,12 @@ class KefuFunctions(Construct):
             "connect": {**common, **tables},
             "message": {**common, **tables, **cache, **settings_env(generate_queue_url=inputs.generate_queue_url)},
             # retrieve reads the tenant's RetrievalConfig (threshold, weights) from the tenants table.
-            "retrieve": {**common, **knowledge, **settings_env(tenants_table=inputs.tables["tenants"])},
+            "retrieve": {**common, **search, **settings_env(tenants_table=inputs.tables["tenants"])},
             "generate": {**common, **tables, **cache, **model},
             "admin": {
                 **common,
                 **tables,
-                **knowledge,
+                **ingest,
                 **settings_env(admin_key_secret_arn=inputs.admin_key_secret_arn),
             },
         }

@@ -15,11 +15,11 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 from infra.app import REPO_ROOT  # noqa: E402
 from infra.constants import FUNCTIONS  # noqa: E402
-from tests.infra.profiles import BEDROCK, HYBRID, ON_PREM  # noqa: E402
+from tests.infra.profiles import BEDROCK, HYBRID, ON_PREM, REBUILD  # noqa: E402
 from tests.infra.synthesis import SKIP_BUNDLING, Synth, synthesize  # noqa: E402
 
 # Every profile fixture below: test_infra_lint.py runs cfn-lint on each one's template.
-PROFILES = ("dev", "prod", "existing_domain", "hybrid", "bedrock", "on_prem")
+PROFILES = ("dev", "prod", "existing_domain", "hybrid", "bedrock", "on_prem", "rebuild")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -73,3 +73,8 @@ def bedrock(tmp_path_factory: pytest.TempPathFactory) -> Synth:
 @pytest.fixture(scope="session")
 def on_prem(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     return synthesize(ON_PREM, tmp_path_factory.mktemp("cdk-onprem-knowledge"))
+
+
+@pytest.fixture(scope="session")
+def rebuild(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    return synthesize(REBUILD, tmp_path_factory.mktemp("cdk-rebuild"))

@@ -51,3 +51,6 @@ ON_PREM: dict[str, Any] = {
     "reranker_url": "https://rerank.example.com",
     **SKIP_BUNDLING,
 }
+
+# A knowledge rebuild toward Bedrock's Titan v2 (docs/deploy.md "Changing the embedder").
+REBUILD: dict[str, Any] = {"env": "dev", "rebuild_embedding": '{"provider": "bedrock"}', **SKIP_BUNDLING}

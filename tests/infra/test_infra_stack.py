@@ -344,6 +344,6 @@ def test_optional_redis_llm_and_existing_domain(existing_domain: Synth) -> None:
     assert "es:ESHttpPut" in synth.actions("admin")
     [read] = [s for s in synth.statements("retrieve") if "es:ESHttpPost" in s["Action"]]
     assert set(read["Resource"]) == {
-        "arn:aws:es:eu-west-1:111122223333:domain/kefu/kefu-knowledge*",
+        "arn:aws:es:eu-west-1:111122223333:domain/kefu/kefu-chunks-*",
         "arn:aws:es:eu-west-1:111122223333:domain/kefu/_msearch",  # searches are multi-searches
     }
