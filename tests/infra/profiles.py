@@ -6,6 +6,21 @@ from typing import Any
 
 from tests.infra.synthesis import SKIP_BUNDLING
 
+PROD: dict[str, Any] = {"env": "prod", **SKIP_BUNDLING}
+
+# An existing OpenSearch domain, Redis and an OpenAI-compatible model behind a secret.
+EXISTING_DOMAIN: dict[str, Any] = {
+    "env": "dev",
+    "opensearch_endpoint": "https://search-kefu-abc123.eu-west-1.es.amazonaws.com",
+    "opensearch_domain_arn": "arn:aws:es:eu-west-1:111122223333:domain/kefu",
+    "redis_url": "rediss://cache.example.com:6379/0",
+    "llm_provider": "openai",
+    "llm_base_url": "https://llm.example.com/v1",
+    "llm_model": "qwen-2.5",
+    "llm_api_key_secret": "kefu/llm-api-key",
+    **SKIP_BUNDLING,
+}
+
 # Hybrid cloud: generate in the customer's VPC with a NAT gateway, a reserved concurrency, the model
 # gateway's secrets and Bedrock/SageMaker models, and alarm e-mails.
 HYBRID: dict[str, Any] = {
@@ -54,3 +69,16 @@ ON_PREM: dict[str, Any] = {
 
 # A knowledge rebuild toward Bedrock's Titan v2 (docs/deploy.md "Changing the embedder").
 REBUILD: dict[str, Any] = {"env": "dev", "rebuild_embedding": '{"provider": "bedrock"}', **SKIP_BUNDLING}
+
+# Synthesized once per session without bundling, each as the fixture of its name (conftest.py).
+TEMPLATE_PROFILES: dict[str, dict[str, Any]] = {
+    "prod": PROD,
+    "existing_domain": EXISTING_DOMAIN,
+    "hybrid": HYBRID,
+    "bedrock": BEDROCK,
+    "on_prem": ON_PREM,
+    "rebuild": REBUILD,
+}
+
+# Every profile fixture: dev (bundled) and the template-only ones; test_infra_lint.py lints each.
+PROFILES: tuple[str, ...] = ("dev", *TEMPLATE_PROFILES)

@@ -13,7 +13,7 @@ import pytest
 from cfnlint.api import ManualArgs, Match, lint_file
 
 from infra.constants import DEPLOY_REGIONS
-from tests.infra.conftest import PROFILES
+from tests.infra.profiles import PROFILES
 from tests.infra.synthesis import Synth
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from infra.constants import FUNCTIONS, WEBSOCKET_STAGE
@@ -31,8 +32,14 @@ def test_every_alarm_notifies_the_topic_when_it_fires_and_recovers(dev: Synth) -
         assert alarm["TreatMissingData"] == "notBreaching", name  # idle is healthy
     # The topic takes publishes over TLS only, and CloudWatch may publish to it.
     [policy] = dev.of_type("AWS::SNS::TopicPolicy").values()
-    [deny] = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    [deny] = [s for s in statements if s["Effect"] == "Deny"]
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    [allow] = [s for s in statements if s["Effect"] == "Allow"]
+    assert allow["Principal"] == {"Service": "cloudwatch.amazonaws.com"} and allow["Action"] == "sns:Publish"
+    assert allow["Resource"] == {"Ref": topic_id}
+    assert "alarm:kefu-dev-*" in json.dumps(allow["Condition"]["ArnLike"]["aws:SourceArn"])
+    assert allow["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
     assert dev.outputs["AlarmTopicArn"]["Value"] == {"Ref": topic_id}
     # No subscription unless asked for (context alarm_email).
     assert not dev.of_type("AWS::SNS::Subscription")
