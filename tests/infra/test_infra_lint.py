@@ -52,3 +52,10 @@ def test_regions_outside_the_list_are_caught(dev: Synth) -> None:
     errors = _errors(_template(dev), ("af-south-1",))
     assert {m.rule.id for m in errors} == {"E3006"}
     assert all("OpenSearchServerless" in m.message for m in errors)
+
+
+def test_the_deploy_guide_lists_exactly_the_checked_regions() -> None:
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "deploy.md").read_text()
+    section = guide.split("## Regions", 1)[1].split("\n## ", 1)[0]
+    [listed] = [line for line in section.splitlines() if line.startswith("us-east-1")]
+    assert tuple(region.strip(" .") for region in listed.split(",")) == DEPLOY_REGIONS
