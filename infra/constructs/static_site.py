@@ -158,6 +158,11 @@ class StaticSite(Construct):
         # The upload runs in CDK's own BucketDeployment function, a singleton at the stack's root.
         stack = cdk.Stack.of(self)
         uploader = next(c for c in stack.node.children if c.node.id.startswith("Custom::CDKBucketDeployment"))
+        # aws-cdk-lib retains that function's log group on every deletion, even of a failed create; it
+        # follows the stack's policy like kefu's own log groups instead.
+        uploader_logs = uploader.node.try_find_child("LogGroup")
+        if isinstance(uploader_logs, cdk.Resource):
+            uploader_logs.apply_removal_policy(config.removal_policy)
         acknowledge(
             uploader,
             "AwsSolutions-IAM4",
