@@ -47,10 +47,12 @@ class ModelNetwork(Construct):
         if config.vpc_id is None:
             raise ValueError("ModelNetwork needs config.vpc_id")
         self.security_group_id = config.vpc_security_group_id or self._security_group(config)
-        self.nat_gateway = self._nat_gateway(config) if config.creates_nat_gateway else None
         cfn_function = function.node.default_child
         if not isinstance(cfn_function, lambda_.CfnFunction):
             raise TypeError("expected the function's CfnFunction")
+        self.nat_routes = self._nat_gateway(config) if config.creates_nat_gateway else []
+        for route in self.nat_routes:  # generate moves into the subnets only once they have egress
+            cfn_function.add_dependency(route)
         cfn_function.vpc_config = lambda_.CfnFunction.VpcConfigProperty(
             security_group_ids=[self.security_group_id], subnet_ids=list(config.vpc_subnet_ids)
         )
@@ -64,7 +66,7 @@ class ModelNetwork(Construct):
             findings=("Resource::*",),
         )
 
-    def _nat_gateway(self, config: DeployConfig) -> ec2.CfnNatGateway:
+    def _nat_gateway(self, config: DeployConfig) -> list[ec2.CfnRoute]:
         """One NAT gateway (one AZ: a few dollars of cross-AZ data instead of a second $32 a month; if
         its AZ fails, generate's other AZ loses @connections until it is back)."""
         address = ec2.CfnEIP(self, "NatAddress", domain="vpc")
@@ -75,7 +77,7 @@ class ModelNetwork(Construct):
             allocation_id=address.attr_allocation_id,
             connectivity_type="public",
         )
-        for index, table in enumerate(config.nat_route_table_ids):
+        return [
             ec2.CfnRoute(
                 self,
                 f"DefaultRoute{index}",
@@ -83,7 +85,8 @@ class ModelNetwork(Construct):
                 destination_cidr_block="0.0.0.0/0",
                 nat_gateway_id=gateway.attr_nat_gateway_id,
             )
-        return gateway
+            for index, table in enumerate(config.nat_route_table_ids)
+        ]
 
     def _security_group(self, config: DeployConfig) -> str:
         egress = [

@@ -96,6 +96,9 @@ def test_the_nat_option_routes_generates_subnets_to_a_new_nat_gateway(hybrid: Sy
     for route in routes.values():
         assert route["DestinationCidrBlock"] == "0.0.0.0/0"
         assert route["NatGatewayId"] == {"Fn::GetAtt": [nat_id, "NatGatewayId"]}
+    # generate joins the subnets only once they route to the NAT gateway
+    route_ids = set(hybrid.of_type("AWS::EC2::Route"))
+    assert route_ids <= set(hybrid.function("generate").get("DependsOn", []))
 
 
 def test_generate_reserved_concurrency_is_set_only_when_configured(hybrid: Synth, dev: Synth) -> None:
