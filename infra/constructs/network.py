@@ -52,7 +52,7 @@ class ModelNetwork(Construct):
             raise TypeError("expected the function's CfnFunction")
         self.nat_routes = self._nat_gateway(config) if config.creates_nat_gateway else []
         for route in self.nat_routes:  # generate moves into the subnets only once they have egress
-            cfn_function.add_dependency(route)
+            cfn_function.add_resource_dependency(route)
         cfn_function.vpc_config = lambda_.CfnFunction.VpcConfigProperty(
             security_group_ids=[self.security_group_id], subnet_ids=list(config.vpc_subnet_ids)
         )
