@@ -2,7 +2,8 @@
 
 Derived from what the code calls (shared/state/dynamodb.py and the logic modules that use it):
 
-- connect: ``get_tenant`` (widget key check), ``get_agent`` (agent key check), ``put_connection``,
+- connect: new connections per address (a rate counter: UpdateItem on the limits table without Redis),
+  ``get_tenant`` (widget key check), ``get_agent`` (agent key check), ``put_connection``,
   ``get_connection`` + ``delete_connection`` on $disconnect; when an agent's last tab closes it tells
   the colleagues (``agent_connections``: Query on the agent index) through @connections.
 - message: ``get_connection``, ``set_connection_conversation`` (UpdateItem), ``get_conversation``,
@@ -75,6 +76,7 @@ PUT = "dynamodb:PutItem"
 UPDATE = "dynamodb:UpdateItem"
 DELETE = "dynamodb:DeleteItem"
 QUERY = "dynamodb:Query"
+BATCH_GET = "dynamodb:BatchGetItem"
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,8 @@ TABLE_ACCESS: dict[FunctionName, dict[TableName, TableAccess]] = {
         "tenants": TableAccess((GET,)),
         "agents": TableAccess((GET,)),
         "connections": TableAccess((GET, PUT, DELETE, QUERY), indexes=(AGENT_CONNECTION_INDEX,)),
+        # New connections per address when no Redis is configured (shared/chat/rate_limits.py).
+        "limits": TableAccess((UPDATE,)),
     },
     "message": {
         "tenants": TableAccess((GET,)),
@@ -95,13 +99,16 @@ TABLE_ACCESS: dict[FunctionName, dict[TableName, TableAccess]] = {
         "connections": TableAccess((GET, UPDATE, DELETE, QUERY), indexes=(CONVERSATION_INDEX, AGENT_CONNECTION_INDEX)),
         "conversations": TableAccess((GET, PUT, UPDATE, QUERY), indexes=(QUEUE_INDEX, ASSIGNEE_INDEX, TICKET_INDEX)),
         "messages": TableAccess((GET, PUT, UPDATE, QUERY)),
-        # Rate-limit counters when no Redis is configured (shared/chat/rate_limits.py).
-        "limits": TableAccess((UPDATE,)),
+        # Rate-limit counters when no Redis is configured (shared/chat/rate_limits.py); monthly
+        # quotas (shared/chat/quotas.py: a conditional UpdateItem, a BatchGetItem when one is spent).
+        "limits": TableAccess((UPDATE, BATCH_GET)),
     },
     "retrieve": {
         "tenants": TableAccess((GET,)),
     },
     "generate": {
+        # Monthly usage counters: answers and tokens (shared/chat/quotas.py).
+        "limits": TableAccess((UPDATE,)),
         "messages": TableAccess((GET, PUT, QUERY)),
         # The answer gate and the no-answer handoff (shared/handoff/gate.py).
         "tenants": TableAccess((GET,)),
@@ -115,6 +122,8 @@ TABLE_ACCESS: dict[FunctionName, dict[TableName, TableAccess]] = {
         "messages": TableAccess((QUERY,)),
         "agents": TableAccess((GET, PUT, UPDATE, DELETE, QUERY), indexes=(TENANT_INDEX,)),
         "connections": TableAccess((GET, DELETE, QUERY), indexes=(AGENT_CONNECTION_INDEX,)),
+        # The usage endpoint (shared/chat/quotas.py).
+        "limits": TableAccess((BATCH_GET,)),
     },
 }
 

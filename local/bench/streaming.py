@@ -108,6 +108,7 @@ class Stack:
         env |= {"KEFU_MODEL_ENDPOINT_ALLOW_LOOPBACK": "true", "KEFU_RATE_VISITOR_MESSAGES_PER_MINUTE": "0"}
         env |= {"KEFU_RATE_CONNECTION_FRAMES_PER_10S": "0", "KEFU_RATE_TENANT_MESSAGES_PER_MINUTE": "0"}
         env |= {"KEFU_RATE_VISITOR_CHARACTERS_PER_MINUTE": "0", "KEFU_RATE_ADDRESS_MESSAGES_PER_MINUTE": "0"}
+        env |= {"KEFU_RATE_ADDRESS_CONNECTIONS_PER_MINUTE": "0"}
         self.log = (self.state_dir / "stack.log").open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "local.bench._stack", "--state-dir", str(self.state_dir), "--max-concurrency", "64"],
