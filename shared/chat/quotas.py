@@ -130,9 +130,7 @@ class DynamoUsageLedger(UsageLedger):
             condition = under if condition is None else condition & under
         item = Usage(f"usage:{tenant_id}:{month}")
         try:
-            item.update(
-                actions=[Usage.questions.add(1), Usage.expires_at.set(_expiry(month))], condition=condition
-            )
+            item.update(actions=[Usage.questions.add(1), Usage.expires_at.set(_expiry(month))], condition=condition)
         except UpdateError as exc:
             if getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException":
                 raise quota_refusal(quota, self.usage(tenant_id, month)) from None

@@ -75,8 +75,14 @@ def setup(
         config = TenantConfig(quota=plans.get(tenant, QuotaConfig()))
         store.put_tenant(Tenant(tenant_id=tenant, name=tenant, widget_key="wk", created_at=1, config=config))
         store.put_connection(
-            Connection(connection_id=f"conn-{tenant}", tenant_id=tenant, visitor_id=f"visitor-{tenant}",
-                       connected_at=1, domain_name="d", stage="s")
+            Connection(
+                connection_id=f"conn-{tenant}",
+                tenant_id=tenant,
+                visitor_id=f"visitor-{tenant}",
+                connected_at=1,
+                domain_name="d",
+                stage="s",
+            )
         )
     intake = Intake(
         store=store,
