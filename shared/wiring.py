@@ -126,7 +126,9 @@ def generation_queue() -> GenerationQueue:
     from shared.chat.jobs import SqsGenerationQueue
 
     settings = get_settings()
-    return SqsGenerationQueue(_client("sqs", settings.sqs_endpoint), settings.generate_queue_url)
+    return SqsGenerationQueue(
+        _client("sqs", settings.sqs_endpoint), settings.generate_queue_url, settings.generate_groups_per_tenant
+    )
 
 
 @lru_cache(maxsize=1)
