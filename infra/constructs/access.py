@@ -8,7 +8,8 @@ Derived from what the code calls (shared/state/dynamodb.py and the logic modules
   the colleagues (``agent_connections``: Query on the agent index) through @connections.
 - message: ``get_connection``, ``set_connection_conversation`` (UpdateItem), ``get_conversation``,
   ``put_conversation``, ``find_by_client_id``/``get_message`` (GetItem), rate-limit counters (UpdateItem
-  on the limits table, without Redis), ``add_visitor_message``
+  on the limits table, without Redis), the month's questions (a conditional UpdateItem on the limits
+  table; a BatchGetItem to name the spent quota), ``add_visitor_message``
   (a TransactWrite of two conditional Puts: PutItem); sends the ack; enqueues the job. Handoff
   (shared/handoff/): ``get_tenant`` (HandoffConfig), ``change_status``/``set_preview``/``advance_read``
   (UpdateItem), ``queued_conversations``/``assigned_conversations`` (Query on the queue and assignee
@@ -18,8 +19,9 @@ Derived from what the code calls (shared/state/dynamodb.py and the logic modules
   (Query on the agents' tenant index), ``set_agent_away`` (UpdateItem); ``change_status`` of an
   assignment or release is a TransactWrite of UpdateItems on the conversation and the agents' loads.
 - generate: ``get_message`` (already answered?), ``recent_messages`` (Query), ``add_answer``
-  (conditional PutItem); invokes retrieve; streams frames. Its answer gate reads the conversation
-  (GetItem), counts answers without a source (``record_grounding``, UpdateItem) and may hand the
+  (conditional PutItem); the tenant's monthly usage (UpdateItem on the limits table, quotas.py);
+  invokes retrieve; streams frames. Its answer gate reads the conversation (GetItem), counts answers
+  without a source (``record_grounding``, UpdateItem) and may hand the
   conversation off: the same queue/assignee/agent/connection calls as the message function.
   Its model gateway (``grant_model_access``) reads ``get_tenant`` (TenantConfig.model), the model
   secrets (the deployment's, and tenants' under one name prefix), calls ConverseStream on the
@@ -32,6 +34,7 @@ Derived from what the code calls (shared/state/dynamodb.py and the logic modules
   ``assigned_conversations`` (is the agent still holding conversations?). A key rotation or disabling
   logs the agent out: ``agent_connections`` (Query on the agent index), ``get_connection`` +
   ``delete_connection``, the colleagues' presence frame and closing the sockets through @connections.
+  Usage (``GET …/usage``): BatchGetItem on the limits table.
   Dead letters (shared/chat/dead_letters.py): reads the job queue's RedrivePolicy, receives/deletes on
   the dead-letter queue and sends its jobs back to the job queue.
 - retrieve and admin, the knowledge models (``grant_knowledge_model_access``; shared/knowledge/factory.py):
