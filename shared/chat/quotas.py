@@ -8,7 +8,8 @@ token quota is checked on the next question (an answer in flight is never cut fo
 The counters live in the DynamoDB ``limits`` table beside the rate counters, one item per tenant and
 calendar month (UTC): the question is one conditional atomic ``ADD`` (exact at any concurrency: the
 condition refuses it once a limit is reached, and a refused question is not counted), an answer one
-unconditional ``ADD`` per item. Not the tenants table: its item holds the configuration every
+unconditional ``ADD`` per item. A question the counter cannot be written for goes through uncounted.
+Not the tenants table: its item holds the configuration every
 function reads (and caches), and hot counters there would make every question rewrite it.
 """
 
@@ -23,6 +24,7 @@ from pydantic import Field
 
 from shared.config_section import ConfigSection
 from shared.errors import Throttled
+from shared.observability import logger
 
 # Where an answer's text came from (AnswerRecord.source): only "model" spends model tokens.
 ANSWER_SOURCES = ("model", "cache", "shared")
@@ -134,7 +136,9 @@ class DynamoUsageLedger(UsageLedger):
         except UpdateError as exc:
             if getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException":
                 raise quota_refusal(quota, self.usage(tenant_id, month)) from None
-            raise
+            # The counter could not be written: let the question through uncounted (as the rate limits
+            # do) rather than refuse a visitor for our own failure; storing the message says the rest.
+            logger.warning("could not count the question against the quota", extra={"error": str(exc)[:300]})
 
     def add_answer(self, tenant_id: str, month: str, source: str, input_tokens: int, output_tokens: int) -> None:
         from shared.state.models import UsageCounterModel as Usage

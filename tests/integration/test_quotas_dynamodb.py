@@ -55,3 +55,13 @@ def test_answers_count_tokens_by_source_and_model_tokens_spend_the_token_quota(s
     assert usage.by_source["cache"].answers == 1 and "shared" not in usage.by_source
     item = UsageCounterModel.get("usage:t_tok:2026-03")
     assert item.expires_at is not None and item.expires_at.year == 2027  # kept about 13 months
+
+
+def test_a_counter_that_cannot_be_written_lets_the_question_through(settings: Settings) -> None:
+    from shared.state.models import bind_models
+
+    bind_models(settings.model_copy(update={"limits_table": "no-such-table"}))
+    try:
+        DynamoUsageLedger().count_question("t_down", "2026-03", MonthlyQuota(questions=1, tokens=1))
+    finally:
+        bind_models(settings)
