@@ -53,6 +53,12 @@ class UpstreamError(KefuError):
     code = "upstream_error"
 
 
+class Throttled(KefuError):
+    """Too much, too fast, or a quota spent (rate_limits.py, quotas.py): HTTP 429."""
+
+    code = "rate_limited"
+
+
 _HTTP_STATUS: dict[type[KefuError], int] = {
     BadRequest: 400,
     Unauthorized: 401,
@@ -60,6 +66,7 @@ _HTTP_STATUS: dict[type[KefuError], int] = {
     NotFound: 404,
     Conflict: 409,
     UpstreamError: 502,
+    Throttled: 429,
 }
 
 

@@ -52,6 +52,14 @@ class Settings(BaseSettings):
     rate_tenant_messages_per_minute: int = Field(default=1200, ge=0)
     rate_address_messages_per_minute: int = Field(default=120, ge=0)
     rate_address_handoffs_per_10_minutes: int = Field(default=10, ge=0)
+    # Monthly quotas per tenant (shared/chat/quotas.py) where its TenantConfig.quota sets none; 0: unlimited.
+    quota_questions_per_month: int = Field(default=50_000, ge=0)
+    quota_tokens_per_month: int = Field(default=50_000_000, ge=0)
+    # Answers generating at once per tenant: its jobs go to this many SQS FIFO message groups
+    # (shared/chat/jobs.py), so one tenant's flood cannot take every generate instance.
+    generate_groups_per_tenant: int = Field(default=4, ge=1, le=100)
+    # New WebSocket connections per network address per minute ($connect); 0: no limit.
+    rate_address_connections_per_minute: int = Field(default=60, ge=0)
     retrieve_function: str = "kefu-retrieve"
 
     # --- Knowledge ---

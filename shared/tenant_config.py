@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from pydantic import Field
 
+from shared.chat.quotas import QuotaConfig
 from shared.config_section import ConfigSection
 from shared.handoff.config import HandoffConfig
 from shared.knowledge.config import RetrievalConfig
@@ -18,6 +19,7 @@ class TenantConfig(ConfigSection):
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     handoff: HandoffConfig = Field(default_factory=HandoffConfig)
+    quota: QuotaConfig = Field(default_factory=QuotaConfig)
 
 
 class TenantConfigCache:

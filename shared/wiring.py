@@ -13,6 +13,7 @@ from shared.settings import get_settings
 if TYPE_CHECKING:
     from shared.chat.dead_letters import DeadLetters
     from shared.chat.jobs import GenerationQueue
+    from shared.chat.quotas import MonthlyQuota, UsageLedger
     from shared.chat.rate_limits import ChatLimits, RateLimiter
     from shared.chat.retriever import Retriever
     from shared.knowledge.base import KnowledgeIndex
@@ -56,6 +57,22 @@ def rate_limiter() -> RateLimiter:
     return RedisRateLimiter.from_url(settings.redis_url, settings.redis_timeout_seconds, fallback=shared_counters)
 
 
+@lru_cache(maxsize=1)
+def usage_ledger() -> UsageLedger:
+    from shared.chat.quotas import DynamoUsageLedger
+    from shared.state.models import bind_models
+
+    bind_models(get_settings())
+    return DynamoUsageLedger()
+
+
+def default_quota() -> MonthlyQuota:
+    from shared.chat.quotas import MonthlyQuota
+
+    settings = get_settings()
+    return MonthlyQuota(questions=settings.quota_questions_per_month, tokens=settings.quota_tokens_per_month)
+
+
 def chat_limits() -> ChatLimits:
     from shared.chat.rate_limits import ChatLimits, Limit
 
@@ -70,6 +87,9 @@ def chat_limits() -> ChatLimits:
         address_questions=Limit(defaults.address_questions.what, settings.rate_address_messages_per_minute, 60),
         address_handoffs=Limit(
             defaults.address_handoffs.what, settings.rate_address_handoffs_per_10_minutes, 600
+        ),
+        address_connections=Limit(
+            defaults.address_connections.what, settings.rate_address_connections_per_minute, 60
         ),
     )
 
@@ -106,7 +126,9 @@ def generation_queue() -> GenerationQueue:
     from shared.chat.jobs import SqsGenerationQueue
 
     settings = get_settings()
-    return SqsGenerationQueue(_client("sqs", settings.sqs_endpoint), settings.generate_queue_url)
+    return SqsGenerationQueue(
+        _client("sqs", settings.sqs_endpoint), settings.generate_queue_url, settings.generate_groups_per_tenant
+    )
 
 
 @lru_cache(maxsize=1)

@@ -16,7 +16,7 @@ from shared.chat.push import api_gateway_push, callback_url
 from shared.errors import KefuError, http_status
 from shared.observability import logger, metrics, tracer
 from shared.settings import get_settings
-from shared.wiring import state_store
+from shared.wiring import chat_limits, rate_limiter, state_store
 
 
 @logger.inject_lambda_context
@@ -35,7 +35,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     query = {k: v for k, v in (event.get("queryStringParameters") or {}).items() if isinstance(v, str)}
     headers = {str(k).lower(): v for k, v in (event.get("headers") or {}).items() if isinstance(v, str)}
     protocols = headers.get("sec-websocket-protocol")
+    source_ip = str(event["requestContext"].get("identity", {}).get("sourceIp") or "") or None
     try:
+        rate_limiter().spend(chat_limits().for_connect(source_ip))
         connection = open_connection(
             state_store(),
             connection_id=context_.connection_id,
@@ -44,7 +46,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             domain_name=context_.domain_name,
             stage=context_.stage,
             protocols=protocols,
-            source_ip=str(event["requestContext"].get("identity", {}).get("sourceIp") or "") or None,
+            source_ip=source_ip,
         )
     except KefuError as exc:
         logger.info("handshake refused", extra={"code": exc.code, "reason": exc.message})

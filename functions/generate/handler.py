@@ -23,6 +23,7 @@ from shared.wiring import (
     model_gateway,
     retriever,
     state_store,
+    usage_ledger,
 )
 
 
@@ -49,6 +50,7 @@ def _generator() -> Generator:
         answers=answer_cache(),
         meter=answer_meter(),
         gate=handoff_gate(),
+        usage=usage_ledger(),
     )
 
 

@@ -16,7 +16,15 @@ from shared.errors import ConnectionGone
 from shared.observability import logger, metrics, tracer
 from shared.settings import get_settings
 from shared.tenant_config import TenantConfigCache
-from shared.wiring import chat_limits, context_cache, generation_queue, rate_limiter, state_store
+from shared.wiring import (
+    chat_limits,
+    context_cache,
+    default_quota,
+    generation_queue,
+    rate_limiter,
+    state_store,
+    usage_ledger,
+)
 
 
 @lru_cache(maxsize=1)
@@ -42,6 +50,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         tenant_configs=_tenant_configs(),
         limiter=rate_limiter(),
         limits=chat_limits(),
+        usage=usage_ledger(),
+        default_quota=default_quota(),
     )
     try:
         intake.handle(request.connection_id, message.body if isinstance(message.body, str) else None)

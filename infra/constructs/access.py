@@ -2,12 +2,14 @@
 
 Derived from what the code calls (shared/state/dynamodb.py and the logic modules that use it):
 
-- connect: ``get_tenant`` (widget key check), ``get_agent`` (agent key check), ``put_connection``,
+- connect: new connections per address (a rate counter: UpdateItem on the limits table without Redis),
+  ``get_tenant`` (widget key check), ``get_agent`` (agent key check), ``put_connection``,
   ``get_connection`` + ``delete_connection`` on $disconnect; when an agent's last tab closes it tells
   the colleagues (``agent_connections``: Query on the agent index) through @connections.
 - message: ``get_connection``, ``set_connection_conversation`` (UpdateItem), ``get_conversation``,
   ``put_conversation``, ``find_by_client_id``/``get_message`` (GetItem), rate-limit counters (UpdateItem
-  on the limits table, without Redis), ``add_visitor_message``
+  on the limits table, without Redis), the month's questions (a conditional UpdateItem on the limits
+  table; a BatchGetItem to name the spent quota), ``add_visitor_message``
   (a TransactWrite of two conditional Puts: PutItem); sends the ack; enqueues the job. Handoff
   (shared/handoff/): ``get_tenant`` (HandoffConfig), ``change_status``/``set_preview``/``advance_read``
   (UpdateItem), ``queued_conversations``/``assigned_conversations`` (Query on the queue and assignee
@@ -17,8 +19,9 @@ Derived from what the code calls (shared/state/dynamodb.py and the logic modules
   (Query on the agents' tenant index), ``set_agent_away`` (UpdateItem); ``change_status`` of an
   assignment or release is a TransactWrite of UpdateItems on the conversation and the agents' loads.
 - generate: ``get_message`` (already answered?), ``recent_messages`` (Query), ``add_answer``
-  (conditional PutItem); invokes retrieve; streams frames. Its answer gate reads the conversation
-  (GetItem), counts answers without a source (``record_grounding``, UpdateItem) and may hand the
+  (conditional PutItem); the tenant's monthly usage (UpdateItem on the limits table, quotas.py);
+  invokes retrieve; streams frames. Its answer gate reads the conversation (GetItem), counts answers
+  without a source (``record_grounding``, UpdateItem) and may hand the
   conversation off: the same queue/assignee/agent/connection calls as the message function.
   Its model gateway (``grant_model_access``) reads ``get_tenant`` (TenantConfig.model), the model
   secrets (the deployment's, and tenants' under one name prefix), calls ConverseStream on the
@@ -31,6 +34,7 @@ Derived from what the code calls (shared/state/dynamodb.py and the logic modules
   ``assigned_conversations`` (is the agent still holding conversations?). A key rotation or disabling
   logs the agent out: ``agent_connections`` (Query on the agent index), ``get_connection`` +
   ``delete_connection``, the colleagues' presence frame and closing the sockets through @connections.
+  Usage (``GET …/usage``): BatchGetItem on the limits table.
   Dead letters (shared/chat/dead_letters.py): reads the job queue's RedrivePolicy, receives/deletes on
   the dead-letter queue and sends its jobs back to the job queue.
 - retrieve and admin, the knowledge models (``grant_knowledge_model_access``; shared/knowledge/factory.py):
@@ -75,6 +79,7 @@ PUT = "dynamodb:PutItem"
 UPDATE = "dynamodb:UpdateItem"
 DELETE = "dynamodb:DeleteItem"
 QUERY = "dynamodb:Query"
+BATCH_GET = "dynamodb:BatchGetItem"
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,8 @@ TABLE_ACCESS: dict[FunctionName, dict[TableName, TableAccess]] = {
         "tenants": TableAccess((GET,)),
         "agents": TableAccess((GET,)),
         "connections": TableAccess((GET, PUT, DELETE, QUERY), indexes=(AGENT_CONNECTION_INDEX,)),
+        # New connections per address when no Redis is configured (shared/chat/rate_limits.py).
+        "limits": TableAccess((UPDATE,)),
     },
     "message": {
         "tenants": TableAccess((GET,)),
@@ -95,13 +102,16 @@ TABLE_ACCESS: dict[FunctionName, dict[TableName, TableAccess]] = {
         "connections": TableAccess((GET, UPDATE, DELETE, QUERY), indexes=(CONVERSATION_INDEX, AGENT_CONNECTION_INDEX)),
         "conversations": TableAccess((GET, PUT, UPDATE, QUERY), indexes=(QUEUE_INDEX, ASSIGNEE_INDEX, TICKET_INDEX)),
         "messages": TableAccess((GET, PUT, UPDATE, QUERY)),
-        # Rate-limit counters when no Redis is configured (shared/chat/rate_limits.py).
-        "limits": TableAccess((UPDATE,)),
+        # Rate-limit counters when no Redis is configured (shared/chat/rate_limits.py); monthly
+        # quotas (shared/chat/quotas.py: a conditional UpdateItem, a BatchGetItem when one is spent).
+        "limits": TableAccess((UPDATE, BATCH_GET)),
     },
     "retrieve": {
         "tenants": TableAccess((GET,)),
     },
     "generate": {
+        # Monthly usage counters: answers and tokens (shared/chat/quotas.py).
+        "limits": TableAccess((UPDATE,)),
         "messages": TableAccess((GET, PUT, QUERY)),
         # The answer gate and the no-answer handoff (shared/handoff/gate.py).
         "tenants": TableAccess((GET,)),
@@ -115,6 +125,8 @@ TABLE_ACCESS: dict[FunctionName, dict[TableName, TableAccess]] = {
         "messages": TableAccess((QUERY,)),
         "agents": TableAccess((GET, PUT, UPDATE, DELETE, QUERY), indexes=(TENANT_INDEX,)),
         "connections": TableAccess((GET, DELETE, QUERY), indexes=(AGENT_CONNECTION_INDEX,)),
+        # The usage endpoint (shared/chat/quotas.py).
+        "limits": TableAccess((BATCH_GET,)),
     },
 }
 

@@ -94,9 +94,13 @@ class Fixture:
 
 
 class Stack:
-    def __init__(self, llm_base_url: str, state_dir: Path) -> None:
+    def __init__(
+        self, llm_base_url: str, state_dir: Path, *, max_concurrency: int = 64, env: dict[str, str] | None = None
+    ) -> None:
         self.llm_base_url = llm_base_url
         self.state_dir = state_dir
+        self.max_concurrency = max_concurrency
+        self.extra_env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
         self.info: dict[str, Any] = {}
 
@@ -108,9 +112,12 @@ class Stack:
         env |= {"KEFU_MODEL_ENDPOINT_ALLOW_LOOPBACK": "true", "KEFU_RATE_VISITOR_MESSAGES_PER_MINUTE": "0"}
         env |= {"KEFU_RATE_CONNECTION_FRAMES_PER_10S": "0", "KEFU_RATE_TENANT_MESSAGES_PER_MINUTE": "0"}
         env |= {"KEFU_RATE_VISITOR_CHARACTERS_PER_MINUTE": "0", "KEFU_RATE_ADDRESS_MESSAGES_PER_MINUTE": "0"}
+        env |= {"KEFU_RATE_ADDRESS_CONNECTIONS_PER_MINUTE": "0"}
+        env |= self.extra_env
         self.log = (self.state_dir / "stack.log").open("wb")
+        command = [sys.executable, "-m", "local.bench._stack", "--state-dir", str(self.state_dir)]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "local.bench._stack", "--state-dir", str(self.state_dir), "--max-concurrency", "64"],
+            [*command, "--max-concurrency", str(self.max_concurrency)],
             cwd=ROOT,
             env=env,
             stdout=self.log,
@@ -126,9 +133,11 @@ class Stack:
         self.info = json.loads(target.read_text())
         return self
 
-    def visitor_url(self) -> str:
+    def visitor_url(self, tenant_id: str | None = None, widget_key: str | None = None) -> str:
         query = httpx.QueryParams(
-            tenant=self.info["tenant_id"], key=self.info["widget_key"], visitor="bench-" + uuid.uuid4().hex[:12]
+            tenant=tenant_id or self.info["tenant_id"],
+            key=widget_key or self.info["widget_key"],
+            visitor="bench-" + uuid.uuid4().hex[:12],
         )
         return f"{self.info['ws_url']}?{query}"
 

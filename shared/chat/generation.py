@@ -6,11 +6,13 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 
 from shared.chat.jobs import GenerateJob
 from shared.chat.protocol import AnswerDelta, AnswerEnd, ErrorFrame
 from shared.chat.protocol import Citation as CitationFrame
 from shared.chat.push import ClientPush
+from shared.chat.quotas import UsageLedger, month_of
 from shared.chat.retriever import RetrievalResult, Retriever
 from shared.chat.streaming import FrameCoalescer
 from shared.errors import ConnectionGone, KefuError
@@ -85,6 +87,8 @@ class Generator:
     # Reused answers, and what answers cost.
     answers: AnswerCache = field(default_factory=NoAnswerCache)
     meter: AnswerMeter = field(default_factory=NoAnswerMeter)
+    # The tenant's monthly usage (answers, tokens: shared/chat/quotas.py); None: not counted.
+    usage: UsageLedger | None = None
 
     def answer(self, job: GenerateJob) -> str:
         """Stream and store the answer to one visitor message. Returns what happened, for logs.
@@ -207,6 +211,7 @@ class Generator:
         )
         if self.store.add_answer(stored):
             self.cache.append(stored)
+            self._count_usage(record)  # once per answer: a redelivered job stores nothing new
         end = AnswerEnd(
             conversation_id=job.conversation_id,
             message_id=answer_id,
@@ -313,6 +318,17 @@ class Generator:
             self.meter.record(record)
         except Exception:
             logger.exception("could not record the answer's usage")
+
+    def _count_usage(self, record: AnswerRecord) -> None:
+        """Monthly usage for quotas and the admin API (never fails the answer: it is already stored)."""
+        if self.usage is None:
+            return
+        try:
+            month = month_of(datetime.now(UTC))
+            tokens = (record.input_tokens or 0, record.output_tokens or 0)
+            self.usage.add_answer(record.tenant_id, month, record.source, *tokens)
+        except Exception:
+            logger.exception("could not count the answer's usage")
 
     def _history(self, job: GenerateJob) -> list[Turn]:
         """Recent turns before this message: Redis first, DynamoDB when the cache misses, is stale or down."""

@@ -33,6 +33,7 @@ from shared.chat.protocol import (
     parse_client_frame,
 )
 from shared.chat.push import ClientPush
+from shared.chat.quotas import MonthlyQuota, UsageLedger, month_of, quota_for
 from shared.chat.rate_limits import ChatLimits, RateLimiter
 from shared.errors import BadRequest, Forbidden, KefuError, NotFound
 from shared.handoff.config import HandoffConfig
@@ -84,6 +85,9 @@ class Intake:
     # Counts visitors' frames against ``limits`` before anything is stored (None: no limits).
     limiter: RateLimiter | None = None
     limits: ChatLimits = field(default_factory=ChatLimits)
+    # Monthly questions and tokens per tenant (shared/chat/quotas.py; None: not counted).
+    usage: UsageLedger | None = None
+    default_quota: MonthlyQuota = field(default_factory=MonthlyQuota)
 
     def handle(self, connection_id: str, body: str | None) -> None:
         """Answer the frame; typed errors become error frames on the sender's connection."""
@@ -122,6 +126,9 @@ class Intake:
                     source_ip=connection.source_ip,
                 )
                 self.limiter.spend(charges)
+            if isinstance(frame, SendMessage) and self.usage is not None:
+                quota = self._quota(connection.tenant_id)
+                self.usage.count_question(connection.tenant_id, month_of(self.clock()), quota)
             self._visitor(connection, frame, notifier, handoff, requested_soon)
         except KefuError as exc:
             logger.info("frame refused", extra={"code": exc.code, "reason": exc.message})
@@ -135,6 +142,11 @@ class Intake:
         finally:
             if requested_soon is not None:  # a refused frame's read: finish it before Lambda freezes
                 wait([requested_soon])
+
+    def _quota(self, tenant_id: str) -> MonthlyQuota:
+        """The tenant's plan (TenantConfig.quota) over the deployment's defaults."""
+        config = self.tenant_configs.get(tenant_id) if self.tenant_configs is not None else None
+        return quota_for(config.quota if config is not None else None, self.default_quota)
 
     # --- visitors ---
 

@@ -488,9 +488,20 @@ class TicketsUpdated(_Frame):
     tickets: list[TicketOut]
 
 
+class QueueRemoval(_Frame):
+    conversation_id: str
+    # The conversation's updatedAt after it left the queue: an ``added`` entry older than this that
+    # arrives late (two changes in two functions at once) is stale.
+    updated_at: int
+
+
 class QueueUpdated(_Frame):
+    """What changed in the tenant's queue (the whole queue comes with ``agent.state``): sending the
+    whole queue to every agent on every change made a handoff flood quadratic."""
+
     type: Literal["queue.updated"] = "queue.updated"
-    queue: list[ConversationSummary]
+    added: list[ConversationSummary] = []
+    removed: list[QueueRemoval] = []
 
 
 class ConversationAssigned(_Frame):

@@ -18,11 +18,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from shared.errors import KefuError
+from shared.errors import Throttled
 from shared.redis_support import Backoff, redis_client
 
 
-class RateLimited(KefuError):
+class RateLimited(Throttled):
     code = "rate_limited"
 
     def __init__(self, message: str, retry_after_ms: int) -> None:
@@ -171,6 +171,12 @@ class ChatLimits:
     # Per network address and tenant: fresh visitor ids (one per connection) share these.
     address_questions: Limit = Limit("messages from this network address", 120, 60)
     address_handoffs: Limit = Limit("requests for a person from this network address", 10, 600)
+    # New WebSocket connections per network address, whatever the tenant ($connect, before the key).
+    address_connections: Limit = Limit("new connections from this network address", 60, 60)
+
+    def for_connect(self, source_ip: str | None) -> list[Charge]:
+        """What opening one connection costs (nothing when API Gateway gave no address)."""
+        return [Charge(f"connect:{source_ip}", self.address_connections)] if source_ip else []
 
     def for_frame(
         self,

@@ -10,7 +10,7 @@ function's ``HandoffGate`` reads the status before, during and after generating.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
@@ -23,6 +23,7 @@ from shared.chat.protocol import (
     ConversationUpdated,
     Notice,
     PresenceFrame,
+    QueueRemoval,
     QueueUpdated,
     TicketOut,
     TicketsUpdated,
@@ -187,7 +188,7 @@ class Handoff:
             ),
         )
         if not config.auto_assign:
-            self.broadcast_queue(queued.tenant_id)
+            self.broadcast_queue(queued.tenant_id, added=[queued])
             return queued
         assigned = self.drain(queued.tenant_id, newest=queued, agents=available.with_room)
         return assigned.get(queued.conversation_id, queued)
@@ -255,8 +256,14 @@ class Handoff:
                 candidates = [a for a in candidates if a.agent_id != agent.agent_id]
             if not candidates:
                 break
-        if assigned or newest is not None:  # a new handoff is listed even when nobody could take it yet
-            self.broadcast_queue(tenant_id)
+        # A new handoff is listed when nobody could take it yet; one taken at once was never listed.
+        fresh = newest.conversation_id if newest is not None else None
+        added = [newest] if newest is not None and fresh not in assigned else []
+        removed = [c for conversation_id, c in assigned.items() if conversation_id != fresh]
+        if added or removed:
+            self.broadcast_queue(tenant_id, added=added, removed=removed)
+        elif newest is not None:
+            self.check_waits(tenant_id)
         return assigned
 
     # --- waiting too long ---
@@ -410,7 +417,7 @@ class Handoff:
         self._tell_visitor(released, code, agent=agent.name)
         self.notifier.agent(agent.tenant_id, agent.agent_id, ConversationUpdated(conversation=summary(released)))
         if conversation.status == "queued":
-            self.broadcast_queue(agent.tenant_id)
+            self.broadcast_queue(agent.tenant_id, removed=[released])
         self.drain(agent.tenant_id)
         return released
 
@@ -499,13 +506,19 @@ class Handoff:
                 assigned.conversation_id, AgentJoined(conversation_id=assigned.conversation_id, agent=ref)
             )
             if broadcast:
-                self.broadcast_queue(agent.tenant_id)
+                self.broadcast_queue(agent.tenant_id, removed=[assigned])
         return assigned
 
-    def broadcast_queue(self, tenant_id: str) -> None:
-        waiting = self.store.queued_conversations(tenant_id)
-        self.notifier.agents(tenant_id, fit(QueueUpdated(queue=[summary(c) for c in waiting]), "queue"))
-        self.check_waits(tenant_id, waiting)
+    def broadcast_queue(
+        self, tenant_id: str, *, added: Sequence[Conversation] = (), removed: Sequence[Conversation] = ()
+    ) -> None:
+        """Tell every agent of the tenant what entered and left the queue (docs/protocol.md)."""
+        frame = QueueUpdated(
+            added=[summary(c) for c in added],
+            removed=[QueueRemoval(conversation_id=c.conversation_id, updated_at=c.updated_at) for c in removed],
+        )
+        self.notifier.agents(tenant_id, fit(frame, "added"))
+        self.check_waits(tenant_id)
 
     def _tell_visitor(self, conversation: Conversation, code: str, **values: str) -> None:
         notice = Notice(

@@ -225,6 +225,24 @@ class RateCounterModel(Model):
     expires_at = TTLAttribute()
 
 
+class UsageCounterModel(Model):
+    """A tenant's usage in one calendar month (shared/chat/quotas.py), in the limits table beside the
+    rate counters: ``usage:<tenant>:<YYYY-MM>`` (questions, tokens) and ``…:source:<origin>`` (answers
+    and their tokens by where the text came from). Kept about 13 months by TTL."""
+
+    class Meta:
+        table_name = "kefu-limits"
+
+    counter_key = UnicodeAttribute(hash_key=True)
+    questions = NumberAttribute(null=True)
+    answers = NumberAttribute(null=True)
+    input_tokens = NumberAttribute(null=True)
+    output_tokens = NumberAttribute(null=True)
+    # input + output tokens of model answers: the quota's condition cannot add two attributes.
+    tokens = NumberAttribute(null=True)
+    expires_at = TTLAttribute(null=True)
+
+
 ALL_MODELS: tuple[type[Model], ...] = (
     TenantModel,
     AgentModel,
@@ -244,6 +262,7 @@ def bind_models(settings: Settings) -> None:
         ConversationModel: settings.conversations_table,
         MessageModel: settings.messages_table,
         RateCounterModel: settings.limits_table,
+        UsageCounterModel: settings.limits_table,
     }
     for model, table in tables.items():
         meta = model.Meta

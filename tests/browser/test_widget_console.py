@@ -63,11 +63,11 @@ def ask(page: Page, text: str) -> None:
     page.locator(f"{WIDGET} form.compose textarea").press("Enter")
 
 
-def log_in(console: Page, stack: dict[str, Any]) -> None:
+def log_in(console: Page, stack: dict[str, Any], agent: int = 0) -> None:
     console.goto(stack["console_url"])
-    console.locator("#login-key").fill(stack["agent_key"])
+    console.locator("#login-key").fill(stack["agents"][agent]["agent_key"])
     console.locator("#login-form button").click()
-    expect(console.locator("#me-name")).to_have_text(stack["agents"][0]["name"])
+    expect(console.locator("#me-name")).to_have_text(stack["agents"][agent]["name"])
 
 
 def test_visitor_bot_agent_and_back(browser: Browser, stack: dict[str, Any], screenshot_dir: Path) -> None:
@@ -106,6 +106,11 @@ def test_visitor_bot_agent_and_back(browser: Browser, stack: dict[str, Any], scr
     console = agent_context.new_page()
     console.on("pageerror", lambda error: errors.append(str(error)))
     log_in(console, stack)
+    # A colleague's console follows the queue from queue.updated deltas alone.
+    colleague_context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
+    colleague = colleague_context.new_page()
+    colleague.on("pageerror", lambda error: errors.append(str(error)))
+    log_in(colleague, stack, agent=1)
 
     # The visitor asks for a person.
     visitor.locator(f"{WIDGET} .human").click()
@@ -121,9 +126,12 @@ def test_visitor_bot_agent_and_back(browser: Browser, stack: dict[str, Any], scr
     queued.click()
     expect(console.locator("#transcript .m.bot .sources a")).to_have_text(re.compile("Shipping", re.I))
     expect(console.locator("#visitor-info")).to_contain_text("/demo")
+    expect(colleague.locator("#queue li[data-conversation]")).to_have_count(1)  # added
     console.locator("#accept").click()
     expect(console.locator("#mine li[data-conversation]")).to_have_count(1)
     expect(console.locator("#queue li[data-conversation]")).to_have_count(0)
+    expect(colleague.locator("#queue li[data-conversation]")).to_have_count(0)  # removed
+    colleague_context.close()
     expect(console).not_to_have_title(re.compile(r"^\("))
 
     # A canned reply, then the agent's own words.
@@ -235,6 +243,11 @@ def test_with_nobody_on_duty_a_visitor_leaves_contact_details_and_an_agent_finds
     console = agent_context.new_page()
     console.on("pageerror", lambda error: errors.append(str(error)))
     log_in(console, stack)
+    # A colleague's console follows the queue from queue.updated deltas alone.
+    colleague_context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
+    colleague = colleague_context.new_page()
+    colleague.on("pageerror", lambda error: errors.append(str(error)))
+    log_in(colleague, stack, agent=1)
     tickets = console.locator("#tickets li[data-ticket]")
     mine = tickets.filter(has_text="wangli@example.com")
     expect(mine).to_have_count(1)

@@ -98,7 +98,7 @@ def test_handoff_accept_reply_resolve_and_the_bot_comes_back(shop: Shop) -> None
             conversation_id = seen["answer"][0]["conversationId"]
             await send(visitor, action="requestHuman", conversationId=conversation_id)
             seen["queued"] = await until(visitor, of_type("notice"))
-            seen["state"] = await until(alice, lambda f: f["type"] == "queue.updated" and bool(f["queue"]))
+            seen["state"] = await until(alice, lambda f: f["type"] == "queue.updated" and bool(f["added"]))
 
             await send(alice, action="accept", conversationId=conversation_id)
             seen["assigned"] = await until(alice, of_type("conversation.assigned", conversation_id))
@@ -131,7 +131,7 @@ def test_handoff_accept_reply_resolve_and_the_bot_comes_back(shop: Shop) -> None
     seen = asyncio.run(scenario())
     assert seen["answer"][-1]["citations"][0]["url"] == "https://shop.example/help/shipping"
     assert [f["type"] for f in seen["queued"]] == ["conversation.status", "notice"]
-    [queued] = seen["state"][-1]["queue"]
+    [queued] = seen["state"][-1]["added"]
     assert queued["preview"] == "How long does shipping take?" and queued["reason"] == "visitor_request"
     assert seen["joined"][-1]["agent"]["name"] == "Alice"
     assert seen["forwarded"][-1]["text"] == "My order number is 42"

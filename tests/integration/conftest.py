@@ -45,6 +45,7 @@ def settings(moto_server: MotoServer) -> Settings:
         conversations_table=f"{prefix}-conversations",
         messages_table=f"{prefix}-messages",
         agents_table=f"{prefix}-agents",
+        limits_table=f"{prefix}-limits",
     )
     create_tables(settings)
     return settings

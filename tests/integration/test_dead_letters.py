@@ -20,7 +20,7 @@ from shared.admin import deps
 from shared.admin.app import create_app
 from shared.admin.routes import dead_letters as routes
 from shared.chat.dead_letters import DeadLetters
-from shared.chat.jobs import GenerateJob, SqsGenerationQueue
+from shared.chat.jobs import GenerateJob, SqsGenerationQueue, message_group
 from shared.settings import get_settings
 
 CREDENTIALS = {"region_name": "us-east-1", "aws_access_key_id": "local", "aws_secret_access_key": "local"}
@@ -81,7 +81,8 @@ def test_a_job_that_keeps_crashing_lands_in_the_dlq_is_listed_and_redriven(queue
     assert letters.peek(10) == []
     back = sqs.receive_message(QueueUrl=jobs, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"])["Messages"]
     assert len(back) == 1 and GenerateJob.model_validate_json(back[0]["Body"]) == crashing
-    assert back[0]["Attributes"]["MessageGroupId"] == "c_one"  # back in its conversation's order
+    # Back in its conversation's order (the group it was sent with).
+    assert back[0]["Attributes"]["MessageGroupId"] == message_group(crashing, 4)
 
 
 def test_admin_api_and_cli_list_and_redrive(queues: tuple[Any, str, str], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,6 +1,7 @@
 import pytest
 
 from shared.chat.connections import close_connection, open_connection
+from shared.chat.rate_limits import ChatLimits, InMemoryRateLimiter, Limit
 from shared.errors import BadRequest, Forbidden, Unauthorized
 from shared.state.records import Tenant
 from tests.unit.fakes import FakePush, InMemoryStateStore
@@ -178,6 +179,7 @@ def test_the_connect_handler_echoes_the_subprotocol_for_an_agent(
 
     key = _agent(store)
     monkeypatch.setattr(connect_handler, "state_store", lambda: store)
+    monkeypatch.setattr(connect_handler, "rate_limiter", InMemoryRateLimiter)
     event = events.connect_event({"role": "agent"}, headers=[("Sec-WebSocket-Protocol", f"kefu.v1, kefu.key.{key}")])
     response = connect_handler.handler(event, events.lambda_context())
     assert response == {"statusCode": 200, "headers": {"Sec-WebSocket-Protocol": "kefu.v1"}}
@@ -202,3 +204,28 @@ def test_the_callers_address_is_kept_for_visitors(store: InMemoryStateStore) -> 
         source_ip="203.0.113.9",
     )
     assert store.get_connection("ip=").source_ip == connection.source_ip == "203.0.113.9"  # type: ignore[union-attr]
+
+
+def test_new_connections_from_one_address_are_limited_before_the_key_is_checked(
+    store: InMemoryStateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from functions.connect import handler as connect_handler
+    from tests import events
+
+    limiter = InMemoryRateLimiter()
+    limits = ChatLimits(address_connections=Limit("new connections from this network address", 3, 60))
+    monkeypatch.setattr(connect_handler, "state_store", lambda: store)
+    monkeypatch.setattr(connect_handler, "rate_limiter", lambda: limiter)
+    monkeypatch.setattr(connect_handler, "chat_limits", lambda: limits)
+    query = {"tenant": "t_1", "key": "wk_right"}
+
+    def open_from(address: str) -> dict:
+        return connect_handler.handler(
+            events.connect_event(query, conn=events.connection(source_ip=address)), events.lambda_context()
+        )
+
+    assert [open_from("203.0.113.9")["statusCode"] for _ in range(3)] == [200, 200, 200]
+    refused = open_from("203.0.113.9")
+    assert refused["statusCode"] == 429 and "3 per minute" in refused["body"]
+    assert len(store.connections) == 3  # the refused handshake stored nothing
+    assert open_from("198.51.100.7")["statusCode"] == 200  # another address is not affected

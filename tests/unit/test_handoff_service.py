@@ -25,8 +25,8 @@ def test_handoff_queues_tells_the_visitor_and_the_agents(desk: Desk) -> None:
     assert desk.types("v-tab") == ["conversation.status", "notice"]
     assert desk.frames("v-tab", "notice")[0]["code"] == "queued"
     [update] = desk.frames("tab-a_1", "queue.updated")
-    assert [c["conversationId"] for c in update["queue"]] == ["c_1"]
-    assert update["queue"][0]["preview"] == "Where is my chair?"
+    assert [c["conversationId"] for c in update["added"]] == ["c_1"] and update["removed"] == []
+    assert update["added"][0]["preview"] == "Where is my chair?"
     assert desk.events() == ["handoff:visitor_request"]
 
 
@@ -198,7 +198,8 @@ def test_a_queued_conversation_can_be_resolved_by_any_agent(desk: Desk) -> None:
     desk.handoff().request(desk.conversation(), "visitor_request")
     desk.handoff().resolve(bob, "c_1")
     assert desk.status() == "resolved"
-    assert desk.frames("tab-a_2", "queue.updated")[-1]["queue"] == []
+    [removed] = desk.frames("tab-a_2", "queue.updated")[-1]["removed"]
+    assert removed == {"conversationId": "c_1", "updatedAt": desk.store.conversations["c_1"].updated_at}
 
 
 def test_presence_follows_connections_and_the_away_flag(desk: Desk) -> None:
@@ -235,3 +236,20 @@ def test_gone_connections_are_forgotten_during_fan_out(desk: Desk) -> None:
     desk.push.gone.add("tab-a_1")
     desk.handoff().request(desk.conversation(), "visitor_request")
     assert "tab-a_1" not in desk.store.connections
+
+
+def test_a_handoff_flood_sends_each_agent_one_entry_per_change_not_the_whole_queue(desk: Desk) -> None:
+    desk.configure(auto_assign=False)
+    alice = desk.agent("a_1", "Alice")
+    desk.agent("a_2", "Bob")
+    for n in range(40):
+        conversation = desk.conversation(f"c_{n:02d}", visitor_id=f"visitor-{n:04d}", tab=f"v-{n}")
+        desk.handoff().request(conversation, "visitor_request", preview="x" * 150)
+    updates = desk.frames("tab-a_2", "queue.updated")
+    assert len(updates) == 40 and all(len(u["added"]) == 1 and u["removed"] == [] for u in updates)
+    assert [u["added"][0]["conversationId"] for u in updates] == [f"c_{n:02d}" for n in range(40)]
+    desk.clear()
+    desk.handoff().accept(alice, "c_07")
+    [taken] = desk.frames("tab-a_2", "queue.updated")
+    assert taken["added"] == [] and [r["conversationId"] for r in taken["removed"]] == ["c_07"]
+    assert taken["removed"][0]["updatedAt"] == desk.store.conversations["c_07"].updated_at

@@ -5,7 +5,7 @@ import threading
 import pytest
 
 from shared.chat.intake import Intake
-from shared.chat.jobs import GenerateJob, SqsGenerationQueue
+from shared.chat.jobs import GenerateJob, SqsGenerationQueue, message_group
 from shared.errors import ConnectionGone
 from shared.state.records import Connection, Conversation, StoredMessage, Tenant, answer_id_for
 from shared.tenant_config import TenantConfigCache
@@ -225,7 +225,22 @@ def test_the_queue_deduplicates_per_message_and_connection() -> None:
     queue.enqueue(job.model_copy(update={"connection_id": "conn-b"}))
     ids = [s["MessageDeduplicationId"] for s in sent]
     assert ids[0] == ids[1] != ids[2]
-    assert {s["MessageGroupId"] for s in sent} == {"c_1"}
+    assert {s["MessageGroupId"] for s in sent} == {message_group(job, 4)}
+
+
+def test_a_tenants_conversations_share_a_bounded_set_of_message_groups() -> None:
+    """FIFO serves one message per group at a time: a tenant's groups bound its answers in flight."""
+
+    def group(tenant: str, conversation: str) -> str:
+        job = GenerateJob(
+            tenant_id=tenant, conversation_id=conversation, message_id="m", connection_id="c", callback_url="", text="?"
+        )
+        return message_group(job, 4)
+
+    flood = {group("t_flood", f"c_{n}") for n in range(200)}
+    assert len(flood) == 4 and all(g.startswith("t_flood:") for g in flood)
+    assert group("t_flood", "c_7") == group("t_flood", "c_7")  # a conversation stays in its group: in order
+    assert group("t_other", "c_7") not in flood  # another tenant's jobs never wait in the flood's groups
 
 
 def test_the_job_is_queued_even_when_the_visitor_left_before_the_ack(store: InMemoryStateStore) -> None:

@@ -38,7 +38,7 @@ def test_asking_for_a_person_in_words_hands_off_instead_of_answering(desk: Desk)
     assert desk.queue.jobs == []
     assert desk.status(ack["conversationId"]) == "queued"
     assert desk.types("v-tab") == ["ack", "conversation.status", "notice"]  # the ack comes first
-    queue = desk.frames("tab-a_1", "queue.updated")[-1]["queue"]
+    queue = desk.frames("tab-a_1", "queue.updated")[-1]["added"]
     assert queue[0]["preview"] == "Can I talk to a human please?"
     assert queue[0]["visitor"]["page"] == "https://shop.example/chair"
 

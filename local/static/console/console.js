@@ -24,6 +24,7 @@ const state = {
   team: [],
   canned: [],
   conversations: {}, // id -> summary (queue, mine, or opened)
+  leftQueue: new Map(), // id -> updatedAt when it left the queue (a late "added" older than that is stale)
   transcripts: {}, // id -> Map(messageId -> message)
   selected: null,
   unread: new Set(),
@@ -214,6 +215,7 @@ function handle(frame) {
     case "agent.state":
       state.me = frame.agent;
       state.queue = frame.queue;
+      state.leftQueue.clear();
       state.mine = frame.mine;
       state.team = frame.agents;
       state.canned = frame.cannedReplies;
@@ -225,11 +227,21 @@ function handle(frame) {
       renderAll();
       break;
     case "queue.updated": {
+      // Deltas (the whole queue came with agent.state). Two changes made at once may arrive in either
+      // order: updatedAt decides which one is newer.
+      for (const gone of frame.removed || []) {
+        const held = state.queue.find((q) => q.conversationId === gone.conversationId);
+        if (held && held.updatedAt > gone.updatedAt) continue; // it was queued again since
+        state.queue = state.queue.filter((q) => q.conversationId !== gone.conversationId);
+        state.leftQueue.set(gone.conversationId, gone.updatedAt);
+      }
       const known = new Set(state.queue.map((q) => q.conversationId));
-      const arrived = frame.queue.filter((q) => !known.has(q.conversationId));
+      const arrived = (frame.added || []).filter(
+        (q) => !known.has(q.conversationId) && !(state.leftQueue.get(q.conversationId) >= q.updatedAt)
+      );
       if (arrived.length) alerts.notify(`Waiting for a person: ${arrived[0].preview || visitorName(arrived[0])}`);
-      state.queue = frame.queue;
-      frame.queue.forEach(upsert);
+      state.queue = [...state.queue, ...arrived].sort((a, b) => (a.waitingSince || 0) - (b.waitingSince || 0));
+      arrived.forEach(upsert);
       renderAll();
       break;
     }
