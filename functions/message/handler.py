@@ -3,6 +3,7 @@ agent who owns the conversation), the widget's other actions, and the agent cons
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -16,12 +17,25 @@ from shared.errors import ConnectionGone
 from shared.observability import logger, metrics, tracer
 from shared.settings import get_settings
 from shared.tenant_config import TenantConfigCache
-from shared.wiring import chat_limits, context_cache, generation_queue, rate_limiter, state_store
+from shared.wiring import (
+    chat_limits,
+    context_cache,
+    generation_queue,
+    rate_limiter,
+    state_store,
+    tenant_suspension,
+    visitor_tokens,
+)
 
 
 @lru_cache(maxsize=1)
 def _tenant_configs() -> TenantConfigCache:
     return TenantConfigCache(state_store().tenant_config, get_settings().tenant_config_ttl_seconds)
+
+
+@lru_cache(maxsize=1)
+def _tenant_suspended() -> Callable[[str], bool]:
+    return tenant_suspension(get_settings().tenant_config_ttl_seconds)
 
 
 @logger.inject_lambda_context
@@ -42,6 +56,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         tenant_configs=_tenant_configs(),
         limiter=rate_limiter(),
         limits=chat_limits(),
+        visitor_tokens=visitor_tokens(),
+        tenant_suspended=_tenant_suspended(),
     )
     try:
         intake.handle(request.connection_id, message.body if isinstance(message.body, str) else None)

@@ -1,6 +1,7 @@
 import pytest
 
 from shared.chat.connections import close_connection, open_connection
+from shared.chat.identity import VisitorTokens
 from shared.errors import BadRequest, Forbidden, Unauthorized
 from shared.state.records import Tenant
 from tests.unit.fakes import FakePush, InMemoryStateStore
@@ -13,14 +14,28 @@ def store() -> InMemoryStateStore:
     return store
 
 
-def connect(store: InMemoryStateStore, **query: str):  # type: ignore[no-untyped-def]
+TOKENS = VisitorTokens(b"unit-test-visitor-token-secret")
+
+
+def connect(store: InMemoryStateStore, *, origin: str | None = None, **query: str):  # type: ignore[no-untyped-def]
+    """A handshake; an agent's ``key`` goes in the subprotocol header, as the console sends it."""
+    agent_key = query.pop("key") if query.get("role") == "agent" and "key" in query else None
     return open_connection(
-        store, connection_id="abc=", query=query, connected_at=1000, domain_name="example.com", stage="prod"
+        store,
+        connection_id="abc=",
+        query=query,
+        connected_at=1000,
+        domain_name="example.com",
+        stage="prod",
+        tokens=TOKENS,
+        protocols=f"kefu.v1, kefu.key.{agent_key}" if agent_key is not None else None,
+        origin=origin,
     )
 
 
 def test_right_key_stores_the_connection(store: InMemoryStateStore) -> None:
-    connection = connect(store, tenant="t_1", key="wk_right", visitor="visitor-123")
+    token = TOKENS.issue("t_1", "visitor-123")
+    connection = connect(store, tenant="t_1", key="wk_right", visitor="visitor-123", token=token)
     assert store.get_connection("abc=") == connection
     assert connection.visitor_id == "visitor-123"
     assert connection.conversation_id is None
@@ -127,10 +142,12 @@ def test_an_agents_last_tab_closing_tells_the_colleagues(store: InMemoryStateSto
     open_connection(
         store,
         connection_id="bob=",
-        query={"role": "agent", "key": colleague_key},
+        query={"role": "agent"},
+        protocols=f"kefu.v1, kefu.key.{colleague_key}",
         connected_at=1000,
         domain_name="example.com",
         stage="prod",
+        tokens=TOKENS,
     )
     push = FakePush()
 
@@ -153,6 +170,7 @@ def test_an_agent_key_comes_in_the_subprotocol_header_and_only_kefu_v1_is_answer
         connected_at=1000,
         domain_name="example.com",
         stage="prod",
+        tokens=TOKENS,
         protocols=header,
     )
     assert (connection.role, connection.agent_id) == ("agent", "a_1")
@@ -166,6 +184,7 @@ def test_an_agent_key_comes_in_the_subprotocol_header_and_only_kefu_v1_is_answer
             connected_at=1000,
             domain_name="example.com",
             stage="prod",
+            tokens=TOKENS,
             protocols=f"kefu.v1, kefu.key.{key}x",
         )
 
@@ -178,6 +197,7 @@ def test_the_connect_handler_echoes_the_subprotocol_for_an_agent(
 
     key = _agent(store)
     monkeypatch.setattr(connect_handler, "state_store", lambda: store)
+    monkeypatch.setattr(connect_handler, "visitor_tokens", lambda: TOKENS)
     event = events.connect_event({"role": "agent"}, headers=[("Sec-WebSocket-Protocol", f"kefu.v1, kefu.key.{key}")])
     response = connect_handler.handler(event, events.lambda_context())
     assert response == {"statusCode": 200, "headers": {"Sec-WebSocket-Protocol": "kefu.v1"}}
@@ -199,6 +219,7 @@ def test_the_callers_address_is_kept_for_visitors(store: InMemoryStateStore) -> 
         connected_at=1000,
         domain_name="example.com",
         stage="prod",
+        tokens=TOKENS,
         source_ip="203.0.113.9",
     )
     assert store.get_connection("ip=").source_ip == connection.source_ip == "203.0.113.9"  # type: ignore[union-attr]
