@@ -223,3 +223,18 @@ def test_the_callers_address_is_kept_for_visitors(store: InMemoryStateStore) -> 
         source_ip="203.0.113.9",
     )
     assert store.get_connection("ip=").source_ip == connection.source_ip == "203.0.113.9"  # type: ignore[union-attr]
+
+
+def test_an_agent_key_in_the_url_is_refused_even_when_right(store: InMemoryStateStore) -> None:
+    key = _agent(store)
+    with pytest.raises(Unauthorized, match="subprotocol"):
+        open_connection(
+            store,
+            connection_id="url=",
+            query={"role": "agent", "key": key},
+            connected_at=1000,
+            domain_name="example.com",
+            stage="prod",
+            tokens=TOKENS,
+        )
+    assert store.connections == {}
