@@ -36,7 +36,7 @@ def test_resource_counts(dev: Synth) -> None:
         "AWS::OpenSearchServerless::Collection": 1,
         "AWS::OpenSearchServerless::SecurityPolicy": 2,
         "AWS::OpenSearchServerless::AccessPolicy": 1,
-        "AWS::SecretsManager::Secret": 1,
+        "AWS::SecretsManager::Secret": 2,  # the admin key, the visitor-token key
         "AWS::S3::Bucket": 1,  # widget + console files
         "AWS::CloudFront::Distribution": 1,
         "AWS::CloudFront::Function": 1,  # /console/ -> /console/index.html
