@@ -133,6 +133,7 @@ def test_aliases_are_short_stable_and_in_the_visitors_language() -> None:
     assert len(alias("v_abc").split()[1]) == 4
     assert alias("v_abc", "zh-CN").startswith("访客 ")
     assert alias("v_abc") != alias("v_abd")
+    assert alias("u_abc").startswith("User ") and alias("u_abc", "zh").startswith("用户 ")
 
 
 # --- allowed origins ---
