@@ -10,11 +10,11 @@ from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infra.config import DeployConfig
 from infra.constants import ADMIN_THROTTLE_BURST, ADMIN_THROTTLE_RATE, resource_name
+from infra.constructs.secrets import generated_secret
 from infra.constructs.websocket_api import AccessLogs
 from infra.nag import acknowledge
 
@@ -36,22 +36,13 @@ class AdminKey(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, config: DeployConfig) -> None:
         super().__init__(scope, construct_id)
-        self.secret = secretsmanager.Secret(
+        # The functions and operators find it by ARN (the AdminKeySecretArn output).
+        self.secret = generated_secret(
             self,
-            "Secret",
-            # A generated name (kefu-<env>-AdminKey…): a deleted secret's name stays taken for its
-            # recovery window, and prod retains this one, so a fixed name would block a redeploy.
-            # The functions and operators find it by ARN (the AdminKeySecretArn output).
+            config=config,
             description="kefu admin API key (Authorization: Bearer <key> on every admin request)",
-            generate_secret_string=secretsmanager.SecretStringGenerator(
-                password_length=48, exclude_punctuation=True, include_space=False
-            ),
-            removal_policy=config.removal_policy,
-        )
-        acknowledge(
-            self.secret,
-            "AwsSolutions-SMG4",
-            "A static API key shared with the operators, not a credential of another service: "
+            length=48,
+            why_not_rotated="A static API key shared with the operators, not a credential of another service: "
             "rotate it by putting a new value (docs/deploy.md); the admin function reads it at cold "
             "start. A rotation Lambda would rotate it out from under the operators' tooling.",
         )

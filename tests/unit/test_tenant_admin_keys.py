@@ -9,17 +9,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from shared.admin.keys import hash_key
-from shared.state.records import Tenant
 from tests.unit.admin_support import admin_client
 from tests.unit.fakes import InMemoryStateStore
+from tests.unit.test_visitor_identity import two_tenants
 
 
 @pytest.fixture
 def store() -> InMemoryStateStore:
-    store = InMemoryStateStore()
-    store.put_tenant(Tenant(tenant_id="acme", name="Acme", widget_key="wk_acme", created_at=0))
-    store.put_tenant(Tenant(tenant_id="globex", name="Globex", widget_key="wk_globex", created_at=0))
-    return store
+    return two_tenants()
 
 
 @pytest.fixture

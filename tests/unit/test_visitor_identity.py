@@ -21,12 +21,17 @@ from tests.unit.fakes import FakePush, FakeQueue, InMemoryContextCache, InMemory
 TOKENS = VisitorTokens(b"unit-test-visitor-token-secret")
 
 
-@pytest.fixture
-def store() -> InMemoryStateStore:
+def two_tenants() -> InMemoryStateStore:
+    """Tenants acme (widget key wk_acme) and globex (wk_globex)."""
     store = InMemoryStateStore()
     store.put_tenant(Tenant(tenant_id="acme", name="Acme", widget_key="wk_acme", created_at=0))
     store.put_tenant(Tenant(tenant_id="globex", name="Globex", widget_key="wk_globex", created_at=0))
     return store
+
+
+@pytest.fixture
+def store() -> InMemoryStateStore:
+    return two_tenants()
 
 
 @pytest.fixture

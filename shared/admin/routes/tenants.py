@@ -15,13 +15,15 @@ from shared.state.records import AdminKeyRecord, Tenant, new_tenant_id, new_widg
 router = APIRouter(prefix="/v1/tenants", tags=["tenants"])
 
 
+class _Camel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
 class CreateTenant(BaseModel):
     name: str = Field(min_length=1, max_length=200)
 
 
-class TenantCreated(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
-
+class TenantCreated(_Camel):
     tenant_id: str
     widget_key: str
     name: str
@@ -41,9 +43,7 @@ def create_tenant(body: CreateTenant, store: Store) -> TenantCreated:
     return TenantCreated(tenant_id=tenant.tenant_id, widget_key=tenant.widget_key, name=tenant.name)
 
 
-class TenantOut(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
-
+class TenantOut(_Camel):
     tenant_id: str
     name: str
     widget_key: str
@@ -73,7 +73,7 @@ def get_tenant(tenant: ExistingTenant) -> TenantOut:
     return _tenant_out(tenant)
 
 
-class RotateWidgetKey(BaseModel):
+class RotateWidgetKey(_Camel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
     # How long the old key still admits new connections (0: refused at once). Open connections stay.
@@ -123,9 +123,7 @@ def resume_tenant(tenant: ExistingTenant, store: Store) -> TenantOut:
     return _tenant_out(resumed)
 
 
-class IdentitySecret(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
-
+class IdentitySecret(_Camel):
     # Shown once. The tenant's server signs its logged-in user: userHash = hex HMAC-SHA256(secret, userId).
     identity_secret: str
 
@@ -142,9 +140,7 @@ class CreateAdminKey(BaseModel):
     name: str = Field(min_length=1, max_length=80)
 
 
-class AdminKeyOut(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
-
+class AdminKeyOut(_Camel):
     key_id: str
     name: str
     created_at: int
@@ -155,9 +151,7 @@ class AdminKeyWithSecret(AdminKeyOut):
     admin_key: str
 
 
-class AdminKeys(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
-
+class AdminKeys(_Camel):
     admin_keys: list[AdminKeyOut]
 
 
