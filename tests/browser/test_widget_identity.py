@@ -8,8 +8,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
+
+from shared.chat.identity import user_hash
 
 pytestmark = pytest.mark.browser
 
@@ -72,3 +75,45 @@ def test_the_token_brings_the_visitor_back_and_a_copied_id_does_not(browser: Bro
     finally:
         visitor_context.close()
         copier_context.close()
+
+
+def test_a_signed_in_user_is_the_same_visitor_on_every_device_and_a_forged_hash_is_not(
+    browser: Browser, stack: dict[str, Any]
+) -> None:
+    admin = {"Authorization": f"Bearer {stack['admin_key']}"}
+    with httpx.Client(base_url=stack["admin_url"], headers=admin, timeout=30) as client:
+        tenant = client.post("/v1/tenants", json={"name": "Signed shop"}).json()
+        secret = client.post(f"/v1/tenants/{tenant['tenantId']}/identity-secret").json()["identitySecret"]
+
+    def visitor_on_a_device(signature: str) -> str:
+        # The tenant's site: the demo page's widget tag, carrying this tenant and the hash its server
+        # computed for its logged-in user (set before the deferred widget script runs).
+        attributes = {
+            "tenant": tenant["tenantId"],
+            "key": tenant["widgetKey"],
+            "userId": "customer-42",
+            "userHash": signature,
+        }
+        context = browser.new_context(locale="en-US")
+        context.add_init_script(
+            "new MutationObserver(() => { const s = document.querySelector('script[src*=kefu-widget]');"
+            f" if (s) Object.assign(s.dataset, {json.dumps(attributes)}); }})"
+            ".observe(document, {childList: true, subtree: true});"
+        )
+        try:
+            page = context.new_page()
+            open_widget(page, stack["demo_url"])
+            page.wait_for_function(
+                "key => localStorage.getItem(key) !== null",
+                arg=f"kefu:{tenant['tenantId']}:visitor",
+                timeout=TIMEOUT_MS,
+            )
+            return str(stored(page, tenant["tenantId"])["visitor"])
+        finally:
+            context.close()
+
+    signed = user_hash(secret, "customer-42")
+    phone, laptop = visitor_on_a_device(signed), visitor_on_a_device(signed)
+    assert phone == laptop and phone.startswith("u_")
+    forged = visitor_on_a_device(user_hash("a guess", "customer-42"))
+    assert forged != phone and forged.startswith("v_")
