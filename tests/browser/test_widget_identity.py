@@ -1,7 +1,8 @@
 """The widget's identity in Chromium against the whole local engine (issue 11, finding 3): the server
 issues the visitor's id and signed token, the widget keeps the token and comes back with it after a
 reload; a browser that copies another visitor's id and conversation id (but not the token) starts as
-a new visitor and sees none of that conversation."""
+a new visitor and sees none of that conversation. A user the tenant's site signs in (data-user-id,
+data-user-hash) is one visitor on every device."""
 
 from __future__ import annotations
 
