@@ -84,6 +84,9 @@ class DeployConfig:
     # Point the account's API Gateway CloudWatch role (needed for WebSocket access logs) at a role
     # this stack creates. Off when the account already has one that must not be touched.
     apigw_cloudwatch_role: bool = True
+    # The admin API accepts only SigV4-signed requests from principals allowed execute-api:Invoke on
+    # it (the bearer key is still checked by the function). Tenants' own admin keys then need IAM too.
+    admin_iam_auth: bool = False
     # Knowledge models of retrieve and admin (shared/knowledge/factory.py): the embedder (use: the
     # bundled USE model; bedrock: Titan v2 or Cohere embed; openai: an OpenAI-compatible /v1/embeddings
     # server) and an optional reranker (bedrock, or a tei/cohere-style /rerank server). Bedrock models
@@ -426,6 +429,7 @@ class DeployConfig:
             opensearch_endpoint=text("opensearch_endpoint"),
             opensearch_domain_arn=text("opensearch_domain_arn"),
             apigw_cloudwatch_role=flag("apigw_cloudwatch_role", default=True),
+            admin_iam_auth=flag("admin_iam_auth", default=False),
             embedding_provider=text("embedding_provider") or "use",
             embedding_model=text("embedding_model"),
             embedding_dimension=number("embedding_dimension", int),

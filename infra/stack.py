@@ -11,6 +11,7 @@ from infra.constants import PYTHON_VERSION, SERVICE
 from infra.constructs.access import grant_knowledge_model_access, grant_least_privilege, grant_model_access
 from infra.constructs.admin_api import AdminApi, AdminKey
 from infra.constructs.functions import SPECS, FunctionInputs, KefuFunctions
+from infra.constructs.identity import VisitorTokenSecret
 from infra.constructs.knowledge import KnowledgeStore
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.network import ModelNetwork
@@ -41,6 +42,7 @@ class KefuStack(cdk.Stack):
         queue = GenerateQueue(self, "Queue", config=config, consumer_timeout=SPECS["generate"].timeout)
         knowledge = KnowledgeStore(self, "Knowledge", config=config)
         admin_key = AdminKey(self, "AdminKey", config=config)
+        visitor_tokens = VisitorTokenSecret(self, "VisitorTokens", config=config)
         functions = KefuFunctions(
             self,
             "Functions",
@@ -53,6 +55,7 @@ class KefuStack(cdk.Stack):
                 opensearch_endpoint=knowledge.endpoint,
                 opensearch_service=knowledge.service,
                 admin_key_secret_arn=admin_key.secret.secret_arn,
+                visitor_token_secret_arn=visitor_tokens.secret.secret_arn,
             ),
         )
         queue.feed(functions.functions["generate"])
@@ -75,6 +78,8 @@ class KefuStack(cdk.Stack):
             admin_key=admin_key,
             websocket=websocket,
         )
+        for function in ("connect", "message"):
+            visitor_tokens.secret.grant_read(functions.roles[function])
         # The model gateway: secrets by reference, Bedrock/SageMaker, and the hybrid-cloud VPC placement.
         grant_model_access(functions=functions, config=config)
         # The embedder and reranker of retrieve and admin, when they are Bedrock models.

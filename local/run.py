@@ -115,6 +115,8 @@ class LocalStack:
             "KEFU_REDIS_URL": self.redis.url if self.redis else "",
             "KEFU_KNOWLEDGE_DIR": str(self.state_dir / "knowledge"),
             "KEFU_ADMIN_KEY": "ak_" + secrets.token_urlsafe(24),
+            # Kept across runs, so visitors' tokens stay valid after a restart.
+            "KEFU_VISITOR_TOKEN_SECRET": persistent_secret(self.state_dir / "visitor-token-secret"),
             # A local model server (Ollama, vLLM) usually listens on localhost; in AWS this stays off.
             "KEFU_MODEL_ENDPOINT_ALLOW_LOOPBACK": "true",
             # Quiet, single-process defaults for Powertools; real Lambda keeps its own.
@@ -133,6 +135,17 @@ class LocalStack:
             self.redis.stop()
         if self.moto:
             self.moto.stop()
+
+
+def persistent_secret(path: Path) -> str:
+    """A random secret made once and kept in ``path`` (readable by its owner only)."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(32)
+    path.touch(mode=0o600)
+    path.write_text(value)
+    return value
 
 
 def web_app(admin_app: Any, page_values: dict[str, str]) -> Any:

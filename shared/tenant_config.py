@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Annotated
 
 from pydantic import Field
 
@@ -15,7 +16,16 @@ from shared.knowledge.config import RetrievalConfig
 from shared.model.config import ModelConfig
 
 
+class WidgetConfig(ConfigSection):
+    # Origins (``https://shop.example.com``, or ``https://*.example.com``) whose pages may open the
+    # widget, checked against the handshake's Origin header; empty: any origin.
+    allowed_origins: list[Annotated[str, Field(pattern=r"^https?://(\*\.)?[A-Za-z0-9.-]+(:\d{1,5})?/?$")]] = Field(
+        default_factory=list, max_length=50
+    )
+
+
 class TenantConfig(ConfigSection):
+    widget: WidgetConfig = Field(default_factory=WidgetConfig)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     handoff: HandoffConfig = Field(default_factory=HandoffConfig)

@@ -5,6 +5,7 @@ Each factory imports its adapter's libraries only when called, so a function pay
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -12,6 +13,7 @@ from shared.settings import get_settings
 
 if TYPE_CHECKING:
     from shared.chat.dead_letters import DeadLetters
+    from shared.chat.identity import VisitorTokens
     from shared.chat.jobs import GenerationQueue
     from shared.chat.quotas import MonthlyQuota, UsageLedger
     from shared.chat.rate_limits import ChatLimits, RateLimiter
@@ -111,6 +113,42 @@ def _client(service: str, endpoint: str | None):  # type: ignore[no-untyped-def]
             parameter_validation=False,
         ),
     )
+
+
+@lru_cache(maxsize=1)
+def visitor_tokens() -> VisitorTokens:
+    """Signs visitor tokens with the deployment's secret (a setting locally, Secrets Manager in AWS)."""
+    from shared.chat.identity import VisitorTokens
+    from shared.errors import UpstreamError
+
+    settings = get_settings()
+    if settings.visitor_token_secret is not None:
+        return VisitorTokens(settings.visitor_token_secret.get_secret_value().encode())
+    if settings.visitor_token_secret_arn:
+        from aws_lambda_powertools.utilities.parameters import get_secret
+
+        return VisitorTokens(str(get_secret(settings.visitor_token_secret_arn)).encode())
+    raise UpstreamError("no visitor-token secret (KEFU_VISITOR_TOKEN_SECRET or KEFU_VISITOR_TOKEN_SECRET_ARN)")
+
+
+def tenant_suspension(ttl_seconds: float) -> Callable[[str], bool]:
+    """Whether a tenant is suspended, each answer kept ``ttl_seconds`` by a warm function."""
+    import time
+
+    store = state_store()
+    seen: dict[str, tuple[float, bool]] = {}
+
+    def suspended(tenant_id: str) -> bool:
+        now = time.monotonic()
+        cached = seen.get(tenant_id)
+        if cached is None or now - cached[0] >= ttl_seconds:
+            tenant = store.get_tenant(tenant_id)
+            if len(seen) > 1000:
+                seen.clear()
+            cached = seen[tenant_id] = (now, tenant is None or tenant.suspended)
+        return cached[1]
+
+    return suspended
 
 
 @lru_cache(maxsize=1)

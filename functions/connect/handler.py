@@ -16,7 +16,7 @@ from shared.chat.push import api_gateway_push, callback_url
 from shared.errors import KefuError, http_status
 from shared.observability import logger, metrics, tracer
 from shared.settings import get_settings
-from shared.wiring import chat_limits, rate_limiter, state_store
+from shared.wiring import chat_limits, rate_limiter, state_store, visitor_tokens
 
 
 @logger.inject_lambda_context
@@ -46,6 +46,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             domain_name=context_.domain_name,
             stage=context_.stage,
             protocols=protocols,
+            tokens=visitor_tokens(),
+            origin=headers.get("origin"),
             source_ip=source_ip,
         )
     except KefuError as exc:

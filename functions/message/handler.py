@@ -3,6 +3,7 @@ agent who owns the conversation), the widget's other actions, and the agent cons
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -23,13 +24,20 @@ from shared.wiring import (
     generation_queue,
     rate_limiter,
     state_store,
+    tenant_suspension,
     usage_ledger,
+    visitor_tokens,
 )
 
 
 @lru_cache(maxsize=1)
 def _tenant_configs() -> TenantConfigCache:
     return TenantConfigCache(state_store().tenant_config, get_settings().tenant_config_ttl_seconds)
+
+
+@lru_cache(maxsize=1)
+def _tenant_suspended() -> Callable[[str], bool]:
+    return tenant_suspension(get_settings().tenant_config_ttl_seconds)
 
 
 @logger.inject_lambda_context
@@ -52,6 +60,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         limits=chat_limits(),
         usage=usage_ledger(),
         default_quota=default_quota(),
+        visitor_tokens=visitor_tokens(),
+        tenant_suspended=_tenant_suspended(),
     )
     try:
         intake.handle(request.connection_id, message.body if isinstance(message.body, str) else None)

@@ -61,6 +61,7 @@ class FunctionInputs:
     opensearch_endpoint: str
     opensearch_service: str
     admin_key_secret_arn: str
+    visitor_token_secret_arn: str
 
 
 class KefuFunctions(Construct):
@@ -168,8 +169,16 @@ class KefuFunctions(Construct):
             if value:
                 model |= settings_env(**{field: value})
         return {
-            "connect": {**common, **tables},
-            "message": {**common, **tables, **cache, **settings_env(generate_queue_url=inputs.generate_queue_url)},
+            "connect": {**common, **tables, **settings_env(visitor_token_secret_arn=inputs.visitor_token_secret_arn)},
+            "message": {
+                **common,
+                **tables,
+                **cache,
+                **settings_env(
+                    generate_queue_url=inputs.generate_queue_url,
+                    visitor_token_secret_arn=inputs.visitor_token_secret_arn,
+                ),
+            },
             # retrieve reads the tenant's RetrievalConfig (threshold, weights) from the tenants table.
             "retrieve": {**common, **search, **settings_env(tenants_table=inputs.tables["tenants"])},
             "generate": {**common, **tables, **cache, **model},

@@ -19,7 +19,8 @@ def create_app() -> FastAPI:
         title="kefu admin API",
         version="1",
         description="Tenants, their knowledge bases and conversation transcripts. "
-        "Every /v1 call needs `Authorization: Bearer <admin key>`.",
+        "Every /v1 call needs `Authorization: Bearer <admin key>`: the platform key reaches everything; "
+        "a tenant admin key (`tak.…`) only `/v1/tenants/{its id}/…`, not platform routes.",
         # FastAPI's Swagger UI and ReDoc pages load their scripts from a CDN: operators would paste
         # the admin key into a page running third-party code (and see nothing offline).
         docs_url=None,

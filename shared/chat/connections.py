@@ -15,11 +15,12 @@ import re
 from collections.abc import Callable
 from typing import Literal
 
+from shared.chat.identity import VisitorTokens, origin_allowed, user_verified, visitor_id_for_user
 from shared.chat.protocol import SessionEnded
 from shared.chat.push import ClientPush
 from shared.errors import BadRequest, ConnectionGone, Forbidden, Unauthorized, UpstreamError
 from shared.handoff.agents import agent_id_of, key_matches
-from shared.state.records import Agent, Connection, new_visitor_id
+from shared.state.records import Agent, Connection, Tenant, new_visitor_id
 from shared.state.store import StateStore
 
 _VISITOR_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
@@ -48,21 +49,29 @@ def open_connection(
     connected_at: int,
     domain_name: str,
     stage: str,
+    tokens: VisitorTokens,
     protocols: str | None = None,
     source_ip: str | None = None,
+    origin: str | None = None,
 ) -> Connection:
     """Check the credentials and store the connection. Raises Unauthorized, Forbidden or BadRequest.
-    ``protocols`` is the ``Sec-WebSocket-Protocol`` header (an agent's key)."""
+    ``protocols`` is the ``Sec-WebSocket-Protocol`` header (an agent's key), ``origin`` the ``Origin``
+    header (checked against the tenant's allowed origins)."""
     role = query.get("role", "visitor")
     if role == "agent":
+        if "key" in query:
+            raise Unauthorized(
+                f"an agent key in the URL is refused (URLs end up in logs); send it as the WebSocket "
+                f"subprotocol '{_KEY_PROTOCOL}<key>'"
+            )
         key = next(
-            (p.removeprefix(_KEY_PROTOCOL) for p in offered_protocols(protocols) if p.startswith(_KEY_PROTOCOL)),
-            # Deprecated: scripts that still put the key in the URL (the console never does).
-            query.get("key", ""),
+            (p.removeprefix(_KEY_PROTOCOL) for p in offered_protocols(protocols) if p.startswith(_KEY_PROTOCOL)), ""
         )
         connection = _agent_connection(store, query, key, connection_id, connected_at, domain_name, stage)
     elif role == "visitor":
-        connection = _visitor_connection(store, query, connection_id, connected_at, domain_name, stage)
+        connection = _visitor_connection(
+            store, query, connection_id, connected_at, domain_name, stage, tokens=tokens, origin=origin
+        )
         connection.source_ip = (source_ip or "")[:64] or None
     else:
         raise BadRequest("'role' must be 'visitor' (the default) or 'agent'")
@@ -70,8 +79,24 @@ def open_connection(
     return connection
 
 
+def widget_key_matches(tenant: Tenant, key: str, at_ms: int) -> bool:
+    """The current widget key, or the one it replaced while its grace period lasts."""
+    if hmac.compare_digest(tenant.widget_key.encode(), key.encode()):
+        return True
+    previous, until = tenant.previous_widget_key, tenant.previous_widget_key_until
+    return bool(previous and until and at_ms < until and hmac.compare_digest(previous.encode(), key.encode()))
+
+
 def _visitor_connection(
-    store: StateStore, query: dict[str, str], connection_id: str, connected_at: int, domain_name: str, stage: str
+    store: StateStore,
+    query: dict[str, str],
+    connection_id: str,
+    connected_at: int,
+    domain_name: str,
+    stage: str,
+    *,
+    tokens: VisitorTokens,
+    origin: str | None,
 ) -> Connection:
     tenant_id = query.get("tenant", "")
     key = query.get("key", "")
@@ -79,11 +104,22 @@ def _visitor_connection(
         raise Unauthorized("query parameters 'tenant' and 'key' (the widget key) are required")
     tenant = store.get_tenant(tenant_id) if len(tenant_id) <= 64 else None
     # Unknown tenant and wrong key look the same from outside.
-    if tenant is None or not hmac.compare_digest(tenant.widget_key.encode(), key.encode()):
+    if tenant is None or not widget_key_matches(tenant, key, connected_at):
         raise Forbidden("unknown tenant or wrong widget key")
-    visitor_id = query.get("visitor") or new_visitor_id()
-    if not _VISITOR_ID.match(visitor_id):
+    if tenant.suspended:
+        raise Forbidden("this service is suspended")
+    if not origin_allowed(tenant.config.widget.allowed_origins, origin):
+        raise Forbidden("this page's origin may not open the chat (the tenant's widget.allowedOrigins)")
+    claimed = query.get("visitor")
+    if claimed and not _VISITOR_ID.match(claimed):
         raise BadRequest("'visitor' must be 8-64 characters of letters, digits, '_' or '-'")
+    # Who the visitor is comes from the server: a verified user of the tenant's site, the id a token
+    # signed by this deployment names, or else a fresh id (a bare client-chosen id proves nothing).
+    user_id = query.get("userId", "")
+    if user_id and len(user_id) <= 200 and user_verified(tenant.identity_secret, user_id, query.get("userHash", "")):
+        visitor_id = visitor_id_for_user(tenant.tenant_id, user_id)
+    else:
+        visitor_id = tokens.visitor_of(tenant.tenant_id, query.get("token", "")) or new_visitor_id()
     # What the widget says about the page is informational (shown to agents), never trusted: a bad
     # value is dropped rather than refusing the chat.
     language = query.get("lang")
@@ -133,6 +169,9 @@ def _agent_connection(
         or query.get("tenant", agent.tenant_id) != agent.tenant_id
     ):
         raise Forbidden("unknown agent or wrong agent key")
+    tenant = store.get_tenant(agent.tenant_id)
+    if tenant is None or tenant.suspended:
+        raise Forbidden("this service is suspended")
     return Connection(
         connection_id=connection_id,
         tenant_id=agent.tenant_id,
@@ -164,7 +203,7 @@ def close_agent_sessions(
     store: StateStore,
     agent: Agent,
     push_for: Callable[[Connection], ClientPush],
-    reason: Literal["key_rotated", "disabled"],
+    reason: Literal["key_rotated", "disabled", "suspended"],
 ) -> int:
     """Log the agent out of every open console (after a key rotation, or when disabled): each
     connection is forgotten first, so its next frame is refused even if the socket's close fails,

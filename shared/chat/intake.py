@@ -14,6 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from shared.chat.identity import VisitorTokens
 from shared.chat.jobs import GenerateJob, GenerationQueue
 from shared.chat.protocol import (
     Ack,
@@ -26,6 +27,9 @@ from shared.chat.protocol import (
     ReadFrame,
     RequestHuman,
     SendMessage,
+    Session,
+    SessionEnded,
+    SessionFrame,
     Typing,
     TypingFrame,
     VisitorFrame,
@@ -88,6 +92,10 @@ class Intake:
     # Monthly questions and tokens per tenant (shared/chat/quotas.py; None: not counted).
     usage: UsageLedger | None = None
     default_quota: MonthlyQuota = field(default_factory=MonthlyQuota)
+    # Issues the visitor's token (the ``session`` action); None: this deployment has no token secret.
+    visitor_tokens: VisitorTokens | None = None
+    # Whether a tenant is suspended (cached by the caller); None: not checked.
+    tenant_suspended: Callable[[str], bool] | None = None
 
     def handle(self, connection_id: str, body: str | None) -> None:
         """Answer the frame; typed errors become error frames on the sender's connection."""
@@ -108,8 +116,11 @@ class Intake:
             connection = self.store.get_connection(connection_id)
             if connection is None:
                 raise BadRequest("this connection is not registered; reconnect and try again")
+            if self.tenant_suspended is not None and self.tenant_suspended(connection.tenant_id):
+                self._end_suspended(connection)
+                return
             if connection.role == "agent":
-                if isinstance(frame, SendMessage | RequestHuman | Feedback | LeaveMessage):
+                if isinstance(frame, SendMessage | RequestHuman | Feedback | LeaveMessage | Session):
                     raise Forbidden(f"{frame.action!r} is a visitor action; agents send agentMessage")
                 desk = AgentDesk(self.store, self.cache, notifier, handoff)
                 desk.handle(connection, frame)
@@ -147,6 +158,12 @@ class Intake:
         """The tenant's plan (TenantConfig.quota) over the deployment's defaults."""
         config = self.tenant_configs.get(tenant_id) if self.tenant_configs is not None else None
         return quota_for(config.quota if config is not None else None, self.default_quota)
+
+    def _end_suspended(self, connection: Connection) -> None:
+        """A suspended tenant's connection: forgotten, told why, closed."""
+        self.store.delete_connection(connection.connection_id)
+        self.push.send(connection.connection_id, SessionEnded(reason="suspended").to_json())
+        self.push.close(connection.connection_id)
 
     # --- visitors ---
 
@@ -187,6 +204,12 @@ class Intake:
                     notifier.agent(conversation.tenant_id, conversation.assignee_id, read)
             case History():
                 self._history(connection, frame, notifier)
+            case Session():
+                if self.visitor_tokens is None:
+                    raise BadRequest("this deployment issues no visitor tokens")
+                token = self.visitor_tokens.issue(connection.tenant_id, connection.visitor_id)
+                session = SessionFrame(visitor_id=connection.visitor_id, visitor_token=token)
+                self.push.send(connection.connection_id, session.to_json())
 
     def _send_message(
         self,

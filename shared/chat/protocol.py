@@ -33,6 +33,12 @@ Frame = _Frame
 # --- client -> server: visitors ---
 
 
+class Session(_Frame):
+    """Ask who this connection is (the widget sends it on opening): answered with ``session``."""
+
+    action: Literal["session"]
+
+
 class SendMessage(_Frame):
     action: Literal["sendMessage"]
     client_message_id: ClientMessageId
@@ -156,7 +162,7 @@ class CloseTicket(_Frame):
     conversation_id: ConversationId
 
 
-VisitorFrame = SendMessage | RequestHuman | Feedback | LeaveMessage | Typing | Read | History
+VisitorFrame = SendMessage | RequestHuman | Feedback | LeaveMessage | Typing | Read | History | Session
 AgentFrame = (
     AgentSync
     | Accept
@@ -174,7 +180,16 @@ AgentFrame = (
 )
 # Every frame a client may send, told apart by ``action`` (Typing, Read and History are in both sets).
 ClientFrame = Annotated[VisitorFrame | AgentFrame, Field(discriminator="action")]
-VISITOR_ACTIONS = ("sendMessage", "requestHuman", "feedback", "leaveMessage", "typing", "read", "history")
+VISITOR_ACTIONS = (
+    "sendMessage",
+    "requestHuman",
+    "feedback",
+    "leaveMessage",
+    "typing",
+    "read",
+    "history",
+    "session",
+)
 AGENT_ACTIONS = (
     "agentSync",
     "accept",
@@ -304,7 +319,16 @@ class SessionEnded(_Frame):
     The console asks for a key instead of reconnecting."""
 
     type: Literal["session.ended"] = "session.ended"
-    reason: Literal["key_rotated", "disabled"]
+    reason: Literal["key_rotated", "disabled", "suspended"]
+
+
+class SessionFrame(_Frame):
+    """Who this visitor connection is: the widget keeps ``visitorToken`` and presents it (``token=``)
+    on every reconnect, which is the only way to come back as the same visitor."""
+
+    type: Literal["session"] = "session"
+    visitor_id: str
+    visitor_token: str
 
 
 # --- server -> client: people ---
@@ -406,7 +430,8 @@ class MessageOut(_Frame):
 
 
 class VisitorInfo(_Frame):
-    visitor_id: str
+    # What agents call the visitor ("Visitor 3F2A"); the id itself is not shown to agents.
+    alias: str
     page: str | None = None
     language: str | None = None
     first_seen: int

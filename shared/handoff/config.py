@@ -134,6 +134,9 @@ class HandoffConfig(ConfigSection):
     # Give queued conversations to online agents automatically (round-robin, within capacity).
     auto_assign: bool = True
     agent_capacity: int = Field(default=5, ge=1, le=100)
+    # Agents read conversations in the queue, assigned to them, or with an open ticket; true: every
+    # conversation of the tenant (bot-only ones too).
+    agents_see_all: bool = False
     # A queued visitor who waits longer than this is told so once (and offered to leave a message); 0 never.
     queue_notice_after_seconds: int = Field(default=300, ge=0, le=86_400)
     queued_text: LocalizedText = Field(default_factory=_default_queued)

@@ -87,7 +87,7 @@ class AgentDesk:
                 )
                 self.notifier.visitor(conversation.conversation_id, typing)
             case Read():
-                conversation = self.handoff.owned(agent, self._required(frame.conversation_id))
+                conversation = self.handoff.visible(agent, self._required(frame.conversation_id))
                 if self.store.advance_read(conversation.conversation_id, "agent", frame.message_id):
                     read = ReadFrame(
                         conversation_id=conversation.conversation_id, by="agent", message_id=frame.message_id
@@ -179,7 +179,7 @@ class AgentDesk:
             self.notifier.agent(agent.tenant_id, conversation.assignee_id, note)
 
     def _history(self, agent: Agent, origin: str, frame: History) -> None:
-        conversation = self.handoff.owned(agent, self._required(frame.conversation_id))
+        conversation = self.handoff.visible(agent, self._required(frame.conversation_id))
         messages, more = self.store.messages_page(
             conversation.conversation_id, before=frame.before, after=frame.after, limit=frame.limit
         )

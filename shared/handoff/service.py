@@ -351,6 +351,20 @@ class Handoff:
             raise NotFound(f"unknown conversation {conversation_id!r}")
         return conversation
 
+    def visible(self, agent: Agent, conversation_id: str) -> Conversation:
+        """The conversation, if this agent may read it: queued, theirs, with an open ticket (every
+        agent of the tenant lists those), or any of the tenant's with ``handoff.agentsSeeAll``. Others
+        look absent, as foreign ones do."""
+        conversation = self.owned(agent, conversation_id)
+        if (
+            conversation.status == "queued"
+            or conversation.assignee_id == agent.agent_id
+            or (conversation.ticket is not None and conversation.ticket.status == "open")
+            or self.config(agent.tenant_id).agents_see_all
+        ):
+            return conversation
+        raise NotFound(f"unknown conversation {conversation_id!r}")
+
     def accept(self, agent: Agent, conversation_id: str) -> Conversation:
         conversation = self.owned(agent, conversation_id)
         if conversation.status == "assigned" and conversation.assignee_id == agent.agent_id:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from shared.chat.identity import alias
 from shared.chat.protocol import (
     AgentRef,
     Citation,
@@ -27,7 +28,7 @@ def assignee_ref(conversation: Conversation) -> AgentRef | None:
 
 def visitor_info(conversation: Conversation, *, page_chars: int = 200) -> VisitorInfo:
     return VisitorInfo(
-        visitor_id=conversation.visitor_id,
+        alias=alias(conversation.visitor_id, conversation.visitor_language),
         page=conversation.visitor_page[:page_chars] if conversation.visitor_page else None,
         language=conversation.visitor_language,
         first_seen=conversation.created_at,

@@ -22,6 +22,7 @@ from shared.state.models import (
 )
 from shared.state.records import (
     DIALOGUE_ROLES,
+    AdminKeyRecord,
     Agent,
     AgentEdit,
     AnswerUsage,
@@ -80,7 +81,9 @@ class DynamoStateStore(StateStore):
 
     # --- tenants ---
     def put_tenant(self, tenant: Tenant) -> None:
-        TenantModel(**tenant.model_dump(exclude={"config"}), config=tenant.config.model_dump(mode="json")).save()
+        fields = tenant.model_dump(exclude={"config", "admin_keys"}, exclude_none=True)
+        admin_keys = {key_id: record.model_dump() for key_id, record in tenant.admin_keys.items()}
+        TenantModel(**fields, config=tenant.config.model_dump(mode="json"), admin_keys=admin_keys or None).save()
 
     def get_tenant(self, tenant_id: str) -> Tenant | None:
         try:
@@ -93,6 +96,12 @@ class DynamoStateStore(StateStore):
             widget_key=item.widget_key,
             created_at=item.created_at,
             config=TenantConfig.model_validate(item.config or {}),
+            previous_widget_key=item.previous_widget_key,
+            previous_widget_key_until=item.previous_widget_key_until,
+            suspended=bool(item.suspended),
+            suspended_reason=item.suspended_reason,
+            identity_secret=item.identity_secret,
+            admin_keys={key_id: AdminKeyRecord.model_validate(v) for key_id, v in (item.admin_keys or {}).items()},
         )
 
     # --- agents ---

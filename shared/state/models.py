@@ -28,6 +28,13 @@ class TenantModel(Model):
     created_at = NumberAttribute()
     # TenantConfig as JSON; absent for tenants created before it existed.
     config = JSONAttribute(null=True)
+    previous_widget_key = UnicodeAttribute(null=True)
+    previous_widget_key_until = NumberAttribute(null=True)
+    suspended = BooleanAttribute(null=True)
+    suspended_reason = UnicodeAttribute(null=True)
+    identity_secret = UnicodeAttribute(null=True)
+    # {key id: {name, key_hash, created_at}}: hashes of the tenant's admin keys.
+    admin_keys = JSONAttribute(null=True)
 
 
 class AgentsByTenant(GlobalSecondaryIndex["AgentModel"]):

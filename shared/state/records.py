@@ -67,12 +67,28 @@ def answer_id_for(message_id: str) -> str:
     return message_id + ".a"
 
 
+class AdminKeyRecord(BaseModel):
+    name: str
+    key_hash: str
+    created_at: int
+
+
 class Tenant(BaseModel):
     tenant_id: str
     name: str
     widget_key: str
     created_at: int
     config: TenantConfig = Field(default_factory=TenantConfig)
+    # After a rotation, the old key admits new connections until ``previous_widget_key_until`` (epoch ms).
+    previous_widget_key: str | None = None
+    previous_widget_key_until: int | None = None
+    # A suspended tenant's widget and agents are refused (``suspended_reason`` says why, to operators).
+    suspended: bool = False
+    suspended_reason: str | None = None
+    # Signs the tenant's logged-in users (``userId`` + ``userHash``); None: that feature is off.
+    identity_secret: str | None = None
+    # Per-tenant admin keys: SHA-256 of each, by key id (shared/admin/keys.py).
+    admin_keys: dict[str, AdminKeyRecord] = Field(default_factory=dict)
 
 
 class Connection(BaseModel):

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
 
 class LocalStackInfo(BaseModel):
@@ -23,8 +24,10 @@ class LocalStackInfo(BaseModel):
     chat_url: str
     redis_url: str | None = None
 
-    def visitor_url(self, visitor: str | None = None, key: str | None = None) -> str:
+    def visitor_url(self, visitor: str | None = None, key: str | None = None, token: str | None = None) -> str:
         query = httpx.QueryParams(tenant=self.tenant_id, key=key or self.widget_key, visitor=visitor or new_visitor())
+        if token:
+            query = query.set("token", token)
         return f"{self.ws_url}?{query}"
 
     def admin(self) -> httpx.Client:
@@ -64,6 +67,22 @@ async def silent_for(ws: ClientConnection, seconds: float) -> list[dict[str, Any
 
 async def open_visitor(url: str) -> ClientConnection:
     return await connect(url, open_timeout=30)
+
+
+def connect_agent(ws_url: str, key: str) -> connect:
+    """An agent's handshake as the console makes it: the key in the subprotocol header, never the URL."""
+    return connect(
+        f"{ws_url}?role=agent", subprotocols=[Subprotocol("kefu.v1"), Subprotocol(f"kefu.key.{key}")], open_timeout=30
+    )
+
+
+async def visitor_token(ws: ClientConnection) -> str:
+    """Ask who this visitor connection is; the token brings the same visitor back on a reconnect."""
+    await ws.send(json.dumps({"action": "session"}))
+    while True:
+        frame = await receive(ws)
+        if frame["type"] == "session":
+            return str(frame["visitorToken"])
 
 
 def ask_tenant_bot(stack: LocalStackInfo, tenant: dict[str, str], question: str) -> dict[str, Any]:

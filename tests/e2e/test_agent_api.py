@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
 import pytest
-from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from tests.e2e.client import LocalStackInfo
+from tests.e2e.client import LocalStackInfo, connect_agent
 
 pytestmark = pytest.mark.e2e
 
 
 def login_status(stack: LocalStackInfo, key: str) -> int:
     async def handshake() -> int:
-        url = f"{stack.ws_url}?{httpx.QueryParams(role='agent', key=key)}"
         try:
-            async with await connect(url, open_timeout=30):
+            async with await connect_agent(stack.ws_url, key):
                 return 101
         except InvalidStatus as refused:
             return refused.response.status_code

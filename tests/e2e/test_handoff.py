@@ -15,7 +15,15 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
-from tests.e2e.client import LocalStackInfo, new_visitor, receive, send_message, silent_for
+from tests.e2e.client import (
+    LocalStackInfo,
+    connect_agent,
+    new_visitor,
+    receive,
+    send_message,
+    silent_for,
+    visitor_token,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -38,12 +46,12 @@ class Shop:
     widget_key: str
     agents: dict[str, tuple[str, str]]  # name -> (agent id, key)
 
-    def visitor_url(self, visitor: str) -> str:
+    def visitor_url(self, visitor: str, token: str | None = None) -> str:
         query = httpx.QueryParams(tenant=self.tenant_id, key=self.widget_key, visitor=visitor, lang="en")
-        return f"{self.stack.ws_url}?{query}"
+        return f"{self.stack.ws_url}?{query.set('token', token) if token else query}"
 
-    def agent_url(self, name: str) -> str:
-        return f"{self.stack.ws_url}?{httpx.QueryParams(role='agent', key=self.agents[name][1])}"
+    def agent(self, name: str) -> Any:
+        return connect_agent(self.stack.ws_url, self.agents[name][1])
 
 
 @pytest.fixture
@@ -89,7 +97,7 @@ def test_handoff_accept_reply_resolve_and_the_bot_comes_back(shop: Shop) -> None
         seen: dict[str, list[Frame]] = {}
         async with (
             await connect(shop.visitor_url(new_visitor())) as visitor,
-            await connect(shop.agent_url("Alice")) as alice,
+            await shop.agent("Alice") as alice,
         ):
             await send(alice, action="agentSync")
             await until(alice, of_type("agent.state"))
@@ -155,10 +163,11 @@ def test_no_message_is_lost_or_duplicated_across_reconnects(shop: Shop) -> None:
 
     async def scenario() -> dict[str, Any]:
         out: dict[str, Any] = {}
-        async with await connect(shop.agent_url("Bob")) as bob:
+        async with await shop.agent("Bob") as bob:
             await send(bob, action="agentSync")
             await until(bob, of_type("agent.state"))
             async with await connect(shop.visitor_url(visitor_id)) as visitor:
+                token = await visitor_token(visitor)
                 await visitor.send(json.dumps(send_message("转人工")))
                 ack = (await until(visitor, of_type("ack")))[-1]
                 conversation_id = ack["conversationId"]
@@ -170,7 +179,7 @@ def test_no_message_is_lost_or_duplicated_across_reconnects(shop: Shop) -> None:
             first = {"action": "agentMessage", "conversationId": conversation_id, "clientMessageId": "bob-0001"}
             await send(bob, **first, text="Hello, Bob here.")
             await until(bob, of_type("ack"))
-        async with await connect(shop.agent_url("Bob")) as bob:
+        async with await shop.agent("Bob") as bob:
             second = {"action": "agentMessage", "conversationId": conversation_id, "clientMessageId": "bob-0002"}
             for _ in range(2):
                 await send(bob, **second, text="Are you still there?")
@@ -181,7 +190,7 @@ def test_no_message_is_lost_or_duplicated_across_reconnects(shop: Shop) -> None:
             out["bob_echoes"] = [f for f in frames if f["type"] != "ack"]
 
             # The visitor returns: the transcript brings what was missed; an unacked message is resent.
-            async with await connect(shop.visitor_url(visitor_id)) as visitor:
+            async with await connect(shop.visitor_url(visitor_id, token)) as visitor:
                 await send(visitor, action="history", conversationId=conversation_id)
                 out["history"] = (await until(visitor, of_type("history")))[-1]
                 resend = send_message(
@@ -228,13 +237,13 @@ def test_colleagues_see_an_agent_come_online_and_leave(shop: Shop) -> None:
         )
 
     async def scenario() -> tuple[list[Frame], list[Frame]]:
-        async with await connect(shop.agent_url("Bob")) as bob:
+        async with await shop.agent("Bob") as bob:
             await send(bob, action="agentSync")
             await until(bob, of_type("agent.state"))
-            async with await connect(shop.agent_url("Alice")) as first_tab:
+            async with await shop.agent("Alice") as first_tab:
                 await send(first_tab, action="agentSync")
                 came = await until(bob, alice("online"))
-                async with await connect(shop.agent_url("Alice")) as second_tab:
+                async with await shop.agent("Alice") as second_tab:
                     await send(second_tab, action="agentSync")
                     await until(second_tab, of_type("agent.state"))
                 # One of her two tabs closed: she is still online.
@@ -249,7 +258,7 @@ def test_colleagues_see_an_agent_come_online_and_leave(shop: Shop) -> None:
 
 def test_unanswerable_questions_hand_off_after_the_tenants_threshold(shop: Shop) -> None:
     async def scenario() -> tuple[list[Frame], list[Frame]]:
-        async with await connect(shop.agent_url("Alice")) as alice:  # someone on duty
+        async with await shop.agent("Alice") as alice:  # someone on duty
             await send(alice, action="agentSync")
             await until(alice, of_type("agent.state"))
             async with await connect(shop.visitor_url(new_visitor())) as visitor:
@@ -299,7 +308,7 @@ def test_with_nobody_on_duty_the_bot_keeps_answering_and_a_left_message_waits_fo
             await visitor.send(json.dumps(send_message("Can I return it?", conversationId=conversation_id)))
             seen["after"] = await until(visitor, of_type("answer.end"))
         # An agent logs in later: the ticket is waiting; she closes it.
-        async with await connect(shop.agent_url("Alice")) as alice:
+        async with await shop.agent("Alice") as alice:
             await send(alice, action="agentSync")
             seen["state"] = (await until(alice, of_type("agent.state")))[-1]
             await send(alice, action="closeTicket", conversationId=conversation_id)
@@ -339,7 +348,7 @@ def test_queued_conversations_go_oldest_first_to_an_agent_who_logs_in(shop: Shop
 
     async def scenario() -> dict[str, Any]:
         out: dict[str, Any] = {}
-        async with await connect(shop.agent_url("Bob")) as bob:
+        async with await shop.agent("Bob") as bob:
             await send(bob, action="agentSync")
             await until(bob, of_type("agent.state"))
             visitors = [await connect(shop.visitor_url(new_visitor())) for _ in range(4)]
@@ -348,7 +357,7 @@ def test_queued_conversations_go_oldest_first_to_an_agent_who_logs_in(shop: Shop
                 await until(bob, of_type("conversation.assigned", ids[0]))
                 for visitor in visitors[1:]:  # three wait in the queue, in this order
                     ids.append(await hand_off(visitor))
-                async with await connect(shop.agent_url("Alice")) as alice:
+                async with await shop.agent("Alice") as alice:
                     await send(alice, action="agentSync")
                     out["alice"] = await until(alice, of_type("agent.state"))
                     # Bob frees his seat: the next oldest is his, never a newer one.
@@ -373,16 +382,19 @@ def test_queued_conversations_go_oldest_first_to_an_agent_who_logs_in(shop: Shop
 
 
 def test_agents_log_in_with_their_own_key_only(shop: Shop) -> None:
-    wrong = f"{shop.stack.ws_url}?{httpx.QueryParams(role='agent', key=shop.agents['Alice'][0] + '.nope')}"
-    visitor_key_as_agent = f"{shop.stack.ws_url}?{httpx.QueryParams(role='agent', key=shop.widget_key)}"
+    alice_key = shop.agents["Alice"][1]
+    key_in_url = f"{shop.stack.ws_url}?{httpx.QueryParams(role='agent', key=alice_key)}"
 
-    async def handshake(url: str) -> int:
+    async def handshake(opening: Any) -> int:
         try:
-            async with await connect(url, open_timeout=30):
+            async with await opening:
                 return 101
         except InvalidStatus as refused:
             return refused.response.status_code
 
-    assert asyncio.run(handshake(wrong)) == 403
-    assert asyncio.run(handshake(visitor_key_as_agent)) == 403
-    assert asyncio.run(handshake(shop.agent_url("Alice"))) == 101
+    ws_url = shop.stack.ws_url
+    assert asyncio.run(handshake(connect_agent(ws_url, shop.agents["Alice"][0] + ".nope"))) == 403
+    assert asyncio.run(handshake(connect_agent(ws_url, shop.widget_key))) == 403
+    assert asyncio.run(handshake(shop.agent("Alice"))) == 101
+    # The right key in the URL (where access logs and history keep it) is refused.
+    assert asyncio.run(handshake(connect(key_in_url, open_timeout=30))) == 401

@@ -9,7 +9,15 @@ import json
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from tests.e2e.client import LocalStackInfo, ask, new_visitor, open_visitor, send_message, silent_for
+from tests.e2e.client import (
+    LocalStackInfo,
+    ask,
+    new_visitor,
+    open_visitor,
+    send_message,
+    silent_for,
+    visitor_token,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -109,9 +117,10 @@ def test_resent_client_message_id_is_acked_again_but_answered_once(local_stack: 
 
     async def scenario() -> tuple[list[dict], list[dict], list[dict]]:
         async with await open_visitor(local_stack.visitor_url(visitor)) as ws:
+            token = await visitor_token(ws)
             first = await ask(ws, frame)
-        # The visitor reconnects (e.g. a flaky network) and resends the same message.
-        async with await open_visitor(local_stack.visitor_url(visitor)) as ws:
+        # The visitor reconnects (e.g. a flaky network, with its token) and resends the same message.
+        async with await open_visitor(local_stack.visitor_url(visitor, token=token)) as ws:
             await ws.send(json.dumps(frame))
             from tests.e2e.client import receive
 

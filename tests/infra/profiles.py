@@ -6,7 +6,8 @@ from typing import Any
 
 from tests.infra.synthesis import SKIP_BUNDLING
 
-PROD: dict[str, Any] = {"env": "prod", **SKIP_BUNDLING}
+# Production with the admin API behind IAM authorization (docs/deploy.md).
+PROD: dict[str, Any] = {"env": "prod", "admin_iam_auth": "true", **SKIP_BUNDLING}
 
 # An existing OpenSearch domain, Redis and an OpenAI-compatible model behind a secret.
 EXISTING_DOMAIN: dict[str, Any] = {

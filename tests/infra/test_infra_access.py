@@ -71,11 +71,13 @@ def test_dynamodb_actions_are_exactly_the_access_table(dev: Synth, name: Functio
     assert granted == expected
 
 
-def test_connect_cannot_queue_invoke_or_read_secrets(dev: Synth) -> None:
+def test_connect_cannot_queue_invoke_or_read_other_secrets(dev: Synth) -> None:
     actions = dev.actions("connect")
     assert "sqs:SendMessage" not in actions
     assert "lambda:InvokeFunction" not in actions
-    assert not any(a.startswith("aoss:") or a.startswith("secretsmanager:") for a in actions)
+    assert not any(a.startswith("aoss:") for a in actions)
+    [read] = [s for s in dev.statements("connect") if any(a.startswith("secretsmanager:") for a in _actions(s))]
+    assert _resources(read) == [{"Ref": _secret_id(dev, "VisitorTokens")}]
 
 
 def _queue_id(dev: Synth, name: str) -> str:
@@ -137,11 +139,21 @@ def test_knowledge_access(dev: Synth) -> None:
         assert _resources(statement) == [{"Fn::GetAtt": [collection_id, "Arn"]}]
 
 
+def _secret_id(dev: Synth, construct: str) -> str:
+    [secret_id] = [lid for lid in dev.of_type("AWS::SecretsManager::Secret") if lid.startswith(construct)]
+    return secret_id
+
+
 def test_only_admin_reads_the_admin_key(dev: Synth) -> None:
-    [secret_id] = dev.of_type("AWS::SecretsManager::Secret")
+    secret_id = _secret_id(dev, "AdminKey")
+    assert len(dev.of_type("AWS::SecretsManager::Secret")) == 2  # the admin key, the visitor-token key
     readers = {name for name in FUNCTIONS if "secretsmanager:GetSecretValue" in dev.actions(name)}
-    # generate reads tenants' model secrets, under their own prefix only (test_infra_model_gateway.py)
-    assert readers == {"admin", "generate"}
+    # generate reads tenants' model secrets, under their own prefix only (test_infra_model_gateway.py);
+    # connect and message the visitor-token key only
+    assert readers == {"admin", "generate", "connect", "message"}
+    for name in ("connect", "message"):
+        reads = [s for s in dev.statements(name) if "secretsmanager:GetSecretValue" in _actions(s)]
+        assert [_resources(r) for r in reads] == [[{"Ref": _secret_id(dev, "VisitorTokens")}]]
     [read] = [s for s in dev.statements("admin") if "secretsmanager:GetSecretValue" in _actions(s)]
     assert _resources(read) == [{"Ref": secret_id}]
     [model_secrets] = [s for s in dev.statements("generate") if "secretsmanager:GetSecretValue" in _actions(s)]

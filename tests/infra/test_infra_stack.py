@@ -36,7 +36,7 @@ def test_resource_counts(dev: Synth) -> None:
         "AWS::OpenSearchServerless::Collection": 1,
         "AWS::OpenSearchServerless::SecurityPolicy": 2,
         "AWS::OpenSearchServerless::AccessPolicy": 1,
-        "AWS::SecretsManager::Secret": 1,
+        "AWS::SecretsManager::Secret": 2,  # the admin key, the visitor-token key
         "AWS::S3::Bucket": 1,  # widget + console files
         "AWS::CloudFront::Distribution": 1,
         "AWS::CloudFront::Function": 1,  # /console/ -> /console/index.html
@@ -223,15 +223,26 @@ def test_stages_are_throttled_and_logged(dev: Synth) -> None:
         assert not any("querystring" in value.lower() for value in access_format.values())
 
 
-def test_admin_http_api_proxies_everything_to_admin(dev: Synth) -> None:
+def _admin_route(synth: Synth) -> dict[str, Any]:
     [api_id] = [
-        lid for lid, r in dev.of_type("AWS::ApiGatewayV2::Api").items() if r["Properties"]["ProtocolType"] == "HTTP"
+        lid for lid, r in synth.of_type("AWS::ApiGatewayV2::Api").items() if r["Properties"]["ProtocolType"] == "HTTP"
     ]
     [route] = [
-        r for r in dev.of_type("AWS::ApiGatewayV2::Route").values() if r["Properties"]["ApiId"] == {"Ref": api_id}
+        r for r in synth.of_type("AWS::ApiGatewayV2::Route").values() if r["Properties"]["ApiId"] == {"Ref": api_id}
     ]
-    assert route["Properties"]["RouteKey"] == "$default"
-    assert _integration_target(dev, route["Properties"]["Target"]) == "admin"
+    return dict(route["Properties"])
+
+
+def test_admin_http_api_proxies_everything_to_admin(dev: Synth) -> None:
+    route = _admin_route(dev)
+    assert route["RouteKey"] == "$default"
+    assert _integration_target(dev, route["Target"]) == "admin"
+    assert route.get("AuthorizationType", "NONE") == "NONE"  # the bearer key, checked by the function
+
+
+def test_admin_iam_auth_puts_the_admin_api_behind_sigv4(prod: Synth) -> None:
+    # Given admin_iam_auth=true (the prod profile) / Then API Gateway demands IAM-signed requests.
+    assert _admin_route(prod)["AuthorizationType"] == "AWS_IAM"
 
 
 def test_outputs(dev: Synth) -> None:

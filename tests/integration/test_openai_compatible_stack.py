@@ -8,10 +8,9 @@ import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.e2e.client import LocalStackInfo, ask, open_visitor, receive, send_message
+from tests.e2e.client import LocalStackInfo, ask, connect_agent, open_visitor, receive, send_message
 from tests.e2e.conftest import start_local_run, stop, wait_for_local_json
 from tests.support.openai_sse_server import OpenAISSEServer, Script
 
@@ -130,11 +129,10 @@ def test_a_reply_marked_no_answer_hides_the_marker_cites_nothing_and_hands_off_a
 
     with stack.admin() as admin:
         agent = admin.post(f"/v1/tenants/{stack.tenant_id}/agents", json={"name": "On duty"}).json()
-    agent_url = f"{stack.ws_url}?{httpx.QueryParams(role='agent', key=agent['agentKey'])}"
 
     async def scenario() -> tuple[list[list[dict]], list[dict]]:
         # Someone is on duty (with nobody to take it, the bot keeps the conversation).
-        async with await open_visitor(agent_url), await open_visitor(stack.visitor_url()) as ws:
+        async with await connect_agent(stack.ws_url, agent["agentKey"]), await open_visitor(stack.visitor_url()) as ws:
             answers = [
                 await ask(ws, send_message(question))
                 for question in ("Do you sell spaceships?", "Can I pay with seashells?")

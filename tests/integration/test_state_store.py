@@ -12,6 +12,7 @@ from shared.settings import Settings
 from shared.state.cache import RedisContextCache
 from shared.state.dynamodb import DynamoStateStore
 from shared.state.records import (
+    AdminKeyRecord,
     AnswerUsage,
     Citation,
     Connection,
@@ -35,6 +36,38 @@ def visitor_message(conversation_id: str, text: str, cmid: str, at: int) -> Stor
         created_at=at,
         client_message_id=cmid,
     )
+
+
+def test_a_tenants_identity_fields_round_trip_and_clear(settings: Settings) -> None:
+    store = DynamoStateStore(settings)
+    tenant = Tenant(
+        tenant_id="t_identity",
+        name="Shop",
+        widget_key="wk_new",
+        created_at=1,
+        previous_widget_key="wk_old",
+        previous_widget_key_until=123_456,
+        suspended=True,
+        suspended_reason="unpaid",
+        identity_secret="is_secret",
+        admin_keys={"k_1": AdminKeyRecord(name="ops", key_hash="ab" * 32, created_at=7)},
+    )
+    tenant.config.widget.allowed_origins = ["https://shop.example.com"]
+    tenant.config.handoff.agents_see_all = True
+    store.put_tenant(tenant)
+    assert store.get_tenant("t_identity") == tenant
+    # Resumed, rotated without grace, keys revoked: the cleared fields are gone, not kept from before.
+    cleared = tenant.model_copy(
+        update={
+            "suspended": False,
+            "suspended_reason": None,
+            "previous_widget_key": None,
+            "previous_widget_key_until": None,
+            "admin_keys": {},
+        }
+    )
+    store.put_tenant(cleared)
+    assert store.get_tenant("t_identity") == cleared
 
 
 def test_tenants_connections_conversations_round_trip(settings: Settings) -> None:

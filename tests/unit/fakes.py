@@ -176,10 +176,11 @@ class InMemoryStateStore(StateStore):
         return True
 
     def put_tenant(self, tenant: Tenant) -> None:
-        self.tenants[tenant.tenant_id] = tenant
+        self.tenants[tenant.tenant_id] = tenant.model_copy(deep=True)
 
     def get_tenant(self, tenant_id: str) -> Tenant | None:
-        return self.tenants.get(tenant_id)
+        tenant = self.tenants.get(tenant_id)
+        return tenant.model_copy(deep=True) if tenant is not None else None
 
     def put_connection(self, connection: Connection) -> None:
         self.connections[connection.connection_id] = connection

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from shared.admin import deps
 from shared.chat.connections import open_connection
+from shared.chat.identity import VisitorTokens
 from shared.chat.intake import Intake
 from shared.state.records import Connection, Tenant
 from tests.unit.admin_support import admin_client
@@ -45,6 +46,7 @@ def _log_in(store: InMemoryStateStore, key: str, connection_id: str) -> Connecti
         connected_at=1000,
         domain_name="example.com",
         stage="chat",
+        tokens=VisitorTokens(b"unit-test-visitor-token-secret"),
         protocols=f"kefu.v1, kefu.key.{key}",
     )
 

@@ -1,6 +1,7 @@
 import pytest
 
 from shared.chat.connections import close_connection, open_connection
+from shared.chat.identity import VisitorTokens
 from shared.chat.rate_limits import ChatLimits, InMemoryRateLimiter, Limit
 from shared.errors import BadRequest, Forbidden, Unauthorized
 from shared.state.records import Tenant
@@ -14,14 +15,28 @@ def store() -> InMemoryStateStore:
     return store
 
 
-def connect(store: InMemoryStateStore, **query: str):  # type: ignore[no-untyped-def]
+TOKENS = VisitorTokens(b"unit-test-visitor-token-secret")
+
+
+def connect(store: InMemoryStateStore, *, origin: str | None = None, **query: str):  # type: ignore[no-untyped-def]
+    """A handshake; an agent's ``key`` goes in the subprotocol header, as the console sends it."""
+    agent_key = query.pop("key") if query.get("role") == "agent" and "key" in query else None
     return open_connection(
-        store, connection_id="abc=", query=query, connected_at=1000, domain_name="example.com", stage="prod"
+        store,
+        connection_id="abc=",
+        query=query,
+        connected_at=1000,
+        domain_name="example.com",
+        stage="prod",
+        tokens=TOKENS,
+        protocols=f"kefu.v1, kefu.key.{agent_key}" if agent_key is not None else None,
+        origin=origin,
     )
 
 
 def test_right_key_stores_the_connection(store: InMemoryStateStore) -> None:
-    connection = connect(store, tenant="t_1", key="wk_right", visitor="visitor-123")
+    token = TOKENS.issue("t_1", "visitor-123")
+    connection = connect(store, tenant="t_1", key="wk_right", visitor="visitor-123", token=token)
     assert store.get_connection("abc=") == connection
     assert connection.visitor_id == "visitor-123"
     assert connection.conversation_id is None
@@ -128,10 +143,12 @@ def test_an_agents_last_tab_closing_tells_the_colleagues(store: InMemoryStateSto
     open_connection(
         store,
         connection_id="bob=",
-        query={"role": "agent", "key": colleague_key},
+        query={"role": "agent"},
+        protocols=f"kefu.v1, kefu.key.{colleague_key}",
         connected_at=1000,
         domain_name="example.com",
         stage="prod",
+        tokens=TOKENS,
     )
     push = FakePush()
 
@@ -154,6 +171,7 @@ def test_an_agent_key_comes_in_the_subprotocol_header_and_only_kefu_v1_is_answer
         connected_at=1000,
         domain_name="example.com",
         stage="prod",
+        tokens=TOKENS,
         protocols=header,
     )
     assert (connection.role, connection.agent_id) == ("agent", "a_1")
@@ -167,6 +185,7 @@ def test_an_agent_key_comes_in_the_subprotocol_header_and_only_kefu_v1_is_answer
             connected_at=1000,
             domain_name="example.com",
             stage="prod",
+            tokens=TOKENS,
             protocols=f"kefu.v1, kefu.key.{key}x",
         )
 
@@ -180,6 +199,7 @@ def test_the_connect_handler_echoes_the_subprotocol_for_an_agent(
     key = _agent(store)
     monkeypatch.setattr(connect_handler, "state_store", lambda: store)
     monkeypatch.setattr(connect_handler, "rate_limiter", InMemoryRateLimiter)
+    monkeypatch.setattr(connect_handler, "visitor_tokens", lambda: TOKENS)
     event = events.connect_event({"role": "agent"}, headers=[("Sec-WebSocket-Protocol", f"kefu.v1, kefu.key.{key}")])
     response = connect_handler.handler(event, events.lambda_context())
     assert response == {"statusCode": 200, "headers": {"Sec-WebSocket-Protocol": "kefu.v1"}}
@@ -201,6 +221,7 @@ def test_the_callers_address_is_kept_for_visitors(store: InMemoryStateStore) -> 
         connected_at=1000,
         domain_name="example.com",
         stage="prod",
+        tokens=TOKENS,
         source_ip="203.0.113.9",
     )
     assert store.get_connection("ip=").source_ip == connection.source_ip == "203.0.113.9"  # type: ignore[union-attr]
@@ -217,6 +238,7 @@ def test_new_connections_from_one_address_are_limited_before_the_key_is_checked(
     monkeypatch.setattr(connect_handler, "state_store", lambda: store)
     monkeypatch.setattr(connect_handler, "rate_limiter", lambda: limiter)
     monkeypatch.setattr(connect_handler, "chat_limits", lambda: limits)
+    monkeypatch.setattr(connect_handler, "visitor_tokens", lambda: TOKENS)
     query = {"tenant": "t_1", "key": "wk_right"}
 
     def open_from(address: str) -> dict:
@@ -229,3 +251,18 @@ def test_new_connections_from_one_address_are_limited_before_the_key_is_checked(
     assert refused["statusCode"] == 429 and "3 per minute" in refused["body"]
     assert len(store.connections) == 3  # the refused handshake stored nothing
     assert open_from("198.51.100.7")["statusCode"] == 200  # another address is not affected
+
+
+def test_an_agent_key_in_the_url_is_refused_even_when_right(store: InMemoryStateStore) -> None:
+    key = _agent(store)
+    with pytest.raises(Unauthorized, match="subprotocol"):
+        open_connection(
+            store,
+            connection_id="url=",
+            query={"role": "agent", "key": key},
+            connected_at=1000,
+            domain_name="example.com",
+            stage="prod",
+            tokens=TOKENS,
+        )
+    assert store.connections == {}

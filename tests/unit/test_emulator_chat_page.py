@@ -53,8 +53,13 @@ SCENARIO = r"""
 const ws = sockets[0];
 const url = new URL(ws.url);
 check(url.searchParams.get("tenant") === "t1" && url.searchParams.get("key") === "k1", "query " + ws.url);
-check(url.searchParams.get("visitor"), "visitor id in " + ws.url);
+// A first visit: no identity yet; the server issues it (the session frame) and the page keeps it.
+check(!url.searchParams.get("visitor") && !url.searchParams.get("token"), "no identity yet in " + ws.url);
 ws.onopen();
+check(ws.sent[0].action === "session", "session asked first " + JSON.stringify(ws.sent[0]));
+ws.onmessage({ data: JSON.stringify({ type: "session", visitorId: "v_1", visitorToken: "vt1.v_1.sig" }) });
+check(localStorage.getItem("kefu.t1.token") === "vt1.v_1.sig", "token kept");
+ws.sent.shift();
 
 els.text.value = "hello";
 els.composer.requestSubmit();

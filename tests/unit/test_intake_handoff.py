@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from shared.chat.identity import alias
 from shared.chat.protocol import parse_client_frame
 from shared.errors import BadRequest, UnknownAction
 from tests.unit.handoff_support import Desk
@@ -108,10 +109,12 @@ def test_internal_notes_never_reach_the_visitor(desk: Desk) -> None:
     desk.send("v-tab", action="history", conversationId=conversation_id)
     [page] = desk.frames("v-tab", "history")
     assert "note" not in {m["role"] for m in page["messages"]} and "conversation" not in page
-    desk.send("tab-a_2", action="history", conversationId=conversation_id)
-    [agent_page] = desk.frames("tab-a_2", "history")
+    desk.send("tab-a_1", action="history", conversationId=conversation_id)
+    [agent_page] = desk.frames("tab-a_1", "history")
     assert [m["text"] for m in agent_page["messages"] if m["role"] == "note"] == ["VIP"]
-    assert agent_page["conversation"]["visitor"]["visitorId"] == "visitor-aaa"
+    # Agents see an alias derived from the visitor id, never the id itself.
+    assert agent_page["conversation"]["visitor"]["alias"] == alias("visitor-aaa")
+    assert "visitor-aaa" not in json.dumps(agent_page)
 
 
 def test_typing_and_read_receipts_travel_both_ways(desk: Desk) -> None:
@@ -266,3 +269,32 @@ def test_big_queues_still_fit_one_frame(desk: Desk) -> None:
     assert 10 < len(state["queue"]) < 60  # the longest waiting kept, the rest on the next update
     waiting = [c["waitingSince"] for c in state["queue"]]
     assert waiting == sorted(waiting)
+
+
+def test_agents_read_only_queued_conversations_and_their_own(desk: Desk) -> None:
+    # A conversation only the bot has had: no agent was ever given it (issue 11, finding 3).
+    bot_only = say(desk, "Where is my order?", "cmid-0001")["conversationId"]
+    desk.clear()
+    for agent_tab in ("tab-a_1", "tab-a_2"):
+        desk.send(agent_tab, action="history", conversationId=bot_only)
+        [error] = desk.frames(agent_tab, "error")
+        assert error["code"] == "not_found"
+        assert desk.frames(agent_tab, "history") == []
+    # Queued: every agent may look before accepting; assigned: only the holder.
+    desk.send("v-tab", action="requestHuman", conversationId=bot_only)
+    desk.send("tab-a_2", action="history", conversationId=bot_only)
+    assert len(desk.frames("tab-a_2", "history")) == 1
+    desk.send("tab-a_1", action="accept", conversationId=bot_only)
+    desk.clear()
+    desk.send("tab-a_2", action="history", conversationId=bot_only)
+    assert desk.frames("tab-a_2", "history") == [] and desk.frames("tab-a_2", "error")[0]["code"] == "not_found"
+    desk.send("tab-a_1", action="history", conversationId=bot_only)
+    assert len(desk.frames("tab-a_1", "history")) == 1
+
+
+def test_a_tenant_may_let_agents_read_every_conversation(desk: Desk) -> None:
+    desk.configure(auto_assign=False, agents_see_all=True)
+    bot_only = say(desk, "Where is my order?", "cmid-0001")["conversationId"]
+    desk.clear()
+    desk.send("tab-a_2", action="history", conversationId=bot_only)
+    assert len(desk.frames("tab-a_2", "history")) == 1

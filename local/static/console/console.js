@@ -412,7 +412,7 @@ function formatWait(since) {
 }
 
 function visitorName(c) {
-  return `Visitor ${c.visitor.visitorId.slice(-6)}`;
+  return c.visitor.alias;
 }
 
 // A left message belongs to a conversation the agent may never have listed: a minimal summary lets
@@ -651,7 +651,7 @@ function renderDetails() {
   const dl = $("visitor-info");
   dl.replaceChildren();
   const rows = [
-    ["Visitor", c.visitor.visitorId],
+    ["Visitor", c.visitor.alias],
     ["Page", c.visitor.page || "—"],
     ["Language", c.visitor.language || "—"],
     ["First seen", new Date(c.visitor.firstSeen).toLocaleString()],

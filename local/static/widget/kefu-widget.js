@@ -4,7 +4,9 @@
  *   <script src="https://…/widget/kefu-widget.js" data-ws="wss://…/chat"
  *           data-tenant="t_…" data-key="wk_…" defer></script>
  *
- * Optional: data-lang="zh|en" (default: the page's <html lang>), data-title, data-color.
+ * Optional: data-lang="zh|en" (default: the page's <html lang>), data-title, data-color; for a
+ * logged-in user of the site, data-user-id and data-user-hash (hex HMAC-SHA256 of the id with the
+ * tenant's identity secret, computed by the site's server).
  * Plain JavaScript in a shadow root: no framework, no build step, no styles leak either way.
  * Speaks wire protocol v1 (docs/protocol.md).
  */
@@ -128,11 +130,10 @@
     crypto.getRandomValues(bytes);
     return Array.prototype.map.call(bytes, function (b) { return (b % 36).toString(36); }).join("");
   }
+  // Who this visitor is, as the server issued it: the id and its signed token (sent on every
+  // reconnect; without a valid token the server starts a new visitor).
   var visitorId = load("visitor", null);
-  if (!visitorId) {
-    visitorId = "v_" + randomId(20);
-    save("visitor", visitorId);
-  }
+  var visitorToken = load("token", null);
   var conversationId = load("conversation", null);
   var outbox = load("outbox", []); // sendMessage frames not acked yet
 
@@ -517,28 +518,27 @@
     return true;
   }
   function connect() {
+    if (ended) return;
     var query = new URLSearchParams({
       tenant: data.tenant,
       key: data.key,
-      visitor: visitorId,
       lang: pageLanguage.slice(0, 16),
       // The page without its query and fragment: they can hold tokens, order numbers, e-mail addresses.
       page: (location.origin + location.pathname).slice(0, 500),
     });
+    if (visitorId) query.set("visitor", visitorId);
+    if (visitorToken) query.set("token", visitorToken);
+    // A logged-in user of the site, signed by the site's server (data-user-id, data-user-hash).
+    if (data.userId && data.userHash) {
+      query.set("userId", data.userId);
+      query.set("userHash", data.userHash);
+    }
     socket = new WebSocket(data.ws + (data.ws.indexOf("?") < 0 ? "?" : "&") + query.toString());
     socket.onopen = function () {
       retries = 0;
       setOnline(true);
-      if (conversationId) {
-        // A returning visitor: the transcript (or what came while away), then a second look shortly
-        // after, for anything posted while this connection was being attached.
-        requestHistory();
-        setTimeout(function () { if (online && conversationId) requestHistory(); }, 2500);
-      }
-      outbox.forEach(function (frame) {
-        if (conversationId && !frame.conversationId) frame.conversationId = conversationId;
-        send(frame);
-      });
+      // Who am I? The answer (``session``) resumes the conversation, or starts afresh as a new visitor.
+      send({ action: "session" });
     };
     socket.onmessage = function (event) {
       var frame;
@@ -547,9 +547,35 @@
     };
     socket.onclose = function () {
       setOnline(false);
+      if (ended) return;
       var delay = Math.min(8000, 500 * Math.pow(2, retries++)) * (0.75 + Math.random() / 2);
       setTimeout(connect, delay);
     };
+  }
+  var ended = false; // the service was suspended: no more reconnects on this page
+  function resume(session) {
+    if (visitorId && session.visitorId !== visitorId) {
+      // The server did not recognise the stored identity (no token, or an invalid one): what was
+      // kept belongs to that identity, so this visitor starts clean.
+      conversationId = null;
+      save("conversation", null);
+      outbox.forEach(function (frame) { delete frame.conversationId; });
+      save("outbox", outbox);
+    }
+    visitorId = session.visitorId;
+    visitorToken = session.visitorToken;
+    save("visitor", visitorId);
+    save("token", visitorToken);
+    if (conversationId) {
+      // A returning visitor: the transcript (or what came while away), then a second look shortly
+      // after, for anything posted while this connection was being attached.
+      requestHistory();
+      setTimeout(function () { if (online && conversationId) requestHistory(); }, 2500);
+    }
+    outbox.forEach(function (frame) {
+      if (conversationId && !frame.conversationId) frame.conversationId = conversationId;
+      send(frame);
+    });
   }
   var historyMode = "latest";
   function requestHistory(before) {
@@ -578,6 +604,15 @@
       save("conversation", conversationId);
     }
     switch (frame.type) {
+      case "session": {
+        resume(frame);
+        break;
+      }
+      case "session.ended": {
+        ended = true;
+        setOnline(false);
+        break;
+      }
       case "ack": {
         if (frame.conversationId !== conversationId) {
           conversationId = frame.conversationId;

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
+from shared.admin.deps import PlatformOnly
 from shared.chat.dead_letters import DeadLetter, DeadLetters
 from shared.wiring import dead_letters
 
-router = APIRouter(prefix="/v1/dead-letters", tags=["operations"])
+router = APIRouter(prefix="/v1/dead-letters", tags=["operations"], dependencies=[PlatformOnly])
 
 
 class _Camel(BaseModel):
