@@ -27,6 +27,7 @@ from fastapi.testclient import TestClient
 
 from shared.admin import deps
 from shared.admin.app import create_app
+from shared.admin.keys import new_tenant_key
 from shared.admin.routes import dead_letters as dead_letter_routes
 from shared.admin.routes import knowledge as knowledge_routes
 from shared.admin.routes import usage as usage_routes
@@ -39,7 +40,7 @@ from shared.knowledge.base import Document
 from shared.knowledge.local_index import LocalHybridIndex
 from shared.knowledge.service import KnowledgeService
 from shared.settings import get_settings
-from shared.state.records import Agent, Connection, Conversation, StoredMessage, Tenant
+from shared.state.records import AdminKeyRecord, Agent, Connection, Conversation, StoredMessage, Tenant
 from shared.tenant_config import TenantConfig
 from tests.unit.admin_support import ADMIN_KEY
 from tests.unit.fakes import FakePush, FakeQueue, InMemoryContextCache, InMemoryStateStore
@@ -54,6 +55,7 @@ VICTIM_IDS = {
     "agent_id": "a_victim",
     "document_id": "victim-doc",
     "message_id": "0000000000001-vvvv",
+    "key_id": "k_victim",
 }
 
 # Routes that are not about one tenant: only the platform's credential reaches them.
@@ -81,6 +83,9 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/v1/tenants/{tenant_id}/agents/{agent_id}"): {"json": {"name": "Mallory", "disabled": True}},
     ("POST", "/v1/tenants"): {"json": {"name": "Another"}},
     ("POST", "/v1/dead-letters/redrive"): {"json": {}},
+    ("POST", "/v1/tenants/{tenant_id}/admin-keys"): {"json": {"name": "Mallory's key"}},
+    ("POST", "/v1/tenants/{tenant_id}/widget-key"): {"json": {}},
+    ("POST", "/v1/tenants/{tenant_id}/suspend"): {"json": {}},
 }
 
 
@@ -101,6 +106,11 @@ def credentials(world: World) -> list[Credential]:
         Credential("the attacker's widget key", {"Authorization": "Bearer wk_attacker"}, frozenset()),
         Credential("the attacker's agent key", {"Authorization": f"Bearer {world.attacker_agent_key}"}, frozenset()),
         Credential("the admin key in the query", {}, frozenset()),  # never read from there
+        Credential(
+            "the attacker's tenant admin key",
+            {"Authorization": f"Bearer {world.attacker_admin_key}"},
+            frozenset({ATTACKER}),
+        ),
     ]
 
 
@@ -114,6 +124,7 @@ class World:
     push: FakePush
     queue: FakeQueue
     attacker_agent_key: str
+    attacker_admin_key: str
 
     def victim_state(self) -> str:
         """Everything of the victim's: it must be the same after any attack."""
@@ -133,9 +144,19 @@ def build_world(tmp_path: Path) -> World:
     knowledge = KnowledgeService(LocalHybridIndex(tmp_path, FakeEmbedder()), default_threshold=0.0, default_k=4)
     open_hours = TenantConfig(handoff=HandoffConfig(auto_assign=False))
     keys: dict[str, str] = {}
+    admin_keys: dict[str, str] = {}
     for tenant, suffix in ((ATTACKER, "attacker"), (VICTIM, "victim")):
+        _, admin_keys[tenant], key_hash = new_tenant_key(tenant)
+        own_key = {f"k_{suffix}": AdminKeyRecord(name=f"{suffix}'s key", key_hash=key_hash, created_at=1)}
         store.put_tenant(
-            Tenant(tenant_id=tenant, name=tenant, widget_key=f"wk_{suffix}", created_at=1, config=open_hours)
+            Tenant(
+                tenant_id=tenant,
+                name=tenant,
+                widget_key=f"wk_{suffix}",
+                created_at=1,
+                config=open_hours,
+                admin_keys=own_key,
+            )
         )
         agent_id = f"a_{suffix}"
         keys[tenant], key_hash = new_agent_key(agent_id)
@@ -184,7 +205,14 @@ def build_world(tmp_path: Path) -> World:
         )
     document = Document(id="victim-doc", title="Delivery", text="VICTIM-DOC-TEXT-5d8e delivery takes two days.")
     knowledge.index.index(VICTIM, [document])
-    return World(store, knowledge, FakePush(), FakeQueue(), attacker_agent_key=keys[ATTACKER])
+    return World(
+        store,
+        knowledge,
+        FakePush(),
+        FakeQueue(),
+        attacker_agent_key=keys[ATTACKER],
+        attacker_admin_key=admin_keys[ATTACKER],
+    )
 
 
 @pytest.fixture
