@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run test lint typecheck unit integration e2e infra browser screenshots bench eval system-deps node-deps clean
+.PHONY: install run reset test lint typecheck unit integration e2e infra browser screenshots bench eval system-deps node-deps clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +15,13 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 ## Local emulation on 127.0.0.1 (KEFU_PORT, default 8700) with a demo tenant; Ctrl-C stops it.
+## State (tenants, keys, knowledge, agents, conversations) stays in .kefu/ across runs; FRESH=1 starts empty.
 run: install
-	$(BIN)/python -m local.run
+	$(BIN)/python -m local.run $(if $(FRESH),--fresh)
+
+## Forget the local state in .kefu/ (refused while a `make run` uses it).
+reset: install
+	$(BIN)/python -m local.run --reset
 
 ## What the tests need beyond Python packages: redis-server (Debian package) and the pinned CDK CLI.
 ## The browser tests drive Debian's chromium (Playwright never downloads a browser here) with a CJK font.

@@ -20,12 +20,14 @@ from tests.e2e.client import LocalStackInfo
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def start_local_run(state_dir: Path, extra_env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], Any]:
+def start_local_run(
+    state_dir: Path, extra_env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+) -> tuple[subprocess.Popen[bytes], Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEFU_")}
     env.update(extra_env or {})
-    log = (state_dir / "run.log").open("wb")
+    log = (state_dir / "run.log").open("ab")
     process = subprocess.Popen(
-        [sys.executable, "-m", "local.run", "--port", "0", "--state-dir", str(state_dir)],
+        [sys.executable, "-m", "local.run", "--port", "0", "--state-dir", str(state_dir), *args],
         cwd=ROOT,
         env=env,
         stdout=log,
@@ -40,7 +42,9 @@ def wait_for_local_json(process: subprocess.Popen[bytes], state_dir: Path, timeo
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if target.exists():
-            return dict(json.loads(target.read_text()))
+            info = dict(json.loads(target.read_text()))
+            if info.get("pid") == process.pid:  # not the file an earlier run left
+                return info
         if process.poll() is not None:
             break
         time.sleep(0.2)
