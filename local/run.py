@@ -331,7 +331,10 @@ async def serve(stack: LocalStack, seed: bool, previous: dict[str, Any] | None =
             "admin_url": emulator.http_url,
             "admin_key": admin_key,
             "pid": os.getpid(),  # tells a restarted run's file from the last one's
+            "queue_url": queue_url,  # the generate queue; its dead-letter queue is DLQ_NAME
         }
+        if settings.sqs_endpoint:
+            info["sqs_endpoint"] = settings.sqs_endpoint
         if settings.redis_url:
             info["redis_url"] = settings.redis_url
         if seed:

@@ -1,0 +1,40 @@
+"""The fault-injection suite, short version (`make faults` runs the long one and writes
+docs/reliability.md): concurrent visitors chat through the real local stack while the model server is
+killed mid-stream, refuses, answers 429/500/503, hangs or crawls, redis-server and moto restart, and
+the generate function crashes mid-answer. Every message gets exactly one terminal outcome within the
+bound, none is answered twice or stored twice, and no cut answer passes as complete (tests/support/faults.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.faults import CRASH, FAULTS, FaultStack, run_suite
+
+pytestmark = pytest.mark.e2e
+
+VISITORS = 3
+MESSAGES = 2
+BOUND_SECONDS = 60.0
+
+
+@pytest.fixture(scope="module")
+def fault_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultStack]:
+    stack = FaultStack(tmp_path_factory.mktemp("kefu-faults")).start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.mark.parametrize("fault", [*FAULTS, CRASH])
+def test_every_message_gets_one_honest_outcome(fault_stack: FaultStack, fault: str) -> None:
+    results = asyncio.run(
+        run_suite(fault_stack, visitors=VISITORS, messages=MESSAGES, bound_seconds=BOUND_SECONDS, only=[fault])
+    )
+    assert results and all(result.sent for result in results)
+    problems = [problem for result in results for problem in result.problems]
+    assert not problems, "\n".join(problems)
+    assert sum(len(result.sent) for result in results) >= VISITORS * MESSAGES
