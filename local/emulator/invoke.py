@@ -89,7 +89,8 @@ class _Running:
 def _raise_in_thread(thread_id: int, exception: type[BaseException] | None) -> None:
     """Schedule ``exception`` in another thread (None cancels a pending one); it is raised at that
     thread's next Python instruction, e.g. when a blocking socket call returns."""
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), ctypes.py_object(exception))
+    target = ctypes.py_object(exception) if exception is not None else None  # None: a NULL pointer
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), target)
 
 
 def _crash_document(request_id: str) -> dict[str, Any]:

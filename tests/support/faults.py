@@ -74,6 +74,8 @@ class Sent:
     terminals: list[tuple[str, dict[str, Any], float]] = field(default_factory=list)
     # The types of every frame that named this message (for the report of a problem).
     seen: list[str] = field(default_factory=list)
+    # Sent (again) and not acked since: a failure frame or silence means "send it again".
+    awaiting_ack: bool = False
 
     @property
     def answer_id(self) -> str | None:
@@ -233,6 +235,7 @@ class Visitor:
             try:
                 await ws.send(json.dumps(frame))
                 message.sends += 1
+                message.awaiting_ack = True
                 return
             except ConnectionClosed:
                 self._ws = None
@@ -246,6 +249,7 @@ class Visitor:
             if frame.get("type") == "ack" and frame.get("clientMessageId") == message.client_message_id:
                 message.message_id = frame["messageId"]
                 message.conversation_id = frame["conversationId"]
+                message.awaiting_ack = False
             if message.names(frame):
                 message.seen.append(str(frame.get("type") or frame.get("message")))
             kind = message.terminal_kind(frame)
@@ -265,22 +269,22 @@ class Visitor:
             except ConnectionClosed:
                 self._ws = None
                 frame = None
-                if message.message_id is None:
+                if message.awaiting_ack:
                     await self._send(message, conversation)  # after reconnecting, as the widget does
                     last_send = time.monotonic()
                 continue
             now = time.monotonic()
             if frame is not None:
                 self._note(frame, now)
-                unacked = message.message_id is None
-                failed = frame.get("message") == "Internal server error" or (
-                    frame.get("type") == "error" and frame.get("code") == "retry" and message.names(frame)
-                )
-                if failed and (unacked or frame.get("code") == "retry"):
+                if frame.get("type") == "error" and frame.get("code") == "retry" and message.names(frame):
+                    message.awaiting_ack = True  # stored but not queued: the protocol says send it again
+                if message.awaiting_ack and (
+                    frame.get("message") == "Internal server error" or frame.get("code") == "retry"
+                ):
                     await asyncio.sleep(RESEND_PAUSE_SECONDS)
                     await self._send(message, conversation)
                     last_send = time.monotonic()
-            elif message.message_id is None and now - last_send > ACK_WAIT_SECONDS:
+            elif message.awaiting_ack and now - last_send > ACK_WAIT_SECONDS:
                 await self._send(message, conversation)
                 last_send = now
         return message
@@ -489,7 +493,9 @@ def redis_restarted(stack: FaultStack) -> Fault:
 def generate_crashes(visitors: int) -> Callable[[FaultStack], Fault]:
     def prepare(stack: FaultStack) -> Fault:
         stack.model.set(delay=0.2)
-        stack.set_visibility_timeout(8)  # a crashed job comes back after 8 s
+        # A crashed job comes back after 30 s (a visibility timeout still longer than any job here takes:
+        # shorter, a slow job would be delivered twice while it runs)
+        stack.set_visibility_timeout(30)
         stack.arm_crash(after_posts=2, count=visitors)
 
         async def fault(stack: FaultStack) -> None:
@@ -502,7 +508,7 @@ def generate_crashes(visitors: int) -> Callable[[FaultStack], Fault]:
 
 def moto_restarted(stack: FaultStack) -> Fault:
     stack.model.set(delay=0.2)
-    stack.set_visibility_timeout(10)
+    stack.set_visibility_timeout(30)
 
     async def fault(stack: FaultStack) -> None:
         await asyncio.sleep(1.5)
