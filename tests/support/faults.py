@@ -518,6 +518,24 @@ def moto_restarted(stack: FaultStack) -> Fault:
 
 
 CRASH = "generate crashes after some deltas (SQS redelivery)"
+HOW = {
+    "model killed mid-stream": "the model streams a token every 0.6 s; once tokens flow its process gets SIGKILL "
+    "(streams end without `[DONE]`), and a new one starts on the same port 1 s later; the questions that got "
+    "a cut answer are then asked again by new visitors (a cut answer in the cache would come back)",
+    "model refusing connections": "the model process is stopped for the first 4 s (connection refused)",
+    "model answers 429": "every model request gets HTTP 429 for 4 s",
+    "model answers 500": "every model request gets HTTP 500 for 4 s",
+    "model answers 503": "every model request gets HTTP 503 for 4 s",
+    "model hangs before the first token": "for 3 s, model requests get a 200 and a role-only delta, then nothing, "
+    "ever (the stack runs with `KEFU_LLM_FIRST_TOKEN_TIMEOUT_SECONDS=5`)",
+    "model sends one token every 2 s": "for 6 s, new model requests stream one token every 2 s",
+    "redis-server killed and restarted": "1 s in, redis-server gets SHUTDOWN NOSAVE; 2 s later a new, empty one "
+    "starts on the same port",
+    "moto (DynamoDB, SQS) restarted": "1.5 s in, moto's process gets SIGTERM (it saves its state and exits); the "
+    "runner starts it again from that state (DynamoDB and SQS refuse connections meanwhile)",
+    CRASH: "the emulator crashes each visitor's first generate invocation at its 2nd @connections post "
+    "(`PUT /_emulator/faults`); the job comes back after the queue's visibility timeout (30 s here)",
+}
 FAULTS: dict[str, Callable[[FaultStack], Fault]] = {
     "model killed mid-stream": model_killed_mid_stream,
     "model refusing connections": model_refusing,
@@ -599,6 +617,8 @@ def report(results: list[FaultResult], *, visitors: int, messages: int, bound_se
             f"{outcomes.get('incomplete', 0)} | {errors} | {result.worst_seconds:.1f} | {result.duplicates} | "
             f"{result.losses} | {len(result.problems)} |"
         )
+    lines += ["", "## The faults", ""]
+    lines += [f"- **{name}**: {text}." for name, text in HOW.items()]
     problems = [p for r in results for p in r.problems]
     lines += ["", "## Problems", ""]
     lines += [f"- {p}" for p in problems[:60]] or ["None."]
