@@ -29,6 +29,7 @@ TENANT_INDEX: Final = "tenant-index"  # on conversations and agents
 AGENT_CONNECTION_INDEX: Final = "agent-tenant-index"  # on connections (sparse: agents only)
 QUEUE_INDEX: Final = "queue-index"  # on conversations (sparse: queued only)
 ASSIGNEE_INDEX: Final = "assignee-index"  # on conversations (sparse: assigned only)
+TICKET_INDEX: Final = "ticket-index"  # on conversations (sparse: open tickets only)
 
 # --- SQS ---
 GENERATE_MAX_RECEIVES: Final = 3  # then the job moves to the dead-letter queue

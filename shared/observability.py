@@ -121,6 +121,9 @@ class AnswerRecord:
     frames: int
     failed_attempts: int = 0
     fallback: bool = False
+    # False when the answer had no good source (nothing cleared the threshold, or the model said the
+    # passages do not answer): the "no good answer" rate per tenant.
+    grounded: bool = True
 
 
 class AnswerMeter(ABC):
@@ -154,6 +157,8 @@ class PowertoolsAnswerMeter(AnswerMeter):
             emf.add_metric(name="ModelFailedAttempts", unit=MetricUnit.Count, value=answer.failed_attempts)
         if answer.fallback:
             emf.add_metric(name="ModelFallbacks", unit=MetricUnit.Count, value=1)
+        if not answer.grounded:
+            emf.add_metric(name="AnswersWithoutSource", unit=MetricUnit.Count, value=1)
         for key, value in (
             ("conversationId", answer.conversation_id),
             ("messageId", answer.message_id),

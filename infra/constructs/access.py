@@ -53,6 +53,7 @@ from infra.constants import (
     CONVERSATION_INDEX,
     QUEUE_INDEX,
     TENANT_INDEX,
+    TICKET_INDEX,
     FunctionName,
     TableName,
 )
@@ -87,7 +88,7 @@ TABLE_ACCESS: dict[FunctionName, dict[TableName, TableAccess]] = {
         "tenants": TableAccess((GET,)),
         "agents": TableAccess((GET, UPDATE, QUERY), indexes=(TENANT_INDEX,)),
         "connections": TableAccess((GET, UPDATE, DELETE, QUERY), indexes=(CONVERSATION_INDEX, AGENT_CONNECTION_INDEX)),
-        "conversations": TableAccess((GET, PUT, UPDATE, QUERY), indexes=(QUEUE_INDEX, ASSIGNEE_INDEX)),
+        "conversations": TableAccess((GET, PUT, UPDATE, QUERY), indexes=(QUEUE_INDEX, ASSIGNEE_INDEX, TICKET_INDEX)),
         "messages": TableAccess((GET, PUT, UPDATE, QUERY)),
     },
     "retrieve": {

@@ -136,10 +136,12 @@ class Generator:
         if not self.gate.may_answer(job):  # a person took over while it streamed: drop it
             self.gate.on_dropped(job)
             return "dropped-handoff"
+        # A model that said the passages do not answer (no_answer.py) cites nothing: no good source.
         citations = [
-            Citation(document_id=p.document_id, title=p.title, snippet=p.snippet(), url=p.url) for p in plan.citations
+            Citation(document_id=p.document_id, title=p.title, snippet=p.snippet(), url=p.url)
+            for p in ([] if source.declined else plan.citations)
         ]
-        record = self._answer_record(job, tenant_model, source, started, first_frame_at, len(sent))
+        record = self._answer_record(job, tenant_model, source, started, first_frame_at, len(sent), bool(citations))
         stored = StoredMessage(
             conversation_id=job.conversation_id,
             message_id=answer_id,
@@ -186,6 +188,7 @@ class Generator:
         started: float,
         first_frame_at: list[float],
         frames: int,
+        grounded: bool,
     ) -> AnswerRecord:
         """Tokens and latency of the answer that just streamed (stored on it and metered)."""
         usage = source.usage
@@ -204,6 +207,7 @@ class Generator:
             frames=frames,
             failed_attempts=usage.failed_attempts if usage else 0,
             fallback=usage.fallback if usage else False,
+            grounded=grounded,
         )
 
     def _meter(self, record: AnswerRecord) -> None:

@@ -20,6 +20,7 @@ from shared.chat.protocol import (
     Feedback,
     FeedbackSaved,
     History,
+    LeaveMessage,
     Read,
     ReadFrame,
     RequestHuman,
@@ -96,7 +97,7 @@ class Intake:
             if connection is None:
                 raise BadRequest("this connection is not registered; reconnect and try again")
             if connection.role == "agent":
-                if isinstance(frame, SendMessage | RequestHuman | Feedback):
+                if isinstance(frame, SendMessage | RequestHuman | Feedback | LeaveMessage):
                     raise Forbidden(f"{frame.action!r} is a visitor action; agents send agentMessage")
                 desk = AgentDesk(self.store, self.cache, notifier, handoff)
                 desk.handle(connection, frame)
@@ -131,6 +132,9 @@ class Intake:
                 handoff.request(conversation, "visitor_request", preview=preview)
             case Feedback():
                 self._feedback(connection, frame, notifier, handoff)
+            case LeaveMessage():
+                conversation = self._conversation(connection, frame.conversation_id, notifier)
+                handoff.leave_ticket(conversation, contact=frame.contact, name=frame.name, text=frame.text)
             case Typing():
                 conversation = self._existing(connection, frame.conversation_id)
                 if conversation.status == "assigned" and conversation.assignee_id:
@@ -270,7 +274,13 @@ class Intake:
         self.store.set_preview(conversation.conversation_id, preview_of(message.text), message.created_at)
         assignee = conversation.assignee_id
         if conversation.status != "assigned" or assignee is None:
-            return None, None
+            waiting = conversation
+
+            def check_wait() -> None:
+                # A visitor still waiting is told so once they have waited past the tenant's limit.
+                handoff.check_waits(waiting.tenant_id, [waiting])
+
+            return check_wait, None
         forward = VisitorMessageFrame(
             conversation_id=message.conversation_id,
             message_id=message.message_id,

@@ -56,6 +56,16 @@ class Feedback(_Frame):
     conversation_id: ConversationId | None = None
 
 
+class LeaveMessage(_Frame):
+    """Contact details (and a message) left when nobody can chat now: stored as the agents' ticket."""
+
+    action: Literal["leaveMessage"]
+    contact: str = Field(min_length=3, max_length=200)
+    name: str | None = Field(default=None, max_length=100)
+    text: str | None = Field(default=None, max_length=2000)
+    conversation_id: ConversationId | None = None
+
+
 # --- client -> server: visitors and agents ---
 
 
@@ -132,28 +142,39 @@ class SetPresence(_Frame):
     status: Literal["online", "away"]
 
 
-VisitorFrame = SendMessage | RequestHuman | Feedback | Typing | Read | History
+class Heartbeat(_Frame):
+    """The console's periodic "still here": keeps the connection from idling out and lets the server
+    check the tenant's queue for visitors waiting past the limit. No answer."""
+
+    action: Literal["heartbeat"]
+
+
+class CloseTicket(_Frame):
+    """An agent dealt with a visitor's left message."""
+
+    action: Literal["closeTicket"]
+    conversation_id: ConversationId
+
+
+VisitorFrame = SendMessage | RequestHuman | Feedback | LeaveMessage | Typing | Read | History
 AgentFrame = (
-    AgentSync | Accept | AgentMessage | Note | Transfer | Resolve | ReturnToBot | SetPresence | Typing | Read | History
-)
-ClientFrame = Annotated[
-    SendMessage
-    | RequestHuman
-    | Feedback
-    | Typing
-    | Read
-    | History
-    | AgentSync
+    AgentSync
     | Accept
     | AgentMessage
     | Note
     | Transfer
     | Resolve
     | ReturnToBot
-    | SetPresence,
-    Field(discriminator="action"),
-]
-VISITOR_ACTIONS = ("sendMessage", "requestHuman", "feedback", "typing", "read", "history")
+    | SetPresence
+    | CloseTicket
+    | Heartbeat
+    | Typing
+    | Read
+    | History
+)
+# Every frame a client may send, told apart by ``action`` (Typing, Read and History are in both sets).
+ClientFrame = Annotated[VisitorFrame | AgentFrame, Field(discriminator="action")]
+VISITOR_ACTIONS = ("sendMessage", "requestHuman", "feedback", "leaveMessage", "typing", "read", "history")
 AGENT_ACTIONS = (
     "agentSync",
     "accept",
@@ -163,6 +184,8 @@ AGENT_ACTIONS = (
     "resolve",
     "returnToBot",
     "setPresence",
+    "closeTicket",
+    "heartbeat",
     "typing",
     "read",
     "history",
@@ -196,6 +219,8 @@ def parse_client_frame(body: str | None, max_chars: int) -> ClientFrame:
         raise BadRequest(_describe(exc)) from None
     if isinstance(frame, SendMessage | AgentMessage | Note) and not frame.text.strip():
         raise BadRequest("text: must not be blank")
+    if isinstance(frame, LeaveMessage) and len(frame.contact.strip()) < 3:
+        raise BadRequest("contact: an e-mail address or phone number is required")
     return frame
 
 
@@ -280,7 +305,8 @@ class ConversationStatusFrame(_Frame):
 class Notice(_Frame):
     """Something to tell the visitor, already in their language.
 
-    ``code``: queued, offline, unavailable, transferred, resolved, returned_to_bot, already_waiting."""
+    ``code``: queued, offline, no_agents, still_waiting, message_left, unavailable, transferred, resolved,
+    returned_to_bot, already_waiting. ``leave_message``: offer the visitor to leave contact details."""
 
     type: Literal["notice"] = "notice"
     conversation_id: str
@@ -288,6 +314,7 @@ class Notice(_Frame):
     text: str
     agent: AgentRef | None = None
     next_open_at: int | None = None
+    leave_message: bool | None = None
 
 
 class AgentJoined(_Frame):
@@ -375,6 +402,18 @@ class ConversationSummary(_Frame):
     agent_read_until: str | None = None
 
 
+class TicketOut(_Frame):
+    """A visitor's left contact details and message, as agents list them."""
+
+    conversation_id: str
+    contact: str
+    name: str | None = None
+    text: str | None = None
+    created_at: int
+    status: Literal["open", "closed"]
+    visitor: VisitorInfo
+
+
 class HistoryFrame(_Frame):
     type: Literal["history"] = "history"
     conversation_id: str
@@ -415,6 +454,13 @@ class AgentState(_Frame):
     agents: list[AgentPresence]
     canned_replies: list[CannedReplyOut]
     open_now: bool
+    # Open tickets (contact details left by visitors nobody could chat with), oldest first.
+    tickets: list[TicketOut] = []
+
+
+class TicketsUpdated(_Frame):
+    type: Literal["tickets.updated"] = "tickets.updated"
+    tickets: list[TicketOut]
 
 
 class QueueUpdated(_Frame):

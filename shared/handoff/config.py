@@ -77,8 +77,37 @@ def _default_queued() -> LocalizedText:
 
 def _default_offline() -> LocalizedText:
     return LocalizedText(
-        en="Our team is offline right now. We will reply here from {next_open}. Your messages are saved.",
-        zh="人工客服当前不在线，我们将于 {next_open} 起在这里回复您，您的留言已保存。",
+        en=(
+            "Our team is offline right now and back from {next_open}. Leave your contact details and a message, "
+            "and we'll get back to you. Our assistant can keep helping meanwhile."
+        ),
+        zh=(
+            "人工客服当前不在线，将于 {next_open} 起恢复服务。"
+            "您可以留下联系方式和留言，我们会尽快联系您；在此期间智能助手会继续为您解答。"
+        ),
+    )
+
+
+def _default_no_agents() -> LocalizedText:
+    return LocalizedText(
+        en=(
+            "Sorry, no one from our team is available right now. Leave your contact details and a message, "
+            "and we'll get back to you. Our assistant can keep helping meanwhile."
+        ),
+        zh=(
+            "抱歉，目前没有人工客服可以接待。"
+            "您可以留下联系方式和留言，我们会尽快联系您；在此期间智能助手会继续为您解答。"
+        ),
+    )
+
+
+def _default_still_waiting() -> LocalizedText:
+    return LocalizedText(
+        en=(
+            "Thanks for waiting: everyone on our team is still busy. Stay here and someone will reply, "
+            "or leave your contact details and we'll get back to you."
+        ),
+        zh="感谢您的耐心等待，客服仍在忙碌中。您可以继续在此等候，也可以留下联系方式，我们会尽快联系您。",
     )
 
 
@@ -105,7 +134,13 @@ class HandoffConfig(ConfigSection):
     # Give queued conversations to online agents automatically (round-robin, within capacity).
     auto_assign: bool = True
     agent_capacity: int = Field(default=5, ge=1, le=100)
+    # A queued visitor who waits longer than this is told so once (and offered to leave a message); 0 never.
+    queue_notice_after_seconds: int = Field(default=300, ge=0, le=86_400)
     queued_text: LocalizedText = Field(default_factory=_default_queued)
-    # ``{next_open}`` is replaced with the next opening time in the tenant's time zone.
+    # When nobody can take a visitor's request outside agent hours; ``{next_open}`` is replaced with the
+    # next opening time in the tenant's time zone.
     offline_text: LocalizedText = Field(default_factory=_default_offline)
+    # When nobody can take a visitor's request now (inside agent hours, or with no hours set).
+    no_agents_text: LocalizedText = Field(default_factory=_default_no_agents)
+    still_waiting_text: LocalizedText = Field(default_factory=_default_still_waiting)
     canned_replies: list[CannedReply] = Field(default_factory=_default_canned, max_length=100)

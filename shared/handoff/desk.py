@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,8 @@ from shared.chat.protocol import (
     AgentState,
     AgentSync,
     CannedReplyOut,
+    CloseTicket,
+    Heartbeat,
     History,
     Note,
     NoteFrame,
@@ -34,6 +37,13 @@ from shared.handoff.views import agent_ref, fit, history_frame, summary
 from shared.state.cache import ContextCache
 from shared.state.records import Agent, Connection, Conversation, StoredMessage, new_message_id, now_ms
 from shared.state.store import StateStore
+
+# Any agent frame (the console sends a heartbeat every minute) also checks the tenant's queue for
+# visitors waiting past the limit: a conversation is queued only while someone is on duty, so their
+# console is the clock. The queue is read at most this often per tenant per warm container; queue
+# changes and syncs check it anyway.
+WAIT_CHECK_SECONDS = 30.0
+_waits_checked_at: dict[str, float] = {}
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,10 @@ class AgentDesk:
                 self.handoff.return_to_bot(agent, frame.conversation_id)
             case SetPresence():
                 self.handoff.set_away(agent, frame.status == "away")
+            case CloseTicket():
+                self.handoff.close_ticket(agent, frame.conversation_id)
+            case Heartbeat():
+                pass  # its work is the queue check below
             case Typing():
                 conversation = self.handoff.held(agent, self._required(frame.conversation_id))
                 typing = TypingFrame(
@@ -81,6 +95,15 @@ class AgentDesk:
                     self.notifier.visitor(conversation.conversation_id, read)
             case History():
                 self._history(agent, origin, frame)
+        if not isinstance(frame, AgentSync):  # a sync checks the queue it lists
+            self._check_waits_now_and_then(agent.tenant_id)
+
+    def _check_waits_now_and_then(self, tenant_id: str) -> None:
+        now = time.monotonic()
+        if now - _waits_checked_at.get(tenant_id, float("-inf")) < WAIT_CHECK_SECONDS:
+            return
+        _waits_checked_at[tenant_id] = now
+        self.handoff.check_waits(tenant_id)
 
     @staticmethod
     def _required(conversation_id: str | None) -> str:
@@ -89,17 +112,26 @@ class AgentDesk:
         return conversation_id
 
     def _sync(self, agent: Agent, origin: str) -> None:
+        # An agent coming online takes the longest-waiting conversations first (they get
+        # conversation.assigned frames before the state, which lists them as theirs).
+        taken = self.handoff.drain(agent.tenant_id)
+        agent = self.store.get_agent(agent.agent_id) or agent
         presence = self.handoff.presence(agent)
         config = self.handoff.config(agent.tenant_id)
+        # The queue index may still list what was just assigned.
+        queue = [c for c in self.store.queued_conversations(agent.tenant_id) if c.conversation_id not in taken]
         state = AgentState(
             agent=presence,
-            queue=[summary(c) for c in self.store.queued_conversations(agent.tenant_id)],
+            queue=[summary(c) for c in queue],
             mine=[summary(c) for c in self.store.assigned_conversations(agent.agent_id)],
             agents=self.handoff.team(agent.tenant_id),
             canned_replies=[CannedReplyOut(title=r.title, text=r.text) for r in config.canned_replies],
             open_now=self.handoff.open_now(agent.tenant_id),
+            tickets=self.handoff.open_tickets(agent.tenant_id),
         )
-        self.notifier.send(origin, fit(state, "queue", "mine", "agents"))
+        self.notifier.send(origin, fit(state, "queue", "mine", "agents", "tickets"))
+        _waits_checked_at[agent.tenant_id] = time.monotonic()
+        self.handoff.check_waits(agent.tenant_id, queue)
         # Colleagues see this agent come online.
         for connection in self.notifier.agent_connections(agent.tenant_id):
             if connection.agent_id != agent.agent_id:

@@ -24,19 +24,22 @@ from shared.chat.protocol import (
     Notice,
     PresenceFrame,
     QueueUpdated,
+    TicketOut,
+    TicketsUpdated,
 )
 from shared.errors import Conflict, Forbidden, NotFound
 from shared.handoff.config import HandoffConfig
 from shared.handoff.hours import describe, is_open, next_open
 from shared.handoff.notify import Notifier
 from shared.handoff.texts import chinese, notice_text
-from shared.handoff.views import agent_ref, assignee_ref, fit, preview_of, summary
+from shared.handoff.views import agent_ref, assignee_ref, fit, preview_of, summary, ticket_out
 from shared.observability import logger, metrics
 from shared.state.records import (
     Agent,
     Conversation,
     StatusChange,
     StoredMessage,
+    Ticket,
     monotonic_ms,
     new_message_id,
     now_ms,
@@ -60,6 +63,31 @@ def _utc_now() -> datetime:
 
 def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
+
+
+def _fair(agent: Agent) -> tuple[int, int, str]:
+    """Who gets the next conversation: the least loaded, then the least recently assigned (round-robin)."""
+    return agent.load, agent.last_assigned_at, agent.agent_id
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Who could take a conversation now.
+
+    *On duty*: an enabled agent with the console open (at least one agent connection) who has not set
+    themselves away. A handoff happens only if someone can take it: an on-duty agent with room, or,
+    inside the tenant's agent hours (always, when no hours are set), any on-duty agent: then it waits
+    in the queue for the first one with room. Agent hours alone, with nobody connected, are nobody.
+    """
+
+    on_duty: list[Agent]
+    # On duty with room for one more conversation, fairest first.
+    with_room: list[Agent]
+    open_now: bool
+
+    @property
+    def someone(self) -> bool:
+        return bool(self.with_room) or (self.open_now and bool(self.on_duty))
 
 
 @dataclass
@@ -96,27 +124,36 @@ class Handoff:
     def open_now(self, tenant_id: str) -> bool:
         return is_open(self.config(tenant_id).hours, self.clock())
 
-    def _available(self, tenant_id: str) -> list[Agent]:
-        """Online, not away, with room for one more conversation; least recently assigned first."""
+    def availability(self, tenant_id: str) -> Availability:
         online = self.notifier.online_agent_ids(tenant_id)
-        candidates = []
-        for agent in self.store.list_agents(tenant_id):
-            if agent.agent_id not in online or agent.away or agent.disabled:
-                continue
-            if agent.load < self.capacity(agent):
-                candidates.append(agent)
-        return sorted(candidates, key=lambda a: (a.last_assigned_at, a.agent_id))
+        on_duty = [
+            agent
+            for agent in self.store.list_agents(tenant_id)
+            if agent.agent_id in online and not agent.away and not agent.disabled
+        ]
+        with_room = sorted((a for a in on_duty if a.load < self.capacity(a)), key=_fair)
+        return Availability(on_duty=on_duty, with_room=with_room, open_now=self.open_now(tenant_id))
 
     # --- bot -> people ---
 
     def request(self, conversation: Conversation, reason: Reason, *, preview: str | None = None) -> Conversation:
-        """Hand the conversation to people (idempotent: a queued or assigned one stays as it is)."""
+        """Hand the conversation to people (idempotent: a queued or assigned one stays as it is).
+
+        Only if someone can take it (``Availability``): otherwise an automatic handoff (no answer, 👎)
+        does not happen, and a visitor who asked is told honestly and offered to leave a message; the
+        bot keeps answering either way. FIFO: with auto-assignment, the queue is served oldest first, so
+        a new handoff never goes ahead of conversations already waiting."""
         config = self.config(conversation.tenant_id)
-        language = conversation.visitor_language
         if not config.enabled:
             self._tell_visitor(conversation, "unavailable")
             return conversation
-        now = self.clock()
+        if conversation.status in ("queued", "assigned"):
+            if reason == "visitor_request":
+                self._tell_visitor(conversation, "already_waiting")
+            return conversation
+        available = self.availability(conversation.tenant_id)
+        if not available.someone:
+            return self._nobody(conversation, reason, config)
         queued = self.store.change_status(
             conversation,
             StatusChange(
@@ -141,56 +178,162 @@ class Handoff:
                 conversation_id=queued.conversation_id, status="queued", waiting_since=queued.waiting_since
             ),
         )
-        opening = next_open(config.hours, now)
-        if config.hours is not None and opening != now:
-            when = describe(opening, config.hours, language) if opening else ("稍后" if chinese(language) else "later")
-            text = config.offline_text.pick(language).replace("{next_open}", when)
-            notice = Notice(
-                conversation_id=queued.conversation_id,
-                code="offline",
-                text=text,
-                next_open_at=_ms(opening) if opening else None,
-            )
-            self.notifier.visitor(queued.conversation_id, notice)
-            self.broadcast_queue(queued.tenant_id)
-            return queued
         self.notifier.visitor(
             queued.conversation_id,
-            Notice(conversation_id=queued.conversation_id, code="queued", text=config.queued_text.pick(language)),
+            Notice(
+                conversation_id=queued.conversation_id,
+                code="queued",
+                text=config.queued_text.pick(queued.visitor_language),
+            ),
         )
-        assigned = self._auto_assign(queued, config) if config.auto_assign else None
-        if assigned is None:
+        if not config.auto_assign:
             self.broadcast_queue(queued.tenant_id)
-        return assigned or queued
+            return queued
+        assigned = self.drain(queued.tenant_id, newest=queued, agents=available.with_room)
+        return assigned.get(queued.conversation_id, queued)
 
-    def _auto_assign(self, conversation: Conversation, config: HandoffConfig) -> Conversation | None:
-        for candidate in self._available(conversation.tenant_id):
-            assigned = self._assign(conversation, candidate, by="auto", capacity=self.capacity(candidate))
-            if assigned is not None:
-                return assigned
-            # Refused: the agent filled up meanwhile (try the next one), or the conversation moved on.
-            current = self.store.get_conversation(conversation.conversation_id)
-            if current is None or current.status != "queued":
-                return None
-        return None
+    def _nobody(self, conversation: Conversation, reason: Reason, config: HandoffConfig) -> Conversation:
+        """Nobody can take the conversation now: it stays with the bot."""
+        metrics.add_metric(name="HandoffsWithNobodyAvailable", unit="Count", value=1)
+        extra = {"conversation_id": conversation.conversation_id, "reason": reason}
+        logger.info("no handoff: nobody available", extra=extra)
+        if reason != "visitor_request":
+            return conversation  # the bot keeps answering; the next trigger checks again
+        language = conversation.visitor_language
+        now = self.clock()
+        opening = next_open(config.hours, now) if config.hours is not None else now
+        if config.hours is not None and opening != now:
+            when = describe(opening, config.hours, language) if opening else ("稍后" if chinese(language) else "later")
+            code, text = "offline", config.offline_text.pick(language).replace("{next_open}", when)
+            next_open_at = _ms(opening) if opening else None
+        else:
+            code, text, next_open_at = "no_agents", config.no_agents_text.pick(language), None
+        self._event(conversation, "no_agents", "Asked for a person: nobody was available", detail=reason)
+        notice = Notice(
+            conversation_id=conversation.conversation_id,
+            code=code,
+            text=text,
+            next_open_at=next_open_at,
+            leave_message=True,
+        )
+        self.notifier.visitor(conversation.conversation_id, notice)
+        return conversation
 
-    def pull_queue(self, agent: Agent) -> int:
-        """Give an agent who has room the longest-waiting conversations (auto-assign tenants, open hours)."""
-        config = self.config(agent.tenant_id)
-        if not config.auto_assign or not self.open_now(agent.tenant_id):
-            return 0
-        if agent.away or agent.disabled or agent.agent_id not in self.notifier.online_agent_ids(agent.tenant_id):
-            return 0
-        current = self.store.get_agent(agent.agent_id) or agent
-        capacity = self.capacity(current)
-        room = capacity - current.load
-        taken = 0
-        for conversation in self.store.queued_conversations(agent.tenant_id, limit=max(room, 0)):
-            if taken >= room:
+    def drain(
+        self, tenant_id: str, *, newest: Conversation | None = None, agents: list[Agent] | None = None
+    ) -> dict[str, Conversation]:
+        """Give queued conversations to on-duty agents with room (auto-assign tenants): the longest
+        waiting first, each to the fairest agent (least loaded, then round-robin). Safe to run
+        concurrently: every assignment is one conditional write that also checks the agent's load, so a
+        conversation is taken once and no agent goes over capacity. Returns what it assigned."""
+        config = self.config(tenant_id)
+        if not config.auto_assign:
+            return {}
+        candidates = list(agents) if agents is not None else self.availability(tenant_id).with_room
+        room = sum(max(self.capacity(a) - a.load, 0) for a in candidates)
+        waiting = self.store.queued_conversations(tenant_id, limit=min(room + 10, 50)) if candidates else []
+        if newest is not None and all(c.conversation_id != newest.conversation_id for c in waiting):
+            # The queue index may not show a handoff just written; it is the newest, so it goes last.
+            waiting.append(newest)
+        assigned: dict[str, Conversation] = {}
+        for conversation in waiting:
+            while candidates:
+                agent = min(candidates, key=_fair)
+                capacity = self.capacity(agent)
+                done = self._assign(conversation, agent, by="auto", capacity=capacity, broadcast=False)
+                if done is not None:
+                    assigned[conversation.conversation_id] = done
+                    agent = agent.model_copy(update={"load": agent.load + 1, "last_assigned_at": monotonic_ms()})
+                    candidates = [a for a in candidates if a.agent_id != agent.agent_id]
+                    if agent.load < capacity:
+                        candidates.append(agent)
+                    break
+                # Refused: the conversation moved on (next one), or the agent filled up meanwhile (next agent).
+                current = self.store.get_conversation(conversation.conversation_id)
+                if current is None or current.status != "queued":
+                    break
+                candidates = [a for a in candidates if a.agent_id != agent.agent_id]
+            if not candidates:
                 break
-            if self._assign(conversation, current, by="auto", capacity=capacity) is not None:
-                taken += 1
-        return taken
+        if assigned or newest is not None:  # a new handoff is listed even when nobody could take it yet
+            self.broadcast_queue(tenant_id)
+        return assigned
+
+    # --- waiting too long ---
+
+    def check_waits(self, tenant_id: str, queue: list[Conversation] | None = None) -> int:
+        """Tell visitors who have waited in the queue longer than the tenant's limit, once per wait, that
+        they are still waiting (and may leave a message). Run whenever the tenant's queue is read."""
+        config = self.config(tenant_id)
+        limit_ms = config.queue_notice_after_seconds * 1000
+        if not limit_ms:
+            return 0
+        now = now_ms()
+        told = 0
+        waiting = queue if queue is not None else self.store.queued_conversations(tenant_id)
+        for conversation in waiting:
+            since = conversation.waiting_since
+            if conversation.status != "queued" or since is None or conversation.wait_notified_at is not None:
+                continue
+            if now - since < limit_ms or not self.store.mark_wait_notified(conversation.conversation_id, since, now):
+                continue
+            notice = Notice(
+                conversation_id=conversation.conversation_id,
+                code="still_waiting",
+                text=config.still_waiting_text.pick(conversation.visitor_language),
+                leave_message=True,
+            )
+            self.notifier.visitor(conversation.conversation_id, notice)
+            self._event(conversation, "still_waiting", "Told the visitor they are still waiting")
+            told += 1
+        return told
+
+    # --- tickets: contact details left when nobody could chat ---
+
+    def leave_ticket(
+        self, conversation: Conversation, *, contact: str, name: str | None, text: str | None
+    ) -> Conversation:
+        ticket = Ticket(
+            contact=contact.strip(),
+            name=(name or "").strip() or None,
+            text=(text or "").strip() or None,
+            created_at=monotonic_ms(),
+        )
+        stored = self.store.leave_ticket(conversation, ticket)
+        if stored is None:
+            raise NotFound(f"unknown conversation {conversation.conversation_id!r}")
+        detail = f" ({ticket.name})" if ticket.name else ""
+        message = f": {ticket.text}" if ticket.text else ""
+        self._event(stored, "ticket", f"Left contact details {ticket.contact}{detail}{message}")
+        self._tell_visitor(stored, "message_left", contact=ticket.contact)
+        self.broadcast_tickets(stored.tenant_id, changed=stored)
+        return stored
+
+    def close_ticket(self, agent: Agent, conversation_id: str) -> Conversation:
+        self.owned(agent, conversation_id)
+        closed = self.store.close_ticket(conversation_id, agent.agent_id, now_ms())
+        if closed is None:
+            raise Conflict("this conversation has no open ticket (someone closed it already?)")
+        self._event(closed, "ticket_closed", f"{agent.name} closed the ticket", agent=agent)
+        self.broadcast_tickets(agent.tenant_id, changed=closed)
+        return closed
+
+    def open_tickets(self, tenant_id: str, *, changed: Conversation | None = None) -> list[TicketOut]:
+        """Open tickets, oldest first. ``changed``: a conversation whose ticket was just left or closed
+        (the index that lists tickets may not show that yet)."""
+        listed = [
+            c
+            for c in self.store.open_tickets(tenant_id)
+            if changed is None or c.conversation_id != changed.conversation_id
+        ]
+        if changed is not None and changed.ticket is not None and changed.ticket.status == "open":
+            listed.append(changed)
+        listed.sort(key=lambda c: c.ticket.created_at if c.ticket else 0)
+        return [t for t in (ticket_out(c) for c in listed) if t is not None]
+
+    def broadcast_tickets(self, tenant_id: str, *, changed: Conversation | None = None) -> None:
+        tickets = self.open_tickets(tenant_id, changed=changed)
+        self.notifier.agents(tenant_id, fit(TicketsUpdated(tickets=tickets), "tickets"))
 
     # --- agent actions ---
 
@@ -226,7 +369,7 @@ class Handoff:
         if moved is None:
             raise Conflict("the conversation changed meanwhile; reload it")
         self.notifier.agent(agent.tenant_id, agent.agent_id, ConversationUpdated(conversation=summary(moved)))
-        self.pull_queue(agent)
+        self.drain(agent.tenant_id)
         return moved
 
     def resolve(self, agent: Agent, conversation_id: str) -> Conversation:
@@ -268,7 +411,7 @@ class Handoff:
         self.notifier.agent(agent.tenant_id, agent.agent_id, ConversationUpdated(conversation=summary(released)))
         if conversation.status == "queued":
             self.broadcast_queue(agent.tenant_id)
-        self.pull_queue(agent)
+        self.drain(agent.tenant_id)
         return released
 
     def reopen(self, conversation: Conversation) -> Conversation:
@@ -304,7 +447,7 @@ class Handoff:
         updated = agent.model_copy(update={"away": away})
         self.notifier.agents(agent.tenant_id, PresenceFrame(agent=self.presence(updated)))
         if not away:
-            self.pull_queue(updated)
+            self.drain(agent.tenant_id)
         return updated
 
     # --- internals ---
@@ -318,6 +461,7 @@ class Handoff:
         from_statuses: frozenset[str] = _QUEUED,
         expected_assignee_id: str | None = None,
         capacity: int | None = None,
+        broadcast: bool = True,
     ) -> Conversation | None:
         """One atomic move; with ``capacity`` (automatic assignment) only while the agent has room."""
         assigned = self.store.change_status(
@@ -354,12 +498,14 @@ class Handoff:
             self.notifier.visitor(
                 assigned.conversation_id, AgentJoined(conversation_id=assigned.conversation_id, agent=ref)
             )
-            self.broadcast_queue(agent.tenant_id)
+            if broadcast:
+                self.broadcast_queue(agent.tenant_id)
         return assigned
 
     def broadcast_queue(self, tenant_id: str) -> None:
-        queue = [summary(c) for c in self.store.queued_conversations(tenant_id)]
-        self.notifier.agents(tenant_id, fit(QueueUpdated(queue=queue), "queue"))
+        waiting = self.store.queued_conversations(tenant_id)
+        self.notifier.agents(tenant_id, fit(QueueUpdated(queue=[summary(c) for c in waiting]), "queue"))
+        self.check_waits(tenant_id, waiting)
 
     def _tell_visitor(self, conversation: Conversation, code: str, **values: str) -> None:
         notice = Notice(

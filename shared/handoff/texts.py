@@ -16,6 +16,10 @@ _TEXTS: dict[str, tuple[str, str]] = {
         "{agent} marked this conversation as resolved. Write here any time: our assistant will answer.",
         "客服 {agent} 已将本次会话标记为已解决。如有新问题，直接留言，智能助手会为您解答。",
     ),
+    "message_left": (
+        "Thanks, we have your message. We'll get back to you at {contact}.",
+        "已收到您的留言，我们会通过 {contact} 联系您。",
+    ),
     "returned_to_bot": (
         "You're chatting with our assistant again. Ask for a person any time.",
         "已切换回智能助手为您服务，如需人工客服可随时提出。",

@@ -9,6 +9,7 @@ from shared.chat.protocol import (
     Frame,
     HistoryFrame,
     MessageOut,
+    TicketOut,
     VisitorInfo,
 )
 from shared.state.records import Agent, Conversation, StoredMessage
@@ -24,17 +25,36 @@ def assignee_ref(conversation: Conversation) -> AgentRef | None:
     return AgentRef(agent_id=conversation.assignee_id, name=conversation.assignee_name or conversation.assignee_id)
 
 
+def visitor_info(conversation: Conversation, *, page_chars: int = 200) -> VisitorInfo:
+    return VisitorInfo(
+        visitor_id=conversation.visitor_id,
+        page=conversation.visitor_page[:page_chars] if conversation.visitor_page else None,
+        language=conversation.visitor_language,
+        first_seen=conversation.created_at,
+    )
+
+
+def ticket_out(conversation: Conversation) -> TicketOut | None:
+    ticket = conversation.ticket
+    if ticket is None:
+        return None
+    return TicketOut(
+        conversation_id=conversation.conversation_id,
+        contact=ticket.contact,
+        name=ticket.name,
+        text=ticket.text,
+        created_at=ticket.created_at,
+        status=ticket.status,
+        visitor=visitor_info(conversation),
+    )
+
+
 def summary(conversation: Conversation, *, page_chars: int = 200) -> ConversationSummary:
     """``page_chars`` keeps list entries small (the full URL is in the history's summary)."""
     return ConversationSummary(
         conversation_id=conversation.conversation_id,
         status=conversation.status,
-        visitor=VisitorInfo(
-            visitor_id=conversation.visitor_id,
-            page=conversation.visitor_page[:page_chars] if conversation.visitor_page else None,
-            language=conversation.visitor_language,
-            first_seen=conversation.created_at,
-        ),
+        visitor=visitor_info(conversation, page_chars=page_chars),
         updated_at=conversation.updated_at,
         waiting_since=conversation.waiting_since,
         reason=conversation.handoff_reason,

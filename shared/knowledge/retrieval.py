@@ -9,7 +9,8 @@ Wire format (camelCase, what the generate function sends with ``lambda.invoke``)
     failure:  {"error": {"code": "bad_request", "message": "..."}}
 
 ``passages`` holds only passages scoring at least the tenant's threshold (RetrievalConfig
-.min_answer_score, else Settings.min_answer_score), best first: an empty list with ``matched`` false
+.min_answer_score, else Settings.min_answer_score) and the other chunks of their entries, best
+first: an empty list with ``matched`` false
 means "no good answer" (``bestScore`` still tells how close the best passage came).
 ``knowledgeVersion`` changes whenever the tenant's knowledge changes; ``configVersion`` whenever the
 settings that shaped the result do (threshold, weight, reranking, k): answer caches key on both.

@@ -4,7 +4,8 @@
 
 Steps: hybrid search with the tenant's keyword weight (the query is embedded once, inside the index);
 optionally rerank the best ``rerank_candidates`` with the deployment's reranker; then compare the best
-score with the tenant's threshold. Passages under the threshold are not handed to the bot.
+score with the tenant's threshold. Passages under the threshold are not handed to the bot, except
+other chunks of an entry that clears it.
 """
 
 from __future__ import annotations
@@ -82,7 +83,11 @@ class KnowledgeService:
         threshold = self.threshold_for(config)
         best = passages[0].score if passages else None
         if not include_below_threshold:
-            passages = [p for p in passages if p.score >= threshold]
+            # The threshold decides which entries answer; such an entry's other chunks in the top k come
+            # with it (a long entry is cut into chunks, and the one stating the fact asked for may
+            # score under the one that matched best).
+            answering = {p.document_id for p in passages if p.score >= threshold}
+            passages = [p for p in passages if p.document_id in answering]
         settings = f"{threshold}|{config.keyword_weight}|{rerank}|{k}"
         config_version = hashlib.sha256(settings.encode()).hexdigest()[:12]
         return RetrievalOutcome(passages, best, threshold, hits.version, reranked, config_version)

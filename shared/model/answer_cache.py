@@ -382,20 +382,29 @@ class _RedisFollower(Flight):
 # --- where one answer's text comes from ---
 
 
+# Stored before the text of an answer the model declined (no_answer.py), so a reused answer still
+# counts as having no good source.
+_DECLINED = "\x00kefu:declined\x00"
+
+
 class AnswerSource:
     """The pieces of one answer and where they come from: ``origin`` is "cache" (a cached answer),
     "shared" (an identical question answered right now) or "model" (asked fresh, and shared with
-    followers). ``usage`` is the model's, when it was asked."""
+    followers). ``usage`` is the model's, when it was asked; ``declined`` whether the model said the
+    passages do not answer the question (known once the pieces are consumed)."""
 
     def __init__(self, cache: AnswerCache, key: AnswerKey | None, ask: Callable[[], Iterator[str]]) -> None:
         self._ask = ask
+        self._cache, self._key = cache, key
         self._stream: Iterator[str] | None = None
         self._flight: Flight = SoloFlight()
+        self._stored_declined: bool | None = None
         self.origin = "model"
         cached = cache.get(key) if key is not None else None
         if cached is not None:
             self.origin = "cache"
-            self.pieces: Iterator[str] = iter(split_into_pieces(cached))
+            self._stored_declined = cached.startswith(_DECLINED)
+            self.pieces: Iterator[str] = iter(split_into_pieces(cached.removeprefix(_DECLINED)))
             return
         if key is not None:
             self._flight = cache.join(key)
@@ -409,6 +418,16 @@ class AnswerSource:
     def usage(self) -> ModelUsage | None:
         usage = getattr(self._stream, "usage", None)
         return usage if isinstance(usage, ModelUsage) else None
+
+    @property
+    def declined(self) -> bool:
+        if self.origin == "model":
+            return bool(self.usage and self.usage.declined)
+        if self._stored_declined is None and self._key is not None:
+            # A follower: the leader stored its answer (marked) before ending the flight.
+            stored = self._cache.get(self._key)
+            self._stored_declined = stored is not None and stored.startswith(_DECLINED)
+        return bool(self._stored_declined)
 
     def _fresh(self) -> Iterator[str]:
         self._stream = self._ask()
@@ -438,7 +457,7 @@ class AnswerSource:
 
     def finish(self, text: str) -> None:
         if self._flight.leader:
-            self._flight.finish(text)
+            self._flight.finish(_DECLINED + text if self.declined else text)
 
     def abandon(self) -> None:
         if self._flight.leader:

@@ -40,6 +40,9 @@ class ModelUsage:
     # Attempts that failed before this target answered (retries and fallbacks), for metrics.
     failed_attempts: int = 0
     fallback: bool = False
+    # The model said the passages do not answer the question (its NO_ANSWER marker, no_answer.py):
+    # the answer counts as having no good source, for handoff and metrics.
+    declined: bool = False
 
 
 class AnswerStream(Iterator[str]):

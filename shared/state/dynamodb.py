@@ -31,6 +31,7 @@ from shared.state.records import (
     StatusChange,
     StoredMessage,
     Tenant,
+    Ticket,
     monotonic_ms,
     now_ms,
 )
@@ -172,9 +173,14 @@ class DynamoStateStore(StateStore):
 
     # --- conversations ---
     def put_conversation(self, conversation: Conversation) -> None:
-        item = ConversationModel(**conversation.model_dump(exclude_none=True), expires_at=self._conversation_ttl)
+        fields = conversation.model_dump(exclude_none=True, exclude={"ticket"})
+        item = ConversationModel(**fields, expires_at=self._conversation_ttl)
         if conversation.status == "queued":
             item.queued_tenant_id = conversation.tenant_id  # the sparse queue index
+        if conversation.ticket is not None:
+            item.ticket = conversation.ticket.model_dump(mode="json")
+            if conversation.ticket.status == "open":
+                item.ticket_tenant_id, item.ticket_at = conversation.tenant_id, conversation.ticket.created_at
         item.save()
 
     def get_conversation(self, conversation_id: str) -> Conversation | None:
@@ -193,6 +199,7 @@ class DynamoStateStore(StateStore):
             actions += [model.queued_tenant_id.set(conversation.tenant_id), model.assignee_id.remove()]
             actions += [model.assignee_name.remove()]
             actions.append(model.waiting_since.set(change.waiting_since or now))
+            actions.append(model.wait_notified_at.remove())
         elif change.status == "assigned":
             if not change.assignee_id:
                 raise ValueError("an assignment needs the agent")
@@ -242,6 +249,68 @@ class DynamoStateStore(StateStore):
     def assigned_conversations(self, agent_id: str, limit: int = 50) -> list[Conversation]:
         items = ConversationModel.by_assignee.query(agent_id, scan_index_forward=False, limit=limit)
         return [c for c in (_to_conversation(item) for item in items) if c.assignee_id == agent_id]
+
+    def mark_wait_notified(self, conversation_id: str, waiting_since: int, at: int) -> bool:
+        model = ConversationModel
+        try:
+            model(conversation_id).update(
+                actions=[model.wait_notified_at.set(at)],
+                condition=(model.status == "queued")
+                & (model.waiting_since == waiting_since)
+                & model.wait_notified_at.does_not_exist(),
+            )
+        except Exception as exc:
+            if _condition_failed(exc):
+                return False
+            raise
+        return True
+
+    def leave_ticket(self, conversation: Conversation, ticket: Ticket) -> Conversation | None:
+        model = ConversationModel
+        conversation_id = conversation.conversation_id
+        item = model(conversation_id)
+        try:
+            item.update(
+                actions=[
+                    model.ticket.set(ticket.model_dump(mode="json")),
+                    model.ticket_tenant_id.set(conversation.tenant_id),
+                    model.ticket_at.set(ticket.created_at),
+                ],
+                condition=model.conversation_id.exists(),
+            )
+        except Exception as exc:
+            if _condition_failed(exc):
+                return None
+            raise
+        return self.get_conversation(conversation_id)
+
+    def close_ticket(self, conversation_id: str, agent_id: str, at: int) -> Conversation | None:
+        model = ConversationModel
+        current = self.get_conversation(conversation_id)
+        if current is None or current.ticket is None or current.ticket.status != "open":
+            return None
+        closed = current.ticket.model_copy(update={"status": "closed", "closed_by": agent_id, "closed_at": at})
+        try:
+            # Only the ticket that was read: one left again meanwhile stays open.
+            model(conversation_id).update(
+                actions=[
+                    model.ticket.set(closed.model_dump(mode="json")),
+                    model.ticket_tenant_id.remove(),
+                    model.ticket_at.remove(),
+                ],
+                condition=model.ticket_tenant_id.exists() & (model.ticket_at == current.ticket.created_at),
+            )
+        except Exception as exc:
+            if _condition_failed(exc):
+                return None
+            raise
+        return current.model_copy(update={"ticket": closed})
+
+    def open_tickets(self, tenant_id: str, limit: int = 50) -> list[Conversation]:
+        items = ConversationModel.open_tickets.query(tenant_id, scan_index_forward=True, limit=limit)
+        # The index is eventually consistent: drop entries closed meanwhile.
+        found = (_to_conversation(item) for item in items)
+        return [c for c in found if c.ticket is not None and c.ticket.status == "open"]
 
     def record_grounding(self, conversation_id: str, grounded: bool) -> int:
         item = ConversationModel(conversation_id)
@@ -461,4 +530,6 @@ def _to_conversation(item: ConversationModel) -> Conversation:
         preview=item.preview,
         visitor_read_until=item.visitor_read_until,
         agent_read_until=item.agent_read_until,
+        wait_notified_at=item.wait_notified_at,
+        ticket=Ticket.model_validate(item.ticket) if item.ticket else None,
     )

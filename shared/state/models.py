@@ -134,6 +134,17 @@ class ConversationsByAssignee(GlobalSecondaryIndex["ConversationModel"]):
     updated_at = NumberAttribute(range_key=True)
 
 
+class OpenTickets(GlobalSecondaryIndex["ConversationModel"]):
+    """Sparse: ``ticket_tenant_id`` exists only while a visitor's left message waits for an agent."""
+
+    class Meta:
+        index_name = "ticket-index"
+        projection = AllProjection()
+
+    ticket_tenant_id = UnicodeAttribute(hash_key=True)
+    ticket_at = NumberAttribute(range_key=True)
+
+
 class ConversationModel(Model):
     class Meta:
         table_name = "kefu-conversations"
@@ -155,11 +166,17 @@ class ConversationModel(Model):
     preview = UnicodeAttribute(null=True)
     visitor_read_until = UnicodeAttribute(null=True)
     agent_read_until = UnicodeAttribute(null=True)
+    wait_notified_at = NumberAttribute(null=True)
+    # Ticket as JSON; ticket_tenant_id / ticket_at key the sparse index while it is open.
+    ticket = JSONAttribute(null=True)
+    ticket_tenant_id = UnicodeAttribute(null=True)
+    ticket_at = NumberAttribute(null=True)
     expires_at = TTLAttribute()
 
     by_tenant = ConversationsByTenant()
     queued = QueuedConversations()
     by_assignee = ConversationsByAssignee()
+    open_tickets = OpenTickets()
 
 
 class MessageModel(Model):

@@ -91,6 +91,19 @@ class Connection(BaseModel):
     language: str | None = None
 
 
+class Ticket(BaseModel):
+    """What a visitor left when nobody could chat: how to reach them and their message. Open until an
+    agent closes it (the console lists open tickets)."""
+
+    contact: str
+    name: str | None = None
+    text: str | None = None
+    created_at: int
+    status: Literal["open", "closed"] = "open"
+    closed_by: str | None = None
+    closed_at: int | None = None
+
+
 class Conversation(BaseModel):
     conversation_id: str
     tenant_id: str
@@ -112,6 +125,10 @@ class Conversation(BaseModel):
     # Last-read watermarks: the id of the newest message each side has seen.
     visitor_read_until: str | None = None
     agent_read_until: str | None = None
+    # Set once the visitor was told they are still waiting (cleared by every new handoff).
+    wait_notified_at: int | None = None
+    # Contact details and a message left by the visitor (the agents' ticket), if any.
+    ticket: Ticket | None = None
 
 
 class Agent(BaseModel):

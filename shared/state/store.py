@@ -14,6 +14,7 @@ from shared.state.records import (
     StatusChange,
     StoredMessage,
     Tenant,
+    Ticket,
 )
 from shared.tenant_config import TenantConfig
 
@@ -104,6 +105,24 @@ class StateStore(ABC):
         """Conversations the agent holds now."""
 
     @abstractmethod
+    def mark_wait_notified(self, conversation_id: str, waiting_since: int, at: int) -> bool:
+        """Claim the one "still waiting" notice of a queued conversation's current wait: True for the
+        first caller only (the conversation must still be queued since ``waiting_since``)."""
+
+    # --- tickets (contact details left when nobody could chat) ---
+    @abstractmethod
+    def leave_ticket(self, conversation: Conversation, ticket: Ticket) -> Conversation | None:
+        """Store (or replace) the conversation's open ticket; None when there is no such conversation."""
+
+    @abstractmethod
+    def close_ticket(self, conversation_id: str, agent_id: str, at: int) -> Conversation | None:
+        """Close the conversation's open ticket; None when it has none open (closed already, or never)."""
+
+    @abstractmethod
+    def open_tickets(self, tenant_id: str, limit: int = 50) -> list[Conversation]:
+        """Conversations of the tenant with an open ticket, oldest ticket first."""
+
+    @abstractmethod
     def record_grounding(self, conversation_id: str, grounded: bool) -> int:
         """Count bot answers without a good source in a row; a grounded answer resets it. Returns the count."""
 
@@ -166,4 +185,4 @@ class StateStore(ABC):
         """The whole transcript, oldest first."""
 
 
-__all__ = ["Citation", "ReadSide", "StateStore"]
+__all__ = ["Citation", "ReadSide", "StateStore", "Ticket"]

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, WebSocketRoute, expect
 
@@ -58,8 +59,15 @@ class HeldAnswerEnds:
 
 
 def ask(page: Page, text: str) -> None:
-    page.locator(f"{WIDGET} textarea").fill(text)
-    page.locator(f"{WIDGET} textarea").press("Enter")
+    page.locator(f"{WIDGET} form.compose textarea").fill(text)
+    page.locator(f"{WIDGET} form.compose textarea").press("Enter")
+
+
+def log_in(console: Page, stack: dict[str, Any]) -> None:
+    console.goto(stack["console_url"])
+    console.locator("#login-key").fill(stack["agent_key"])
+    console.locator("#login-form button").click()
+    expect(console.locator("#me-name")).to_have_text(stack["agents"][0]["name"])
 
 
 def test_visitor_bot_agent_and_back(browser: Browser, stack: dict[str, Any], screenshot_dir: Path) -> None:
@@ -91,19 +99,21 @@ def test_visitor_bot_agent_and_back(browser: Browser, stack: dict[str, Any], scr
     expect(source).to_have_text(re.compile("Shipping", re.I))
     assert source.get_attribute("href", timeout=TIMEOUT_MS).startswith("http")  # type: ignore[union-attr]
 
+    # The agent logs in (someone is on duty: the tenant lets agents pick from the queue themselves).
+    with httpx.Client(base_url=stack["admin_url"], headers={"Authorization": f"Bearer {stack['admin_key']}"}) as admin:
+        patch = {"handoff": {"autoAssign": False}}
+        admin.patch(f"/v1/tenants/{stack['tenant_id']}/config", json=patch).raise_for_status()
+    console = agent_context.new_page()
+    console.on("pageerror", lambda error: errors.append(str(error)))
+    log_in(console, stack)
+
     # The visitor asks for a person.
     visitor.locator(f"{WIDGET} .human").click()
     expect(visitor.locator(f"{WIDGET} .subtitle")).to_have_text("Waiting for a person…")
     expect(visitor.locator(f"{WIDGET} .notice").last).to_contain_text("Connecting you")
     expect(visitor.locator(f"{WIDGET} .human")).to_be_hidden()
 
-    # The agent logs in; the conversation waits in the queue, with the bot's answer and its source.
-    console = agent_context.new_page()
-    console.on("pageerror", lambda error: errors.append(str(error)))
-    console.goto(stack["console_url"])
-    console.locator("#login-key").fill(stack["agent_key"])
-    console.locator("#login-form button").click()
-    expect(console.locator("#me-name")).to_have_text(stack["agents"][0]["name"])
+    # The conversation waits in the queue, with the bot's answer and its source.
     queued = console.locator("#queue li[data-conversation]")
     expect(queued).to_have_count(1)
     expect(queued.locator(".wait")).to_have_text(re.compile(r"^\d+:\d\d$"))
@@ -171,7 +181,7 @@ def test_chinese_pages_get_a_chinese_widget(browser: Browser, stack: dict[str, A
     # An answer that ends while the panel is closed shows as an unread badge. Its end is held back
     # until the panel is closed, so a fast answer cannot beat the click.
     bubble.click()
-    expect(page.locator(f"{WIDGET} textarea")).to_have_attribute("placeholder", "请输入您的问题…")
+    expect(page.locator(f"{WIDGET} form.compose textarea")).to_have_attribute("placeholder", "请输入您的问题…")
     expect(page.locator(f"{WIDGET} .human")).to_have_text("转人工")
     proxy.holding = True
     ask(page, "退款一般多久能到账？")
@@ -186,3 +196,56 @@ def test_chinese_pages_get_a_chinese_widget(browser: Browser, stack: dict[str, A
     expect(page.locator(f"{WIDGET} .msg.bot .sources-label")).to_have_text("参考来源")
     page.screenshot(path=str(screenshot_dir / "widget-zh.png"))
     context.close()
+
+
+def test_with_nobody_on_duty_a_visitor_leaves_contact_details_and_an_agent_finds_them_later(
+    browser: Browser, stack: dict[str, Any], screenshot_dir: Path
+) -> None:
+    expect.set_options(timeout=TIMEOUT_MS)
+    visitor_context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
+    visitor = visitor_context.new_page()
+    errors: list[str] = []
+    visitor.on("pageerror", lambda error: errors.append(str(error)))
+    visitor.goto(stack["demo_url"])
+    visitor.locator(f"{WIDGET} .bubble").click()
+
+    # No agent has the console open: the visitor is told so and offered to leave a message.
+    visitor.locator(f"{WIDGET} .human").click()
+    expect(visitor.locator(f"{WIDGET} .notice").last).to_contain_text("no one from our team is available")
+    form = visitor.locator(f"{WIDGET} form.leave")
+    expect(form).to_be_visible()
+    expect(visitor.locator(f"{WIDGET} .subtitle")).not_to_have_text("Waiting for a person…")
+    form.locator("input[name=name]").fill("Wang Li")
+    form.locator("input[name=contact]").fill("wangli@example.com")
+    form.locator("textarea[name=text]").fill("Please call me back about a bulk order of chairs.")
+    visitor.screenshot(path=str(screenshot_dir / "widget-leave-message.png"))
+    form.locator("button").click()
+    expect(visitor.locator(f"{WIDGET} .notice").last).to_contain_text("wangli@example.com")
+    expect(form).to_have_count(0)
+
+    # The bot keeps answering meanwhile.
+    answers = visitor.locator(f"{WIDGET} .msg.bot")
+    before = answers.count()
+    ask(visitor, "How long does delivery take?")
+    expect(answers).to_have_count(before + 1)
+    expect(answers.last.locator(".sources a").first).to_have_text(re.compile("Shipping", re.I))
+
+    # An agent who logs in later finds the message, opens it and closes it.
+    agent_context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-US")
+    console = agent_context.new_page()
+    console.on("pageerror", lambda error: errors.append(str(error)))
+    log_in(console, stack)
+    tickets = console.locator("#tickets li[data-ticket]")
+    mine = tickets.filter(has_text="wangli@example.com")
+    expect(mine).to_have_count(1)
+    expect(mine).to_contain_text("bulk order of chairs")
+    mine.click()
+    expect(console.locator("#visitor-info")).to_contain_text("wangli@example.com")
+    expect(console.locator("#transcript .m.visitor").last).to_contain_text("How long does delivery take?")
+    console.screenshot(path=str(screenshot_dir / "console-left-message.png"))
+    console.locator("#close-ticket").click()
+    expect(mine).to_have_count(0)
+    expect(console.locator("#close-ticket")).to_be_hidden()
+    assert errors == []
+    visitor_context.close()
+    agent_context.close()

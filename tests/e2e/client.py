@@ -64,3 +64,14 @@ async def silent_for(ws: ClientConnection, seconds: float) -> list[dict[str, Any
 
 async def open_visitor(url: str) -> ClientConnection:
     return await connect(url, open_timeout=30)
+
+
+def ask_tenant_bot(stack: LocalStackInfo, tenant: dict[str, str], question: str) -> dict[str, Any]:
+    """A new visitor of ``tenant`` (created through the admin API) asks one question: its last frame."""
+    query = httpx.QueryParams(tenant=tenant["tenantId"], key=tenant["widgetKey"], visitor=new_visitor())
+
+    async def scenario() -> list[dict[str, Any]]:
+        async with await open_visitor(f"{stack.ws_url}?{query}") as ws:
+            return await ask(ws, {"action": "sendMessage", "clientMessageId": str(uuid.uuid4()), "text": question})
+
+    return asyncio.run(scenario())[-1]

@@ -87,40 +87,43 @@ async def send(ws: ClientConnection, **frame: Any) -> None:
 def test_handoff_accept_reply_resolve_and_the_bot_comes_back(shop: Shop) -> None:
     async def scenario() -> dict[str, list[Frame]]:
         seen: dict[str, list[Frame]] = {}
-        async with await connect(shop.visitor_url(new_visitor())) as visitor:
+        async with (
+            await connect(shop.visitor_url(new_visitor())) as visitor,
+            await connect(shop.agent_url("Alice")) as alice,
+        ):
+            await send(alice, action="agentSync")
+            await until(alice, of_type("agent.state"))
             await visitor.send(json.dumps(send_message("How long does shipping take?")))
             seen["answer"] = await until(visitor, of_type("answer.end"))
             conversation_id = seen["answer"][0]["conversationId"]
             await send(visitor, action="requestHuman", conversationId=conversation_id)
             seen["queued"] = await until(visitor, of_type("notice"))
+            seen["state"] = await until(alice, lambda f: f["type"] == "queue.updated" and bool(f["queue"]))
 
-            async with await connect(shop.agent_url("Alice")) as alice:
-                await send(alice, action="agentSync")
-                seen["state"] = await until(alice, of_type("agent.state"))
-                await send(alice, action="accept", conversationId=conversation_id)
-                seen["assigned"] = await until(alice, of_type("conversation.assigned", conversation_id))
-                seen["joined"] = await until(visitor, of_type("agent.joined"))
+            await send(alice, action="accept", conversationId=conversation_id)
+            seen["assigned"] = await until(alice, of_type("conversation.assigned", conversation_id))
+            seen["joined"] = await until(visitor, of_type("agent.joined"))
 
-                await visitor.send(json.dumps(send_message("My order number is 42", conversationId=conversation_id)))
-                seen["forwarded"] = await until(alice, of_type("visitor.message", conversation_id))
-                seen["bot_silent"] = await silent_for(visitor, 2.5)  # the ack only: no answer from the bot
+            await visitor.send(json.dumps(send_message("My order number is 42", conversationId=conversation_id)))
+            seen["forwarded"] = await until(alice, of_type("visitor.message", conversation_id))
+            seen["bot_silent"] = await silent_for(visitor, 2.5)  # the ack only: no answer from the bot
 
-                await send(
-                    alice,
-                    action="agentMessage",
-                    conversationId=conversation_id,
-                    clientMessageId="agent-0001",
-                    text="Thanks, I'm checking order 42.",
-                )
-                seen["agent_ack"] = await until(alice, of_type("ack"))
-                seen["agent_message"] = await until(visitor, of_type("agent.message"))
+            await send(
+                alice,
+                action="agentMessage",
+                conversationId=conversation_id,
+                clientMessageId="agent-0001",
+                text="Thanks, I'm checking order 42.",
+            )
+            seen["agent_ack"] = await until(alice, of_type("ack"))
+            seen["agent_message"] = await until(visitor, of_type("agent.message"))
 
-                await send(alice, action="resolve", conversationId=conversation_id)
-                seen["resolved"] = await until(visitor, lambda f: f["type"] == "notice" and f["code"] == "resolved")
+            await send(alice, action="resolve", conversationId=conversation_id)
+            seen["resolved"] = await until(visitor, lambda f: f["type"] == "notice" and f["code"] == "resolved")
 
-                await visitor.send(json.dumps(send_message("Can I return it?", conversationId=conversation_id)))
-                seen["reopened"] = await until(visitor, of_type("answer.end"))
-                seen["alice_after"] = await silent_for(alice, 1.0)
+            await visitor.send(json.dumps(send_message("Can I return it?", conversationId=conversation_id)))
+            seen["reopened"] = await until(visitor, of_type("answer.end"))
+            seen["alice_after"] = await silent_for(alice, 1.0)
             await send(visitor, action="history", conversationId=conversation_id)
             seen["history"] = await until(visitor, of_type("history"))
         return seen
@@ -246,13 +249,16 @@ def test_colleagues_see_an_agent_come_online_and_leave(shop: Shop) -> None:
 
 def test_unanswerable_questions_hand_off_after_the_tenants_threshold(shop: Shop) -> None:
     async def scenario() -> tuple[list[Frame], list[Frame]]:
-        async with await connect(shop.visitor_url(new_visitor())) as visitor:
-            await visitor.send(json.dumps(send_message("Who won the 1954 football world cup?")))
-            first = await until(visitor, of_type("answer.end"))
-            conversation_id = first[0]["conversationId"]
-            second = send_message("What is the airspeed of an unladen swallow?", conversationId=conversation_id)
-            await visitor.send(json.dumps(second))
-            return first, await until(visitor, of_type("notice"))
+        async with await connect(shop.agent_url("Alice")) as alice:  # someone on duty
+            await send(alice, action="agentSync")
+            await until(alice, of_type("agent.state"))
+            async with await connect(shop.visitor_url(new_visitor())) as visitor:
+                await visitor.send(json.dumps(send_message("Who won the 1954 football world cup?")))
+                first = await until(visitor, of_type("answer.end"))
+                conversation_id = first[0]["conversationId"]
+                second = send_message("What is the airspeed of an unladen swallow?", conversationId=conversation_id)
+                await visitor.send(json.dumps(second))
+                return first, await until(visitor, of_type("notice"))
 
     first, second = asyncio.run(scenario())
     assert first[-1]["citations"] == []
@@ -264,6 +270,106 @@ def test_unanswerable_questions_hand_off_after_the_tenants_threshold(shop: Shop)
         transcript = admin.get(f"/v1/tenants/{shop.tenant_id}/conversations/{conversation}/messages").json()
     assert transcript["status"] == "queued"
     assert [m["role"] for m in transcript["messages"]] == ["visitor", "bot", "visitor", "bot", "event"]
+
+
+def test_with_nobody_on_duty_the_bot_keeps_answering_and_a_left_message_waits_for_an_agent(shop: Shop) -> None:
+    async def scenario() -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        async with await connect(shop.visitor_url(new_visitor())) as visitor:
+            # Two questions the knowledge base cannot answer: the default threshold, but nobody to take it.
+            await visitor.send(json.dumps(send_message("Who won the 1954 football world cup?")))
+            first = await until(visitor, of_type("answer.end"))
+            conversation_id = first[0]["conversationId"]
+            for text in ("What is the airspeed of an unladen swallow?", "How long does shipping take?"):
+                await visitor.send(json.dumps(send_message(text, conversationId=conversation_id)))
+                seen.setdefault("answers", []).append(await until(visitor, of_type("answer.end")))
+            # The visitor asks for a person: told honestly, offered to leave a message.
+            await send(visitor, action="requestHuman", conversationId=conversation_id)
+            seen["notice"] = await until(visitor, of_type("notice"))
+            await send(
+                visitor,
+                action="leaveMessage",
+                conversationId=conversation_id,
+                contact="li@example.com",
+                name="Li",
+                text="Please e-mail me about a bulk order.",
+            )
+            seen["left"] = await until(visitor, of_type("notice"))
+            # The bot still answers.
+            await visitor.send(json.dumps(send_message("Can I return it?", conversationId=conversation_id)))
+            seen["after"] = await until(visitor, of_type("answer.end"))
+        # An agent logs in later: the ticket is waiting; she closes it.
+        async with await connect(shop.agent_url("Alice")) as alice:
+            await send(alice, action="agentSync")
+            seen["state"] = (await until(alice, of_type("agent.state")))[-1]
+            await send(alice, action="closeTicket", conversationId=conversation_id)
+            seen["closed"] = (await until(alice, of_type("tickets.updated")))[-1]
+        seen["conversation_id"] = conversation_id
+        return seen
+
+    seen = asyncio.run(scenario())
+    every = [f for frames in seen["answers"] for f in frames]
+    assert not any(f["type"] in ("notice", "conversation.status") for f in every)
+    assert seen["answers"][-1][-1]["citations"][0]["documentId"] == "shipping"  # answered, not ignored
+    notice = seen["notice"][-1]
+    assert notice["code"] == "no_agents" and notice["leaveMessage"] is True
+    assert seen["left"][-1]["code"] == "message_left" and "li@example.com" in seen["left"][-1]["text"]
+    assert seen["after"][-1]["citations"][0]["documentId"] == "returns"
+    [ticket] = seen["state"]["tickets"]
+    assert ticket["conversationId"] == seen["conversation_id"] and ticket["contact"] == "li@example.com"
+    assert ticket["text"] == "Please e-mail me about a bulk order." and ticket["status"] == "open"
+    assert seen["closed"]["tickets"] == []
+    with shop.stack.admin() as admin:
+        transcript = admin.get(f"/v1/tenants/{shop.tenant_id}/conversations/{seen['conversation_id']}/messages")
+    assert transcript.json()["status"] == "bot"
+
+
+def test_queued_conversations_go_oldest_first_to_an_agent_who_logs_in(shop: Shop) -> None:
+    with shop.stack.admin() as admin:
+        base = f"/v1/tenants/{shop.tenant_id}"
+        admin.patch(f"{base}/config", json={"handoff": {"autoAssign": True}}).raise_for_status()
+        for name in ("Alice", "Bob"):
+            admin.patch(f"{base}/agents/{shop.agents[name][0]}", json={"capacity": 1}).raise_for_status()
+
+    async def hand_off(visitor: ClientConnection) -> str:
+        await visitor.send(json.dumps(send_message("转人工")))
+        frames = await until(visitor, of_type("notice"))
+        assert frames[-1]["code"] == "queued", frames
+        return str(frames[0]["conversationId"])
+
+    async def scenario() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        async with await connect(shop.agent_url("Bob")) as bob:
+            await send(bob, action="agentSync")
+            await until(bob, of_type("agent.state"))
+            visitors = [await connect(shop.visitor_url(new_visitor())) for _ in range(4)]
+            try:
+                ids = [await hand_off(visitors[0])]  # Bob takes it: he is full
+                await until(bob, of_type("conversation.assigned", ids[0]))
+                for visitor in visitors[1:]:  # three wait in the queue, in this order
+                    ids.append(await hand_off(visitor))
+                async with await connect(shop.agent_url("Alice")) as alice:
+                    await send(alice, action="agentSync")
+                    out["alice"] = await until(alice, of_type("agent.state"))
+                    # Bob frees his seat: the next oldest is his, never a newer one.
+                    await send(bob, action="resolve", conversationId=ids[0])
+                    out["bob"] = await until(bob, of_type("conversation.assigned", ids[2]))
+                out["ids"] = ids
+            finally:
+                for visitor in visitors:
+                    await visitor.close()
+        return out
+
+    out = asyncio.run(scenario())
+    ids = out["ids"]
+    assigned = [f["conversation"]["conversationId"] for f in out["alice"] if f["type"] == "conversation.assigned"]
+    assert assigned == [ids[1]]  # the oldest waiting one, before her state arrives
+    state = out["alice"][-1]
+    assert [c["conversationId"] for c in state["mine"]] == [ids[1]]
+    assert [c["conversationId"] for c in state["queue"]] == ids[2:]
+    with shop.stack.admin() as admin:
+        statuses = [admin.get(f"/v1/tenants/{shop.tenant_id}/conversations/{c}/messages").json()["status"] for c in ids]
+    assert statuses == ["resolved", "assigned", "assigned", "queued"]
 
 
 def test_agents_log_in_with_their_own_key_only(shop: Shop) -> None:

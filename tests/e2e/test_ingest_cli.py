@@ -3,15 +3,13 @@ API), then a visitor's question over the WebSocket is answered from them, with a
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.e2e.client import LocalStackInfo, ask, new_visitor, open_visitor, send_message
+from tests.e2e.client import LocalStackInfo, ask_tenant_bot
 from tests.support.knowledge_samples import make_pdf, make_xlsx
 
 pytestmark = pytest.mark.e2e
@@ -21,16 +19,6 @@ ROOT = Path(__file__).resolve().parents[2]
 def kefu(stack: LocalStackInfo, *args: str) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "shared.cli", "--admin-url", stack.admin_url, "--admin-key", stack.admin_key]
     return subprocess.run([*command, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
-
-
-def ask_bot(stack: LocalStackInfo, tenant: dict[str, str], question: str) -> dict:
-    query = httpx.QueryParams(tenant=tenant["tenantId"], key=tenant["widgetKey"], visitor=new_visitor())
-
-    async def scenario() -> list[dict]:
-        async with await open_visitor(f"{stack.ws_url}?{query}") as ws:
-            return await ask(ws, send_message(question))
-
-    return asyncio.run(scenario())[-1]
 
 
 def test_cli_ingest_then_the_bot_answers_from_the_files(local_stack: LocalStackInfo, tmp_path: Path) -> None:
@@ -53,7 +41,7 @@ def test_cli_ingest_then_the_bot_answers_from_the_files(local_stack: LocalStackI
     assert result.returncode == 1, result.stderr  # one file was refused, the others are in
     assert "ingested 2 of 3 files" in result.stdout and "broken.pdf: 422" in result.stdout
 
-    end = ask_bot(local_stack, tenant, "How often should I descale my kettle?")
+    end = ask_tenant_bot(local_stack, tenant, "How often should I descale my kettle?")
     assert end["type"] == "answer.end" and end["citations"], end
     assert end["citations"][0]["documentId"] == "kettle-manual.pdf"
     assert "four weeks" in end["text"]
@@ -65,5 +53,5 @@ def test_cli_ingest_then_the_bot_answers_from_the_files(local_stack: LocalStackI
     with local_stack.admin() as admin:
         deleted = admin.delete(f"/v1/tenants/{tenant['tenantId']}/knowledge/kettle-manual.pdf")
         assert deleted.status_code == 200 and deleted.json()["knowledgeVersion"]
-    end = ask_bot(local_stack, tenant, "How often should I descale my kettle?")
+    end = ask_tenant_bot(local_stack, tenant, "How often should I descale my kettle?")
     assert all(c["documentId"] != "kettle-manual.pdf" for c in end["citations"])

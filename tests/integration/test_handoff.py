@@ -324,6 +324,7 @@ def test_no_bot_answer_while_people_own_the_conversation(store: DynamoStateStore
 
 def test_a_handoff_landing_mid_answer_drops_that_answer(store: DynamoStateStore) -> None:
     visitor_tab(store)
+    add_agent(store, "a_1", "Al")  # someone on duty: the request hands off
     push, queue = RecordingPush(), ListQueue()
     intake(store, push, queue).handle(
         "v-tab", json.dumps({"action": "sendMessage", "clientMessageId": "cmid-0001", "text": "How long is shipping?"})
@@ -343,7 +344,7 @@ def test_a_handoff_landing_mid_answer_drops_that_answer(store: DynamoStateStore)
     types = [f["type"] for f in push.of("v-tab")]
     assert "answer.end" not in types and "answer.cancelled" in types
     assert store.get_message(job.conversation_id, answer_id_for(job.message_id)) is None
-    assert [m.role for m in store.list_messages(job.conversation_id)] == ["visitor", "event"]
+    assert [m.role for m in store.list_messages(job.conversation_id)] == ["visitor", "event", "event"]
 
 
 def test_two_agents_accepting_at_once_get_one_owner(store: DynamoStateStore) -> None:
@@ -402,3 +403,116 @@ def test_resends_across_reconnects_store_each_message_once(store: DynamoStateSto
     agent_acks = push.of("tab-a_1", "ack")
     assert len(agent_acks) == 3 and len({a["messageId"] for a in agent_acks}) == 1
     assert len(push.of("tab-a_1", "visitor.message")) == 1  # the agent saw the visitor's message once
+
+
+# --- handoff only to people who exist ---
+
+
+def queued_conversation(store: DynamoStateStore, n: int, waiting_since: int) -> Conversation:
+    conversation = Conversation(
+        conversation_id=f"c_{n}",
+        tenant_id="t_1",
+        visitor_id=f"visitor-{n:03d}",
+        created_at=1,
+        updated_at=1,
+        status="queued",
+        waiting_since=waiting_since,
+    )
+    store.put_conversation(conversation)
+    return conversation
+
+
+def test_nobody_on_duty_keeps_the_bot_and_a_left_message_is_a_ticket(store: DynamoStateStore) -> None:
+    push = RecordingPush()
+    add_agent(store, "a_1", "Al", online=False)
+    visitor_tab(store)
+    desk = intake(store, push)
+    desk.handle("v-tab", json.dumps({"action": "requestHuman"}))
+    notice = push.wait_for("v-tab", "notice")
+    assert notice["code"] == "no_agents" and notice["leaveMessage"] is True
+    conversation_id = notice["conversationId"]
+    assert store.get_conversation(conversation_id).status == "bot"  # type: ignore[union-attr]
+
+    leave = {"action": "leaveMessage", "contact": "al@example.com", "name": "Li", "text": "Call me"}
+    desk.handle("v-tab", json.dumps(leave))
+    [ticket] = store.open_tickets("t_1")
+    assert ticket.conversation_id == conversation_id and ticket.ticket is not None
+    assert (ticket.ticket.contact, ticket.ticket.name, ticket.ticket.text) == ("al@example.com", "Li", "Call me")
+
+    # The agent logs in later: the ticket is in the state; closing it takes it off the index, once.
+    add_agent(store, "a_1", "Al")
+    desk.handle("tab-a_1", json.dumps({"action": "agentSync"}))
+    state = push.wait_for("tab-a_1", "agent.state")
+    assert [t["contact"] for t in state["tickets"]] == ["al@example.com"]
+    desk.handle("tab-a_1", json.dumps({"action": "closeTicket", "conversationId": conversation_id}))
+    assert push.wait_for("tab-a_1", "tickets.updated")["tickets"] == []
+    assert store.open_tickets("t_1") == []
+    closed = store.get_conversation(conversation_id)
+    assert closed is not None and closed.ticket is not None and closed.ticket.status == "closed"
+    assert store.close_ticket(conversation_id, "a_1", 5) is None
+
+
+def test_an_agent_who_logs_in_takes_the_oldest_queued_first(store: DynamoStateStore) -> None:
+    push = RecordingPush()
+    for n, since in ((1, 3000), (2, 1000), (3, 2000)):
+        queued_conversation(store, n, since)
+    add_agent(store, "a_1", "Al")
+    store.update_agent("a_1", AgentEdit(capacity=2))
+
+    Handoff(store, Notifier(store, push)).drain("t_1")
+
+    assert [store.get_conversation(f"c_{n}").status for n in (1, 2, 3)] == [  # type: ignore[union-attr]
+        "queued",
+        "assigned",
+        "assigned",
+    ]
+    assert [f["conversation"]["conversationId"] for f in push.of("tab-a_1", "conversation.assigned")] == ["c_2", "c_3"]
+    assert store.get_agent("a_1").load == 2  # type: ignore[union-attr]
+
+
+def test_concurrent_drains_assign_each_conversation_once_within_capacity(store: DynamoStateStore) -> None:
+    push = RecordingPush()
+    for n in range(8):
+        queued_conversation(store, n, 1000 + n)
+    add_agent(store, "a_1", "Al")
+    add_agent(store, "a_2", "Bo")
+    for agent_id in ("a_1", "a_2"):
+        store.update_agent(agent_id, AgentEdit(capacity=3))
+
+    def drain(_: int) -> int:
+        return len(Handoff(store, Notifier(store, push)).drain("t_1"))
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        taken = sum(pool.map(drain, range(6)))
+
+    assert taken == 6
+    loads = [store.get_agent(a).load for a in ("a_1", "a_2")]  # type: ignore[union-attr]
+    assert loads == [3, 3]
+    owners = {n: store.get_conversation(f"c_{n}").assignee_id for n in range(8)}  # type: ignore[union-attr]
+    assert sum(1 for owner in owners.values() if owner) == 6
+    assert len(store.assigned_conversations("a_1")) == len(store.assigned_conversations("a_2")) == 3
+    # Oldest first: the two left waiting are the two newest.
+    assert [n for n, owner in owners.items() if owner is None] == [6, 7]
+
+
+def test_the_still_waiting_notice_is_claimed_once(store: DynamoStateStore) -> None:
+    push = RecordingPush()
+    conversation = queued_conversation(store, 1, 1000)
+    visitor_tab(store)
+    store.set_connection_conversation("v-tab", "c_1")
+
+    def check(_: int) -> int:
+        return Handoff(store, Notifier(store, push)).check_waits("t_1")
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        told = sum(pool.map(check, range(4)))
+
+    assert told == 1 and [f["code"] for f in push.of("v-tab", "notice")] == ["still_waiting"]
+    assert not store.mark_wait_notified("c_1", 1000, 5)
+    # A new wait (handed off again) may be told again.
+    store.change_status(conversation, StatusChange(status="bot", from_statuses=frozenset({"queued"})))
+    again = store.change_status(
+        conversation, StatusChange(status="queued", from_statuses=frozenset({"bot"}), waiting_since=2000)
+    )
+    assert again is not None and again.wait_notified_at is None
+    assert store.mark_wait_notified("c_1", 2000, 6)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.client import LocalStackInfo, ask, open_visitor, send_message
+from tests.e2e.client import LocalStackInfo, ask, open_visitor, receive, send_message
 from tests.e2e.conftest import start_local_run, stop, wait_for_local_json
 from tests.support.openai_sse_server import OpenAISSEServer, Script
 
@@ -120,3 +120,48 @@ def _eventually_answered_by(stack: LocalStackInfo, fallback: OpenAISSEServer, qu
             return frames[-1]
         asyncio.run(asyncio.sleep(1))
     raise AssertionError("the tenant's model configuration never took effect")
+
+
+def test_a_reply_marked_no_answer_hides_the_marker_cites_nothing_and_hands_off_after_two(
+    stack: LocalStackInfo, model_server: OpenAISSEServer
+) -> None:
+    model_server.reset(Script(tokens=["NO_", "ANSWER", "\n", "Sorry, the help centre ", "does not say."]))
+
+    async def scenario() -> tuple[list[list[dict]], list[dict]]:
+        async with await open_visitor(stack.visitor_url()) as ws:
+            answers = [
+                await ask(ws, send_message(question))
+                for question in ("Do you sell spaceships?", "Can I pay with seashells?")
+            ]
+            after = [await receive(ws, 15)]
+            while after[-1]["type"] != "conversation.status":
+                after.append(await receive(ws, 15))
+            return answers, after
+
+    try:
+        answers, after = asyncio.run(scenario())
+    finally:
+        model_server.reset(Script(tokens=["Deliveries ", "take ", "2 to 4 ", "working days ", "[1]."]))
+
+    for frames in answers:
+        end = frames[-1]
+        assert end["type"] == "answer.end" and end["citations"] == []
+        assert end["text"] == "Sorry, the help centre does not say."
+        assert "".join(f["text"] for f in frames if f["type"] == "answer.delta") == end["text"]
+        assert all("ANSWER" not in f.get("text", "") for f in frames)
+    # Two answers in a row without a source: the conversation goes to a person (handoff.noAnswerThreshold).
+    assert after[-1]["status"] == "queued"
+
+
+def test_chunks_of_one_entry_reach_the_model_as_one_source_and_are_cited_once(
+    stack: LocalStackInfo, model_server: OpenAISSEServer
+) -> None:
+    model_server.reset()
+
+    [[*_, end]] = chat(stack, "How long will delivery take?")  # two chunks of shipping-times clear the threshold
+
+    documents = [citation["documentId"] for citation in end["citations"]]
+    assert "shipping-times" in documents and len(documents) == len(set(documents))
+    prompt = model_server.requests[0].body["messages"][-1]["content"]
+    assert prompt.count("Title: Shipping times and delivery options") == 1
+    assert prompt.count('<passage id="') == len(documents)

@@ -12,7 +12,8 @@ def _pdf_escape(text: str) -> str:
 
 
 def make_pdf(pages: list[list[str]], title: str | None = None) -> bytes:
-    """A valid PDF whose pages show the given lines (ASCII) with a real text layer."""
+    """A valid PDF whose pages show the given lines (ASCII) with a real text layer; a line starting
+    with "# " is a heading, set at 18 pt instead of 12."""
     objects: list[bytes] = []
 
     def add(body: str | bytes) -> int:
@@ -26,7 +27,10 @@ def make_pdf(pages: list[list[str]], title: str | None = None) -> bytes:
     for lines in pages:
         ops = ["BT", "/F1 12 Tf", "72 720 Td", "16 TL"]
         for line in lines:
-            ops.append(f"({_pdf_escape(line)}) Tj T*")
+            if line.startswith("# "):  # a heading: set larger, as word processors do
+                ops.append(f"/F1 18 Tf ({_pdf_escape(line[2:])}) Tj T* /F1 12 Tf")
+            else:
+                ops.append(f"({_pdf_escape(line)}) Tj T*")
         ops.append("ET")
         stream = "\n".join(ops).encode("latin-1")
         content = add(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")

@@ -21,6 +21,7 @@ from shared.state.records import (
     StatusChange,
     StoredMessage,
     Tenant,
+    Ticket,
     monotonic_ms,
     now_ms,
 )
@@ -93,6 +94,7 @@ class InMemoryStateStore(StateStore):
         if change.status == "queued":
             updated.waiting_since = change.waiting_since or updated.updated_at
             updated.assignee_id = updated.assignee_name = None
+            updated.wait_notified_at = None
         elif change.status == "assigned":
             updated.assignee_id, updated.assignee_name = change.assignee_id, change.assignee_name
         else:
@@ -111,6 +113,42 @@ class InMemoryStateStore(StateStore):
     def assigned_conversations(self, agent_id: str, limit: int = 50) -> list[Conversation]:
         mine = [c for c in self.conversations.values() if c.status == "assigned" and c.assignee_id == agent_id]
         return [c.model_copy() for c in sorted(mine, key=lambda c: -c.updated_at)[:limit]]
+
+    def mark_wait_notified(self, conversation_id: str, waiting_since: int, at: int) -> bool:
+        conversation = self.conversations.get(conversation_id)
+        if (
+            conversation is None
+            or conversation.status != "queued"
+            or conversation.waiting_since != waiting_since
+            or conversation.wait_notified_at is not None
+        ):
+            return False
+        conversation.wait_notified_at = at
+        return True
+
+    def leave_ticket(self, conversation: Conversation, ticket: Ticket) -> Conversation | None:
+        current = self.conversations.get(conversation.conversation_id)
+        if current is None:
+            return None
+        current.ticket = ticket.model_copy()
+        return current.model_copy(deep=True)
+
+    def close_ticket(self, conversation_id: str, agent_id: str, at: int) -> Conversation | None:
+        current = self.conversations.get(conversation_id)
+        if current is None or current.ticket is None or current.ticket.status != "open":
+            return None
+        current.ticket = current.ticket.model_copy(update={"status": "closed", "closed_by": agent_id, "closed_at": at})
+        return current.model_copy(deep=True)
+
+    def open_tickets(self, tenant_id: str, limit: int = 50) -> list[Conversation]:
+        found = [
+            c
+            for c in self.conversations.values()
+            if c.tenant_id == tenant_id and c.ticket is not None and c.ticket.status == "open"
+        ]
+        return [c.model_copy(deep=True) for c in sorted(found, key=lambda c: c.ticket.created_at if c.ticket else 0)][
+            :limit
+        ]
 
     def record_grounding(self, conversation_id: str, grounded: bool) -> int:
         conversation = self.conversations.get(conversation_id)

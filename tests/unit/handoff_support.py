@@ -12,7 +12,7 @@ from shared.handoff.agents import new_agent_key
 from shared.handoff.config import HandoffConfig
 from shared.handoff.notify import Notifier
 from shared.handoff.service import Handoff
-from shared.state.records import Agent, Connection, Conversation, Tenant
+from shared.state.records import Agent, Connection, Conversation, StoredMessage, Tenant, answer_id_for
 from tests.unit.fakes import FakePush, FakeQueue, InMemoryContextCache, InMemoryStateStore
 
 TENANT = "t_1"
@@ -99,6 +99,21 @@ class Desk:
             self.visitor_tab(tab, visitor_id)
         self.store.set_connection_conversation(tab, conversation_id)
         return conversation
+
+    def bot_answer(self, ack: dict[str, Any], text: str = "2-4 days") -> str:
+        """Store the bot's answer to the acked visitor message (as the generate function would); its id."""
+        answer_id = answer_id_for(ack["messageId"])
+        self.store.add_answer(
+            StoredMessage(
+                conversation_id=ack["conversationId"],
+                message_id=answer_id,
+                tenant_id=TENANT,
+                role="bot",
+                text=text,
+                created_at=2,
+            )
+        )
+        return answer_id
 
     def handoff(self) -> Handoff:
         return Handoff(self.store, Notifier(self.store, self.push), clock=lambda: self.now)

@@ -25,7 +25,9 @@ class El {
   set textContent(v) { this._text = String(v); this.children = []; }
   get textContent() { return this._text + this.children.map((c) => c.textContent).join(""); }
   appendChild(c) { this.children.push(c); return c; }
-  append(...cs) { cs.forEach((c) => this.appendChild(c)); }
+  append(...cs) {
+    cs.forEach((c) => this.appendChild(typeof c === "string" ? Object.assign(new El("#text"), { textContent: c }) : c));
+  }
   addEventListener(name, f) { this.listeners[name] = f; }
   requestSubmit() { this.listeners.submit({ preventDefault() {} }); }
 }
@@ -74,10 +76,15 @@ const citations = [
   { documentId: "d1", title: "Doc", snippet: "snip", url: "https://x.test/a" },
   { documentId: "d2", title: "Other", snippet: "s2" },
 ];
-frame({ type: "answer.end", conversationId: "c1", messageId: "m1.a", text: "Hello world.", citations });
-check(bot.textContent.startsWith("Hello world."), "end: " + bot.textContent);
+frame({ type: "answer.end", conversationId: "c1", messageId: "m1.a", text: "Hello [1] world [2][3].", citations });
+check(bot.textContent.startsWith("Hello [1] world [2]."), "end: " + bot.textContent);
 check(bot.textContent.includes("Doc") && bot.textContent.includes("snip"), "citations: " + bot.textContent);
-check(bot.children[0].children[0].children[0].href === "https://x.test/a", "citation link");
+const sources = bot.children.find((c) => c.className === "citations");
+check(sources.children[0].children[0].href === "https://x.test/a", "citation link");
+// [1] links to the first source, [2] (no URL) labels the second, [3] names no source and is dropped.
+const refs = bot.children.filter((c) => c.className === "cite");
+check(refs.length === 2 && refs[0].tagName === "a" && refs[0].href === "https://x.test/a", "marker link");
+check(refs[1].tagName === "span" && refs[1].title === "Other" && !bot.textContent.includes("[3]"), "markers");
 frame({ type: "answer.delta", conversationId: "c1", messageId: "m1.a", seq: 2, text: "late" });
 check(!bot.textContent.includes("late"), "a late delta changed the final text");
 

@@ -1,3 +1,4 @@
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator
@@ -5,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from shared.chat.generation import Generator
+from shared.chat.generation import AnswerGate, Generator
 from shared.chat.jobs import GenerateJob
 from shared.chat.retriever import RetrievalResult
 from shared.knowledge.base import Passage
@@ -361,3 +362,66 @@ def test_a_meter_failure_never_fails_the_answer() -> None:
     generator = cached_generator(store, CountingModel(["ok"]), push, InMemoryAnswerCache(60), BrokenMeter())
 
     assert generator.answer(job_in("c1")) == "answered" and push.types()[-1] == "answer.end"
+
+
+# --- answers the model declined (its NO_ANSWER marker) ---
+
+
+class DecliningModel(CountingModel):
+    """Reports, once its pieces are consumed, that it declined (as LangChainAnswerModel does when the
+    chat model began with NO_ANSWER)."""
+
+    def stream(self, question: str, answer: Answer, history: list[Turn]) -> AnswerStream:
+        inner = super().stream(question, answer, history)
+
+        def pieces() -> Iterator[str]:
+            yield from inner
+            inner.usage.declined = True
+
+        return AnswerStream(pieces(), inner.usage)
+
+
+class RecordingGate(AnswerGate):
+    def __init__(self) -> None:
+        self.grounded: list[bool] = []
+
+    def on_answered(self, job: GenerateJob, grounded: bool) -> None:
+        self.grounded.append(grounded)
+
+
+def gated(generator: Generator, gate: AnswerGate) -> Generator:
+    return dataclasses.replace(generator, gate=gate)
+
+
+def test_a_declined_answer_cites_nothing_and_counts_as_no_good_answer_also_when_reused() -> None:
+    store, answers, meter, gate = (
+        first_question_store("c1", "c2"),
+        InMemoryAnswerCache(60),
+        RecordingMeter(),
+        RecordingGate(),
+    )
+    model = DecliningModel(["Sorry, I don't know that. ", "Shall I get you a person?"])
+    pushes = [FakePush(), FakePush()]
+
+    for conversation, push in zip(("c1", "c2"), pushes, strict=True):
+        gated(cached_generator(store, model, push, answers, meter), gate).answer(job_in(conversation))
+
+    assert model.streams == 1  # the second was reused from the cache, still marked as declined
+    for conversation, push in zip(("c1", "c2"), pushes, strict=True):
+        end = push.frames[-1][1]
+        assert end["type"] == "answer.end" and end["citations"] == []
+        assert end["text"] == "Sorry, I don't know that. Shall I get you a person?"
+        stored = store.get_message(conversation, answer_id_for("0000000000002-aaaa"))
+        assert stored is not None and stored.citations == []
+    assert gate.grounded == [False, False]
+    assert [(r.source, r.grounded) for r in meter.records] == [("model", False), ("cache", False)]
+
+
+def test_an_answer_from_cited_passages_counts_as_grounded() -> None:
+    store, meter, gate = first_question_store("c1"), RecordingMeter(), RecordingGate()
+
+    gated(
+        cached_generator(store, CountingModel(["Yes [1]."]), FakePush(), InMemoryAnswerCache(60), meter), gate
+    ).answer(job_in("c1"))
+
+    assert gate.grounded == [True] and meter.records[0].grounded

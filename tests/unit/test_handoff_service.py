@@ -32,6 +32,7 @@ def test_handoff_queues_tells_the_visitor_and_the_agents(desk: Desk) -> None:
 
 def test_a_second_request_changes_nothing(desk: Desk) -> None:
     desk.configure(auto_assign=False)
+    desk.agent("a_1", "Alice")
     conversation = desk.conversation()
     first = desk.handoff().request(conversation, "visitor_request")
     desk.clear()
@@ -103,18 +104,28 @@ def test_an_agent_with_room_again_gets_the_longest_waiting(desk: Desk) -> None:
     assert [desk.status(c) for c in ("c_1", "c_2", "c_3")] == ["resolved", "assigned", "queued"]
 
 
-def test_outside_agent_hours_the_visitor_learns_when_and_the_conversation_stays_queued(desk: Desk) -> None:
+def test_outside_agent_hours_with_nobody_online_the_bot_keeps_it_and_the_visitor_learns_when(desk: Desk) -> None:
     desk.configure(hours=AgentHours(timezone="Asia/Shanghai", weekly={"mon": ["09:00-18:00"], "tue": ["09:00-18:00"]}))
-    desk.agent("a_1", "Alice")
+    desk.agent("a_1", "Alice", online=False)
     desk.now = desk.now.replace(hour=11)  # Monday 19:00 in Shanghai: closed until Tuesday 09:00
 
-    queued = desk.handoff().request(desk.conversation(), "visitor_request")
+    kept = desk.handoff().request(desk.conversation(), "visitor_request")
 
-    assert queued.status == "queued"
+    assert kept.status == "bot" and desk.status() == "bot"
     [notice] = desk.frames("v-tab", "notice")
     assert notice["code"] == "offline" and "Tue 09:00 (Asia/Shanghai)" in notice["text"]
     assert notice["nextOpenAt"] == int((desk.now + timedelta(hours=14)).timestamp() * 1000)
-    assert desk.frames("tab-a_1", "conversation.assigned") == []
+    assert notice["leaveMessage"] is True
+    assert desk.frames("v-tab", "conversation.status") == []
+    assert desk.events() == ["no_agents:visitor_request"]
+
+
+def test_outside_agent_hours_an_online_agent_with_room_still_takes_it(desk: Desk) -> None:
+    desk.configure(hours=AgentHours(timezone="Asia/Shanghai", weekly={"mon": ["09:00-18:00"]}))
+    desk.agent("a_1", "Alice")
+    desk.now = desk.now.replace(hour=11)  # Monday 19:00 in Shanghai
+    assigned = desk.handoff().request(desk.conversation(), "visitor_request")
+    assert assigned.status == "assigned" and assigned.assignee_id == "a_1"
 
 
 def test_chinese_visitors_get_chinese_notices(desk: Desk) -> None:

@@ -231,3 +231,45 @@ def test_each_format_library_is_imported_only_when_its_format_is_parsed() -> Non
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == ""
+
+
+def test_pdf_headings_set_larger_than_the_body_split_a_page_into_sections() -> None:
+    data = make_pdf(
+        [
+            [
+                "# Charging",
+                "Charge it with the USB-C cable.",
+                "A full charge takes 4.5 hours.",
+                "# Travel",
+                "Carry it on.",
+            ]
+        ]
+    )
+
+    document = parse_file("manual.pdf", data, max_bytes=LIMIT)
+
+    assert [(b.section, b.text) for b in document.blocks or []] == [
+        ("page 1 > Charging", "Charge it with the USB-C cable.\nA full charge takes 4.5 hours."),
+        ("page 1 > Travel", "Carry it on."),
+    ]
+
+
+def test_a_chinese_manual_is_cut_at_its_headings_and_its_wrapped_lines_are_joined() -> None:
+    data = (Path(__file__).parents[1] / "fixtures" / "knowledge" / "powerbank-manual-zh.pdf").read_bytes()
+
+    document = parse_file("powerbank-manual-zh.pdf", data, max_bytes=LIMIT)
+
+    sections = {block.section: block.text for block in document.blocks or []}
+    assert document.title == "小蓝充电宝 P20 使用说明书"
+    assert list(sections) == [
+        "page 1 > 小蓝充电宝 P20 使用说明书",
+        "page 1 > 一、产品参数",
+        "page 1 > 二、为充电宝充电",
+        "page 1 > 三、为手机等设备充电",
+        "page 1 > 四、电量指示灯",
+        "page 1 > 五、安全注意事项",
+        "page 1 > 六、保修",
+    ]
+    charging = sections["page 1 > 二、为充电宝充电"]
+    assert "充满一次大约需要4.5小时" in charging and "\n" not in charging  # "4.5小\n时" joined back
+    assert "两颗灯表示25%至50%" in sections["page 1 > 四、电量指示灯"]

@@ -7,7 +7,6 @@ import pytest
 
 from shared.chat.protocol import parse_client_frame
 from shared.errors import BadRequest, UnknownAction
-from shared.state.records import StoredMessage, answer_id_for
 from tests.unit.handoff_support import Desk
 
 
@@ -134,17 +133,7 @@ def test_typing_and_read_receipts_travel_both_ways(desk: Desk) -> None:
 
 def test_negative_feedback_hands_off_and_positive_does_not(desk: Desk) -> None:
     ack = say(desk, "How long does delivery take?", "cmid-0001")
-    answer_id = answer_id_for(ack["messageId"])
-    desk.store.add_answer(
-        StoredMessage(
-            conversation_id=ack["conversationId"],
-            message_id=answer_id,
-            tenant_id="t_1",
-            role="bot",
-            text="2-4 days",
-            created_at=2,
-        )
-    )
+    answer_id = desk.bot_answer(ack)
     desk.send("v-tab", action="feedback", messageId=answer_id, rating="up")
     assert desk.status(ack["conversationId"]) == "bot"
     desk.send("v-tab", action="feedback", messageId=answer_id, rating="down")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.knowledge.base import Document
+from shared.knowledge.base import Document, IndexResult, KnowledgeIndex, Passage, SearchHits
 from shared.knowledge.calibration import CalibrationRequest, calibrate, threshold_for_decline
 from shared.knowledge.config import RetrievalConfig
 from shared.knowledge.local_index import LocalHybridIndex
@@ -157,3 +157,34 @@ def test_calibrating_an_empty_knowledge_base_warns(tmp_path: Path) -> None:
 def test_documents_fixture_is_what_the_tests_assume() -> None:
     assert [d.id for d in DOCS] == ["returns", "shipping", "invoice"]
     assert isinstance(DOCS[0], Document)
+
+
+class FixedIndex(KnowledgeIndex):
+    """Returns the given passages for any query (unit-test fake)."""
+
+    def __init__(self, passages: list[Passage]) -> None:
+        self.passages = passages
+
+    def index(self, tenant_id: str, documents: list[Document]) -> IndexResult:
+        raise NotImplementedError
+
+    def search_hits(self, tenant_id: str, query: str, k: int, *, keyword_weight: float | None = None) -> SearchHits:
+        return SearchHits(passages=self.passages[:k], version="v1")
+
+    def delete_document(self, tenant_id: str, document_id: str) -> bool:
+        raise NotImplementedError
+
+    def version(self, tenant_id: str) -> str:
+        return "v1"
+
+
+def test_the_other_chunks_of_an_entry_that_clears_the_threshold_come_with_it() -> None:
+    def hit(document_id: str, score: float) -> Passage:
+        return Passage(document_id=document_id, title=document_id, text=f"{document_id} {score}", score=score)
+
+    fixed = FixedIndex([hit("shipping", 0.63), hit("tracking", 0.38), hit("shipping", 0.30), hit("returns", 0.2)])
+
+    outcome = KnowledgeService(fixed, default_threshold=0.5, default_k=4).search("acme", RetrievalConfig(), "q")
+
+    assert [(p.document_id, p.score) for p in outcome.passages] == [("shipping", 0.63), ("shipping", 0.30)]
+    assert outcome.best_score == 0.63 and outcome.matched

@@ -209,3 +209,44 @@ def test_the_key_changes_when_the_cited_passages_change() -> None:
 
     assert keyed(refund) == keyed(refund.model_copy(update={"score": 0.5}))  # scores do not matter
     assert keyed(refund) != keyed(rewritten) != keyed()
+
+
+class DecliningModel(Model):
+    """A model whose reply carried the no-answer marker: its usage says so once the pieces are read."""
+
+    def __call__(self) -> Iterator[str]:
+        self.asked += 1
+        usage = ModelUsage(provider="openai", model="m")
+
+        def pieces() -> Iterator[str]:
+            yield from self.pieces
+            usage.declined = True
+
+        return AnswerStream(pieces(), usage)
+
+
+def test_a_declined_answer_stays_declined_when_followed_or_reused_and_its_marker_is_never_shown() -> None:
+    cache = InMemoryAnswerCache(60)
+    leader = AnswerSource(cache, key(), DecliningModel(["Sorry, ", "I don't know."]))
+    follower = AnswerSource(cache, key(), Model(["unused"]))
+    for piece in leader.pieces:
+        leader.published(piece)
+    leader.finish("Sorry, I don't know.")
+    followed = "".join(follower.pieces)
+    reused = AnswerSource(cache, key(), Model(["unused"]))
+
+    assert (leader.origin, follower.origin, reused.origin) == ("model", "shared", "cache")
+    assert followed == "".join(reused.pieces) == "Sorry, I don't know."
+    assert leader.declined and follower.declined and reused.declined
+
+
+def test_an_answer_the_model_did_not_decline_is_not_declined_anywhere() -> None:
+    cache = InMemoryAnswerCache(60)
+    leader = AnswerSource(cache, key(), Model(["Two ", "days."]))
+    follower = AnswerSource(cache, key(), Model(["unused"]))
+    for piece in leader.pieces:
+        leader.published(piece)
+    leader.finish("Two days.")
+    "".join(follower.pieces)
+
+    assert not leader.declined and not follower.declined and not AnswerSource(cache, key(), Model([])).declined

@@ -12,7 +12,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 
 from shared.errors import UpstreamError
 from shared.knowledge.base import Passage
-from shared.model.base import Answer, Turn
+from shared.model.base import Answer, AnswerStream, Turn
 from shared.model.chat_model import NO_PASSAGES, LangChainAnswerModel, build_messages, system_prompt
 from shared.model.openai_compatible import ModelServerError
 
@@ -317,3 +317,77 @@ def test_the_stream_reports_the_tokens_the_chat_model_counted() -> None:
         42,
         1,
     )
+
+
+# --- one source per document; the model's no-answer marker ---
+
+
+def test_plan_merges_chunks_of_one_document_into_one_numbered_passage() -> None:
+    model = LangChainAnswerModel(FakeChatModel(pieces=[]), min_answer_score=0.3, max_passages=4)
+    start = passage("shipping", 0.6, text="We ship every day. Standard delivery takes 2 to 4 working days.")
+    end = passage("shipping", 0.7, text="Standard delivery takes 2 to 4 working days. Bulky items take 10 days.")
+    other = passage("returns", 0.5, text="Return within 30 days.")
+
+    answer = model.plan("how long?", [start, other, end])
+
+    assert [p.document_id for p in answer.citations] == ["shipping", "returns"]
+    assert answer.citations[0].score == 0.7
+    assert answer.citations[0].text == (
+        "We ship every day. Standard delivery takes 2 to 4 working days. Bulky items take 10 days."
+    )
+    prompt = user_prompt(build_messages("how long?", answer.citations, []))
+    assert prompt.count("<passage id=") == 2 and prompt.count("Standard delivery") == 1
+
+
+def test_chunks_that_do_not_overlap_are_both_kept() -> None:
+    model = LangChainAnswerModel(FakeChatModel(pieces=[]), min_answer_score=0.3, max_passages=4)
+
+    [merged] = model.plan(
+        "q", [passage("a", 0.9, text="First part."), passage("a", 0.8, text="Second part.")]
+    ).citations
+
+    assert merged.text == "First part.\n…\nSecond part."
+
+
+def test_the_prompt_asks_for_the_no_answer_marker() -> None:
+    assert "begin your reply with the word NO_ANSWER" in system_prompt()
+
+
+def test_a_reply_beginning_with_the_marker_is_shown_without_it_and_reported_as_declined() -> None:
+    chat = FakeChatModel(pieces=["NO_", "ANSWER\n", "Sorry, the manual ", "does not say."])
+    model = LangChainAnswerModel(chat, min_answer_score=0.3, max_passages=4)
+
+    stream = model.stream("Can I charge it wirelessly?", model.plan("q", [passage("a", 0.9)]), history=[])
+    text = "".join(stream)
+
+    assert text == "Sorry, the manual does not say."
+    assert isinstance(stream, AnswerStream) and stream.usage.declined
+
+
+def test_a_reply_without_the_marker_is_not_declined() -> None:
+    model = LangChainAnswerModel(FakeChatModel(pieces=["Open ", "Settings [1]."]), min_answer_score=0.3, max_passages=4)
+
+    stream = model.stream("reset?", model.plan("reset?", [passage("a", 0.9)]), history=[])
+
+    assert "".join(stream) == "Open Settings [1]." and isinstance(stream, AnswerStream)
+    assert not stream.usage.declined
+
+
+@pytest.mark.parametrize(("question", "expected"), [("Can I pay in bitcoin?", "Sorry"), ("可以用比特币吗？", "抱歉")])
+def test_a_reply_that_is_only_the_marker_gets_the_not_found_text(question: str, expected: str) -> None:
+    model = LangChainAnswerModel(FakeChatModel(pieces=["NO_ANSWER"]), min_answer_score=0.3, max_passages=4)
+
+    stream = model.stream(question, Answer(citations=[]), history=[])
+
+    assert "".join(stream).startswith(expected) and isinstance(stream, AnswerStream) and stream.usage.declined
+
+
+def test_plan_keeps_the_chunks_of_an_entry_over_the_threshold_but_no_other_entry_under_it() -> None:
+    model = LangChainAnswerModel(FakeChatModel(pieces=[]), min_answer_score=0.4, max_passages=4)
+    best = passage("shipping", 0.7, text="Bulky items take 10 days.")
+    sibling = passage("shipping", 0.3, text="Standard delivery takes 2 to 4 working days.")
+
+    answer = model.plan("how long?", [best, passage("returns", 0.35), sibling])
+
+    assert [p.document_id for p in answer.citations] == ["shipping"]
+    assert "2 to 4 working days" in answer.citations[0].text

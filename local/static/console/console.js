@@ -17,6 +17,7 @@ const state = {
   me: null, // AgentPresence
   queue: [],
   mine: [],
+  tickets: [], // open left messages (TicketOut), oldest first
   team: [],
   canned: [],
   conversations: {}, // id -> summary (queue, mine, or opened)
@@ -196,6 +197,7 @@ function handle(frame) {
       state.team = frame.agents;
       state.canned = frame.cannedReplies;
       [...frame.queue, ...frame.mine].forEach(upsert);
+      setTickets(frame.tickets || []);
       $("me-name").textContent = frame.agent.name;
       $("presence").value = frame.agent.presence === "away" ? "away" : "online";
       renderCanned();
@@ -207,6 +209,17 @@ function handle(frame) {
       if (arrived.length) alerts.notify(`Waiting for a person: ${arrived[0].preview || visitorName(arrived[0])}`);
       state.queue = frame.queue;
       frame.queue.forEach(upsert);
+      renderAll();
+      break;
+    }
+    case "tickets.updated": {
+      const known = new Set(state.tickets.map((t) => t.conversationId));
+      const arrived = frame.tickets.filter((t) => !known.has(t.conversationId));
+      if (arrived.length) {
+        toast(`A visitor left a message: ${arrived[0].contact}`);
+        alerts.notify(`A visitor left a message: ${arrived[0].text || arrived[0].contact}`);
+      }
+      setTickets(frame.tickets);
       renderAll();
       break;
     }
@@ -369,6 +382,54 @@ function visitorName(c) {
   return `Visitor ${c.visitor.visitorId.slice(-6)}`;
 }
 
+// A left message belongs to a conversation the agent may never have listed: a minimal summary lets
+// them open it (its history brings the full one).
+function setTickets(tickets) {
+  state.tickets = tickets;
+  for (const t of tickets) {
+    if (!state.conversations[t.conversationId]) {
+      upsert({ conversationId: t.conversationId, status: "bot", visitor: t.visitor, updatedAt: t.createdAt, preview: t.text });
+    }
+  }
+}
+
+function openTicket(conversationId) {
+  return state.tickets.find((t) => t.conversationId === conversationId) || null;
+}
+
+function renderTickets() {
+  const ul = $("tickets");
+  ul.replaceChildren();
+  $("tickets-count").textContent = state.tickets.length;
+  if (!state.tickets.length) {
+    const li = document.createElement("li");
+    li.className = "empty-row";
+    li.textContent = "No left messages.";
+    ul.append(li);
+    return;
+  }
+  for (const t of state.tickets) {
+    const li = document.createElement("li");
+    li.dataset.ticket = t.conversationId;
+    li.className = state.selected === t.conversationId ? "selected" : "";
+    const name = document.createElement("span");
+    name.className = "name";
+    name.textContent = `${t.name || visitorName({ visitor: t.visitor })} · ${t.visitor.language || "?"}`;
+    const when = document.createElement("span");
+    when.className = "when";
+    when.textContent = new Date(t.createdAt).toLocaleString();
+    const contact = document.createElement("span");
+    contact.className = "contact";
+    contact.textContent = t.contact;
+    const text = document.createElement("span");
+    text.className = "preview";
+    text.textContent = t.text || "";
+    li.append(name, when, contact, text);
+    li.addEventListener("click", () => select(t.conversationId));
+    ul.append(li);
+  }
+}
+
 function renderAll() {
   renderLists();
   renderTeam();
@@ -380,6 +441,7 @@ function renderLists() {
   renderList($("mine"), state.mine, "No conversations assigned to you.", false);
   $("queue-count").textContent = state.queue.length;
   $("mine-count").textContent = state.mine.length;
+  renderTickets();
   renderTitle();
 }
 
@@ -564,6 +626,11 @@ function renderDetails() {
     ["Reason", c.reason ? c.reason.replace("_", " ") : "—"],
     ["Waiting since", c.waitingSince ? new Date(c.waitingSince).toLocaleTimeString() : "—"],
   ];
+  const ticket = openTicket(c.conversationId);
+  if (ticket) {
+    rows.push(["Left message", ticket.text || "—"], ["Contact", ticket.contact]);
+    if (ticket.name) rows.push(["Name", ticket.name]);
+  }
   for (const [name, value] of rows) {
     const dt = document.createElement("dt");
     dt.textContent = name;
@@ -585,6 +652,7 @@ function renderDetails() {
   $("transfer-box").hidden = !mine;
   $("resolve").hidden = !(mine || c.status === "queued");
   $("return-to-bot").hidden = !(mine || c.status === "queued");
+  $("close-ticket").hidden = !ticket;
   const target = $("transfer-to");
   const current = target.value;
   target.replaceChildren();
@@ -684,6 +752,7 @@ $("canned").addEventListener("change", () => {
 $("accept").addEventListener("click", () => send({ action: "accept", conversationId: state.selected }));
 $("resolve").addEventListener("click", () => send({ action: "resolve", conversationId: state.selected }));
 $("return-to-bot").addEventListener("click", () => send({ action: "returnToBot", conversationId: state.selected }));
+$("close-ticket").addEventListener("click", () => send({ action: "closeTicket", conversationId: state.selected }));
 $("transfer").addEventListener("click", () => {
   const to = $("transfer-to").value;
   if (to) send({ action: "transfer", conversationId: state.selected, agentId: to });
@@ -694,6 +763,9 @@ document.addEventListener("visibilitychange", reportRead);
 setInterval(() => {
   for (const el of document.querySelectorAll(".wait[data-since]")) el.textContent = formatWait(Number(el.dataset.since));
 }, 1000);
+
+// "Still here": keeps the connection from idling out and lets the server tell visitors who wait too long.
+setInterval(() => send({ action: "heartbeat" }), 60_000);
 
 (async () => {
   $("login-ws").value = await defaultWsUrl();

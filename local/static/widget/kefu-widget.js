@@ -45,6 +45,11 @@
       greeting: "Hi! Ask me about orders, shipping, returns or payment. A person can take over any time.",
       failed: "Not sent: {message}",
       agent: "Agent",
+      leaveTitle: "Leave your contact details",
+      leaveName: "Your name (optional)",
+      leaveContact: "E-mail or phone",
+      leaveText: "Your message (optional)",
+      leaveSend: "Send",
     },
     zh: {
       title: "在线客服",
@@ -69,6 +74,11 @@
       greeting: "您好！订单、配送、退换货、付款等问题都可以问我，也可以随时转人工客服。",
       failed: "发送失败：{message}",
       agent: "客服",
+      leaveTitle: "留下您的联系方式",
+      leaveName: "您的称呼（选填）",
+      leaveContact: "邮箱或手机号",
+      leaveText: "留言内容（选填）",
+      leaveSend: "提交",
     },
   }[lang];
   function t(key, values) {
@@ -153,6 +163,7 @@
     ".sources{margin:8px 0 0;padding:6px 0 0 18px;border-top:1px dashed #d6dae4;font-size:12px;white-space:normal}" +
     ".sources-label{font-size:11px;color:#5a6475;margin-top:6px}" +
     ".sources a{color:" + color + "}" +
+    ".cite{font-size:.8em;vertical-align:super;line-height:0;text-decoration:none;color:" + color + "}" +
     ".rate{margin-top:6px;display:flex;gap:6px;align-items:center;font-size:12px;color:#5a6475}" +
     ".rate button{border:1px solid #d6dae4;background:#fff;color:#5a6475;border-radius:12px;padding:2px 8px;cursor:pointer;display:flex;align-items:center}" +
     ".rate button.chosen{color:" + color + "}" +
@@ -164,9 +175,13 @@
     ".actions{padding:6px 10px 0;display:flex;justify-content:flex-start}" +
     ".human{border:1px solid " + color + ";color:" + color + ";background:#fff;border-radius:14px;padding:4px 12px;cursor:pointer;font-size:12px;display:flex;align-items:center;gap:5px}" +
     ".human:disabled{opacity:.5;cursor:default}" +
-    "form{display:flex;gap:8px;padding:10px;border-top:1px solid #e3e6ee}" +
-    "textarea{flex:1;resize:none;border:1px solid #cfd5e1;border-radius:10px;padding:8px 10px;font-size:14px;line-height:1.4;max-height:120px}" +
-    "form button{border:0;border-radius:10px;background:" + color + ";color:#fff;padding:0 14px;cursor:pointer;font-size:14px}" +
+    ".leave{align-self:stretch;background:#fff;border:1px solid #e3e6ee;border-radius:12px;padding:10px;display:flex;flex-direction:column;gap:6px}" +
+    ".leave .leave-title{font-size:13px;font-weight:600}" +
+    ".leave input,.leave textarea{border:1px solid #cfd5e1;border-radius:8px;padding:6px 8px;font-size:13px;max-height:none}" +
+    ".leave button{align-self:flex-end;border:0;border-radius:8px;background:" + color + ";color:#fff;padding:5px 14px;cursor:pointer;font-size:13px}" +
+    "form.compose{display:flex;gap:8px;padding:10px;border-top:1px solid #e3e6ee}" +
+    ".compose textarea{flex:1;resize:none;border:1px solid #cfd5e1;border-radius:10px;padding:8px 10px;font-size:14px;line-height:1.4;max-height:120px}" +
+    "form.compose button{border:0;border-radius:10px;background:" + color + ";color:#fff;padding:0 14px;cursor:pointer;font-size:14px}" +
     "form button:disabled{opacity:.5;cursor:default}" +
     "</style>" +
     '<button class="bubble" type="button"><svg viewBox="0 0 24 24" fill="currentColor" aria-hidden="true">' +
@@ -179,14 +194,14 @@
     '<div class="log" aria-live="polite"></div>' +
     '<div class="typing" hidden></div>' +
     '<div class="actions"><button class="human" type="button"></button></div>' +
-    '<form><textarea rows="1"></textarea><button class="send" type="submit"></button></form>' +
+    '<form class="compose"><textarea rows="1"></textarea><button class="send" type="submit"></button></form>' +
     "</section>";
   function $(selector) {
     return root.querySelector(selector);
   }
   var bubble = $(".bubble"), badge = $(".badge"), panel = $(".panel"), log = $(".log");
   var subtitle = $(".subtitle"), conn = $(".conn"), typingLine = $(".typing"), humanButton = $(".human");
-  var input = $("textarea"), sendButton = $(".send");
+  var input = $(".compose textarea"), sendButton = $(".send");
   $(".title").textContent = data.title || TEXT.title;
   bubble.setAttribute("aria-label", TEXT.open);
   $(".close").setAttribute("aria-label", TEXT.close);
@@ -286,6 +301,44 @@
     el.textContent = text;
     return place(el, id, before);
   }
+  // Nobody can chat now (or the wait is long): a small form for contact details and a message, sent
+  // as leaveMessage and kept by the tenant as a ticket for its agents. One form at a time.
+  function leaveForm() {
+    var old = root.querySelector(".leave");
+    if (old) old.remove();
+    var form = document.createElement("form");
+    form.className = "leave";
+    var title = document.createElement("div");
+    title.className = "leave-title";
+    title.textContent = TEXT.leaveTitle;
+    form.appendChild(title);
+    var fields = {};
+    [["name", "input", TEXT.leaveName, 100], ["contact", "input", TEXT.leaveContact, 200], ["text", "textarea", TEXT.leaveText, 2000]]
+      .forEach(function (spec) {
+        var field = document.createElement(spec[1]);
+        field.name = spec[0];
+        field.placeholder = spec[2];
+        field.maxLength = spec[3];
+        if (spec[0] === "contact") { field.required = true; field.minLength = 3; }
+        if (spec[1] === "textarea") field.rows = 2;
+        fields[spec[0]] = field;
+        form.appendChild(field);
+      });
+    var submit = document.createElement("button");
+    submit.type = "submit";
+    submit.textContent = TEXT.leaveSend;
+    form.appendChild(submit);
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      event.stopPropagation();
+      var frame = { action: "leaveMessage", contact: fields.contact.value.trim() };
+      if (fields.name.value.trim()) frame.name = fields.name.value.trim();
+      if (fields.text.value.trim()) frame.text = fields.text.value.trim();
+      if (conversationId) frame.conversationId = conversationId;
+      if (send(frame)) submit.disabled = true;
+    });
+    return place(form, null);
+  }
   function citations(el, list) {
     if (!list || !list.length) return;
     var label = document.createElement("div");
@@ -328,10 +381,40 @@
     });
     el.appendChild(row);
   }
+  // "[2]" in an answer names its second source: a link to it (a label when it has no web address).
+  // Markers naming no source (an answer that found none) are dropped rather than shown as text.
+  var MARKER = /(\s?)\[(\d{1,2}(?:\s*[,，、]\s*\d{1,2})*)\]/g;
+  function answerText(target, text, list) {
+    target.textContent = "";
+    var at = 0;
+    text.replace(MARKER, function (whole, space, numbers, offset) {
+      target.appendChild(document.createTextNode(text.slice(at, offset)));
+      at = offset + whole.length;
+      var cited = numbers.split(/\s*[,，、]\s*/).map(function (n) { return (list || [])[Number(n) - 1] && Number(n); })
+        .filter(Boolean);
+      if (!cited.length) return whole;
+      target.appendChild(document.createTextNode(space));
+      cited.forEach(function (n) {
+        var c = list[n - 1];
+        var ref = document.createElement(c.url && /^https?:\/\//i.test(c.url) ? "a" : "span");
+        if (ref.tagName === "A") {
+          ref.href = c.url;
+          ref.target = "_blank";
+          ref.rel = "noopener noreferrer";
+        }
+        ref.className = "cite";
+        ref.title = c.title;
+        ref.textContent = "[" + n + "]";
+        target.appendChild(ref);
+      });
+      return whole;
+    });
+    target.appendChild(document.createTextNode(text.slice(at)));
+  }
   function botAnswer(id, text, list, feedback, before) {
     var el = rendered[id] || element("bot", "");
     el.classList.remove("streaming");
-    el.querySelector(".text").textContent = text;
+    answerText(el.querySelector(".text"), text, list);
     if (!el.querySelector(".sources")) citations(el, list);
     if (!el.querySelector(".rate")) rating(el, id, feedback);
     if (!rendered[id]) place(el, id, before);
@@ -502,12 +585,18 @@
       case "notice": {
         if (frame.agent) agentName = frame.agent.name;
         notice(frame.text);
+        if (frame.leaveMessage) leaveForm();
+        if (frame.code === "message_left") {
+          var form = root.querySelector(".leave");
+          if (form) form.remove();
+        }
         renderStatus();
         countUnread();
         break;
       }
       case "agent.joined": {
         agentName = frame.agent.name;
+        if (root.querySelector(".leave")) root.querySelector(".leave").remove();
         notice(t("joined", { name: frame.agent.name }));
         renderStatus();
         break;
@@ -574,6 +663,8 @@
           if (again) setTimeout(function () { send(again); }, 1000);
           break;
         }
+        var leaving = root.querySelector(".leave button");
+        if (leaving) leaving.disabled = false;
         if (failed) {
           failed.classList.add("failed");
           outbox = outbox.filter(function (f) { return f.clientMessageId !== frame.clientMessageId; });
@@ -606,7 +697,7 @@
     if (conversationId) frame.conversationId = conversationId;
     send(frame);
   });
-  $("form").addEventListener("submit", function (event) {
+  $("form.compose").addEventListener("submit", function (event) {
     event.preventDefault();
     var text = input.value.trim();
     if (!text) return;
@@ -625,7 +716,7 @@
   input.addEventListener("keydown", function (event) {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
-      $("form").requestSubmit();
+      $("form.compose").requestSubmit();
     }
   });
   input.addEventListener("input", function () {
