@@ -174,8 +174,14 @@ class MotoSnapshots:
         after their visibility timeout."""
         if not self.path.exists():
             return False
-        with self.path.open("rb") as file:
-            state = pickle.load(file)  # noqa: S301 - our own file, in the state directory
+        try:
+            with self.path.open("rb") as file:
+                state = pickle.load(file)  # noqa: S301 - our own file, in the state directory
+        except Exception:  # e.g. written by another moto version: keep it aside, start empty
+            aside = self.path.with_name(self.path.name + ".unreadable")
+            self.path.replace(aside)
+            logging.getLogger("kefu.local.moto").exception("cannot restore %s (kept as %s)", self.path, aside)
+            return False
         backends = self._backends()
         for service, accounts in state.items():
             for account, regions in accounts.items():
