@@ -399,7 +399,7 @@ def check_outcomes(stack: FaultStack, result: FaultResult, bound_seconds: float)
 async def ask_again_healthy(stack: FaultStack, result: FaultResult, bound_seconds: float) -> FaultResult:
     """Questions that got a cut answer, asked again once the model is healthy, by new visitors: each
     must get the whole answer (a cut answer in the answer cache would come back here)."""
-    cut = [m for m in result.sent if m.terminals and m.terminals[0][0] != "complete"]
+    cut = [m for m in result.sent if not m.terminals or m.terminals[0][0] != "complete"]
     again = FaultResult(f"{result.name} (asked again)", [])
     for index, message in enumerate(cut[:8]):
         visitor = Visitor(stack, f"v-again-{index}-{uuid.uuid4().hex[:12]}", bound_seconds)
