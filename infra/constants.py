@@ -21,8 +21,8 @@ FunctionName = Literal["connect", "message", "retrieve", "generate", "admin"]
 FUNCTIONS: Final[tuple[FunctionName, ...]] = ("connect", "message", "retrieve", "generate", "admin")
 
 # --- DynamoDB (keys must match shared/state/models.py) ---
-TableName = Literal["tenants", "connections", "conversations", "messages", "agents"]
-TABLES: Final[tuple[TableName, ...]] = ("tenants", "connections", "conversations", "messages", "agents")
+TableName = Literal["tenants", "connections", "conversations", "messages", "agents", "limits"]
+TABLES: Final[tuple[TableName, ...]] = ("tenants", "connections", "conversations", "messages", "agents", "limits")
 TTL_ATTRIBUTE: Final = "expires_at"
 CONVERSATION_INDEX: Final = "conversation-index"  # on connections
 TENANT_INDEX: Final = "tenant-index"  # on conversations and agents

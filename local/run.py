@@ -190,6 +190,8 @@ class LocalStack:
             "KEFU_KNOWLEDGE_DIR": str(self.state_dir / "knowledge"),
             # The key of the last run, so scripts and bookmarks keep working across restarts.
             "KEFU_ADMIN_KEY": previous_run(self.state_dir).get("admin_key") or "ak_" + secrets.token_urlsafe(24),
+            # A local model server (Ollama, vLLM) usually listens on localhost; in AWS this stays off.
+            "KEFU_MODEL_ENDPOINT_ALLOW_LOOPBACK": "true",
             # Quiet, single-process defaults for Powertools; real Lambda keeps its own.
             "POWERTOOLS_METRICS_DISABLED": "true",
             "POWERTOOLS_LOG_LEVEL": "WARNING",
@@ -230,12 +232,13 @@ class LocalStack:
 def web_app(admin_app: Any, page_values: dict[str, str]) -> Any:
     """The admin API plus the widget, the agent console and a demo shop page that embeds the widget.
 
-    ``/widget/`` and ``/console/`` are the same static files a deployment uploads (infra/); ``/demo``
-    fills the one ``<script>`` tag a site adds with this run's tenant, widget key and WebSocket URL.
+    ``/widget/`` and ``/console/`` are the same static files a deployment uploads (infra/), with
+    ``/console/config.json`` (this run's WebSocket URL) as the deployment writes it; ``/demo`` fills
+    the one ``<script>`` tag a site adds with this run's tenant, widget key and WebSocket URL.
     """
     from starlette.applications import Starlette
     from starlette.requests import Request
-    from starlette.responses import HTMLResponse
+    from starlette.responses import HTMLResponse, JSONResponse
     from starlette.routing import Mount, Route
     from starlette.staticfiles import StaticFiles
 
@@ -247,9 +250,13 @@ def web_app(admin_app: Any, page_values: dict[str, str]) -> Any:
             page = page.replace(f"__{name}__", html.escape(value, quote=True))
         return HTMLResponse(page)
 
+    async def console_config(request: Request) -> JSONResponse:
+        return JSONResponse({"wsUrl": page_values["WS_URL"]}, headers={"Cache-Control": "no-store"})
+
     return Starlette(
         routes=[
             Route("/demo", demo, methods=["GET"]),
+            Route("/console/config.json", console_config, methods=["GET"]),
             Mount("/widget", app=StaticFiles(directory=STATIC / "widget"), name="widget"),
             Mount("/console", app=StaticFiles(directory=STATIC / "console", html=True), name="console"),
             Mount("/", app=admin_app),
@@ -348,7 +355,7 @@ async def serve(stack: LocalStack, seed: bool, previous: dict[str, Any] | None =
             info["chat_url"] = f"{emulator.http_url}/chat?{query}"
             page_values.update(TENANT=demo["tenant_id"], WIDGET_KEY=demo["widget_key"], WS_URL=emulator.ws_url)
             info["demo_url"] = f"{emulator.http_url}/demo"
-            info["console_url"] = f"{emulator.http_url}/console/?{httpx.QueryParams(ws_url=emulator.ws_url)}"
+            info["console_url"] = f"{emulator.http_url}/console/"
         if stack.moto is not None:
             await asyncio.to_thread(stack.moto.snapshot)  # what was just seeded survives even a kill -9
         write_local_json(stack.state_dir, info)

@@ -2,7 +2,7 @@
 
     kefu ingest PATH... --tenant T      upload files (directories: every supported file inside)
     kefu search "question" --tenant T   the bot's retrieval for a question (the recall test)
-    kefu calibrate --tenant T           set the tenant's "no good answer" threshold
+    kefu calibrate --tenant T           show / move the "no good answer" threshold (set on every upload)
 
 Where the admin API is: --admin-url/--admin-key, else KEFU_ADMIN_URL/KEFU_ADMIN_KEY, else
 ``.kefu/local.json`` (written by ``make run``). Files are uploaded one per request (API Gateway and
@@ -167,7 +167,9 @@ def search(args: argparse.Namespace, target: AdminTarget, out: TextIO, err: Text
 
 
 def calibrate(args: argparse.Namespace, target: AdminTarget, out: TextIO, err: TextIO) -> int:
-    body: dict[str, Any] = {"targetDecline": args.target_decline, "apply": not args.dry_run}
+    body: dict[str, Any] = {"apply": not args.dry_run}
+    if args.target_decline is not None:
+        body["targetDecline"] = args.target_decline
     if args.off_topic:
         body["offTopic"] = [
             line.strip() for line in Path(args.off_topic).read_text("utf-8").splitlines() if line.strip()
@@ -186,13 +188,53 @@ def calibrate(args: argparse.Namespace, target: AdminTarget, out: TextIO, err: T
         f"{report['offTopicDeclineRate']:.0%} of {report['offTopicQuestions']} off-topic questions",
         file=out,
     )
+    if report.get("nearMissDeclineRate") is not None:
+        print(
+            f"  of which {report['nearMissQuestions']} near misses made from the knowledge's own words: "
+            f"{report['nearMissDeclineRate']:.0%} declined",
+            file=out,
+        )
     if report.get("inScopeAnswerRate") is not None:
         print(
             f"still answers {report['inScopeAnswerRate']:.0%} of {report['inScopeQuestions']} in-scope questions",
             file=out,
         )
+    if report.get("paraphraseAnswerRate") is not None:
+        print(f"  and {report['paraphraseAnswerRate']:.0%} of them reworded", file=out)
+    points = [p for p in report.get("tradeoff", []) if p.get("paraphraseAnswerRate") is not None]
+    if points:
+        print(
+            "trade-off (--target-decline): "
+            + ", ".join(
+                f"{p['targetDecline']:.0%} declined -> threshold {p['threshold']:.3f}, "
+                f"{p['paraphraseAnswerRate']:.0%} reworded answered"
+                for p in points
+            ),
+            file=out,
+        )
     for warning in report.get("warnings", []):
         print(f"warning: {warning}", file=out)
+    return EXIT_OK
+
+
+def dead_letters(args: argparse.Namespace, target: AdminTarget, out: TextIO, err: TextIO) -> int:
+    with _client(target, args.timeout) as client:
+        if args.redrive:
+            response = client.post("/v1/dead-letters/redrive", params={"limit": args.limit})
+        else:
+            response = client.get("/v1/dead-letters", params={"limit": args.limit})
+    if response.status_code != 200:
+        print(_error_message(response), file=err)
+        return EXIT_FAILED
+    body = response.json()
+    if args.redrive:
+        print(f"sent {body['redriven']} job(s) back to the generate queue", file=out)
+    else:
+        print(f"{body['count']} job(s) in the dead-letter queue", file=out)
+    for job in body["jobs"]:
+        where = f"{job.get('tenantId')}/{job.get('conversationId')}/{job.get('messageId')}"
+        tries = f" after {job['receiveCount']} tries" if job.get("receiveCount") else ""
+        print(f"  {where}{tries}: {job.get('textPreview') or job.get('problem') or ''}", file=out)
     return EXIT_OK
 
 
@@ -217,11 +259,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     calibrate_cmd = commands.add_parser("calibrate", help='set the "no good answer" threshold')
     calibrate_cmd.add_argument("--tenant", required=True)
-    calibrate_cmd.add_argument("--target-decline", type=float, default=0.9)
+    calibrate_cmd.add_argument(
+        "--target-decline",
+        type=float,
+        help="share of off-topic questions to decline (0.5-0.99; kept for later uploads; default: the "
+        "tenant's last choice, else 0.9)",
+    )
     calibrate_cmd.add_argument("--off-topic", help="file: questions to decline, one per line")
     calibrate_cmd.add_argument("--in-scope", help="file: questions to answer, one per line")
     calibrate_cmd.add_argument("--dry-run", action="store_true", help="measure only")
     calibrate_cmd.set_defaults(run=calibrate)
+
+    dead_cmd = commands.add_parser("dead-letters", help="jobs the generate function could not settle")
+    dead_cmd.add_argument("--redrive", action="store_true", help="send them back to the generate queue")
+    dead_cmd.add_argument("--limit", type=int, default=20, help="at most this many (1-100, default 20)")
+    dead_cmd.set_defaults(run=dead_letters)
     return parser
 
 

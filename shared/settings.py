@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     conversations_table: str = "kefu-conversations"
     messages_table: str = "kefu-messages"
     agents_table: str = "kefu-agents"
+    limits_table: str = "kefu-limits"
     # None: run without the Redis cache (DynamoDB alone still answers everything).
     redis_url: str | None = None
     redis_timeout_seconds: float = 0.25
@@ -42,6 +43,15 @@ class Settings(BaseSettings):
     # --- Message intake and generation hand-off ---
     generate_queue_url: str = ""
     max_message_chars: int = 8192
+    # Limits on visitors' frames, checked before anything is stored (docs/protocol.md "Limits";
+    # counters in Redis, else per container). 0 turns one off.
+    rate_connection_frames_per_10s: int = Field(default=30, ge=0)
+    rate_visitor_messages_per_minute: int = Field(default=20, ge=0)
+    rate_visitor_characters_per_minute: int = Field(default=20_000, ge=0)
+    rate_visitor_handoffs_per_10_minutes: int = Field(default=5, ge=0)
+    rate_tenant_messages_per_minute: int = Field(default=1200, ge=0)
+    rate_address_messages_per_minute: int = Field(default=120, ge=0)
+    rate_address_handoffs_per_10_minutes: int = Field(default=10, ge=0)
     retrieve_function: str = "kefu-retrieve"
 
     # --- Knowledge ---
@@ -56,6 +66,16 @@ class Settings(BaseSettings):
     # Uploads (admin API multipart and the CLI): per-file limit, and at most this many files per call.
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
     max_upload_files: int = Field(default=50, ge=1)
+    # Parsing one uploaded file (shared/ingest/limits.py): .docx/.xlsx zip checks before opening,
+    # then a child process with a deadline and extra address space (0: no memory limit).
+    ingest_max_zip_entries: int = Field(default=2000, ge=1)
+    ingest_max_unpacked_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    ingest_max_compression_ratio: float = Field(default=100.0, gt=1)
+    ingest_parse_seconds: float = Field(default=20.0, gt=0)
+    # All the files of one upload request together (the admin function's timeout is 30 s).
+    ingest_request_seconds: float = Field(default=20.0, gt=0)
+    ingest_parse_memory_mb: int = Field(default=768, ge=0)
+    ingest_isolated: bool = True
 
     # --- Embeddings: use (local multilingual USE, default) | bedrock | openai (OpenAI-compatible
     # /v1/embeddings: TEI, vLLM, Ollama, ...) ---
@@ -103,16 +123,31 @@ class Settings(BaseSettings):
     llm_payload_format: Literal["messages", "generate"] = "messages"  # sagemaker
     # Fallback targets tried in order (JSON list of ModelTarget objects, camelCase as in the admin API).
     llm_fallbacks: list[dict[str, Any]] = Field(default_factory=list)
-    # Non-streaming calls: the whole request. Streams use llm_first_token_timeout_seconds per read.
+    # Non-streaming calls: the whole request.
     llm_timeout_seconds: float = 60.0
+    # Deadlines of each model target (a tenant's target may set its own, shared/model/config.py):
+    # connecting; the first text of one attempt; silence between pieces once the answer streams.
     llm_connect_timeout_seconds: float = Field(default=3.0, gt=0)
-    # No first token (or a silence between chunks) this long: the attempt failed (retry, then fallback).
-    llm_first_token_timeout_seconds: float = Field(default=15.0, gt=0)
+    llm_first_token_timeout_seconds: float = Field(default=10.0, gt=0)
+    llm_between_tokens_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Everything before the first text (attempts, retries, fallbacks) within this: then the visitor
+    # gets the tenant's fallback or an `error` frame `model_unavailable`. Whole answers within
+    # llm_answer_timeout_seconds (then cut: `answer.end` with complete=false). Both together stay
+    # well inside the generate function's timeout (infra/constructs/functions.py; tested).
+    llm_first_token_budget_seconds: float = Field(default=15.0, gt=0, le=30)
+    llm_answer_timeout_seconds: float = Field(default=60.0, gt=0, le=600)
+    # What a visitor gets when no model answers in time: "error" (an `error` frame
+    # `model_unavailable` with a retry) or "extractive" (the best-matching passage, quoted).
+    llm_on_unavailable: Literal["error", "extractive"] = "error"
     llm_max_retries: int = Field(default=1, ge=0, le=3)
     # Circuit breaker per model target (per warm container): open after this many failures in a
     # row, for this long, then let one attempt through.
     llm_breaker_failures: int = Field(default=3, ge=1)
     llm_breaker_cooldown_seconds: float = Field(default=30.0, gt=0)
+    # HTTP model endpoints (tenants' and the deployment's) may reach loopback addresses: only for
+    # local runs (`make run` sets it: Ollama on localhost). Link-local, multicast, unspecified and
+    # reserved addresses are never reachable (shared/model/endpoint_guard.py).
+    model_endpoint_allow_loopback: bool = False
     # Endpoints of sagemaker-runtime / secretsmanager; None: the regional endpoint.
     sagemaker_endpoint: str | None = None
     secretsmanager_endpoint: str | None = None

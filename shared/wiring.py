@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING
 from shared.settings import get_settings
 
 if TYPE_CHECKING:
+    from shared.chat.dead_letters import DeadLetters
     from shared.chat.jobs import GenerationQueue
+    from shared.chat.rate_limits import ChatLimits, RateLimiter
     from shared.chat.retriever import Retriever
     from shared.knowledge.base import KnowledgeIndex
     from shared.model.answer_cache import AnswerCache
@@ -41,6 +43,37 @@ def context_cache() -> ContextCache:
     )
 
 
+@lru_cache(maxsize=1)
+def rate_limiter() -> RateLimiter:
+    from shared.chat.rate_limits import DynamoRateLimiter, RedisRateLimiter
+    from shared.state.models import bind_models
+
+    settings = get_settings()
+    bind_models(settings)
+    shared_counters = DynamoRateLimiter()
+    if not settings.redis_url:
+        return shared_counters
+    return RedisRateLimiter.from_url(settings.redis_url, settings.redis_timeout_seconds, fallback=shared_counters)
+
+
+def chat_limits() -> ChatLimits:
+    from shared.chat.rate_limits import ChatLimits, Limit
+
+    settings = get_settings()
+    defaults = ChatLimits()
+    return ChatLimits(
+        connection_frames=Limit(defaults.connection_frames.what, settings.rate_connection_frames_per_10s, 10),
+        visitor_questions=Limit(defaults.visitor_questions.what, settings.rate_visitor_messages_per_minute, 60),
+        visitor_characters=Limit(defaults.visitor_characters.what, settings.rate_visitor_characters_per_minute, 60),
+        visitor_handoffs=Limit(defaults.visitor_handoffs.what, settings.rate_visitor_handoffs_per_10_minutes, 600),
+        tenant_questions=Limit(defaults.tenant_questions.what, settings.rate_tenant_messages_per_minute, 60),
+        address_questions=Limit(defaults.address_questions.what, settings.rate_address_messages_per_minute, 60),
+        address_handoffs=Limit(
+            defaults.address_handoffs.what, settings.rate_address_handoffs_per_10_minutes, 600
+        ),
+    )
+
+
 def _client(service: str, endpoint: str | None):  # type: ignore[no-untyped-def]
     import boto3
     from botocore.config import Config
@@ -58,6 +91,14 @@ def _client(service: str, endpoint: str | None):  # type: ignore[no-untyped-def]
             parameter_validation=False,
         ),
     )
+
+
+@lru_cache(maxsize=1)
+def dead_letters() -> DeadLetters:
+    from shared.chat.dead_letters import DeadLetters
+
+    settings = get_settings()
+    return DeadLetters(_client("sqs", settings.sqs_endpoint), settings.generate_queue_url)
 
 
 @lru_cache(maxsize=1)

@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.parser.models import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared.chat.connections import close_connection, open_connection
+from shared.chat.connections import accepted_protocol, close_connection, open_connection
 from shared.chat.push import api_gateway_push, callback_url
 from shared.errors import KefuError, http_status
 from shared.observability import logger, metrics, tracer
@@ -33,6 +33,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     connect = parse(event=event, model=APIGatewayWebSocketConnectEventModel)
     context_ = connect.request_context
     query = {k: v for k, v in (event.get("queryStringParameters") or {}).items() if isinstance(v, str)}
+    headers = {str(k).lower(): v for k, v in (event.get("headers") or {}).items() if isinstance(v, str)}
+    protocols = headers.get("sec-websocket-protocol")
     try:
         connection = open_connection(
             state_store(),
@@ -41,10 +43,13 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             connected_at=int(context_.connected_at.timestamp() * 1000),
             domain_name=context_.domain_name,
             stage=context_.stage,
+            protocols=protocols,
+            source_ip=str(event["requestContext"].get("identity", {}).get("sourceIp") or "") or None,
         )
     except KefuError as exc:
         logger.info("handshake refused", extra={"code": exc.code, "reason": exc.message})
         return {"statusCode": http_status(exc), "body": exc.message}
     logger.info("connected", extra={"tenant_id": connection.tenant_id, "role": connection.role})
     metrics.add_metric(name="Connections", unit="Count", value=1)
-    return {"statusCode": 200}
+    protocol = accepted_protocol(protocols)
+    return {"statusCode": 200, "headers": {"Sec-WebSocket-Protocol": protocol}} if protocol else {"statusCode": 200}

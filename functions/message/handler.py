@@ -16,7 +16,7 @@ from shared.errors import ConnectionGone
 from shared.observability import logger, metrics, tracer
 from shared.settings import get_settings
 from shared.tenant_config import TenantConfigCache
-from shared.wiring import context_cache, generation_queue, state_store
+from shared.wiring import chat_limits, context_cache, generation_queue, rate_limiter, state_store
 
 
 @lru_cache(maxsize=1)
@@ -40,6 +40,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         callback_url=url,
         max_message_chars=settings.max_message_chars,
         tenant_configs=_tenant_configs(),
+        limiter=rate_limiter(),
+        limits=chat_limits(),
     )
     try:
         intake.handle(request.connection_id, message.body if isinstance(message.body, str) else None)

@@ -6,7 +6,8 @@ Derived from what the code calls (shared/state/dynamodb.py and the logic modules
   ``get_connection`` + ``delete_connection`` on $disconnect; when an agent's last tab closes it tells
   the colleagues (``agent_connections``: Query on the agent index) through @connections.
 - message: ``get_connection``, ``set_connection_conversation`` (UpdateItem), ``get_conversation``,
-  ``put_conversation``, ``find_by_client_id``/``get_message`` (GetItem), ``add_visitor_message``
+  ``put_conversation``, ``find_by_client_id``/``get_message`` (GetItem), rate-limit counters (UpdateItem
+  on the limits table, without Redis), ``add_visitor_message``
   (a TransactWrite of two conditional Puts: PutItem); sends the ack; enqueues the job. Handoff
   (shared/handoff/): ``get_tenant`` (HandoffConfig), ``change_status``/``set_preview``/``advance_read``
   (UpdateItem), ``queued_conversations``/``assigned_conversations`` (Query on the queue and assignee
@@ -27,7 +28,11 @@ Derived from what the code calls (shared/state/dynamodb.py and the logic modules
   for Settings.tenant_config_ttl_seconds); searches the knowledge index.
 - admin: ``put_tenant``/``get_tenant``, ``get_conversation``, ``list_messages`` (Query); indexes
   knowledge; reads its key. Agents: ``put_agent``/``update_agent``/``get_agent``/``list_agents``/``delete_agent`` and
-  ``assigned_conversations`` (is the agent still holding conversations?).
+  ``assigned_conversations`` (is the agent still holding conversations?). A key rotation or disabling
+  logs the agent out: ``agent_connections`` (Query on the agent index), ``get_connection`` +
+  ``delete_connection``, the colleagues' presence frame and closing the sockets through @connections.
+  Dead letters (shared/chat/dead_letters.py): reads the job queue's RedrivePolicy, receives/deletes on
+  the dead-letter queue and sends its jobs back to the job queue.
 - retrieve and admin, the knowledge models (``grant_knowledge_model_access``; shared/knowledge/factory.py):
   a Bedrock embedder calls InvokeModel on its model (passages at ingestion, each question at search);
   a Bedrock reranker calls Rerank (no resource-level permissions: ``*``) and, through it, InvokeModel
@@ -90,6 +95,8 @@ TABLE_ACCESS: dict[FunctionName, dict[TableName, TableAccess]] = {
         "connections": TableAccess((GET, UPDATE, DELETE, QUERY), indexes=(CONVERSATION_INDEX, AGENT_CONNECTION_INDEX)),
         "conversations": TableAccess((GET, PUT, UPDATE, QUERY), indexes=(QUEUE_INDEX, ASSIGNEE_INDEX, TICKET_INDEX)),
         "messages": TableAccess((GET, PUT, UPDATE, QUERY)),
+        # Rate-limit counters when no Redis is configured (shared/chat/rate_limits.py).
+        "limits": TableAccess((UPDATE,)),
     },
     "retrieve": {
         "tenants": TableAccess((GET,)),
@@ -107,11 +114,14 @@ TABLE_ACCESS: dict[FunctionName, dict[TableName, TableAccess]] = {
         "conversations": TableAccess((GET, QUERY), indexes=(ASSIGNEE_INDEX,)),
         "messages": TableAccess((QUERY,)),
         "agents": TableAccess((GET, PUT, UPDATE, DELETE, QUERY), indexes=(TENANT_INDEX,)),
+        "connections": TableAccess((GET, DELETE, QUERY), indexes=(AGENT_CONNECTION_INDEX,)),
     },
 }
 
 # Functions that push frames to visitors and agents through the @connections API.
-POSTS_TO_CONNECTIONS: tuple[FunctionName, ...] = ("connect", "message", "generate")
+POSTS_TO_CONNECTIONS: tuple[FunctionName, ...] = ("connect", "message", "generate", "admin")
+# Functions that close connections through @connections (DELETE): admin, logging an agent out.
+CLOSES_CONNECTIONS: tuple[FunctionName, ...] = ("admin",)
 
 
 def grant_least_privilege(
@@ -129,7 +139,12 @@ def grant_least_privilege(
             state.grant(roles[function], table, access.actions, indexes=access.indexes)
     for function in POSTS_TO_CONNECTIONS:
         websocket.grant_post_to_connections(roles[function])
+    for function in CLOSES_CONNECTIONS:
+        websocket.grant_post_to_connections(roles[function], method="DELETE")
     queue.queue.grant_send_messages(roles["message"])
+    # The admin API lists the dead-letter queue and sends its jobs back (shared/chat/dead_letters.py).
+    queue.dead_letters.grant_consume_messages(roles["admin"])
+    queue.queue.grant_send_messages(roles["admin"])
     # Only generate may invoke retrieve (the event source grants it the queue's consume actions).
     functions.functions["retrieve"].grant_invoke_latest_version(roles["generate"])
     knowledge.grant_read(roles["retrieve"])

@@ -171,6 +171,9 @@ class KefuFunctions(Construct):
                 **common,
                 **tables,
                 **knowledge,
-                **settings_env(admin_key_secret_arn=inputs.admin_key_secret_arn),
+                # The dead-letter routes find the DLQ through the job queue's RedrivePolicy.
+                **settings_env(
+                    admin_key_secret_arn=inputs.admin_key_secret_arn, generate_queue_url=inputs.generate_queue_url
+                ),
             },
         }

@@ -1,4 +1,4 @@
-"""DynamoDB tables: tenants, connections, conversations, messages, agents (schema of shared/state/models.py)."""
+"""DynamoDB tables: tenants, connections, conversations, messages, agents, limits (schema of shared/state/models.py)."""
 
 from __future__ import annotations
 
@@ -57,6 +57,8 @@ _TABLES: dict[TableName, _TableSpec] = {
     ),
     "messages": _TableSpec("conversation_id", sort_key="message_id"),
     "agents": _TableSpec("agent_id", indexes=(_Index(TENANT_INDEX, "tenant_id", ("created_at", _N)),)),
+    # Rate-limit counters of the message function (one item per key and window, gone by TTL).
+    "limits": _TableSpec("counter_key"),
 }
 
 

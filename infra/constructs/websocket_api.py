@@ -116,13 +116,14 @@ class WebSocketApi(Construct):
         """``wss://{api}.execute-api.{region}.amazonaws.com/{stage}``"""
         return self.stage.url
 
-    def grant_post_to_connections(self, grantee: iam.IGrantable) -> None:
-        """``POST @connections/{id}`` on this stage only: sending frames, not closing or inspecting."""
+    def grant_post_to_connections(self, grantee: iam.IGrantable, method: str = "POST") -> None:
+        """``POST @connections/{id}`` on this stage only: sending frames, not closing or inspecting
+        (``method="DELETE"``: closing, for the admin function logging an agent out)."""
         stack = cdk.Stack.of(self)
         arn = stack.format_arn(
             service="execute-api",
             resource=self.api.api_id,
-            resource_name=f"{WEBSOCKET_STAGE}/POST/@connections/*",
+            resource_name=f"{WEBSOCKET_STAGE}/{method}/@connections/*",
         )
         grantee.grant_principal.add_to_principal_policy(
             iam.PolicyStatement(actions=["execute-api:ManageConnections"], resources=[arn])
@@ -132,8 +133,8 @@ class WebSocketApi(Construct):
             grantee,  # type: ignore[arg-type]
             "AwsSolutions-IAM5",
             "@connections/{connectionId}: connection ids are minted per visitor at run time. Scoped to "
-            "this API, its one stage and POST (sending frames) only.",
-            findings=(arn_finding(self, "execute-api", f"<{api_id}>/{WEBSOCKET_STAGE}/POST/@connections/*"),),
+            f"this API, its one stage and {method} ({'closing' if method == 'DELETE' else 'sending frames'}) only.",
+            findings=(arn_finding(self, "execute-api", f"<{api_id}>/{WEBSOCKET_STAGE}/{method}/@connections/*"),),
         )
 
     def _set_account_logging_role(self) -> None:

@@ -103,6 +103,11 @@ class Stack:
     def __enter__(self) -> Stack:
         env = {k: v for k, v in os.environ.items() if not k.startswith("KEFU_")}
         env |= {"KEFU_LLM_PROVIDER": "openai", "KEFU_LLM_BASE_URL": self.llm_base_url, "KEFU_LLM_MODEL": "bench"}
+        # The fixture model listens on loopback; the benchmark measures the engine, not the visitor
+        # limits (a closed loop asks faster than any person), so those are off.
+        env |= {"KEFU_MODEL_ENDPOINT_ALLOW_LOOPBACK": "true", "KEFU_RATE_VISITOR_MESSAGES_PER_MINUTE": "0"}
+        env |= {"KEFU_RATE_CONNECTION_FRAMES_PER_10S": "0", "KEFU_RATE_TENANT_MESSAGES_PER_MINUTE": "0"}
+        env |= {"KEFU_RATE_VISITOR_CHARACTERS_PER_MINUTE": "0", "KEFU_RATE_ADDRESS_MESSAGES_PER_MINUTE": "0"}
         self.log = (self.state_dir / "stack.log").open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "local.bench._stack", "--state-dir", str(self.state_dir), "--max-concurrency", "64"],

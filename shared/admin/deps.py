@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Annotated
 
 from fastapi import Depends, Header
 
+from shared.chat.push import ClientPush
 from shared.errors import NotFound, Unauthorized
 from shared.knowledge.base import KnowledgeIndex
 from shared.settings import Settings, get_settings
-from shared.state.records import Tenant
+from shared.state.records import Connection, Tenant
 from shared.state.store import StateStore
 from shared.wiring import knowledge_index, state_store
 
@@ -40,11 +42,22 @@ def _store() -> StateStore:
     return state_store()
 
 
+def _connection_push() -> Callable[[Connection], ClientPush]:
+    """The @connections client of a stored connection (its API's domain and stage)."""
+    from shared.chat.push import api_gateway_push, callback_url
+
+    settings = get_settings()
+    return lambda connection: api_gateway_push(
+        callback_url(settings, connection.domain_name, connection.stage), settings.aws_region
+    )
+
+
 def _index() -> KnowledgeIndex:
     return knowledge_index()
 
 
 Store = Annotated[StateStore, Depends(_store)]
+ConnectionPush = Annotated[Callable[[Connection], ClientPush], Depends(_connection_push)]
 Index = Annotated[KnowledgeIndex, Depends(_index)]
 
 

@@ -1,21 +1,43 @@
 """$connect / $disconnect logic: admit a visitor with the tenant's widget key, or an agent with their
-own key (``role=agent``), and remember the connection."""
+own key (``role=agent``), and remember the connection.
+
+An agent's key travels in the ``Sec-WebSocket-Protocol`` header, never in the URL: browsers cannot set
+other headers on a WebSocket, but they do send the subprotocols a page offers
+(``new WebSocket(url, ["kefu.v1", "kefu.key." + key])``), API Gateway hands them to $connect, and
+the handshake answers with ``kefu.v1`` only. URLs end up in access logs, proxies and browser
+history; this header does not (docs/security.md)."""
 
 from __future__ import annotations
 
+import functools
 import hmac
 import re
 from collections.abc import Callable
+from typing import Literal
 
+from shared.chat.protocol import SessionEnded
 from shared.chat.push import ClientPush
-from shared.errors import BadRequest, Forbidden, Unauthorized
+from shared.errors import BadRequest, ConnectionGone, Forbidden, Unauthorized, UpstreamError
 from shared.handoff.agents import agent_id_of, key_matches
-from shared.state.records import Connection, new_visitor_id
+from shared.state.records import Agent, Connection, new_visitor_id
 from shared.state.store import StateStore
 
 _VISITOR_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8}){0,3}$")
 _MAX_PAGE_CHARS = 500
+PROTOCOL = "kefu.v1"
+_KEY_PROTOCOL = "kefu.key."
+
+
+def offered_protocols(header: str | None) -> list[str]:
+    """The subprotocols a client offered (``Sec-WebSocket-Protocol``: comma-separated tokens)."""
+    return [part.strip() for part in (header or "").split(",") if part.strip()]
+
+
+def accepted_protocol(header: str | None) -> str | None:
+    """What the handshake must answer in ``Sec-WebSocket-Protocol`` (a browser refuses the connection
+    when it offered subprotocols and none comes back)."""
+    return PROTOCOL if PROTOCOL in offered_protocols(header) else None
 
 
 def open_connection(
@@ -26,13 +48,22 @@ def open_connection(
     connected_at: int,
     domain_name: str,
     stage: str,
+    protocols: str | None = None,
+    source_ip: str | None = None,
 ) -> Connection:
-    """Check the credentials and store the connection. Raises Unauthorized, Forbidden or BadRequest."""
+    """Check the credentials and store the connection. Raises Unauthorized, Forbidden or BadRequest.
+    ``protocols`` is the ``Sec-WebSocket-Protocol`` header (an agent's key)."""
     role = query.get("role", "visitor")
     if role == "agent":
-        connection = _agent_connection(store, query, connection_id, connected_at, domain_name, stage)
+        key = next(
+            (p.removeprefix(_KEY_PROTOCOL) for p in offered_protocols(protocols) if p.startswith(_KEY_PROTOCOL)),
+            # Deprecated: scripts that still put the key in the URL (the console never does).
+            query.get("key", ""),
+        )
+        connection = _agent_connection(store, query, key, connection_id, connected_at, domain_name, stage)
     elif role == "visitor":
         connection = _visitor_connection(store, query, connection_id, connected_at, domain_name, stage)
+        connection.source_ip = (source_ip or "")[:64] or None
     else:
         raise BadRequest("'role' must be 'visitor' (the default) or 'agent'")
     store.put_connection(connection)
@@ -63,17 +94,35 @@ def _visitor_connection(
         connected_at=connected_at,
         domain_name=domain_name,
         stage=stage,
-        page=(query.get("page") or "")[:_MAX_PAGE_CHARS] or None,
+        page=_page_without_query(query.get("page") or ""),
         language=language if language and _LANGUAGE.match(language) else None,
     )
 
 
+def _page_without_query(page: str) -> str | None:
+    """Scheme, host and path of the visitor's page (an older widget sent its query and fragment,
+    which can hold tokens or personal data); agents see this."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(page.strip())
+    except ValueError:
+        return None
+    kept = f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.scheme and parts.netloc else parts.path
+    return kept[:_MAX_PAGE_CHARS] or None
+
+
 def _agent_connection(
-    store: StateStore, query: dict[str, str], connection_id: str, connected_at: int, domain_name: str, stage: str
+    store: StateStore,
+    query: dict[str, str],
+    key: str,
+    connection_id: str,
+    connected_at: int,
+    domain_name: str,
+    stage: str,
 ) -> Connection:
-    key = query.get("key", "")
     if not key:
-        raise Unauthorized("query parameter 'key' (the agent key) is required for role=agent")
+        raise Unauthorized(f"role=agent needs the agent key as the WebSocket subprotocol '{_KEY_PROTOCOL}<key>'")
     agent_id = agent_id_of(key)
     agent = store.get_agent(agent_id) if agent_id and len(agent_id) <= 64 else None
     # Unknown agent, wrong key, disabled agent and another tenant's agent look the same from outside.
@@ -109,3 +158,33 @@ def close_connection(store: StateStore, connection_id: str, push: Callable[[], C
         handoff = Handoff(store, Notifier(store, push()))
         handoff.agent_left(connection.tenant_id, connection.agent_id, connection_id)
     return connection
+
+
+def close_agent_sessions(
+    store: StateStore,
+    agent: Agent,
+    push_for: Callable[[Connection], ClientPush],
+    reason: Literal["key_rotated", "disabled"],
+) -> int:
+    """Log the agent out of every open console (after a key rotation, or when disabled): each
+    connection is forgotten first, so its next frame is refused even if the socket's close fails,
+    told why (``session.ended``: the console asks for a key rather than reconnecting), then closed
+    through @connections. Returns how many there were."""
+    closed = 0
+    ended = SessionEnded(reason=reason).to_json()
+    for connection in store.agent_connections(agent.tenant_id):
+        if connection.agent_id != agent.agent_id:
+            continue
+        push = push_for(connection)
+        close_connection(store, connection.connection_id, functools.partial(_same, push))
+        try:
+            push.send(connection.connection_id, ended)
+        except (ConnectionGone, UpstreamError):
+            pass  # already gone: nothing to tell
+        push.close(connection.connection_id)
+        closed += 1
+    return closed
+
+
+def _same(push: ClientPush) -> ClientPush:
+    return push

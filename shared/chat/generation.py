@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from shared.chat.jobs import GenerateJob
 from shared.chat.protocol import AnswerDelta, AnswerEnd, ErrorFrame
@@ -13,7 +13,7 @@ from shared.chat.protocol import Citation as CitationFrame
 from shared.chat.push import ClientPush
 from shared.chat.retriever import RetrievalResult, Retriever
 from shared.chat.streaming import FrameCoalescer
-from shared.errors import ConnectionGone
+from shared.errors import ConnectionGone, KefuError
 from shared.knowledge.base import Passage
 from shared.model.answer_cache import AnswerCache, AnswerKey, AnswerSource, NoAnswerCache, answer_key
 from shared.model.base import Turn
@@ -54,6 +54,21 @@ class AnswerDropped(Exception):
     """Raised mid-stream when a person took the conversation over: the answer is neither stored nor ended."""
 
 
+# What the visitor (and the stored record) is told when no model answered; details go to the logs.
+UNAVAILABLE_MESSAGE = "the assistant could not answer right now; please ask again"
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """One job being answered: what every way of ending it needs."""
+
+    job: GenerateJob
+    push: ClientPush
+    started: float
+    retrieval: RetrievalResult
+    history: list[Turn]
+
+
 @dataclass(frozen=True)
 class Generator:
     store: StateStore
@@ -72,7 +87,12 @@ class Generator:
     meter: AnswerMeter = field(default_factory=NoAnswerMeter)
 
     def answer(self, job: GenerateJob) -> str:
-        """Stream and store the answer to one visitor message. Returns what happened, for logs."""
+        """Stream and store the answer to one visitor message. Returns what happened, for logs.
+
+        Every job ends in one terminal frame for the visitor: ``answer.end`` (``complete`` true, or
+        false when the model broke off after the first token) or ``error`` ``model_unavailable``
+        when no model answered in time (or the retrieval it needs failed); only a crash of this
+        function (or of the state store it records the outcome in) leaves it to the queue."""
         started = time.monotonic()
         answer_id = answer_id_for(job.message_id)
         # Nothing before the model depends on another step: retrieval (a Lambda invoke and a query
@@ -88,17 +108,29 @@ class Generator:
         if not owned_soon.result():
             return "not-bot-owned"
         history = history_soon.result()
-        tenant_model = tenant_model_soon.result()
-        retrieval = retrieval_soon.result()
-        plan = tenant_model.model.plan(job.text, retrieval.passages)
         push = self.push_for(job.callback_url)
+        try:
+            retrieval = retrieval_soon.result()
+        except Exception as exc:  # the retrieve function failed or timed out: nothing to answer from
+            nothing = RetrievalResult(passages=[])
+            return self._unavailable(_Attempt(job, push, started, nothing, history), None, exc)
+        attempt = _Attempt(job=job, push=push, started=started, retrieval=retrieval, history=history)
+        try:
+            tenant_model = tenant_model_soon.result()
+        except KefuError as exc:  # e.g. the tenant's model secret cannot be read
+            return self._unavailable(attempt, None, exc)
+        plan = tenant_model.model.plan(job.text, retrieval.passages)
         source = AnswerSource(
             self.answers,
             self._answer_key(job, tenant_model, retrieval, plan.citations, history),
             lambda: tenant_model.model.stream(job.text, plan, history),
         )
+        return self._deliver(attempt, tenant_model, source, plan.citations)
 
-        sent: list[int] = []
+    def _deliver(self, attempt: _Attempt, tenant_model: TenantModel, source: AnswerSource, cited: list[Passage]) -> str:
+        job, push = attempt.job, attempt.push
+        answer_id = answer_id_for(job.message_id)
+        shown: list[str] = []
         first_frame_at: list[float] = []
 
         def send_delta(text: str, seq: int) -> None:
@@ -106,7 +138,7 @@ class Generator:
                 raise AnswerDropped(job.conversation_id)
             delta = AnswerDelta(conversation_id=job.conversation_id, message_id=answer_id, seq=seq, text=text)
             push.send(job.connection_id, delta.to_json())
-            sent.append(seq)
+            shown.append(text)
             if not first_frame_at:
                 first_frame_at.append(time.monotonic())
             source.published(text)  # identical questions asked meanwhile stream these frames too
@@ -124,24 +156,44 @@ class Generator:
             source.abandon()
             self.gate.on_dropped(job)
             return "dropped-handoff"
-        except Exception:
-            source.abandon()
-            if not sent:
-                raise  # nothing shown yet: let the queue retry the job
-            logger.exception("answer failed mid-stream")
-            self._send_quietly(push, job, ErrorFrame(code="answer_failed", message="the answer was interrupted"))
-            return "failed-mid-stream"
+        except Exception as exc:
+            # Never cached, and followers of this answer see it break off (or never start) too.
+            source.abandon(model_unavailable=not shown)
+            if not shown:
+                return self._unavailable(attempt, tenant_model, exc)
+            logger.warning(
+                "answer cut: the model failed after the first token",
+                extra={"conversation_id": job.conversation_id, "error": str(exc)[:300]},
+            )
+            metrics.add_metric(name="AnswersIncomplete", unit="Count", value=1)
+            timing = (first_frame_at, len(shown))
+            return self._end(attempt, tenant_model, source, cited, "".join(shown), timing, complete=False)
         source.finish(text)
+        return self._end(attempt, tenant_model, source, cited, text, (first_frame_at, len(shown)), complete=True)
 
+    def _end(
+        self,
+        attempt: _Attempt,
+        tenant_model: TenantModel,
+        source: AnswerSource,
+        cited: list[Passage],
+        text: str,
+        timing: tuple[list[float], int],
+        *,
+        complete: bool,
+    ) -> str:
+        """Store the answer (once) and send its ``answer.end``."""
+        job, push = attempt.job, attempt.push
+        answer_id = answer_id_for(job.message_id)
         if not self.gate.may_answer(job):  # a person took over while it streamed: drop it
             self.gate.on_dropped(job)
             return "dropped-handoff"
         # A model that said the passages do not answer (no_answer.py) cites nothing: no good source.
         citations = [
             Citation(document_id=p.document_id, title=p.title, snippet=p.snippet(), url=p.url)
-            for p in ([] if source.declined else plan.citations)
+            for p in ([] if source.declined else cited)
         ]
-        record = self._answer_record(job, tenant_model, source, started, first_frame_at, len(sent), bool(citations))
+        record = self._answer_record(job, tenant_model, source, attempt.started, *timing, bool(citations))
         stored = StoredMessage(
             conversation_id=job.conversation_id,
             message_id=answer_id,
@@ -151,6 +203,7 @@ class Generator:
             created_at=now_ms(),
             citations=citations,
             usage=_usage(record),
+            incomplete=not complete,
         )
         if self.store.add_answer(stored):
             self.cache.append(stored)
@@ -159,12 +212,56 @@ class Generator:
             message_id=answer_id,
             text=text,
             citations=[CitationFrame(**c.model_dump()) for c in citations],
+            complete=complete,
         )
         self._send_quietly(push, job, end)
-        metrics.add_metric(name="AnswersStreamed", unit="Count", value=1)
         self._meter(record)
+        if not complete:
+            return "incomplete"
+        metrics.add_metric(name="AnswersStreamed", unit="Count", value=1)
         self.gate.on_answered(job, grounded=bool(citations))
         return "answered"
+
+    def _unavailable(self, attempt: _Attempt, tenant_model: TenantModel | None, exc: Exception) -> str:
+        """No model gave a first token in time: the tenant's fallback answers, or the visitor gets
+        ``model_unavailable`` and the failure is recorded on the conversation (which also settles
+        the job: a redelivery finds it)."""
+        job = attempt.job
+        logger.warning(
+            "model unavailable before the first token",
+            extra={"conversation_id": job.conversation_id, "error": str(exc)[:500]},
+        )
+        metrics.add_metric(name="ModelUnavailable", unit="Count", value=1)
+        fallback = tenant_model.fallback if tenant_model is not None else None
+        if tenant_model is not None and fallback is not None:
+            plan = fallback.plan(job.text, attempt.retrieval.passages)
+            source = AnswerSource(NoAnswerCache(), None, lambda: fallback.stream(job.text, plan, attempt.history))
+            quoted = replace(tenant_model, fallback=None, cacheable=False, label="extractive")
+            outcome = self._deliver(attempt, quoted, source, plan.citations)
+            return f"{outcome}-by-fallback" if outcome == "answered" else outcome
+        answer_id = answer_id_for(job.message_id)
+        self.store.add_answer(
+            StoredMessage(
+                conversation_id=job.conversation_id,
+                message_id=answer_id,
+                tenant_id=job.tenant_id,
+                role="event",
+                event="model_unavailable",
+                text=UNAVAILABLE_MESSAGE,
+                created_at=now_ms(),
+            )
+        )
+        frame = ErrorFrame(
+            code="model_unavailable",
+            message=UNAVAILABLE_MESSAGE,
+            conversation_id=job.conversation_id,
+            message_id=answer_id,
+            question_id=job.message_id,
+            retryable=True,
+            text=tenant_model.unavailable_text if tenant_model is not None else None,
+        )
+        self._send_quietly(attempt.push, job, frame)
+        return "model-unavailable"
 
     @staticmethod
     def _answer_key(

@@ -8,6 +8,7 @@ model, so API Gateway's 29 s integration timeout cannot cut an answer.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from shared.chat.protocol import (
     parse_client_frame,
 )
 from shared.chat.push import ClientPush
+from shared.chat.rate_limits import ChatLimits, RateLimiter
 from shared.errors import BadRequest, Forbidden, KefuError, NotFound
 from shared.handoff.config import HandoffConfig
 from shared.handoff.desk import AgentDesk
@@ -59,6 +61,9 @@ FollowUp = Callable[[], None]
 # Independent DynamoDB/Redis/SQS calls of one message run side by side (boto3 and redis clients are
 # thread-safe); reused by every invocation of a warm container.
 _IO = ThreadPoolExecutor(max_workers=16, thread_name_prefix="intake")
+# A frame that lost the race to start the connection's conversation waits this long for the winner's.
+_CLAIM_POLLS = 20
+_CLAIM_POLL_SECONDS = 0.05
 
 
 def _utc_now() -> datetime:
@@ -76,6 +81,9 @@ class Intake:
     clock: Callable[[], datetime] = field(default=_utc_now)
     # Tenant settings kept across invocations (None: the handoff settings are read for every message).
     tenant_configs: TenantConfigCache | None = None
+    # Counts visitors' frames against ``limits`` before anything is stored (None: no limits).
+    limiter: RateLimiter | None = None
+    limits: ChatLimits = field(default_factory=ChatLimits)
 
     def handle(self, connection_id: str, body: str | None) -> None:
         """Answer the frame; typed errors become error frames on the sender's connection."""
@@ -104,10 +112,25 @@ class Intake:
                 return
             if not isinstance(frame, VisitorFrame):
                 raise Forbidden(f"{frame.action!r} is an agent action")
+            if self.limiter is not None:
+                charges = self.limits.for_frame(
+                    tenant_id=connection.tenant_id,
+                    visitor_id=connection.visitor_id,
+                    connection_id=connection_id,
+                    action=frame.action,
+                    text=frame.text if isinstance(frame, SendMessage) else None,
+                    source_ip=connection.source_ip,
+                )
+                self.limiter.spend(charges)
             self._visitor(connection, frame, notifier, handoff, requested_soon)
         except KefuError as exc:
             logger.info("frame refused", extra={"code": exc.code, "reason": exc.message})
-            error = ErrorFrame(code=exc.code, message=exc.message, client_message_id=client_message_id)
+            error = ErrorFrame(
+                code=exc.code,
+                message=exc.message,
+                client_message_id=client_message_id,
+                retry_after_ms=getattr(exc, "retry_after_ms", None),
+            )
             self.push.send(connection_id, error.to_json())
         finally:
             if requested_soon is not None:  # a refused frame's read: finish it before Lambda freezes
@@ -314,23 +337,51 @@ class Intake:
                 # Same answer for "absent" and "someone else's": ids are not probeable.
                 raise NotFound(f"unknown conversation {requested_id!r}; omit conversationId to start one")
         if conversation is None:
-            started = now_ms()
-            conversation = Conversation(
-                conversation_id=new_conversation_id(),
-                tenant_id=connection.tenant_id,
-                visitor_id=connection.visitor_id,
-                created_at=started,
-                updated_at=started,
-                visitor_page=connection.page,
-                visitor_language=connection.language,
-            )
-            # Two items with no dependency between them: written side by side.
-            created = _IO.submit(self.store.put_conversation, conversation)
-            self._attach(connection, conversation.conversation_id, notifier)
-            created.result()
-            return conversation
+            return self._start(connection, notifier)
         self._attach(connection, conversation.conversation_id, notifier)
         return conversation
+
+    def _start(self, connection: Connection, notifier: Notifier) -> Conversation:
+        """A new conversation for this connection. Frames sent back to back (before the first ack)
+        are handled side by side: the connection is claimed for the new conversation on the
+        condition that it still points where it did, and a frame that loses the claim joins the
+        winner's conversation instead of starting one of its own."""
+        started = now_ms()
+        conversation = Conversation(
+            conversation_id=new_conversation_id(),
+            tenant_id=connection.tenant_id,
+            visitor_id=connection.visitor_id,
+            created_at=started,
+            updated_at=started,
+            visitor_page=connection.page,
+            visitor_language=connection.language,
+        )
+        previous = connection.conversation_id
+        if not self.store.claim_connection_conversation(
+            connection.connection_id, conversation.conversation_id, previous
+        ):
+            winner = self._claimed_meanwhile(connection, previous)
+            if winner is not None:
+                connection.conversation_id = winner.conversation_id
+                notifier.attached(winner.conversation_id, connection.connection_id)
+                return winner
+        self.store.put_conversation(conversation)
+        connection.conversation_id = conversation.conversation_id
+        notifier.attached(conversation.conversation_id, connection.connection_id)
+        return conversation
+
+    def _claimed_meanwhile(self, connection: Connection, previous: str | None) -> Conversation | None:
+        """The conversation another frame just started for this connection (its item is written
+        right after its claim, so it may take a moment to appear); None if there is none."""
+        for _ in range(_CLAIM_POLLS):
+            current = self.store.get_connection(connection.connection_id)
+            if current is None or current.conversation_id in (None, previous):
+                return None
+            found = self._owned(connection, current.conversation_id)
+            if found is not None:
+                return found
+            time.sleep(_CLAIM_POLL_SECONDS)
+        return None
 
     def _existing(self, connection: Connection, requested_id: str | None) -> Conversation:
         conversation_id = requested_id or connection.conversation_id

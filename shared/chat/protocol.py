@@ -205,6 +205,8 @@ def parse_client_frame(body: str | None, max_chars: int) -> ClientFrame:
         raw: Any = json.loads(body)
     except ValueError:
         raise BadRequest("frame is not valid JSON") from None
+    except RecursionError:  # the decoder's nesting limit (a few KB of "[[[[…" reach it)
+        raise BadRequest("frame is nested too deeply") from None
     if not isinstance(raw, dict):
         raise BadRequest("frame must be a JSON object")
     action = raw.get("action")
@@ -267,6 +269,8 @@ class AnswerEnd(_Frame):
     message_id: str
     text: str
     citations: list[Citation]
+    # False: the model failed after the answer had started; ``text`` is what was sent, cut.
+    complete: bool = True
 
 
 class AnswerCancelled(_Frame):
@@ -282,6 +286,25 @@ class ErrorFrame(_Frame):
     code: str
     message: str
     client_message_id: str | None = None
+    # rate_limited: when the window that refused the frame turns
+    retry_after_ms: int | None = None
+    # Errors about a visitor message's answer (``model_unavailable``) name it: the conversation,
+    # the answer's id (the question's id + ".a", as answer frames carry) and the question's id.
+    conversation_id: str | None = None
+    message_id: str | None = None
+    question_id: str | None = None
+    # True: asking again may work (the widget offers a retry button).
+    retryable: bool | None = None
+    # What to show the visitor (the tenant's `model.unavailableText`); absent: the client's own text.
+    text: str | None = None
+
+
+class SessionEnded(_Frame):
+    """The server is about to close this agent connection: its key was rotated or the agent disabled.
+    The console asks for a key instead of reconnecting."""
+
+    type: Literal["session.ended"] = "session.ended"
+    reason: Literal["key_rotated", "disabled"]
 
 
 # --- server -> client: people ---
@@ -378,6 +401,8 @@ class MessageOut(_Frame):
     agent: AgentRef | None = None
     event: str | None = None
     feedback: str | None = None
+    # Bot answers cut by a model failure: false (absent for complete answers).
+    complete: bool | None = None
 
 
 class VisitorInfo(_Frame):

@@ -11,7 +11,9 @@ Rules it keeps:
 - no frame is longer than ``flush_chars`` characters (API Gateway caps a frame at 32 KB);
 - frames carry ``seq`` 0, 1, 2, ... in send order and their texts concatenate to the whole answer;
 - if ``send`` fails (e.g. ``ConnectionGone``: the visitor left), the source iterator is closed at once,
-  which cancels the model's HTTP request, and the error propagates.
+  which cancels the model's HTTP request, and the error propagates;
+- if the source fails after frames went out, the buffered rest is sent first, then the error
+  propagates.
 
 Pieces are pulled from the iterator, so buffered text is only checked for flushing when the next piece
 arrives: a model that stalls mid-answer holds back at most what arrived since the last frame.
@@ -69,7 +71,16 @@ class FrameCoalescer:
         source = iter(pieces)
         run = _Run(self._send, self._interval, self._flush_chars, self._clock, self._sleep)
         try:
-            for piece in source:
+            while True:
+                try:
+                    piece = next(source)
+                except StopIteration:
+                    break
+                except Exception:
+                    # The model failed mid-answer: what it said so far still goes out (the answer
+                    # then ends as incomplete), so the visitor's text and the stored text agree.
+                    run.flush_rest()
+                    raise
                 run.add(piece)
             run.finish()
         finally:
@@ -116,6 +127,12 @@ class _Run:
 
     def finish(self) -> None:
         self._flush(everything=True)
+
+    def flush_rest(self) -> None:
+        """After the source failed: send what is buffered, if anything was sent before (a failure
+        before any frame stays invisible, so a fallback can still answer)."""
+        if self._seq:
+            self._flush(everything=True)
 
     def text(self) -> str:
         return "".join(self._parts)

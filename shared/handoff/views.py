@@ -81,6 +81,7 @@ def message_out(message: StoredMessage) -> MessageOut:
         agent=agent,
         event=message.event,
         feedback=message.feedback,
+        complete=False if message.incomplete else None,
     )
 
 

@@ -35,6 +35,10 @@ _ALTERNATIVES = {
 _SECTION = {"category", "section", "topic", "group", "分类", "类别", "栏目", "类目"}
 _ALTERNATIVE_SPLIT = re.compile(r"\s*(?:\n|\|)\s*")
 MAX_ROWS = 100_000
+# A workbook's cells are read as a stream with these caps, never trusting its declared dimension
+# (one cell at XFD1048576 declares a 17-billion-cell sheet).
+MAX_COLUMNS = 256
+MAX_SCANNED_CELLS = 2_000_000
 
 
 def _key(name: object) -> str:
@@ -129,8 +133,9 @@ def parse_xlsx(data: bytes) -> tuple[str | None, list[Block]]:
     try:
         blocks: list[Block] = []
         sheets = workbook.worksheets
+        budget = _CellBudget()
         for sheet in sheets:
-            rows = [[_cell(value) for value in row] for row in sheet.iter_rows(values_only=True)]
+            rows = budget.rows(sheet)
             # One sheet: no need to name it; several: the sheet name is the section.
             blocks.extend(sheet_blocks(rows, section=sheet.title if len(sheets) > 1 else None))
         title = workbook.properties.title if workbook.properties and workbook.properties.title else None
@@ -141,6 +146,37 @@ def parse_xlsx(data: bytes) -> tuple[str | None, list[Block]]:
     if not blocks:
         raise empty("the workbook has no rows")
     return title, blocks
+
+
+class _CellBudget:
+    """Reads a workbook's rows while counting: non-empty rows per sheet, columns that hold a value,
+    and every cell read (empty ones cost time too)."""
+
+    def __init__(self) -> None:
+        self.scanned = 0
+
+    def rows(self, sheet: Any) -> list[list[str]]:
+        from shared.ingest.limits import too_complex
+
+        sheet.reset_dimensions()  # rows come as stored, not padded to the declared dimension
+        rows: list[list[str]] = []
+        for row in sheet.iter_rows(values_only=True):
+            self.scanned += len(row) + 1
+            if self.scanned > MAX_SCANNED_CELLS:
+                raise too_complex(f"the workbook has more than {MAX_SCANNED_CELLS} cells; that is the limit")
+            cells = [_cell(value) for value in row]
+            while cells and not cells[-1]:
+                cells.pop()
+            if not cells:
+                continue
+            if len(cells) > MAX_COLUMNS:
+                raise too_complex(
+                    f"sheet {sheet.title!r} has a value in column {len(cells)}; at most {MAX_COLUMNS} columns are read"
+                )
+            rows.append(cells)
+            if len(rows) > MAX_ROWS:
+                raise too_complex(f"sheet {sheet.title!r} has more than {MAX_ROWS} rows; that is the limit")
+        return rows
 
 
 _LIST_KEYS = ("faq", "faqs", "items", "questions", "qa", "data", "entries")

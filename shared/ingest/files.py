@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import posixpath
 import re
 import zipfile
@@ -11,6 +12,7 @@ from io import BytesIO
 from pydantic import ValidationError
 
 from shared.ingest.errors import FileRejected, corrupt, empty, too_large, unsupported
+from shared.ingest.limits import ParseLimits, check_archive, run_bounded
 from shared.knowledge.base import Block, Document
 
 Parser = Callable[[bytes], tuple[str | None, list[Block]]]
@@ -34,6 +36,15 @@ SUPPORTED_EXTENSIONS = tuple(sorted(EXTENSIONS))
 _LEGACY = {".doc": ".docx", ".xls": ".xlsx", ".ppt": None, ".pptx": None, ".rtf": ".docx", ".pages": ".docx"}
 _ZIP_FORMATS = {"docx": "word/", "xlsx": "xl/"}
 _UNSAFE_ID = re.compile(r"[\x00-\x1f\x7f]")
+# Each format's library, imported by the parent before a parser is forked off (an import begun in
+# the child could wait forever on an import lock another thread held at the fork).
+_LIBRARIES: dict[str, tuple[str, ...]] = {
+    "xlsx": ("openpyxl",),
+    "docx": ("docx",),
+    "pdf": ("pypdf",),
+    "markdown": ("markdown_it",),
+    "html": ("lxml.etree", "lxml.html"),
+}
 
 
 def _parser(kind: str) -> Parser:
@@ -125,14 +136,25 @@ def parse_file(
     document_id: str | None = None,
     title: str | None = None,
     url: str | None = None,
+    limits: ParseLimits | None = None,
 ) -> Document:
-    """The file as a Document (blocks keep its structure), or FileRejected saying why not."""
+    """The file as a Document (blocks keep its structure), or FileRejected saying why not. Parsing
+    is bounded by ``limits`` (shared/ingest/limits.py): archive checks first, then a child process
+    with a deadline and a memory limit."""
+    limits = limits or ParseLimits()
     if len(data) > max_bytes:
         raise too_large(len(data), max_bytes)
     if not data.strip():
         raise empty()
     kind = detect_format(filename, data)
-    found_title, blocks = _parser(kind)(data)
+    if kind in _ZIP_FORMATS:
+        check_archive(data, limits)
+    parser = _parser(kind)
+    if limits.isolated:
+        for module in _LIBRARIES.get(kind, ()):
+            importlib.import_module(module)
+    label = kind if kind in ("markdown", "text") else kind.upper()
+    found_title, blocks = run_bounded(lambda: parser(data), limits, label)
     identifier = document_id or document_id_for(filename)
     fallback = posixpath.splitext(posixpath.basename(identifier))[0] or identifier
     try:

@@ -6,6 +6,8 @@ from pydantic import Field
 
 from shared.config_section import ConfigSection
 
+DEFAULT_TARGET_DECLINE = 0.9
+
 
 class RetrievalConfig(ConfigSection):
     # Weight of the keyword (BM25) side in the fused score; the vector side gets 1 - this.
@@ -20,3 +22,8 @@ class RetrievalConfig(ConfigSection):
     # What the last calibration measured (informational; written by the calibration routine).
     calibrated_at: int | None = None
     calibration_decline_rate: float | None = Field(default=None, ge=0.0, le=1.0)
+    # The share of off-topic questions calibration declines (the tenant's trade-off; None: 0.9).
+    target_decline: float | None = Field(default=None, ge=0.5, le=0.99)
+    # Recalibrate on every upload or delete (false once the tenant calibrated with its own examples
+    # or a floor, which are not stored; a calibration without them turns it on again).
+    auto_calibrate: bool = True

@@ -66,7 +66,7 @@ from shared.knowledge.scoring import (
     rank_groups,
     term_bound,
 )
-from shared.knowledge.text import tokenize
+from shared.knowledge.text import alternative_terms, fold_chinese, tokenize
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -104,8 +104,10 @@ class _KeywordScorer:
         self._bm25 = bm25s.BM25(k1=BM25_K1, b=BM25_B, method="lucene")
         self._bm25.index([list(tokens) for tokens in corpus_tokens], show_progress=False)
 
-    def ratios(self, query_tokens: list[str]) -> NDArray[np.float32]:
-        terms = list(dict.fromkeys(query_tokens))  # a repeated query word is not extra evidence
+    def ratios(self, query_tokens: list[str], alternatives: Sequence[str] = ()) -> NDArray[np.float32]:
+        """``alternatives`` (text.alternative_terms) count only where the knowledge has them."""
+        known = [term for term in alternatives if self.doc_freq.get(term)]
+        terms = list(dict.fromkeys([*query_tokens, *known]))  # a repeated query word is not extra evidence
         term_ids = self._bm25.get_tokens_ids(terms)
         if term_ids:
             raw = np.asarray(self._bm25.get_scores_from_ids(term_ids), dtype=np.float32)
@@ -161,14 +163,14 @@ class _Generation:
             ]
         return self._groups
 
-    def keyword_ratios(self, query_tokens: list[str]) -> NDArray[np.float32]:
+    def keyword_ratios(self, query_tokens: list[str], alternatives: Sequence[str] = ()) -> NDArray[np.float32]:
         if self._has_tokens is None:
             self._has_tokens = any(record["tokens"] for record in self.records)
-        if not query_tokens or not self._has_tokens:
+        if not (query_tokens or alternatives) or not self._has_tokens:
             return np.zeros(len(self.records), dtype=np.float32)
         if self._keyword is None:
             self._keyword = _KeywordScorer([record["tokens"] for record in self.records])
-        return self._keyword.ratios(query_tokens)
+        return self._keyword.ratios(query_tokens, alternatives)
 
 
 class LocalHybridIndex(KnowledgeIndex):
@@ -240,10 +242,10 @@ class LocalHybridIndex(KnowledgeIndex):
         version = generation.version or EMPTY_VERSION
         if k <= 0 or not generation.records or not query.strip():
             return SearchHits(passages=[], version=version)
-        query_vector = self.embedder.embed_query(query)  # embedded once, used for every row
+        query_vector = self.embedder.embed_query(fold_chinese(query))  # embedded once, used for every row
         cosines = generation.vectors @ query_vector
         query_tokens = tokenize(query)
-        ratios = generation.keyword_ratios(query_tokens)
+        ratios = generation.keyword_ratios(query_tokens, alternative_terms(query))
         weight = self.keyword_weight if keyword_weight is None else keyword_weight
         scores = fuse(ratios, cosines, weight, self.embedder.cosine_floor, self.embedder.cosine_ceiling)
         if generation.entries is not None:

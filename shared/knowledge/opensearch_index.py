@@ -57,7 +57,7 @@ from shared.knowledge.chunking import DEFAULT_MAX_CHARS, DEFAULT_OVERLAP_CHARS, 
 from shared.knowledge.ids import validate_tenant_id
 from shared.knowledge.indexing import chunk_rows, embed_rows, row_tokens
 from shared.knowledge.scoring import BM25_K1, DEFAULT_KEYWORD_WEIGHT, bm25_idf, fuse, rank_groups, term_bound
-from shared.knowledge.text import tokenize
+from shared.knowledge.text import alternative_terms, fold_chinese, tokenize
 
 if TYPE_CHECKING:
     from shared.settings import Settings
@@ -234,16 +234,20 @@ def parse_explanation(explanation: Mapping[str, Any] | None, field_name: str = T
     return parsed
 
 
-def keyword_ratios_from_hits(terms: list[str], hits: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+def keyword_ratios_from_hits(
+    terms: list[str], hits: Sequence[Mapping[str, Any]], alternatives: Sequence[str] = ()
+) -> dict[str, float]:
     """Keyword ratio per hit id: _score / the query's BM25 bound (see scoring.keyword_ratio).
 
     Terms a hit did not match take their idf from another hit's explanation, else the idf of an
-    unknown term. A hit without a usable explanation falls back to the share of query terms it contains.
+    unknown term. ``alternatives`` (text.alternative_terms) join the bound only when some hit matched
+    them. A hit without a usable explanation falls back to the share of query terms it contains.
     """
     explained = {hit["_id"]: parse_explanation(hit.get("_explanation")) for hit in hits}
     known: dict[str, _TermStats] = {}
     for parsed in explained.values():
         known.update(parsed.terms)
+    terms = list(terms) + [term for term in alternatives if term in known and term not in terms]
     ratios: dict[str, float] = {}
     for hit in hits:
         parsed = explained[hit["_id"]]
@@ -434,8 +438,12 @@ class OpenSearchIndex(KnowledgeIndex):
             return SearchHits(passages=[], version=self.version(tenant_id))
         # Rows, not chunks, come back: fetch deeper so k distinct chunks survive the collapse.
         size = max(self.candidates, 4 * k)
-        terms = list(dict.fromkeys(tokenize(query)))
-        query_vector = self.embedder.embed_query(query)
+        required = list(dict.fromkeys(tokenize(query)))
+        # Pinyin-initial alternatives ("sfz") are searched too, but count in the bound only where
+        # some hit's explanation shows the tenant's knowledge has them (as in the local index).
+        alternatives = [t for t in alternative_terms(query) if t not in required]
+        terms = required + alternatives
+        query_vector = self.embedder.embed_query(fold_chinese(query))
         searches: list[dict[str, Any]] = []
         if terms:
             searches += [{"index": self.index_name}, keyword_search_body(tenant_id, terms, size)]
@@ -465,7 +473,7 @@ class OpenSearchIndex(KnowledgeIndex):
                 stored = hit["_source"].get(VECTOR_FIELD)
                 vector = np.asarray(stored or [], dtype=np.float32)
                 cosines[hit["_id"]] = float(vector @ query_vector) if vector.shape == query_vector.shape else 0.0
-        keyword = keyword_ratios_from_hits(terms, keyword_hits)
+        keyword = keyword_ratios_from_hits(required, keyword_hits, alternatives)
         ids = list(sources)
         if not ids:
             return SearchHits(passages=[], version=version)

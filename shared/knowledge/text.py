@@ -11,7 +11,7 @@ import re
 import tempfile
 import threading
 import unicodedata
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -109,12 +109,21 @@ def _undouble(word: str) -> str:
 
 
 def normalize(text: str) -> str:
-    """NFKC folds full-width letters/digits (常见于中文输入) to ASCII; then lowercase."""
-    return unicodedata.normalize("NFKC", text).lower()
+    """NFKC folds full-width letters/digits (常见于中文输入) to ASCII; then lowercase; Chinese in
+    traditional characters is folded to simplified (OpenCC's t2s tables), so 寬帶 meets 宽带."""
+    folded = unicodedata.normalize("NFKC", text).lower()
+    return _chinese.to_simplified(folded) if has_cjk(folded) else folded
+
+
+def fold_chinese(text: str) -> str:
+    """Traditional characters folded to simplified, nothing else changed: what the embedder is given
+    for a query, so 寬頻 and 宽频 land on the same vector (knowledge is mostly written in one script)."""
+    return _chinese.to_simplified(text) if has_cjk(text) else text
 
 
 def tokenize(text: str) -> list[str]:
-    """BM25 terms of ``text``: jieba search-mode words for Chinese runs, stemmed words otherwise.
+    """BM25 terms of ``text``: for Chinese runs jieba search-mode words, character bigrams and their
+    sounds (see ``_chinese_terms``); stemmed words otherwise.
 
     Stopwords and punctuation are dropped; order and repeats are kept (term frequency matters).
     """
@@ -122,7 +131,7 @@ def tokenize(text: str) -> list[str]:
     for match in _TOKEN_RUN.finditer(normalize(text)):
         run = match.group()
         if _HAS_CJK.match(run):
-            tokens.extend(w for w in _jieba.cut_for_search(run) if w not in CHINESE_STOPWORDS and w.strip())
+            tokens.extend(_chinese_terms(run))
         else:
             word = run.replace("’", "'")
             if word.endswith("'s"):
@@ -131,6 +140,95 @@ def tokenize(text: str) -> list[str]:
                 continue
             tokens.append(stem(word))
     return tokens
+
+
+def alternative_terms(text: str) -> list[str]:
+    """Query terms that may stand for Chinese words: a short Latin word such as "sfz" or "kd" may be
+    the pinyin initials of 身份证 or 宽带 (how people type on phones). They only count where the
+    knowledge base has such a word: an index must not let them lower a query's keyword bound."""
+    words = [m.group() for m in _TOKEN_RUN.finditer(normalize(text)) if not _HAS_CJK.match(m.group())]
+    return [
+        INITIALS_PREFIX + w
+        for w in dict.fromkeys(words)
+        if _LOOKS_LIKE_INITIALS.fullmatch(w) and w not in ENGLISH_STOPWORDS  # "my", "by", "why"
+    ]
+
+
+# 2-6 Latin consonants: no English word, but what initials look like (sfz, kd, xhzw, zfb).
+_LOOKS_LIKE_INITIALS = re.compile(r"[b-df-hj-np-tv-z]{2,6}")
+
+
+# --- Chinese terms ----------------------------------------------------------------------------------
+
+# Prefixes keep sound-based terms apart from words (an English "fan" is not 饭's pinyin).
+INITIALS_PREFIX = "i:"
+
+
+def _chinese_terms(run: str) -> list[str]:
+    """jieba's words (what a reader sees), every character bigram (recall where jieba cuts a
+    colloquial or misspelt phrase differently from the FAQ's wording) and each word's pinyin initials
+    (typed as "sfz" for 身份证). Toneless pinyin bigrams for homophone typos (花费/话费) were measured
+    too and not kept: on telecom_zh they cost more in false matches than they found (docs/quality.md)."""
+    words = [w for w in _jieba.cut_for_search(run) if w not in CHINESE_STOPWORDS and w.strip()]
+    terms = [*words, *(run[n : n + 2] for n in range(len(run) - 1))]
+    terms.extend(INITIALS_PREFIX + initials for w in words if len(w) >= 2 and (initials := _chinese.initials(w)))
+    return terms
+
+
+class _Chinese:
+    """OpenCC's traditional-to-simplified tables and pypinyin's readings, loaded on first Chinese text
+    (opencc ~2 ms, pypinyin's dictionary ~0.13 s: English-only tenants never pay for them)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._converter: Any = None
+        self._traditional: frozenset[str] = frozenset()
+        self._readings: dict[int, str] | None = None
+        self._initial: dict[str, str] = {}
+
+    def to_simplified(self, text: str) -> str:
+        if self._converter is None:
+            with self._lock:
+                if self._converter is None:
+                    self._converter = self._load_converter()
+        # Most text has no traditional character: skip the (pure-Python) conversion then.
+        return self._converter.convert(text) if not self._traditional.isdisjoint(text) else text
+
+    def _load_converter(self) -> Any:
+        from opencc import OpenCC
+
+        converter = OpenCC("t2s")  # reads its tables now
+        # The characters t2s changes, from its character table (the phrase table only refines them).
+        characters: set[str] = set()
+        for group in converter._dict_chain_data:  # noqa: SLF001 - the library exposes no accessor
+            for _max_len, _min_len, table in group:
+                characters.update(key for key, value in table.items() if len(key) == 1 and value[:1] != key)
+        self._traditional = frozenset(characters)
+        return converter
+
+    def initials(self, word: str) -> str:
+        """The first letter of each character's first reading ("身份证" -> "sfz"); "" if one has none."""
+        if self._readings is None:
+            with self._lock:
+                if self._readings is None:
+                    from pypinyin.pinyin_dict import pinyin_dict
+
+                    self._readings = pinyin_dict
+        letters = []
+        for char in word:
+            letter = self._initial.get(char)
+            if letter is None:
+                reading = self._readings.get(ord(char), "")
+                first = unicodedata.normalize("NFD", reading[:1])[:1]
+                letter = first if first.isascii() and first.isalpha() else ""
+                self._initial[char] = letter
+            if not letter:
+                return ""
+            letters.append(letter)
+        return "".join(letters)
+
+
+_chinese = _Chinese()
 
 
 # --- chunking ---------------------------------------------------------------------------------------

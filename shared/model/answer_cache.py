@@ -77,7 +77,13 @@ def answer_key(
 
 
 class FlightAbandoned(Exception):
-    """The leader gave up (failed, the visitor left) or went silent for too long."""
+    """The leader gave up (failed, the visitor left) or went silent for too long. ``model_unavailable``:
+    the leader's model gave no first token within its budget (asking it again now would make the
+    follower wait a second budget)."""
+
+    def __init__(self, message: str, *, model_unavailable: bool = False) -> None:
+        super().__init__(message)
+        self.model_unavailable = model_unavailable
 
 
 class Flight:
@@ -93,8 +99,8 @@ class Flight:
         """Leader: the answer is complete (and may be cached)."""
         return None
 
-    def abandon(self) -> None:
-        """Leader: no complete answer will come."""
+    def abandon(self, *, model_unavailable: bool = False) -> None:
+        """Leader: no complete answer will come (``model_unavailable``: no first token came)."""
         return None
 
     def follow(self) -> Iterator[str]:
@@ -149,8 +155,8 @@ class _MemoryLeader(Flight):
         self._cache._store(self._key, text)
         self._end("done")
 
-    def abandon(self) -> None:
-        self._end("abandoned")
+    def abandon(self, *, model_unavailable: bool = False) -> None:
+        self._end("unavailable" if model_unavailable else "abandoned")
 
     def _end(self, state: str) -> None:
         with self._flight.condition:
@@ -179,6 +185,8 @@ class _MemoryFollower(Flight):
             yield from new
             if state == "abandoned":
                 raise FlightAbandoned("the leader gave up")
+            if state == "unavailable":
+                raise FlightAbandoned("the leader's model did not answer", model_unavailable=True)
             if state == "done" and seen >= len(flight.parts):
                 return
 
@@ -238,6 +246,7 @@ class InMemoryAnswerCache(AnswerCache):
 
 _END = "\x00kefu:end"
 _ABANDONED = "\x00kefu:abandoned"
+_UNAVAILABLE = "\x00kefu:unavailable"
 # Deletes the lock only if this leader still holds it.
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 
@@ -328,8 +337,8 @@ class _RedisLeader(Flight):
     def finish(self, text: str) -> None:
         self._end(_END, text)
 
-    def abandon(self) -> None:
-        self._end(_ABANDONED, None)
+    def abandon(self, *, model_unavailable: bool = False) -> None:
+        self._end(_UNAVAILABLE if model_unavailable else _ABANDONED, None)
 
     def _end(self, marker: str, text: str | None) -> None:
         if self._ended:
@@ -372,6 +381,8 @@ class _RedisFollower(Flight):
                         return
                     if item == _ABANDONED:
                         raise FlightAbandoned("the leader gave up")
+                    if item == _UNAVAILABLE:
+                        raise FlightAbandoned("the leader's model did not answer", model_unavailable=True)
                     yield item
                 continue
             if cache._clock() - last_progress > cache._stall:
@@ -446,6 +457,9 @@ class AnswerSource:
         except FlightAbandoned as exc:
             if shown:
                 raise UpstreamError(f"the shared answer broke off: {exc}") from None
+            if exc.model_unavailable:
+                # The same model just spent its whole budget on this question: not a second one.
+                raise UpstreamError(f"the shared answer never started: {exc}") from None
             logger.info("shared answer abandoned; asking the model", extra={"reason": str(exc)})
         self.origin = "model"
         self._flight = SoloFlight()
@@ -459,6 +473,6 @@ class AnswerSource:
         if self._flight.leader:
             self._flight.finish(_DECLINED + text if self.declined else text)
 
-    def abandon(self) -> None:
+    def abandon(self, *, model_unavailable: bool = False) -> None:
         if self._flight.leader:
-            self._flight.abandon()
+            self._flight.abandon(model_unavailable=model_unavailable)

@@ -19,7 +19,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import Field
 
 from shared.model.aws_errors import aws_model_errors
-from shared.model.chat_base import StreamingChatModel
+from shared.model.chat_base import StreamEnd, StreamingChatModel
 
 _ROLES = {"human": "user", "ai": "assistant"}
 
@@ -67,7 +67,8 @@ class BedrockConverseChatModel(StreamingChatModel):
             response = self.client.converse_stream(**self._request(messages, stop))
             events = response["stream"]
             try:
-                yield from self._guarded((_chunk(event, self.model_id) for event in events), first_text)
+                end = StreamEnd()
+                yield from self._guarded(_chunks(events, self.model_id, end), first_text, end)
             finally:
                 # Also on GeneratorExit (the visitor left): drop the connection so Bedrock stops.
                 events.close()
@@ -97,6 +98,13 @@ class BedrockConverseChatModel(StreamingChatModel):
         if inference:
             request["inferenceConfig"] = inference
         return request
+
+
+def _chunks(events: Any, model_id: str, end: StreamEnd) -> Iterator[ChatGenerationChunk | None]:
+    for event in events:
+        if "messageStop" in event:
+            end.reached = True  # ConverseStream's end marker (the metadata event may follow)
+        yield _chunk(event, model_id)
 
 
 def _chunk(event: dict[str, Any], model_id: str) -> ChatGenerationChunk | None:

@@ -56,6 +56,14 @@ class FirstTextDeadline:
             yield line
 
 
+class StreamEnd:
+    """Set by an adapter when the stream carried the provider's end marker (or a chunk with a
+    ``finish_reason`` did): only then is what arrived the whole answer."""
+
+    def __init__(self) -> None:
+        self.reached = False
+
+
 class StreamingChatModel(BaseChatModel):
     """A langchain-core chat model that streams: the sampling settings every adapter takes, and
     ``_guarded`` for the stream loop. An adapter's ``_stream`` turns its wire format into chunks
@@ -77,18 +85,26 @@ class StreamingChatModel(BaseChatModel):
 
     @staticmethod
     def _guarded(
-        chunks: Iterable[ChatGenerationChunk | None], first_text: FirstTextDeadline
+        chunks: Iterable[ChatGenerationChunk | None], first_text: FirstTextDeadline, end: StreamEnd
     ) -> Iterator[ChatGenerationChunk]:
         """``chunks`` with the first-text deadline checked at every item, and one empty chunk when
-        there were none: an empty completion is an answer (langchain-core raises on zero chunks)."""
+        there were none: an empty completion is an answer (langchain-core raises on zero chunks).
+
+        A stream that stops without the provider's end marker (``[DONE]``, a ``finish_reason``,
+        Bedrock's ``messageStop``) was cut (the server died, a proxy dropped the connection): that
+        is a failure, never a short answer."""
         yielded = False
         for chunk in chunks:
             first_text.check()
             if chunk is None:
                 continue
+            if (chunk.generation_info or {}).get("finish_reason"):
+                end.reached = True
             yielded = True
             first_text.arrived = first_text.arrived or bool(chunk.text)
             yield chunk
+        if not end.reached:
+            raise ModelServerError(f"{first_text.who} ended the stream without its end marker (the answer is cut)")
         if not yielded:
             yield ChatGenerationChunk(message=AIMessageChunk(content=""))
 

@@ -9,7 +9,6 @@ the deployment's model (the ``KEFU_LLM_*`` settings), still with the tenant's pr
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import re
 from typing import Literal, Self
 
@@ -33,6 +32,8 @@ _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 # "auto" or a BCP 47 language tag such as en, zh, zh-CN, pt-BR.
 _LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 _HTTP_PROVIDERS = ("openai", "azure")
+# A target's deadlines: the tenant may tune them on the deployment's model too.
+TIMEOUT_FIELDS = ("timeout_seconds", "connect_timeout_seconds", "first_token_seconds", "between_tokens_seconds")
 
 
 class ModelParameters(ConfigSection):
@@ -64,8 +65,12 @@ class _TargetFields(ConfigSection):
     # sagemaker: "messages" (OpenAI-style chat body: TGI's Messages API, vLLM/LMI containers) or
     # "generate" (TGI's {"inputs", "parameters"} body).
     payload_format: PayloadFormat | None = None
-    # Seconds to wait for the first token (and between chunks) before the attempt counts as failed.
+    # Seconds to wait for the first token (and between chunks) before the attempt counts as failed;
+    # the three fields below, when set, override it for their own phase.
     timeout_seconds: float | None = Field(default=None, ge=1, le=120)
+    connect_timeout_seconds: float | None = Field(default=None, gt=0, le=30)
+    first_token_seconds: float | None = Field(default=None, ge=0.5, le=60)
+    between_tokens_seconds: float | None = Field(default=None, ge=0.5, le=120)
     parameters: ModelParameters = Field(default_factory=ModelParameters)
 
     @field_validator("api_key_secret", "client_cert_secret")
@@ -138,6 +143,15 @@ class ModelTarget(_TargetFields):
         """For logs and metrics: provider and model, never a secret."""
         return f"{self.provider}:{self.model or self.endpoint or 'default'}"
 
+    def deadlines(self, connect: float, first_token: float, between_tokens: float) -> tuple[float, float, float]:
+        """Connect, first-token and between-token seconds: this target's own, else ``timeout_seconds``,
+        else the given deployment defaults."""
+        return (
+            self.connect_timeout_seconds or connect,
+            self.first_token_seconds or self.timeout_seconds or first_token,
+            self.between_tokens_seconds or self.timeout_seconds or between_tokens,
+        )
+
 
 class ModelConfig(_TargetFields):
     """The tenant's model; everything is optional (see the module docstring)."""
@@ -152,6 +166,15 @@ class ModelConfig(_TargetFields):
     fallbacks: list[ModelTarget] = Field(default_factory=list, max_length=3)
     # Reuse answers to repeated questions (same question, knowledge version and model settings).
     answer_cache: bool = True
+    # When no model gives a first token within the budget: "error" (an `error` frame
+    # `model_unavailable`, with a retry button in the widget) or "extractive" (the best-matching
+    # passage, quoted). None: the deployment's KEFU_LLM_ON_UNAVAILABLE.
+    on_unavailable: Literal["error", "extractive"] | None = None
+    # Shown to the visitor with `model_unavailable` (e.g. "Please try again, or ask for a person").
+    unavailable_text: str | None = Field(default=None, min_length=1, max_length=500)
+    # Seconds from asking the model to its first text, retries and fallbacks included. None: the
+    # deployment's KEFU_LLM_FIRST_TOKEN_BUDGET_SECONDS.
+    first_token_budget_seconds: float | None = Field(default=None, ge=1, le=30)
 
     @field_validator("answer_language")
     @classmethod
@@ -169,7 +192,7 @@ class ModelConfig(_TargetFields):
             self._check_target(self.provider)
         else:
             # Parameters and the timeout also tune the deployment's model; the rest describe a target.
-            tunable = ("parameters", "timeout_seconds")
+            tunable = ("parameters", *TIMEOUT_FIELDS)
             fields = _TargetFields.model_fields
             given = [to_camel(name) for name in fields if name not in tunable and getattr(self, name)]
             if given:
@@ -185,9 +208,14 @@ class ModelConfig(_TargetFields):
 
 
 def check_endpoint_url(url: str) -> None:
-    """An http(s) API root without credentials, query or fragment, and not a link-local address (the
-    instance metadata service lives there)."""
+    """An http(s) API root without credentials, query or fragment, whose host does not literally name
+    a link-local (the instance metadata service), loopback (the Lambda Runtime API), multicast,
+    unspecified or reserved address in any notation. Names are checked when a connection is made
+    (shared/model/endpoint_guard.py)."""
     from urllib.parse import urlsplit
+
+    from shared.model.endpoint_guard import check_host
+    from shared.settings import get_settings
 
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -196,9 +224,4 @@ def check_endpoint_url(url: str) -> None:
         raise ValueError("'endpoint' must not carry credentials; use 'apiKeySecret'")
     if parts.query or parts.fragment:
         raise ValueError("'endpoint' must not have a query or fragment (Azure's api-version goes in 'apiVersion')")
-    try:
-        address = ipaddress.ip_address(parts.hostname)
-    except ValueError:
-        return
-    if address.is_link_local or address.is_multicast or address.is_unspecified:
-        raise ValueError("'endpoint' must not be a link-local, multicast or unspecified address")
+    check_host(parts.hostname, allow_loopback=get_settings().model_endpoint_allow_loopback)

@@ -132,7 +132,9 @@ def _chat_model(
     parameters = target.parameters
     temperature = parameters.temperature if parameters.temperature is not None else settings.llm_temperature
     max_tokens = parameters.max_tokens if parameters.max_tokens is not None else settings.llm_max_tokens
-    first_token = target.timeout_seconds or settings.llm_first_token_timeout_seconds
+    connect, first_token, between = target_deadlines(target, settings)
+    # The socket read timeout is only the backstop of the stream deadlines (shared/model/deadlines.py).
+    read = max(first_token, between)
     if target.provider in ("openai", "azure"):
         from shared.model.openai_compatible import OpenAICompatibleChatModel
 
@@ -143,6 +145,10 @@ def _chat_model(
 
             ssl_context = client_certificate_context(_secret(secrets, target.client_cert_secret))
         azure = target.provider == "azure"
+        from shared.model.endpoint_guard import GuardedTransport
+
+        # Every connection re-checks where the endpoint's name resolves (metadata service, loopback).
+        guarded = GuardedTransport(ssl_context=ssl_context, allow_loopback=settings.model_endpoint_allow_loopback)
         try:
             return OpenAICompatibleChatModel(
                 base_url=target.endpoint or "",
@@ -151,12 +157,13 @@ def _chat_model(
                 auth_header="api-key" if azure else "bearer",
                 query={"api-version": target.api_version} if target.api_version else {},
                 timeout=settings.llm_timeout_seconds,
-                connect_timeout=settings.llm_connect_timeout_seconds,
-                first_token_timeout=first_token,
+                connect_timeout=connect,
+                first_token_timeout=read,
                 temperature=temperature,
                 max_tokens=max_tokens,
                 top_p=parameters.top_p,
                 ssl_context=ssl_context,
+                transport=guarded,
             )
         except ValidationError as exc:
             raise ModelNotConfigured(f"invalid model settings: {describe(exc)}") from None
@@ -170,8 +177,8 @@ def _chat_model(
             "bedrock-runtime",
             region=region,
             endpoint_url=settings.bedrock_endpoint,
-            connect_timeout=settings.llm_connect_timeout_seconds,
-            read_timeout=first_token,
+            connect_timeout=connect,
+            read_timeout=read,
         )
         return BedrockConverseChatModel(
             model_id=target.model or "",
@@ -179,7 +186,7 @@ def _chat_model(
             temperature=temperature,
             max_tokens=max_tokens,
             top_p=parameters.top_p,
-            first_token_timeout=first_token,
+            first_token_timeout=read,
         )
     if target.provider == "sagemaker":
         from shared.model.sagemaker import SageMakerChatModel
@@ -188,8 +195,8 @@ def _chat_model(
             "sagemaker-runtime",
             region=region,
             endpoint_url=settings.sagemaker_endpoint,
-            connect_timeout=settings.llm_connect_timeout_seconds,
-            read_timeout=first_token,
+            connect_timeout=connect,
+            read_timeout=read,
         )
         return SageMakerChatModel(
             endpoint_name=target.endpoint or "",
@@ -199,9 +206,18 @@ def _chat_model(
             temperature=temperature,
             max_tokens=max_tokens,
             top_p=parameters.top_p,
-            first_token_timeout=first_token,
+            first_token_timeout=read,
         )
     raise ModelNotConfigured(f"unknown provider {target.provider!r}")
+
+
+def target_deadlines(target: ModelTarget, settings: Settings) -> tuple[float, float, float]:
+    """Connect, first-token and between-token seconds of a target (its own, else the deployment's)."""
+    return target.deadlines(
+        settings.llm_connect_timeout_seconds,
+        settings.llm_first_token_timeout_seconds,
+        settings.llm_between_tokens_timeout_seconds,
+    )
 
 
 def _secret(secrets: SecretResolver | None, reference: str) -> str:

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 from shared.errors import KefuError
 from shared.model.base import AnswerModel
-from shared.model.config import ModelConfig, ModelParameters, ModelTarget
-from shared.model.factory import ModelNotConfigured, build_target, deployment_target
+from shared.model.config import TIMEOUT_FIELDS, ModelConfig, ModelParameters, ModelTarget
+from shared.model.extractive import ExtractiveModel
+from shared.model.factory import ModelNotConfigured, build_target, deployment_target, target_deadlines
 from shared.model.resilience import CircuitBreakers, FallbackAnswerModel, ModelTargetRef
 from shared.model.secrets import SecretResolver
 from shared.observability import logger
@@ -39,6 +40,10 @@ class TenantModel:
     # Worth caching: a model that costs tokens (not the free, deterministic extractive quote).
     cacheable: bool
     label: str
+    # When no model answers in time: "error" (`model_unavailable`) or "extractive" (``fallback``).
+    on_unavailable: str = "error"
+    unavailable_text: str | None = None
+    fallback: AnswerModel | None = None
 
 
 class ModelGateway(ABC):
@@ -67,6 +72,9 @@ class ModelSpec:
     answer_cache: bool
     # The deployment's own plain key applies to the deployment's target only.
     deployment_key_target: int | None
+    on_unavailable: str = "error"
+    unavailable_text: str | None = None
+    first_token_budget_seconds: float = 15.0
 
     def identity(self, settings: Settings) -> str:
         document = {
@@ -76,6 +84,7 @@ class ModelSpec:
             "minScore": self.min_answer_score,
             "maxPassages": settings.retrieve_top_k,
             "defaults": [settings.llm_temperature, settings.llm_max_tokens],
+            "unavailable": [self.on_unavailable, self.unavailable_text, self.first_token_budget_seconds],
         }
         return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:24]
 
@@ -131,7 +140,7 @@ class ConfiguredModelGateway(ModelGateway):
         deployment_key_target: int | None = None
         if primary is None:
             primary = deployment_target(settings)
-            if model.parameters != ModelParameters() or model.timeout_seconds:
+            if model.parameters != ModelParameters() or any(getattr(model, name) for name in TIMEOUT_FIELDS):
                 primary = _tuned(primary, model)
             deployment_key_target = 0
         fallbacks = list(model.fallbacks)
@@ -145,6 +154,9 @@ class ConfiguredModelGateway(ModelGateway):
             min_answer_score=retrieval_score if retrieval_score is not None else settings.min_answer_score,
             answer_cache=model.answer_cache,
             deployment_key_target=deployment_key_target,
+            on_unavailable=model.on_unavailable or settings.llm_on_unavailable,
+            unavailable_text=model.unavailable_text,
+            first_token_budget_seconds=model.first_token_budget_seconds or settings.llm_first_token_budget_seconds,
         )
 
     def _deployment_fallbacks(self) -> list[ModelTarget]:
@@ -171,19 +183,41 @@ class ConfiguredModelGateway(ModelGateway):
                 problems.append(f"{target.label()}: {exc.message}")
                 logger.warning("model target not built", extra={"target": target.label(), "error": exc.message})
                 continue
-            refs.append(ModelTargetRef(key=target.identity(), label=target.label(), model=model))
+            _, first_token, between = target_deadlines(target, self._settings)
+            refs.append(
+                ModelTargetRef(
+                    key=target.identity(),
+                    label=target.label(),
+                    model=model,
+                    first_token_seconds=first_token,
+                    between_tokens_seconds=between,
+                    local=target.provider == "extractive",
+                )
+            )
         if not refs:
             raise ModelNotConfigured("no model target could be built: " + "; ".join(problems))
         primary = spec.targets[0]
         if len(refs) == 1 and primary.provider == "extractive":
             answer_model: AnswerModel = refs[0].model  # nothing to retry: it cannot fail upstream
         else:
-            answer_model = FallbackAnswerModel(refs, self._breakers, max_retries=self._settings.llm_max_retries)
+            answer_model = FallbackAnswerModel(
+                refs,
+                self._breakers,
+                max_retries=self._settings.llm_max_retries,
+                first_token_budget_seconds=spec.first_token_budget_seconds,
+                answer_seconds=self._settings.llm_answer_timeout_seconds,
+            )
+        fallback = None
+        if spec.on_unavailable == "extractive":
+            fallback = ExtractiveModel(min_answer_score=spec.min_answer_score, language=spec.answer_language)
         tenant_model = TenantModel(
             model=answer_model,
             identity=identity,
             cacheable=spec.answer_cache and primary.provider != "extractive",
             label=primary.label(),
+            on_unavailable=spec.on_unavailable,
+            unavailable_text=spec.unavailable_text,
+            fallback=fallback,
         )
         return tenant_model, not problems
 
@@ -192,6 +226,7 @@ def _tuned(target: ModelTarget, model: ModelConfig) -> ModelTarget:
     """The deployment's target with the tenant's parameters and timeout laid over it."""
     parameters = target.parameters.model_copy(update=model.parameters.model_dump(exclude_defaults=True))
     update: dict[str, object] = {"parameters": parameters}
-    if model.timeout_seconds:
-        update["timeout_seconds"] = model.timeout_seconds
+    for name in TIMEOUT_FIELDS:
+        if getattr(model, name):
+            update[name] = getattr(model, name)
     return target.model_copy(update=update)

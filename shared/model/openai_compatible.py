@@ -29,6 +29,7 @@ from shared.model.chat_base import (
     MAX_ERROR_CHARS,
     FirstTextDeadline,
     ModelServerError,
+    StreamEnd,
     StreamingChatModel,
     chat_completions_body,
     chunk_from_event,
@@ -152,7 +153,9 @@ class OpenAICompatibleChatModel(StreamingChatModel):
                             generation_info=generation.generation_info,
                         )
                     return
-                yield from self._guarded(_chunks(sse_data(first_text.watch(response.iter_lines()))), first_text)
+                end = StreamEnd()
+                events = sse_data(first_text.watch(response.iter_lines()))
+                yield from self._guarded(_chunks(events, end), first_text, end)
         except httpx.TimeoutException as exc:
             raise ModelServerError(f"model server timed out after {wait:g} s ({exc!r})") from exc
         except httpx.HTTPError as exc:
@@ -201,9 +204,10 @@ class OpenAICompatibleChatModel(StreamingChatModel):
         )
 
 
-def _chunks(events: Iterator[str]) -> Iterator[ChatGenerationChunk | None]:
+def _chunks(events: Iterator[str], end: StreamEnd) -> Iterator[ChatGenerationChunk | None]:
     for data in events:
         if data == "[DONE]":
+            end.reached = True
             _drain(events)
             return
         yield chunk_from_event(parse_event(data))

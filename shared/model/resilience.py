@@ -2,9 +2,11 @@
 
 Before the first token an answer can still be given by someone else: each target gets bounded
 retries (with a short backoff) for failures that may pass, then the next target of the chain is
-tried (e.g. on-premises vLLM -> Bedrock -> the extractive quote). After the first token nothing is
-retried: the text is already on the visitor's screen, so the failure propagates and the generator
-ends the answer with an ``error`` frame.
+tried (e.g. on-premises vLLM -> Bedrock -> the extractive quote), all within one first-token budget;
+when nothing answered, ``ModelUnavailable`` (the generator sends ``model_unavailable`` or the
+tenant's extractive fallback). After the first token nothing is retried: the text is already on the
+visitor's screen, so the failure propagates and the generator ends the answer as incomplete
+(``answer.end`` with ``complete: false``).
 
 A circuit breaker per target (per warm container) skips a target that failed ``failures`` times in a
 row for ``cooldown_seconds``, then lets a single trial through: a dead on-premises server costs its
@@ -21,11 +23,20 @@ from dataclasses import dataclass
 from shared.errors import UpstreamError
 from shared.knowledge.base import Passage
 from shared.model.base import Answer, AnswerModel, AnswerStream, ModelUsage, Turn, close_stream
+from shared.model.deadlines import StreamDeadlineExceeded, StreamDeadlines, within_deadlines
 from shared.observability import logger
 
 # HTTP statuses that will not change on a retry of the same request (bad request, auth, not found).
 _FINAL_STATUSES = frozenset({400, 401, 403, 404, 405, 413, 422})
 _MAX_BACKOFF_SECONDS = 2.0
+# An attempt that would get less time than this to its first text is not started.
+_MIN_ATTEMPT_SECONDS = 0.5
+
+
+class ModelUnavailable(UpstreamError):
+    """No target of the chain produced a first piece within the budget."""
+
+    code = "model_unavailable"
 
 
 @dataclass
@@ -89,11 +100,16 @@ class CircuitBreakers:
 
 @dataclass(frozen=True)
 class ModelTargetRef:
-    """One link of the chain: its breaker key (config identity), a label for logs, the model."""
+    """One link of the chain: its breaker key (config identity), a label for logs, the model, and
+    its stream deadlines (seconds to the first text, and of silence between pieces after it)."""
 
     key: str
     label: str
     model: AnswerModel
+    first_token_seconds: float = 15.0
+    between_tokens_seconds: float = 15.0
+    # Answers without any upstream call (the extractive quote): tried even when the budget is spent.
+    local: bool = False
 
 
 def is_final(exc: BaseException) -> bool:
@@ -103,7 +119,15 @@ def is_final(exc: BaseException) -> bool:
 
 
 class FallbackAnswerModel(AnswerModel):
-    """The first target's plan; the stream of the first target that yields a first piece."""
+    """The first target's plan; the stream of the first target that yields a first piece.
+
+    Everything before the first piece (each attempt, retries, backoffs, fallbacks) shares one budget,
+    ``first_token_budget_seconds``, counted from the call to ``stream``: an attempt waits for its
+    first text at most its own ``first_token_seconds`` and never past the budget, and no attempt
+    starts once the budget is spent (except a local target such as the extractive quote). So a dead
+    or silent model costs the visitor the budget, not retries times timeouts. After the first piece
+    the target's ``between_tokens_seconds`` and ``answer_seconds`` (the whole answer) apply.
+    """
 
     def __init__(
         self,
@@ -111,16 +135,22 @@ class FallbackAnswerModel(AnswerModel):
         breakers: CircuitBreakers,
         *,
         max_retries: int,
+        first_token_budget_seconds: float = 15.0,
+        answer_seconds: float | None = None,
         backoff_seconds: float = 0.25,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not targets:
             raise ValueError("a fallback chain needs at least one target")
         self.targets = targets
         self._breakers = breakers
         self._max_retries = max_retries
+        self._budget = first_token_budget_seconds
+        self._answer_seconds = answer_seconds
         self._backoff = backoff_seconds
         self._sleep = sleep
+        self._clock = clock
 
     def plan(self, question: str, passages: list[Passage]) -> Answer:
         return self.targets[0].model.plan(question, passages)
@@ -145,13 +175,25 @@ class FallbackAnswerModel(AnswerModel):
     def _pieces(
         self, question: str, answer: Answer, history: list[Turn], holder: dict[str, AnswerStream]
     ) -> Iterator[str]:
+        started = self._clock()
+        budget_end = started + self._budget
+        end_by = started + self._answer_seconds if self._answer_seconds is not None else None
         problems: list[str] = []
         failed = 0
         candidates, retries = self._candidates()
         for target in candidates:
             attempts = 1 + retries
             for attempt in range(attempts):
-                stream = target.model.stream(question, answer, history)
+                if self._clock() >= budget_end - _MIN_ATTEMPT_SECONDS and not target.local:
+                    problems.append(f"{target.label}: skipped, no time left within {self._budget:g} s")
+                    break
+                deadlines = StreamDeadlines(
+                    first_by=min(self._clock() + target.first_token_seconds, budget_end),
+                    between_seconds=target.between_tokens_seconds,
+                    end_by=end_by,
+                )
+                model_stream = target.model.stream(question, answer, history)
+                stream = within_deadlines(model_stream, deadlines, who=target.label, clock=self._clock)
                 try:
                     first = next(stream)
                 except Exception as exc:
@@ -164,21 +206,28 @@ class FallbackAnswerModel(AnswerModel):
                         "model attempt failed",
                         extra={"target": target.label, "attempt": attempt + 1, "error": reason[:300]},
                     )
-                    if is_final(exc):
+                    # A target that let its deadline pass is likely stuck: the next target gets
+                    # the rest of the budget rather than a second wait on this one.
+                    stuck = isinstance(exc, StreamDeadlineExceeded) and target is not candidates[-1]
+                    if is_final(exc) or stuck:
                         break
                     if attempt + 1 < attempts:
-                        self._sleep(min(self._backoff * 2**attempt, _MAX_BACKOFF_SECONDS))
+                        pause = min(self._backoff * 2**attempt, _MAX_BACKOFF_SECONDS)
+                        self._sleep(max(0.0, min(pause, budget_end - self._clock() - _MIN_ATTEMPT_SECONDS)))
                     continue
                 self._breakers.succeeded(target.key)
-                inner = getattr(stream, "usage", None)
-                usage = inner if isinstance(inner, ModelUsage) else ModelUsage(provider=target.label, model="")
-                usage.failed_attempts = failed
-                usage.fallback = target is not self.targets[0]
-                holder["stream"].usage = usage
+                holder["stream"].usage = self._usage(target, model_stream, failed)
                 try:
                     yield first
                     yield from stream
                 finally:
                     close_stream(stream)
                 return
-        raise UpstreamError("no model answered: " + "; ".join(problems))
+        raise ModelUnavailable("no model answered: " + "; ".join(problems))
+
+    def _usage(self, target: ModelTargetRef, stream: object, failed: int) -> ModelUsage:
+        inner = getattr(stream, "usage", None)
+        usage = inner if isinstance(inner, ModelUsage) else ModelUsage(provider=target.label, model="")
+        usage.failed_attempts = failed
+        usage.fallback = target is not self.targets[0]
+        return usage

@@ -29,6 +29,7 @@ from shared.model.aws_errors import aws_model_errors
 from shared.model.chat_base import (
     MAX_ERROR_CHARS,
     ModelServerError,
+    StreamEnd,
     StreamingChatModel,
     chat_completions_body,
     chunk_from_event,
@@ -87,7 +88,8 @@ class SageMakerChatModel(StreamingChatModel):
             events = response["Body"]
             try:
                 data = sse_data(first_text.watch(_lines(events)), json_lines=True)
-                yield from self._guarded(_chunks(data), first_text)
+                end = StreamEnd()
+                yield from self._guarded(_chunks(data, end), first_text, end)
             finally:
                 events.close()
 
@@ -137,9 +139,10 @@ def _lines(events: Any) -> Iterator[str]:
         yield buffer.decode("utf-8").rstrip("\r")
 
 
-def _chunks(events: Iterator[str]) -> Iterator[ChatGenerationChunk | None]:
+def _chunks(events: Iterator[str], end: StreamEnd) -> Iterator[ChatGenerationChunk | None]:
     for data in events:
         if data == "[DONE]":
+            end.reached = True
             return
         yield _chunk(parse_event(data))
 

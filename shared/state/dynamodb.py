@@ -161,6 +161,23 @@ class DynamoStateStore(StateStore):
             if not _condition_failed(exc):
                 raise
 
+    def claim_connection_conversation(self, connection_id: str, conversation_id: str, expected: str | None) -> bool:
+        unchanged = (
+            ConnectionModel.conversation_id.does_not_exist()
+            if expected is None
+            else ConnectionModel.conversation_id == expected
+        )
+        try:
+            ConnectionModel(connection_id).update(
+                actions=[ConnectionModel.conversation_id.set(conversation_id)],
+                condition=ConnectionModel.connection_id.exists() & unchanged,
+            )
+        except Exception as exc:
+            if not _condition_failed(exc):
+                raise
+            return False
+        return True
+
     def delete_connection(self, connection_id: str, *, connected_before: int | None = None) -> None:
         if connected_before is None:
             ConnectionModel(connection_id).delete()
@@ -364,6 +381,7 @@ class DynamoStateStore(StateStore):
             event=message.event,
             feedback=message.feedback,
             usage=message.usage.model_dump() if message.usage is not None else None,
+            incomplete=True if message.incomplete else None,
             created_at=message.created_at,
             expires_at=self._conversation_ttl,
         )
@@ -478,6 +496,7 @@ def _to_record(item: MessageModel) -> StoredMessage:
         event=item.event,
         feedback=item.feedback,
         usage=AnswerUsage.model_validate(item.usage) if item.usage else None,
+        incomplete=bool(item.incomplete),
     )
 
 
@@ -509,6 +528,7 @@ def _to_connection(item: ConnectionModel) -> Connection:
         agent_id=item.agent_id,
         page=item.page,
         language=item.language,
+        source_ip=item.source_ip,
     )
 
 

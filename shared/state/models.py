@@ -97,6 +97,7 @@ class ConnectionModel(Model):
     agent_tenant_id = UnicodeAttribute(null=True)
     page = UnicodeAttribute(null=True)
     language = UnicodeAttribute(null=True)
+    source_ip = UnicodeAttribute(null=True)
     expires_at = TTLAttribute()
 
     by_conversation = ConnectionsByConversation()
@@ -207,11 +208,31 @@ class MessageModel(Model):
     feedback = UnicodeAttribute(null=True)
     # Bot answers: AnswerUsage as JSON (tokens, model, latency).
     usage = JSONAttribute(null=True)
+    # Bot answers cut by a model failure (absent: complete).
+    incomplete = BooleanAttribute(null=True)
     created_at = NumberAttribute()
     expires_at = TTLAttribute()
 
 
-ALL_MODELS: tuple[type[Model], ...] = (TenantModel, AgentModel, ConnectionModel, ConversationModel, MessageModel)
+class RateCounterModel(Model):
+    """One rate-limit counter for one window (shared/chat/rate_limits.py); gone by TTL after it."""
+
+    class Meta:
+        table_name = "kefu-limits"
+
+    counter_key = UnicodeAttribute(hash_key=True)
+    hits = NumberAttribute(default=0)
+    expires_at = TTLAttribute()
+
+
+ALL_MODELS: tuple[type[Model], ...] = (
+    TenantModel,
+    AgentModel,
+    ConnectionModel,
+    ConversationModel,
+    MessageModel,
+    RateCounterModel,
+)
 
 
 def bind_models(settings: Settings) -> None:
@@ -222,6 +243,7 @@ def bind_models(settings: Settings) -> None:
         ConnectionModel: settings.connections_table,
         ConversationModel: settings.conversations_table,
         MessageModel: settings.messages_table,
+        RateCounterModel: settings.limits_table,
     }
     for model, table in tables.items():
         meta = model.Meta

@@ -89,6 +89,8 @@ class Connection(BaseModel):
     # What the widget reports about the visitor's page (shown to agents).
     page: str | None = None
     language: str | None = None
+    # The caller's address as API Gateway saw it (visitors; per-address limits), never shown to agents.
+    source_ip: str | None = None
 
 
 class Ticket(BaseModel):
@@ -221,3 +223,5 @@ class StoredMessage(BaseModel):
     feedback: str | None = None
     # For bot answers: tokens, model and latency.
     usage: AnswerUsage | None = None
+    # For bot answers: the model failed after the first token; ``text`` is what the visitor saw.
+    incomplete: bool = False

@@ -67,6 +67,11 @@ class StateStore(ABC):
     def set_connection_conversation(self, connection_id: str, conversation_id: str) -> None: ...
 
     @abstractmethod
+    def claim_connection_conversation(self, connection_id: str, conversation_id: str, expected: str | None) -> bool:
+        """Point the connection at ``conversation_id`` only if it still points at ``expected`` (None:
+        at no conversation). False when another frame got there first, or the connection is gone."""
+
+    @abstractmethod
     def delete_connection(self, connection_id: str, *, connected_before: int | None = None) -> None:
         """Forget a connection. With ``connected_before`` (epoch ms), only if it connected earlier than
         that: a connection still inside its $connect looks gone to @connections but is not."""

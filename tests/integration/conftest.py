@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 
@@ -10,6 +11,10 @@ import pytest
 from local.services import MotoServer, RedisServer
 from shared.settings import Settings
 from shared.state.models import create_tables
+
+# The model servers these tests stand up listen on loopback, which deployments refuse
+# (shared/model/endpoint_guard.py); `make run` allows it the same way.
+os.environ.setdefault("KEFU_MODEL_ENDPOINT_ALLOW_LOOPBACK", "true")
 
 
 @pytest.fixture(scope="session")

@@ -75,6 +75,18 @@ def test_after_an_abandoned_flight_the_next_asker_leads_with_a_fresh_stream(redi
     assert cache.get(KEY) == "fresh"
 
 
+def test_a_follower_learns_that_the_leaders_model_never_answered(redis_server: RedisServer) -> None:
+    cache = cache_on(redis_server)
+    first = cache.join(KEY)
+    late = cache.join(KEY)
+    first.abandon(model_unavailable=True)
+
+    with pytest.raises(FlightAbandoned) as raised:
+        next(late.follow())
+    assert raised.value.model_unavailable
+    assert cache.get(KEY) is None
+
+
 def test_tenants_never_share_answers(redis_server: RedisServer) -> None:
     cache = cache_on(redis_server)
     cache.join(KEY).finish("Acme's answer")

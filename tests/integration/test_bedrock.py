@@ -89,6 +89,17 @@ def test_an_error_before_streaming_is_a_model_server_error_and_not_retried_by_bo
     assert len(fresh.requests) == 1  # the gateway retries and falls back; boto3 must not add its own
 
 
+def test_a_stream_that_ends_without_message_stop_is_cut_not_complete(fresh: AwsStreamServer) -> None:
+    fresh.reset(StreamScript(tokens=["a", "b", "c", "d"], cut_after=2))
+    received: list[str] = []
+
+    with pytest.raises(ModelServerError, match="without its end marker"):
+        for chunk in chat_model(fresh).stream([HumanMessage(content="hi")]):
+            received.append(chunk.text)
+
+    assert "".join(received) == "ab"
+
+
 def test_an_exception_event_mid_stream_raises_after_the_text_so_far(fresh: AwsStreamServer) -> None:
     fresh.reset(StreamScript(tokens=["a", "b", "c", "d"], fail_after=2))
     received: list[str] = []

@@ -97,6 +97,20 @@ def test_a_model_error_event_mid_stream_raises_after_the_text_so_far(fresh: AwsS
     assert "".join(received) == "ab"
 
 
+@pytest.mark.parametrize("payload_format", ["messages", "generate"])
+def test_a_stream_that_ends_without_its_end_marker_is_cut_not_complete(
+    fresh: AwsStreamServer, payload_format: str
+) -> None:
+    fresh.reset(StreamScript(tokens=["a", "b", "c"], cut_after=2, sagemaker_format=payload_format))  # type: ignore[arg-type]
+    received: list[str] = []
+
+    with pytest.raises(ModelServerError, match="without its end marker"):
+        for chunk in chat_model(fresh, payload_format=payload_format).stream([HumanMessage(content="hi")]):
+            received.append(chunk.text)
+
+    assert "".join(received) == "ab"
+
+
 def test_an_error_status_is_a_model_server_error_with_its_status(fresh: AwsStreamServer) -> None:
     fresh.reset(StreamScript(status=424, error_type="ModelError", error_message="Received server error (500)"))
 

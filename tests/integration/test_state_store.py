@@ -67,6 +67,28 @@ def test_tenants_connections_conversations_round_trip(settings: Settings) -> Non
     assert store.get_conversation("c_1") == conversation
 
 
+def test_a_connection_is_claimed_for_one_new_conversation_only(settings: Settings) -> None:
+    store = DynamoStateStore(settings)
+    store.put_connection(
+        Connection(
+            connection_id="race=",
+            tenant_id="t_1",
+            visitor_id="v1",
+            connected_at=5,
+            domain_name="d",
+            stage="s",
+            source_ip="203.0.113.9",
+        )
+    )
+    assert store.get_connection("race=").source_ip == "203.0.113.9"  # type: ignore[union-attr]
+    assert store.claim_connection_conversation("race=", "c_first", None)
+    assert not store.claim_connection_conversation("race=", "c_second", None)  # lost: it points elsewhere now
+    assert store.get_connection("race=").conversation_id == "c_first"  # type: ignore[union-attr]
+    assert store.claim_connection_conversation("race=", "c_next", "c_first")  # from what it points at
+    assert not store.claim_connection_conversation("gone=", "c_x", None)  # no connection: nothing claimed
+    assert store.get_connection("gone=") is None
+
+
 def test_visitor_message_is_stored_once_per_client_id(settings: Settings) -> None:
     store = DynamoStateStore(settings)
     first = store.add_visitor_message(visitor_message("c_1", "hello", "cmid-1", 1000), "v1")

@@ -31,6 +31,9 @@ class StreamScript:
     # After this many tokens, an exception event inside the stream.
     fail_after: int | None = None
     stream_error_type: str = "modelStreamErrorException"
+    # After this many tokens the body just ends, with no end marker (Bedrock's messageStop, the
+    # [DONE]/finish_reason of SageMaker's messages stream, TGI's final details): a dropped stream.
+    cut_after: int | None = None
     # SageMaker bodies: "messages" streams SSE chat.completion chunks, "generate" TGI token events.
     sagemaker_format: Literal["messages", "generate"] = "messages"
     # SageMaker: split the bytes into PayloadParts of at most this size (lines cut mid-way).
@@ -96,6 +99,8 @@ class AwsStreamServer(RecordingServer[StreamScript, RecordedRequest]):
             if script.fail_after is not None and index == script.fail_after:
                 events.append((es.exception(script.stream_error_type, "The model failed mid-stream"), False))
                 return events
+            if script.cut_after is not None and index == script.cut_after:
+                return events
             delta = {"contentBlockIndex": 0, "delta": {"text": token}}
             events.append((es.event("contentBlockDelta", delta), True))
         events.append((es.event("contentBlockStop", {"contentBlockIndex": 0}), False))
@@ -111,6 +116,8 @@ class AwsStreamServer(RecordingServer[StreamScript, RecordedRequest]):
             if script.fail_after is not None and index == script.fail_after:
                 failure = es.exception("ModelStreamError", "CUDA out of memory")
                 return [*self._parts(lines, script), (failure, False)]
+            if script.cut_after is not None and index == script.cut_after:
+                return self._parts(lines, script)
             lines.append((_sagemaker_line(script, token, last=False), True))
         if script.sagemaker_format == "messages":
             usage = {

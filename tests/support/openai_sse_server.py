@@ -56,6 +56,17 @@ class Script:
     # While waiting ``delay``, send an SSE comment this often (servers' keep-alives): the stream is
     # never silent, yet no text comes.
     ping_every: float | None = None
+    # --- faults ---
+    # After this many tokens the body just ends: no finish_reason, no [DONE] (the server was killed
+    # or a proxy dropped the stream; the client sees a clean end of the body).
+    cut_after: int | None = None
+    # Seconds to wait before the response starts (the request is accepted, nothing comes back).
+    hang_before_headers: float = 0.0
+    # Seconds to wait after the headers, before the first token (a model stuck in its queue).
+    hang_before_first: float = 0.0
+    # The first ``fail_first`` requests get ``status`` (e.g. 429, 503); later ones stream normally.
+    # None: every request gets ``status``.
+    fail_first: int | None = None
 
 
 @dataclass
@@ -114,9 +125,18 @@ class OpenAISSEServer(RecordingServer[Script, RecordedRequest]):
         if scope["method"] != "POST" or not scope["path"].endswith("/chat/completions"):
             await _respond_json(send, 404, {"error": {"message": f"no route {scope['path']}", "code": 404}})
             return
-        if script.status >= 400:
+        failing = script.fail_first is None or len(self.requests) <= script.fail_first
+        if script.status >= 400 and failing:
             await _respond_json(send, script.status, script.error_body)
             return
+        if script.hang_before_headers:
+            async with disconnect_watch(receive) as gone:
+                try:
+                    await asyncio.wait_for(gone.wait(), timeout=script.hang_before_headers)
+                    self.client_disconnected.set()
+                    return
+                except TimeoutError:
+                    pass
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             await _respond_json(send, 400, {"object": "error", "message": "messages is required", "code": 400})
             return
@@ -142,7 +162,15 @@ class OpenAISSEServer(RecordingServer[Script, RecordedRequest]):
             # What real servers interleave: a keep-alive comment, a role-only delta, named-field noise.
             await self._write(send, script, b": keep-alive\n\n")
             await self._write(send, script, _event(self._chunk({"role": "assistant"})))
+            if script.hang_before_first:
+                try:
+                    await asyncio.wait_for(gone.wait(), timeout=script.hang_before_first)
+                except TimeoutError:
+                    pass
             for index, token in enumerate(tokens):
+                if script.cut_after is not None and index == script.cut_after:
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    return
                 if script.fail_after is not None and index == script.fail_after:
                     error = {"error": {"message": "CUDA out of memory", "type": "internal_error", "code": 500}}
                     await self._write(send, script, _event(error))

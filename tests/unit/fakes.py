@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 
 from shared.chat.jobs import GenerateJob, GenerationQueue
@@ -36,6 +37,7 @@ class InMemoryStateStore(StateStore):
         self.messages: dict[tuple[str, str], StoredMessage] = {}
         self.client_ids: dict[tuple[str, str, str], tuple[str, str]] = {}
         self.agents: dict[str, Agent] = {}
+        self._claims = threading.Lock()
 
     # --- agents ---
     def put_agent(self, agent: Agent) -> None:
@@ -188,6 +190,14 @@ class InMemoryStateStore(StateStore):
     def set_connection_conversation(self, connection_id: str, conversation_id: str) -> None:
         if connection_id in self.connections:
             self.connections[connection_id].conversation_id = conversation_id
+
+    def claim_connection_conversation(self, connection_id: str, conversation_id: str, expected: str | None) -> bool:
+        with self._claims:
+            connection = self.connections.get(connection_id)
+            if connection is None or connection.conversation_id != expected:
+                return False
+            connection.conversation_id = conversation_id
+            return True
 
     def delete_connection(self, connection_id: str, *, connected_before: int | None = None) -> None:
         connection = self.connections.get(connection_id)

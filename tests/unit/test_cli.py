@@ -127,3 +127,7 @@ def test_search_and_calibrate_commands(admin: KnowledgeService, tmp_path: Path) 
     probes.write_text("\n".join(["weather", "football", "poem", "stocks", "movies", "jokes"]))
     code, out, _ = run("calibrate", "--tenant", "acme", "--off-topic", str(probes), "--dry-run")
     assert code == 0 and "(would set (dry run))" in out and "of 6 off-topic questions" in out
+    # Without examples: the knowledge's own near misses, the expected rates and the trade-off.
+    code, out, _ = run("calibrate", "--tenant", "acme", "--target-decline", "0.8")
+    assert code == 0 and "(set)" in out and "near misses made from the knowledge's own words" in out
+    assert "reworded" in out and "trade-off (--target-decline): 70% declined -> threshold" in out

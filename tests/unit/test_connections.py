@@ -137,3 +137,68 @@ def test_an_agents_last_tab_closing_tells_the_colleagues(store: InMemoryStateSto
     close_connection(store, "abc=", lambda: push)
 
     assert [(c, f["type"], f["agent"]["presence"]) for c, f in push.frames] == [("bob=", "presence", "offline")]
+
+
+def test_an_agent_key_comes_in_the_subprotocol_header_and_only_kefu_v1_is_answered(
+    store: InMemoryStateStore,
+) -> None:
+    from shared.chat.connections import accepted_protocol
+
+    key = _agent(store)
+    header = f"kefu.v1, kefu.key.{key}"
+    connection = open_connection(
+        store,
+        connection_id="abc=",
+        query={"role": "agent"},
+        connected_at=1000,
+        domain_name="example.com",
+        stage="prod",
+        protocols=header,
+    )
+    assert (connection.role, connection.agent_id) == ("agent", "a_1")
+    assert accepted_protocol(header) == "kefu.v1"  # the key is never echoed back
+    assert accepted_protocol("chat, superchat") is None and accepted_protocol(None) is None
+    with pytest.raises(Forbidden):
+        open_connection(
+            store,
+            connection_id="abd=",
+            query={"role": "agent"},
+            connected_at=1000,
+            domain_name="example.com",
+            stage="prod",
+            protocols=f"kefu.v1, kefu.key.{key}x",
+        )
+
+
+def test_the_connect_handler_echoes_the_subprotocol_for_an_agent(
+    store: InMemoryStateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from functions.connect import handler as connect_handler
+    from tests import events
+
+    key = _agent(store)
+    monkeypatch.setattr(connect_handler, "state_store", lambda: store)
+    event = events.connect_event({"role": "agent"}, headers=[("Sec-WebSocket-Protocol", f"kefu.v1, kefu.key.{key}")])
+    response = connect_handler.handler(event, events.lambda_context())
+    assert response == {"statusCode": 200, "headers": {"Sec-WebSocket-Protocol": "kefu.v1"}}
+    refused = connect_handler.handler(events.connect_event({"role": "agent"}), events.lambda_context())
+    assert refused["statusCode"] == 401 and "kefu.key." in refused["body"]
+
+
+def test_the_page_is_kept_without_its_query_and_fragment(store: InMemoryStateStore) -> None:
+    page = "https://shop.example/checkout/pay?token=s3cret&email=a%40b.c#card"
+    connection = connect(store, tenant="t_1", key="wk_right", page=page)
+    assert connection.page == "https://shop.example/checkout/pay"
+
+
+def test_the_callers_address_is_kept_for_visitors(store: InMemoryStateStore) -> None:
+    connection = open_connection(
+        store,
+        connection_id="ip=",
+        query={"tenant": "t_1", "key": "wk_right"},
+        connected_at=1000,
+        domain_name="example.com",
+        stage="prod",
+        source_ip="203.0.113.9",
+    )
+    assert store.get_connection("ip=").source_ip == connection.source_ip == "203.0.113.9"  # type: ignore[union-attr]

@@ -2,6 +2,7 @@ import dataclasses
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from shared.chat.retriever import RetrievalResult
 from shared.knowledge.base import Passage
 from shared.model.answer_cache import AnswerKey, Flight, InMemoryAnswerCache
 from shared.model.base import Answer, AnswerModel, AnswerStream, ModelUsage, Turn
-from shared.model.gateway import FixedModelGateway
+from shared.model.gateway import FixedModelGateway, ModelGateway, TenantModel
 from shared.observability import AnswerMeter, AnswerRecord
 from shared.state.records import Conversation, StoredMessage, answer_id_for
 from tests.unit.fakes import FakeAnswerModel, FakePush, FakeRetriever, InMemoryContextCache, InMemoryStateStore
@@ -59,6 +60,14 @@ def make(
     )
 
 
+class _Gateway(ModelGateway):
+    def __init__(self, tenant_model: TenantModel) -> None:
+        self.tenant_model = tenant_model
+
+    def for_tenant(self, tenant_id: str) -> TenantModel:
+        return self.tenant_model
+
+
 def test_answer_is_streamed_then_stored_once_with_citations() -> None:
     store, push = seeded_store(), FakePush()
     model = FakeAnswerModel(["Yes, ", "within ", "30 days."])
@@ -95,17 +104,61 @@ def test_gone_connection_stops_the_model_and_stores_nothing() -> None:
     assert store.get_message("c1", answer_id_for(JOB.message_id)) is None
 
 
-def test_failure_before_any_frame_is_raised_for_a_retry() -> None:
+def test_failure_before_any_frame_is_settled_with_model_unavailable() -> None:
+    # No re-raise (that would hold the conversation's FIFO group for the visibility timeout): the
+    # visitor gets one error frame naming the message, and the failure is recorded, once.
     store, push = seeded_store(), FakePush()
-    with pytest.raises(RuntimeError):
-        make(store, FakeAnswerModel(["a"], fail_after=0), push).answer(JOB)
-    assert push.frames == []
+    assert make(store, FakeAnswerModel(["a"], fail_after=0), push).answer(JOB) == "model-unavailable"
+    assert push.types() == ["error"]
+    error = push.frames[0][1]
+    assert error["code"] == "model_unavailable" and error["retryable"] is True
+    assert error["messageId"] == answer_id_for(JOB.message_id) and error["questionId"] == JOB.message_id
+    assert error["conversationId"] == "c1"
+    record = store.get_message("c1", answer_id_for(JOB.message_id))
+    assert record is not None and record.role == "event" and record.event == "model_unavailable"
+    # A redelivery of the same job finds it settled.
+    assert make(store, FakeAnswerModel(["late"]), push).answer(JOB) == "already-answered"
+    assert push.types() == ["error"]
 
 
-def test_failure_mid_stream_ends_with_an_error_frame() -> None:
+def test_a_failed_retrieval_is_settled_with_model_unavailable_too() -> None:
+    class BrokenRetriever(FakeRetriever):
+        def retrieve(self, tenant_id: str, query: str, k: int) -> list[Passage]:
+            raise TimeoutError("the retrieve function timed out")
+
     store, push = seeded_store(), FakePush()
-    assert make(store, FakeAnswerModel(["a", "b", "c"], fail_after=1), push).answer(JOB) == "failed-mid-stream"
-    assert push.types() == ["answer.delta", "error"]
+    model = FakeAnswerModel(["never asked"])
+    generator = replace(make(store, model, push), retriever=BrokenRetriever([]))
+    assert generator.answer(JOB) == "model-unavailable"
+    assert push.types() == ["error"] and push.frames[0][1]["code"] == "model_unavailable"
+    assert model.histories == []  # the model was not asked without its passages
+
+
+def test_extractive_fallback_answers_when_the_tenant_chose_it() -> None:
+    store, push = seeded_store(), FakePush()
+    generator = make(store, FakeAnswerModel(["a"], fail_after=0), push)
+    chosen = replace(
+        generator.models.for_tenant("t"),
+        on_unavailable="extractive",
+        fallback=FakeAnswerModel(["From our help centre: ", "Return within 30 days."]),
+    )
+    generator = replace(generator, models=_Gateway(chosen))
+    assert generator.answer(JOB) == "answered-by-fallback"
+    assert "error" not in push.types()
+    end = push.frames[-1][1]
+    assert end["type"] == "answer.end" and end["complete"] is True and "30 days" in end["text"]
+
+
+def test_failure_mid_stream_ends_incomplete_and_is_stored_as_such() -> None:
+    store, push = seeded_store(), FakePush()
+    outcome = make(store, FakeAnswerModel(["a", "b", "c"], fail_after=2), push).answer(JOB)
+    assert outcome == "incomplete"
+    assert push.types()[-1] == "answer.end" and "error" not in push.types()
+    end = push.frames[-1][1]
+    shown = "".join(f["text"] for _, f in push.frames if f["type"] == "answer.delta")
+    assert end["complete"] is False and end["text"] == shown == "ab"
+    stored = store.get_message("c1", answer_id_for(JOB.message_id))
+    assert stored is not None and stored.incomplete and stored.text == "ab"
 
 
 def test_stale_cache_is_replaced_from_the_store() -> None:
@@ -342,15 +395,105 @@ def test_an_identical_question_in_flight_shares_the_first_answer() -> None:
 
 def test_a_failed_answer_is_not_cached() -> None:
     store, answers = first_question_store("c1", "c2"), InMemoryAnswerCache(60)
-    with pytest.raises(RuntimeError):
-        cached_generator(store, CountingModel(["a"], fail_after=0), FakePush(), answers, RecordingMeter()).answer(
-            job_in("c1")
-        )
+    failing = cached_generator(store, CountingModel(["a"], fail_after=0), FakePush(), answers, RecordingMeter())
+    assert failing.answer(job_in("c1")) == "model-unavailable"
     model = CountingModel(["fresh"])
 
     cached_generator(store, model, FakePush(), answers, RecordingMeter()).answer(job_in("c2"))
 
     assert model.streams == 1
+
+
+def test_a_cut_answer_is_never_cached() -> None:
+    store, answers = first_question_store("c1", "c2"), InMemoryAnswerCache(60)
+    cut = CountingModel(["Yes, ", "within", " 30 days."], fail_after=2)
+    assert cached_generator(store, cut, FakePush(), answers, RecordingMeter()).answer(job_in("c1")) == "incomplete"
+    model, push = CountingModel(["Yes, within 30 days."]), FakePush()
+
+    assert cached_generator(store, model, push, answers, RecordingMeter()).answer(job_in("c2")) == "answered"
+
+    assert model.streams == 1  # asked afresh: the cut text was not reused
+    assert push.frames[-1][1]["text"] == "Yes, within 30 days." and push.frames[-1][1]["complete"] is True
+
+
+def test_a_follower_of_an_answer_that_is_cut_gets_it_as_incomplete_too() -> None:
+    store, answers, meter = first_question_store("c1", "c2"), WatchedCache(), RecordingMeter()
+    release = threading.Event()
+
+    class BreakingModel(CountingModel):
+        def stream(self, question: str, answer: Answer, history: list[Turn]) -> AnswerStream:
+            inner = super().stream(question, answer, history)
+
+            def pieces() -> Iterator[str]:
+                yield next(inner)
+                release.wait(10)
+                raise RuntimeError("model server killed")
+
+            return AnswerStream(pieces(), inner.usage)
+
+    model = BreakingModel(["Yes, ", "within 30 days."])
+    first_push, second_push = FakePush(), FakePush()
+    outcomes: list[str] = []
+    first = threading.Thread(
+        target=lambda: outcomes.append(cached_generator(store, model, first_push, answers, meter).answer(job_in("c1")))
+    )
+    first.start()
+    while not first_push.frames:
+        time.sleep(0.001)
+    second = threading.Thread(
+        target=lambda: outcomes.append(cached_generator(store, model, second_push, answers, meter).answer(job_in("c2")))
+    )
+    second.start()
+    assert answers.follower_joined.wait(10)
+    release.set()
+    first.join(10)
+    second.join(10)
+
+    assert outcomes == ["incomplete", "incomplete"]
+    for push in (first_push, second_push):
+        end = push.frames[-1][1]
+        assert end["type"] == "answer.end" and end["complete"] is False and end["text"] == "Yes, "
+    assert len(answers._answers) == 0  # nothing cached
+
+
+def test_a_follower_of_a_question_whose_model_never_answered_is_told_at_once() -> None:
+    # The follower does not spend a second first-token budget on the model that just spent one.
+    store, answers = first_question_store("c1", "c2"), WatchedCache()
+    release = threading.Event()
+
+    class DeadModel(CountingModel):
+        def stream(self, question: str, answer: Answer, history: list[Turn]) -> AnswerStream:
+            inner = super().stream(question, answer, history)
+
+            def pieces() -> Iterator[str]:
+                release.wait(10)
+                raise RuntimeError("no model answered")
+                yield from inner  # pragma: no cover
+
+            return AnswerStream(pieces(), inner.usage)
+
+    model = DeadModel(["never"])
+    first_push, second_push = FakePush(), FakePush()
+    outcomes: list[str] = []
+
+    def run(conversation: str, push: FakePush) -> None:
+        outcomes.append(cached_generator(store, model, push, answers, RecordingMeter()).answer(job_in(conversation)))
+
+    first = threading.Thread(target=run, args=("c1", first_push))
+    first.start()
+    while model.streams == 0:
+        time.sleep(0.001)
+    second = threading.Thread(target=run, args=("c2", second_push))
+    second.start()
+    assert answers.follower_joined.wait(10)
+    release.set()
+    first.join(10)
+    second.join(10)
+
+    assert outcomes == ["model-unavailable", "model-unavailable"]
+    assert model.streams == 1
+    for push in (first_push, second_push):
+        assert push.types() == ["error"] and push.frames[0][1]["code"] == "model_unavailable"
 
 
 def test_a_meter_failure_never_fails_the_answer() -> None:

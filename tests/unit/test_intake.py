@@ -1,5 +1,6 @@
 import dataclasses
 import json
+import threading
 
 import pytest
 
@@ -254,3 +255,55 @@ def test_a_message_naming_its_conversation_reads_it_once_and_lands_there(countin
     intake.handle("conn-a", send(cmid="cmid-0002", conversationId=conversation_id))
     assert reads == [conversation_id]
     assert push.frames[1][1]["conversationId"] == conversation_id and len(queue.jobs) == 2
+
+
+def test_a_deeply_nested_frame_gets_an_error_frame(store: InMemoryStateStore) -> None:
+    intake, push, queue = make_intake(store)
+    intake.handle("conn-a", "[" * 3000 + "]" * 3000)
+    [(connection_id, error)] = push.frames
+    assert (connection_id, error["type"], error["code"]) == ("conn-a", "error", "bad_request")
+    assert not queue.jobs and not store.messages
+
+
+class RacingStore(InMemoryStateStore):
+    """Holds the first ``racers`` connection reads at a barrier, so frames handled side by side (two
+    Lambda invocations) all see the connection before any of them has started a conversation."""
+
+    def __init__(self, racers: int) -> None:
+        super().__init__()
+        self._barrier = threading.Barrier(racers, timeout=5)
+        self._waiting = racers
+
+    def get_connection(self, connection_id: str) -> Connection | None:
+        connection = super().get_connection(connection_id)
+        if self._waiting > 0:
+            self._waiting -= 1
+            self._barrier.wait()
+        return connection.model_copy() if connection is not None else None
+
+
+def test_back_to_back_messages_without_a_conversation_id_share_one_conversation() -> None:
+    store = RacingStore(racers=4)
+    store.put_tenant(Tenant(tenant_id="t_1", name="Shop", widget_key="wk", created_at=1))
+    store.put_connection(
+        Connection(
+            connection_id="conn-a",
+            tenant_id="t_1",
+            visitor_id="visitor-aaa",
+            connected_at=1,
+            domain_name="d",
+            stage="s",
+        )
+    )
+    intake, push, queue = make_intake(store)
+    threads = [threading.Thread(target=intake.handle, args=("conn-a", send(cmid=f"cmid-000{n}"))) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+
+    acks = [frame for _, frame in push.frames if frame["type"] == "ack"]
+    assert len(acks) == 4 and len(queue.jobs) == 4
+    assert len({ack["conversationId"] for ack in acks}) == 1
+    assert list(store.conversations) == [acks[0]["conversationId"]]
+    assert store.get_connection("conn-a").conversation_id == acks[0]["conversationId"]  # type: ignore[union-attr]

@@ -135,7 +135,9 @@ def test_single_file_options_and_limits(client: TestClient) -> None:
 def test_search_is_the_bots_path_with_threshold_and_version(client: TestClient, store: InMemoryStateStore) -> None:
     client.post(BASE, json={"documents": [{"id": "returns", "title": "Returns", "text": "Return within 30 days."}]})
     matched = client.get(f"{BASE}/search", params={"q": "return within 30 days"}).json()
-    assert matched["matched"] is True and matched["threshold"] == 0.35 and not matched["reranked"]
+    tenant = store.get_tenant("acme")
+    calibrated = tenant.config.retrieval.min_answer_score if tenant else None
+    assert matched["matched"] is True and matched["threshold"] == calibrated and not matched["reranked"]
     assert matched["results"][0]["aboveThreshold"] is True and matched["bestScore"] == matched["results"][0]["score"]
     # The tenant's own threshold is what the search applies.
     client.patch("/v1/tenants/acme/config", json={"retrieval": {"minAnswerScore": 0.99}})
@@ -148,17 +150,49 @@ def test_search_is_the_bots_path_with_threshold_and_version(client: TestClient, 
 
 def test_calibration_stores_the_threshold_unless_it_is_a_dry_run(client: TestClient, store: InMemoryStateStore) -> None:
     client.post(BASE, json={"documents": [{"id": "returns", "title": "Returns", "text": "Return within 30 days."}]})
-    dry = client.post(f"{BASE}/calibrate", json={"apply": False, "minThreshold": 0.2})
+    before = store.get_tenant("acme")
+    assert before is not None and before.config.retrieval.min_answer_score is not None  # the upload calibrated
+    dry = client.post(f"{BASE}/calibrate", json={"apply": False, "minThreshold": 0.9})
     assert dry.status_code == 200 and dry.json()["applied"] is False
     tenant = store.get_tenant("acme")
-    assert tenant is not None and tenant.config.retrieval.min_answer_score is None
-    report = client.post(f"{BASE}/calibrate", json={"minThreshold": 0.2}).json()
-    assert report["offTopicQuestions"] > 50 and report["threshold"] >= 0.2
+    assert tenant is not None and tenant.config.retrieval == before.config.retrieval
+    report = client.post(f"{BASE}/calibrate", json={"minThreshold": 0.9}).json()
+    assert report["offTopicQuestions"] > 50 and report["threshold"] >= 0.9
     tenant = store.get_tenant("acme")
     assert tenant is not None and tenant.config.retrieval.min_answer_score == report["threshold"]
+    # A floor given once is not stored: the next upload keeps this threshold instead of dropping the floor.
+    assert tenant.config.retrieval.auto_calibrate is False
+    client.post(BASE, json={"documents": [{"id": "hours", "title": "Opening hours", "text": "9 to 5."}]})
+    kept = store.get_tenant("acme")
+    assert kept is not None and kept.config.retrieval.min_answer_score == report["threshold"]
     assert client.get(f"{BASE}/search", params={"q": "x"}).json()["threshold"] == report["threshold"]
     bad = client.post(f"{BASE}/calibrate", json={"targetDecline": 2})
     assert bad.status_code == 422
+
+
+def test_every_upload_calibrates_from_the_tenants_own_knowledge(client: TestClient, store: InMemoryStateStore) -> None:
+    faq = [
+        {"id": "returns", "title": "How do I return an item?", "text": "Send it back within 30 days for a refund."},
+        {"id": "delivery", "title": "How long does delivery take?", "text": "Orders arrive in 2 to 4 working days."},
+        {"id": "warranty", "title": "What does the warranty cover?", "text": "Two years on parts and labour."},
+    ]
+    body = client.post(BASE, json={"documents": faq}).json()
+    report = body["calibration"]
+    assert report["languages"] == ["en"] and report["nearMissQuestions"] > 0 and report["floor"] is None
+    assert body["threshold"] == report["threshold"] and 0.0 < report["threshold"] < 1.0
+    assert report["offTopicDeclineRate"] >= 0.9 and report["targetDecline"] == 0.9
+    assert [point["targetDecline"] for point in report["tradeoff"]] == [0.7, 0.8, 0.9, 0.95]
+    tenant = store.get_tenant("acme")
+    assert tenant is not None and tenant.config.retrieval.min_answer_score == report["threshold"]
+    # The tenant moves the trade-off once; later uploads keep its choice.
+    lenient = client.post(f"{BASE}/calibrate", json={"targetDecline": 0.7}).json()
+    assert lenient["threshold"] <= report["threshold"]
+    again = client.post(BASE, json={"documents": [{"id": "hours", "title": "Opening hours", "text": "9 to 5."}]})
+    assert again.json()["calibration"]["targetDecline"] == 0.7
+    # Off-topic questions still fall under it, the knowledge's own questions above it.
+    declined = client.get(f"{BASE}/search", params={"q": "what is the capital of Australia?"}).json()
+    answered = client.get(f"{BASE}/search", params={"q": "how long until my order arrives?"}).json()
+    assert declined["matched"] is False and answered["matched"] is True
 
 
 def test_delete_returns_the_new_version_and_404_when_absent(client: TestClient) -> None:

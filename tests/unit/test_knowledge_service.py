@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 from shared.knowledge.base import Document, IndexResult, KnowledgeIndex, Passage, SearchHits
-from shared.knowledge.calibration import CalibrationRequest, calibrate, threshold_for_decline
+from shared.knowledge.calibration import (
+    CalibrationRequest,
+    calibrate,
+    knowledge_languages,
+    near_miss_probes,
+    reword,
+    threshold_for_decline,
+)
 from shared.knowledge.config import RetrievalConfig
 from shared.knowledge.local_index import LocalHybridIndex
 from shared.knowledge.rerank import Reranker
@@ -134,10 +141,22 @@ def test_calibration_sets_the_threshold_from_off_topic_examples(index: LocalHybr
     assert report.knowledge_version == index.version("acme")
 
 
-def test_calibration_never_goes_under_the_floor(index: LocalHybridIndex) -> None:
+def test_calibration_has_no_floor_unless_the_tenant_sets_one(index: LocalHybridIndex) -> None:
     report, config = calibrate(service(index), "acme", RetrievalConfig(), CalibrationRequest())
-    assert report.floor == 0.35 and report.threshold == max(report.probe_threshold, 0.35)
-    assert config.min_answer_score == report.threshold
+    assert report.floor is None and report.threshold == report.probe_threshold == config.min_answer_score
+    # The knowledge is English and Chinese: probes in both, and near misses made from its own words.
+    assert report.languages == ["zh", "en"] and report.near_miss_questions > 0
+    assert report.off_topic_decline_rate >= 0.9 and config.auto_calibrate is True
+    floored, config = calibrate(service(index), "acme", RetrievalConfig(), CalibrationRequest(min_threshold=0.95))
+    assert floored.threshold == 0.95 and config.auto_calibrate is False
+
+
+def test_near_miss_probes_and_rewording_come_from_the_tenants_words() -> None:
+    probes = near_miss_probes(["How do I return an item?", "宽带怎么报修"], ["hello", "你好", "tell me a joke"])
+    assert probes == ["hello return", "宽带 你好", "tell me a joke return"]
+    assert reword("how do I return this item quickly") == "how I return item quickly"
+    assert reword("宽带怎么报修") == "宽怎么修"  # every third character dropped
+    assert knowledge_languages(["退货", "Returns", "发票"]) == ["zh", "en"]
 
 
 def test_calibration_warns_when_the_knowledge_itself_would_be_declined(index: LocalHybridIndex) -> None:

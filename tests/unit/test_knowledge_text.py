@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from shared.knowledge.base import Document
 from shared.knowledge.chunking import chunk_document
-from shared.knowledge.text import has_cjk, split_passages, stem, tokenize
+from shared.knowledge.text import alternative_terms, has_cjk, normalize, split_passages, stem, tokenize
 
 
 def test_chinese_is_segmented_into_words_not_characters() -> None:
@@ -12,8 +12,22 @@ def test_chinese_is_segmented_into_words_not_characters() -> None:
     assert "退货" in tokens
     assert "退款" in tokens
     # function words and punctuation are dropped
-    assert "我" not in tokens and "请问" not in tokens
+    assert "我" not in tokens
     assert not any(t in tokens for t in "，？")
+    # character bigrams beside the words: recall where jieba cuts a colloquial phrase differently
+    assert "多久" in tokens and "到账" in tokens and "款多" in tokens
+
+
+def test_traditional_characters_fold_to_simplified() -> None:
+    assert tokenize("寬頻報修") == tokenize("宽频报修")
+    assert normalize("這裡的話費餘額") == "这里的话费余额"
+
+
+def test_pinyin_initials_match_what_people_type() -> None:
+    assert "i:sfz" in tokenize("身份证丢了")
+    assert alternative_terms("sfz丢了怎么办 kd") == ["i:sfz", "i:kd"]
+    assert alternative_terms("why is my refund late") == []  # English words are no initials
+    assert "i:sfz" not in tokenize("sfz")  # only a query's alternatives, never a document's Latin words
 
 
 def test_search_mode_also_yields_the_parts_of_long_words() -> None:

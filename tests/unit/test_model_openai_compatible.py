@@ -92,8 +92,15 @@ def test_sse_details_crlf_no_space_after_colon_and_multiline_data() -> None:
     assert texts(model_for(InMemoryServer(sse(raw)))) == ["a", "two\nlines"]
 
 
-def test_stream_without_done_ends_at_the_end_of_the_body() -> None:
-    assert texts(model_for(InMemoryServer(sse(delta("only"))))) == ["only"]
+def test_stream_cut_before_done_is_a_failure_not_a_short_answer() -> None:
+    # The server died mid-answer: the body ends with neither [DONE] nor a finish_reason.
+    with pytest.raises(ModelServerError, match="without its end marker"):
+        texts(model_for(InMemoryServer(sse(delta("only") + delta(" half")))))
+
+
+def test_a_finish_reason_without_done_ends_the_answer() -> None:
+    finish = 'data: {"choices":[{"delta":{},"finish_reason":"stop"}]}\n\n'
+    assert texts(model_for(InMemoryServer(sse(delta("whole") + finish)))) == ["whole"]
 
 
 def test_request_carries_model_messages_and_generation_settings() -> None:

@@ -59,3 +59,11 @@ def test_server_frames_use_the_wire_names() -> None:
         "seq": 0,
         "text": "hi",
     }
+
+
+@pytest.mark.parametrize("opening", ["[", '{"a":'])
+def test_a_deeply_nested_frame_is_a_bad_request_not_a_crash(opening: str) -> None:
+    body = opening * 2500 + "1" + ("]" if opening == "[" else "}") * 2500
+    assert len(body.encode()) < 16 * 1024
+    with pytest.raises(BadRequest, match="nested too deeply"):
+        parse_client_frame(body, 8192)

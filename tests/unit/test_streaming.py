@@ -228,3 +228,32 @@ def test_with_the_default_settings_no_stream_gets_more_than_20_posts_a_second(to
     busiest = max(sum(1 for t in sender.sent_at if start <= t < start + 1) for start in sender.sent_at)
     assert busiest <= 20
     assert "".join(frame for frame, _ in sender.frames) == text
+
+
+def test_a_source_failure_after_the_first_frame_sends_what_was_buffered_then_propagates() -> None:
+    clock = FakeClock()
+    sender = RecordingSender(clock)
+
+    def cut() -> Iterator[str]:
+        yield from timed_pieces(clock, [(0, "Deliveries "), (1, "take "), (1, "2 to")])
+        raise RuntimeError("model server killed")
+
+    with pytest.raises(RuntimeError, match="killed"):
+        coalescer(sender, clock).run(cut())
+
+    # The buffered pieces went out: what the visitor saw is everything the model said.
+    assert "".join(text for text, _ in sender.frames) == "Deliveries take 2 to"
+    assert [seq for _, seq in sender.frames] == list(range(len(sender.frames)))
+
+
+def test_a_source_failure_before_any_frame_sends_nothing() -> None:
+    clock = FakeClock()
+    sender = RecordingSender(clock)
+
+    def dead() -> Iterator[str]:
+        raise RuntimeError("connection refused")
+        yield ""  # pragma: no cover
+
+    with pytest.raises(RuntimeError, match="refused"):
+        coalescer(sender, clock).run(dead())
+    assert sender.frames == []

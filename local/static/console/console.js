@@ -1,15 +1,18 @@
 /*
  * kefu agent console: plain JavaScript, no build step. Talks to the same WebSocket API as the widget,
  * as role=agent with the agent's key (docs/protocol.md, "Agents").
+ *
+ * Where it connects comes only from config.json, served next to this page by the same origin: never
+ * from the page's URL, so a crafted link cannot send an agent's key elsewhere. The key travels as a
+ * WebSocket subprotocol ("kefu.key.<key>"), never in a URL (docs/security.md).
  */
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const params = new URLSearchParams(location.search);
 const store = sessionStorage;
 
 const state = {
-  ws: params.get("ws_url") || store.getItem("kefu.console.ws") || "",
+  ws: "", // from config.json (same origin) only
   key: store.getItem("kefu.console.key") || "",
   socket: null,
   opened: false,
@@ -31,16 +34,16 @@ const state = {
 
 // --- login ---
 
-async function defaultWsUrl() {
-  if (state.ws) return state.ws;
+async function configuredWsUrl() {
+  // The deployment serves {"wsUrl": "wss://…"} next to the console (infra/, local/run.py).
   try {
-    // A deployment puts {"wsUrl": "wss://…"} next to the console.
-    const response = await fetch("config.json", { cache: "no-store" });
-    if (response.ok) return (await response.json()).wsUrl || "";
+    const response = await fetch("config.json", { cache: "no-store", credentials: "same-origin" });
+    if (!response.ok) return "";
+    const url = new URL((await response.json()).wsUrl || "");
+    return url.protocol === "wss:" || url.protocol === "ws:" ? url.href : "";
   } catch (e) {
-    /* no config: the agent types it */
+    return "";
   }
-  return "";
 }
 
 function showLogin(message) {
@@ -53,22 +56,12 @@ function showLogin(message) {
 $("login-form").addEventListener("submit", (event) => {
   event.preventDefault();
   alerts.prepare(); // inside the click: browsers allow sound and the notification prompt only then
-  state.ws = $("login-ws").value.trim();
   state.key = $("login-key").value.trim();
-  store.setItem("kefu.console.ws", state.ws);
   store.setItem("kefu.console.key", state.key);
   start();
 });
 
-$("logout").addEventListener("click", () => {
-  store.removeItem("kefu.console.key");
-  state.key = "";
-  if (state.socket) {
-    state.socket.onclose = null;
-    state.socket.close();
-  }
-  showLogin("");
-});
+$("logout").addEventListener("click", () => endSession(""));
 
 function start() {
   $("login").hidden = true;
@@ -80,8 +73,15 @@ function start() {
 // --- the socket ---
 
 function connect() {
-  const url = `${state.ws}${state.ws.includes("?") ? "&" : "?"}role=agent&key=${encodeURIComponent(state.key)}`;
-  const socket = new WebSocket(url);
+  const url = new URL(state.ws);
+  url.searchParams.set("role", "agent");
+  let socket;
+  try {
+    socket = new WebSocket(url.href, ["kefu.v1", `kefu.key.${state.key}`]);
+  } catch (e) {
+    showLogin("That is not an agent key."); // a key with characters a subprotocol cannot carry
+    return;
+  }
   state.socket = socket;
   setConn("connecting…", "");
   socket.onopen = () => {
@@ -102,8 +102,10 @@ function connect() {
     handle(frame);
   };
   socket.onclose = () => {
-    if (!state.opened) {
-      showLogin("Could not log in: check the agent key and the WebSocket URL.");
+    if (!state.opened || state.retries >= 6) {
+      // Never opened, or the last attempts all failed before opening (a changed key looks the same
+      // as a network loss from here): ask the agent rather than retry forever.
+      showLogin("Could not log in: check the agent key (a new key logs out the old one).");
       return;
     }
     setConn("reconnecting…", "offline");
@@ -188,8 +190,27 @@ function upsert(summary) {
   state.conversations[summary.conversationId] = summary;
 }
 
+function endSession(message) {
+  store.removeItem("kefu.console.key");
+  state.key = "";
+  if (state.socket) {
+    state.socket.onclose = null;
+    state.socket.close();
+  }
+  $("login-key").value = "";
+  showLogin(message);
+}
+
 function handle(frame) {
   switch (frame.type) {
+    case "session.ended":
+      // The key was rotated or the agent disabled: reconnecting with the old key cannot work.
+      endSession(
+        frame.reason === "disabled"
+          ? "Your account was disabled by an administrator."
+          : "Your agent key was changed: log in with the new one."
+      );
+      return;
     case "agent.state":
       state.me = frame.agent;
       state.queue = frame.queue;
@@ -768,10 +789,13 @@ setInterval(() => {
 setInterval(() => send({ action: "heartbeat" }), 60_000);
 
 (async () => {
-  $("login-ws").value = await defaultWsUrl();
+  state.ws = await configuredWsUrl();
+  $("login-ws").textContent = state.ws || "not configured";
   $("login-key").value = state.key;
-  if (state.ws && state.key) {
-    state.ws = $("login-ws").value || state.ws;
+  if (!state.ws) {
+    showLogin("This console has no server configured: its config.json is missing or has no wsUrl.");
+    $("login-form").querySelector("button").disabled = true;
+  } else if (state.key) {
     start();
   } else {
     showLogin("");

@@ -45,6 +45,9 @@
       greeting: "Hi! Ask me about orders, shipping, returns or payment. A person can take over any time.",
       failed: "Not sent: {message}",
       agent: "Agent",
+      cut: "This answer was interrupted.",
+      unavailable: "The assistant could not answer just now. Please try again, or talk to a person.",
+      retry: "Ask again",
       leaveTitle: "Leave your contact details",
       leaveName: "Your name (optional)",
       leaveContact: "E-mail or phone",
@@ -74,6 +77,9 @@
       greeting: "您好！订单、配送、退换货、付款等问题都可以问我，也可以随时转人工客服。",
       failed: "发送失败：{message}",
       agent: "客服",
+      cut: "回答中断了。",
+      unavailable: "智能助手暂时无法回答，请重试，或转人工客服。",
+      retry: "重新提问",
       leaveTitle: "留下您的联系方式",
       leaveName: "您的称呼（选填）",
       leaveContact: "邮箱或手机号",
@@ -168,6 +174,9 @@
     ".rate button{border:1px solid #d6dae4;background:#fff;color:#5a6475;border-radius:12px;padding:2px 8px;cursor:pointer;display:flex;align-items:center}" +
     ".rate button.chosen{color:" + color + "}" +
     ".rate button.chosen{background:#eef3ff;border-color:" + color + "}" +
+    ".cut-line{margin-top:6px;font-size:12px;color:#8a5300;display:flex;gap:8px;align-items:center;flex-wrap:wrap}" +
+    ".retry{border:1px solid " + color + ";color:" + color + ";background:#fff;border-radius:12px;padding:2px 10px;cursor:pointer;font-size:12px}" +
+    ".notice.unavailable{color:#8a5300;background:#fff4e5}" +
     ".notice{align-self:center;text-align:center;font-size:12px;color:#5a6475;background:#eceff5;border-radius:10px;padding:5px 10px;max-width:90%}" +
     ".receipt{align-self:flex-end;font-size:11px;color:#5a6475;margin-top:-4px}" +
     ".earlier{align-self:center;border:0;background:transparent;color:" + color + ";cursor:pointer;font-size:12px}" +
@@ -411,15 +420,49 @@
     });
     target.appendChild(document.createTextNode(text.slice(at)));
   }
-  function botAnswer(id, text, list, feedback, before) {
+  function botAnswer(id, text, list, feedback, before, complete) {
     var el = rendered[id] || element("bot", "");
     el.classList.remove("streaming");
     answerText(el.querySelector(".text"), text, list);
     if (!el.querySelector(".sources")) citations(el, list);
-    if (!el.querySelector(".rate")) rating(el, id, feedback);
+    if (complete === false) {
+      // The model broke off: say so and offer to ask again, instead of rating a half answer.
+      el.classList.add("cut");
+      if (!el.querySelector(".cut-line")) el.appendChild(retryLine(TEXT.cut, questionOf(id), "cut-line"));
+    } else if (!el.querySelector(".rate")) rating(el, id, feedback);
     if (!rendered[id]) place(el, id, before);
     delete answers[id];
     return el;
+  }
+  // The visitor's question an answer id belongs to ("<question id>.a").
+  function questionOf(answerId) {
+    var question = answerId && rendered[answerId.replace(/\.a$/, "")];
+    var body = question && question.querySelector(".text");
+    return body ? body.textContent : "";
+  }
+  function retryLine(text, question, className) {
+    var line = document.createElement("div");
+    line.className = className;
+    var label = document.createElement("span");
+    label.textContent = text;
+    line.appendChild(label);
+    if (question) {
+      var button = document.createElement("button");
+      button.type = "button";
+      button.className = "retry";
+      button.textContent = TEXT.retry;
+      button.addEventListener("click", function () {
+        button.disabled = true;
+        submitText(question);
+      });
+      line.appendChild(button);
+    }
+    return line;
+  }
+  function unavailable(text, answerId, before) {
+    if (answerId && rendered[answerId]) return rendered[answerId];
+    var el = retryLine(text || TEXT.unavailable, questionOf(answerId), "notice unavailable");
+    return place(el, answerId, before);
   }
   function visitorMessage(id, text, clientId, before) {
     var el = clientId && pendingByClientId[clientId];
@@ -454,7 +497,8 @@
   function renderHistoryMessage(m, before) {
     if (rendered[m.messageId]) return;
     if (m.role === "visitor") visitorMessage(m.messageId, m.text, m.clientMessageId, before);
-    else if (m.role === "bot") botAnswer(m.messageId, m.text, m.citations, m.feedback, before);
+    else if (m.role === "bot") botAnswer(m.messageId, m.text, m.citations, m.feedback, before, m.complete);
+    else if (m.role === "event" && m.event === "model_unavailable") unavailable(null, m.messageId, before);
     else if (m.role === "agent") agentMessage(m, before);
     else if (m.role === "event" && m.event === "assigned" && m.agent) notice(t("joined", { name: m.agent.name }), m.messageId, before);
     else if (m.role === "event" && /^(transferred|resolved|returned_to_bot)/.test(m.event || "")) notice(eventText(m), m.messageId, before);
@@ -478,7 +522,8 @@
       key: data.key,
       visitor: visitorId,
       lang: pageLanguage.slice(0, 16),
-      page: location.href.slice(0, 500),
+      // The page without its query and fragment: they can hold tokens, order numbers, e-mail addresses.
+      page: (location.origin + location.pathname).slice(0, 500),
     });
     socket = new WebSocket(data.ws + (data.ws.indexOf("?") < 0 ? "?" : "&") + query.toString());
     socket.onopen = function () {
@@ -566,7 +611,7 @@
           rendered[frame.messageId] = streaming.el;
           track(frame.messageId);
         }
-        botAnswer(frame.messageId, frame.text, frame.citations);
+        botAnswer(frame.messageId, frame.text, frame.citations, null, null, frame.complete);
         countUnread();
         break;
       }
@@ -650,6 +695,12 @@
         break;
       }
       case "error": {
+        if (frame.code === "model_unavailable") {
+          // No answer could be given: the tenant's text (or ours) and a button to ask again.
+          unavailable(frame.text, frame.messageId);
+          countUnread();
+          break;
+        }
         var failed = frame.clientMessageId && pendingByClientId[frame.clientMessageId];
         if (frame.code === "not_found" && /conversation/.test(frame.message || "")) {
           // The stored conversation is gone (expired): start a new one and resend.
@@ -697,10 +748,7 @@
     if (conversationId) frame.conversationId = conversationId;
     send(frame);
   });
-  $("form.compose").addEventListener("submit", function (event) {
-    event.preventDefault();
-    var text = input.value.trim();
-    if (!text) return;
+  function submitText(text) {
     var clientMessageId = "m-" + Date.now().toString(36) + "-" + randomId(10);
     var frame = { action: "sendMessage", clientMessageId: clientMessageId, text: text };
     if (conversationId) frame.conversationId = conversationId;
@@ -708,10 +756,16 @@
     save("outbox", outbox);
     var el = place(element("visitor pending", text), null);
     pendingByClientId[clientMessageId] = el;
+    send(frame);
+  }
+  $("form.compose").addEventListener("submit", function (event) {
+    event.preventDefault();
+    var text = input.value.trim();
+    if (!text) return;
     input.value = "";
     clearTimeout(stopTypingTimer);
     lastTypingSent = 0;
-    send(frame);
+    submitText(text);
   });
   input.addEventListener("keydown", function (event) {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {

@@ -6,7 +6,8 @@ from fastapi import APIRouter, Depends, status
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from shared.admin.deps import ExistingTenant, Store
+from shared.admin.deps import ConnectionPush, ExistingTenant, Store
+from shared.chat.connections import close_agent_sessions
 from shared.errors import Conflict, NotFound
 from shared.handoff.agents import new_agent_key
 from shared.state.records import Agent, AgentEdit, new_agent_id, now_ms
@@ -94,8 +95,8 @@ def list_agents(tenant: ExistingTenant, store: Store) -> Agents:
 
 
 @router.patch("/{agent_id}", response_model=AgentOut, response_model_by_alias=True)
-def update_agent(body: UpdateAgent, agent: ExistingAgent, store: Store) -> AgentOut:
-    """Rename, change capacity, or disable (a disabled agent cannot log in)."""
+def update_agent(body: UpdateAgent, agent: ExistingAgent, store: Store, push_for: ConnectionPush) -> AgentOut:
+    """Rename, change capacity, or disable (a disabled agent cannot log in; open consoles are closed)."""
     if body.disabled and store.assigned_conversations(agent.agent_id, limit=1):
         raise Conflict("the agent holds conversations: transfer or resolve them first")
     updated = store.update_agent(
@@ -103,16 +104,20 @@ def update_agent(body: UpdateAgent, agent: ExistingAgent, store: Store) -> Agent
     )
     if updated is None:
         raise NotFound(f"unknown agent {agent.agent_id!r}")
+    if body.disabled:
+        close_agent_sessions(store, updated, push_for, "disabled")
     return _out(updated)
 
 
 @router.post("/{agent_id}/key", response_model=AgentWithKey, response_model_by_alias=True)
-def rotate_key(agent: ExistingAgent, store: Store) -> AgentWithKey:
-    """A new key for the agent; the old one stops working for new logins."""
+def rotate_key(agent: ExistingAgent, store: Store, push_for: ConnectionPush) -> AgentWithKey:
+    """A new key for the agent; the old one stops working, and consoles logged in with it are closed
+    (the agent logs in again with the new key)."""
     key, key_hash = new_agent_key(agent.agent_id)
     updated = store.update_agent(agent.agent_id, AgentEdit(key_hash=key_hash))
     if updated is None:
         raise NotFound(f"unknown agent {agent.agent_id!r}")
+    close_agent_sessions(store, updated, push_for, "key_rotated")
     return AgentWithKey(**_out(updated).model_dump(), agent_key=key)
 
 

@@ -33,6 +33,10 @@ class MessageOut(_Camel):
     citations: list[CitationOut] = []
     # Bot answers only.
     usage: UsageOut | None = None
+    # Bot answers cut by a model failure: false.
+    complete: bool = True
+    # Events (handoff, model_unavailable, ...).
+    event: str | None = None
 
 
 class ConversationUsage(_Camel):
@@ -81,6 +85,8 @@ def transcript(conversation_id: str, tenant: ExistingTenant, store: Store) -> Tr
                 client_message_id=m.client_message_id,
                 citations=[CitationOut(**c.model_dump()) for c in m.citations],
                 usage=UsageOut(**m.usage.model_dump()) if m.usage is not None else None,
+                complete=not m.incomplete,
+                event=m.event,
             )
             for m in messages
         ],

@@ -3,6 +3,8 @@ bot's own retrieval path), calibrate the "no good answer" threshold, delete, ver
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
@@ -16,8 +18,12 @@ from shared.knowledge.base import Document
 from shared.knowledge.calibration import CalibrationReport, CalibrationRequest, calibrate
 from shared.knowledge.service import KnowledgeService
 from shared.settings import get_settings
+from shared.state.records import Tenant
+from shared.state.store import StateStore
 
 router = APIRouter(prefix="/v1/tenants/{tenant_id}/knowledge", tags=["knowledge"])
+# A file is not started with less time than this left in the request's parsing budget.
+_MIN_PARSE_SECONDS = 0.5
 
 
 def _knowledge() -> KnowledgeService:
@@ -41,6 +47,10 @@ class Indexed(_Camel):
     documents: int
     chunks: int
     knowledge_version: str
+    # The "no good answer" threshold after the write (recalibrated from the new knowledge unless the
+    # tenant switched automatic calibration off), and its expected rates.
+    threshold: float | None = None
+    calibration: CalibrationReport | None = None
 
 
 class FileError(_Camel):
@@ -63,6 +73,8 @@ class FilesIndexed(_Camel):
     failed: int
     chunks: int
     knowledge_version: str
+    threshold: float | None = None
+    calibration: CalibrationReport | None = None
 
 
 class SearchResult(_Camel):
@@ -90,6 +102,28 @@ class Deleted(_Camel):
     document_id: str
     deleted: bool
     knowledge_version: str
+    threshold: float | None = None
+
+
+def _recalibrate(store: StateStore, tenant: Tenant, knowledge: KnowledgeService) -> CalibrationReport | None:
+    """Set the tenant's threshold from its knowledge as it now is (calibration.py), unless the tenant
+    calibrated with its own examples (then it recalibrates by calling calibrate again)."""
+    retrieval = tenant.config.retrieval
+    if not retrieval.auto_calibrate:
+        return None
+    report, updated = calibrate(knowledge, tenant.tenant_id, retrieval, CalibrationRequest())
+    # Re-read: another request may have changed other settings of the tenant meanwhile.
+    current = store.get_tenant(tenant.tenant_id) or tenant
+    if not current.config.retrieval.auto_calibrate:
+        return None
+    retrieval = current.config.retrieval.model_copy(
+        update={
+            key: getattr(updated, key)
+            for key in ("min_answer_score", "calibrated_at", "calibration_decline_rate", "target_decline")
+        }
+    )
+    store.put_tenant(current.model_copy(update={"config": current.config.model_copy(update={"retrieval": retrieval})}))
+    return report
 
 
 class Version(_Camel):
@@ -97,11 +131,19 @@ class Version(_Camel):
 
 
 @router.post("", response_model=Indexed, response_model_by_alias=True)
-def ingest(body: IngestDocuments, tenant: ExistingTenant, knowledge: Knowledge) -> Indexed:
+def ingest(body: IngestDocuments, tenant: ExistingTenant, store: Store, knowledge: Knowledge) -> Indexed:
     """Add or replace documents (a document id indexed again replaces its passages). A document is
-    ``text`` or structured ``blocks`` (``qa`` pairs, ``table``s, ``text`` under a ``section``)."""
+    ``text`` or structured ``blocks`` (``qa`` pairs, ``table``s, ``text`` under a ``section``). The
+    tenant's threshold is then recalibrated from the new knowledge (``calibration``)."""
     result = knowledge.index.index(tenant.tenant_id, body.documents)
-    return Indexed(documents=result.documents, chunks=result.chunks, knowledge_version=result.version)
+    report = _recalibrate(store, tenant, knowledge)
+    return Indexed(
+        documents=result.documents,
+        chunks=result.chunks,
+        knowledge_version=result.version,
+        threshold=report.threshold if report else tenant.config.retrieval.min_answer_score,
+        calibration=report,
+    )
 
 
 @router.post(
@@ -112,6 +154,7 @@ def ingest(body: IngestDocuments, tenant: ExistingTenant, knowledge: Knowledge) 
 )
 def ingest_files(
     tenant: ExistingTenant,
+    store: Store,
     knowledge: Knowledge,
     files: Annotated[list[UploadFile], File(description="PDF, DOCX, XLSX, CSV, JSON (FAQ), Markdown, HTML, text")],
     document_id: Annotated[str | None, Form(alias="documentId", max_length=256)] = None,
@@ -123,20 +166,46 @@ def ingest_files(
     in ``files[]`` while the others are indexed: 200 when all were, 207 when some were, else the
     first file's status."""
     from shared.ingest import FileRejected, parse_file
+    from shared.ingest.limits import ParseLimits
 
     settings = get_settings()
+    limits = ParseLimits(
+        max_zip_entries=settings.ingest_max_zip_entries,
+        max_unpacked_bytes=settings.ingest_max_unpacked_bytes,
+        max_compression_ratio=settings.ingest_max_compression_ratio,
+        seconds=settings.ingest_parse_seconds,
+        memory_bytes=settings.ingest_parse_memory_mb * 1024 * 1024,
+        isolated=settings.ingest_isolated,
+    )
     if len(files) > settings.max_upload_files:
         raise BadRequest(f"at most {settings.max_upload_files} files per request; got {len(files)}")
     if len(files) > 1 and (document_id or title or url):
         raise BadRequest("documentId, title and url apply to a single file; upload one file per request")
     results: list[FileResult] = []
     documents: dict[str, Document] = {}
+    # One request parses for at most this long, whatever the files (API Gateway answers 504 at 30 s).
+    deadline = time.monotonic() + settings.ingest_request_seconds
     for upload in files:
         name = upload.filename or ""
+        remaining = deadline - time.monotonic()
+        if remaining < _MIN_PARSE_SECONDS:
+            budget = FileError(
+                code="parse_time_exhausted",
+                message=f"not read: this request used its {settings.ingest_request_seconds:g} s of parsing; "
+                "upload this file again",
+            )
+            results.append(FileResult(filename=name, status=503, error=budget))
+            continue
         data = upload.file.read(settings.max_upload_bytes + 1)
         try:
             document = parse_file(
-                name, data, max_bytes=settings.max_upload_bytes, document_id=document_id, title=title, url=url
+                name,
+                data,
+                max_bytes=settings.max_upload_bytes,
+                document_id=document_id,
+                title=title,
+                url=url,
+                limits=replace(limits, seconds=min(limits.seconds, remaining)),
             )
         except FileRejected as error:
             results.append(
@@ -156,12 +225,14 @@ def ingest_files(
                 title=document.title,
             )
         )
+    report = None
     if documents:
         indexed = knowledge.index.index(tenant.tenant_id, list(documents.values()))
         version = indexed.version
         for result in results:
             if result.document_id is not None:
                 result.chunks = indexed.chunks_by_document.get(result.document_id, 0)
+        report = _recalibrate(store, tenant, knowledge)
     else:
         version = knowledge.index.version(tenant.tenant_id)
     failed = [r for r in results if r.status != 200]
@@ -171,6 +242,8 @@ def ingest_files(
         failed=len(failed),
         chunks=sum(r.chunks or 0 for r in results),
         knowledge_version=version,
+        threshold=report.threshold if report else tenant.config.retrieval.min_answer_score,
+        calibration=report,
     )
     status = 200 if not failed else (207 if documents else failed[0].status)
     return JSONResponse(status_code=status, content=body.model_dump(mode="json", by_alias=True))
@@ -224,9 +297,11 @@ def version(tenant: ExistingTenant, knowledge: Knowledge) -> Version:
 def calibrate_threshold(
     tenant: ExistingTenant, store: Store, knowledge: Knowledge, body: CalibrationRequest | None = None
 ) -> CalibrationReport:
-    """Set the tenant's "no good answer" threshold from off-topic probes (kefu's, or ``offTopic``) run
-    through the bot's retrieval path; reports how many of the knowledge base's own questions (or
-    ``inScope``) stay answerable. ``apply`` false only measures."""
+    """Set the tenant's "no good answer" threshold (done on every upload too): off-topic probes in the
+    knowledge's languages and near misses made from its own words (or ``offTopic``), run through the
+    bot's retrieval path, ``targetDecline`` of them declined (kept for later uploads); reports the
+    expected answer rate on the knowledge's own questions, reworded and as written (or ``inScope``),
+    and at other decline targets (``tradeoff``). ``apply`` false only measures."""
     request = body or CalibrationRequest()
     report, updated = calibrate(knowledge, tenant.tenant_id, tenant.config.retrieval, request)
     if request.apply:
@@ -235,8 +310,14 @@ def calibrate_threshold(
     return report
 
 
-@router.delete("/{document_id}", response_model=Deleted, response_model_by_alias=True)
-def delete_document(document_id: str, tenant: ExistingTenant, knowledge: Knowledge) -> Deleted:
+@router.delete("/{document_id:path}", response_model=Deleted, response_model_by_alias=True)
+def delete_document(document_id: str, tenant: ExistingTenant, store: Store, knowledge: Knowledge) -> Deleted:
     if not knowledge.index.delete_document(tenant.tenant_id, document_id):
         raise NotFound(f"document {document_id!r} is not in the knowledge base")
-    return Deleted(document_id=document_id, deleted=True, knowledge_version=knowledge.index.version(tenant.tenant_id))
+    report = _recalibrate(store, tenant, knowledge)
+    return Deleted(
+        document_id=document_id,
+        deleted=True,
+        knowledge_version=knowledge.index.version(tenant.tenant_id),
+        threshold=report.threshold if report else tenant.config.retrieval.min_answer_score,
+    )
