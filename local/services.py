@@ -81,10 +81,22 @@ def _serialised_dynamodb(app: Any, snapshots: MotoSnapshots | None = None) -> An
                 snapshots.save()
                 start_response("204 No Content", [])
                 return [b""]
-            if target not in _READ_ONLY_TARGETS:
-                snapshots.changed()
+            if not snapshots.admit():
+                # Shutting down: the last snapshot is being taken, so nothing may change after it.
+                # Clients see what a restarting service answers, and retry.
+                start_response("503 Service Unavailable", [("Content-Type", "application/x-amz-json-1.0")])
+                return [b'{"__type":"ServiceUnavailable","message":"moto is restarting"}']
+            try:
+                if target not in _READ_ONLY_TARGETS:
+                    snapshots.changed()
+                return _serve(environ, start_response, target)
+            finally:
+                snapshots.done()
+        return _serve(environ, start_response, target)
+
+    def _serve(environ: dict[str, Any], start_response: Any, target: str) -> Any:
         if not target.startswith("DynamoDB_"):
-            return app(environ, start_response)
+            return list(app(environ, start_response))
         with _DYNAMODB_LOCK:
             return list(app(environ, start_response))  # the whole body, before another request runs
 
@@ -119,6 +131,30 @@ class MotoSnapshots:
         self._version = 0
         self._saved_version = 0
         self._save_lock = threading.Lock()
+        self._requests = threading.Condition()
+        self._in_flight = 0
+        self._closing = False
+
+    def admit(self) -> bool:
+        """A request starts (False once closing: it must be refused)."""
+        with self._requests:
+            if self._closing:
+                return False
+            self._in_flight += 1
+            return True
+
+    def done(self) -> None:
+        with self._requests:
+            self._in_flight -= 1
+            self._requests.notify_all()
+
+    def close(self, timeout: float = 25.0) -> None:
+        """Refuse new requests, wait for those in flight (an SQS long poll may take a while), then
+        take the last snapshot: an acknowledged write is never left out of it."""
+        with self._requests:
+            self._closing = True
+            self._requests.wait_for(lambda: self._in_flight == 0, timeout)
+        self.save()
 
     @staticmethod
     def _backends() -> dict[str, Any]:
@@ -450,8 +486,8 @@ def _main() -> None:
     try:
         serve(app, host="127.0.0.1", port=args.port, threads=8, ident=None, _quiet=True)
     finally:
-        if snapshots is not None and snapshots.dirty:
-            snapshots.save()
+        if snapshots is not None:
+            snapshots.close()
 
 
 if __name__ == "__main__":

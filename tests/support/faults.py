@@ -49,6 +49,8 @@ from local.services import free_port, use_dummy_aws_credentials
 from tests.e2e.conftest import start_local_run, stop, wait_for_local_json
 from tests.support.fault_model_server import FULL_TEXT, FaultModelProcess
 
+# Errors that mean "nothing happened yet: send the same frame again" (not outcomes).
+RESEND_CODES = frozenset({"retry", "rate_limited"})
 # A message without an ack after this long is sent again (the widget's resend).
 ACK_WAIT_SECONDS = 8.0
 RESEND_PAUSE_SECONDS = 1.0
@@ -90,7 +92,7 @@ class Sent:
         kind = frame.get("type")
         if kind == "answer.end" and frame.get("messageId") == self.answer_id:
             return "incomplete" if frame.get("complete") is False else "complete"
-        if kind == "error" and frame.get("code") != "retry" and self.names(frame):
+        if kind == "error" and frame.get("code") not in RESEND_CODES and self.names(frame):
             return f"error:{frame.get('code')}"
         if kind == "notice" and self.names(frame):
             return f"notice:{frame.get('code')}"
@@ -121,7 +123,11 @@ class FaultStack:
             "KEFU_LLM_FIRST_TOKEN_TIMEOUT_SECONDS": "5",
         }
         self._process, self._log = start_local_run(self.state_dir, env, args=("--fresh",))
-        self.info = wait_for_local_json(self._process, self.state_dir)
+        try:
+            self.info = wait_for_local_json(self._process, self.state_dir)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:
@@ -276,12 +282,13 @@ class Visitor:
             now = time.monotonic()
             if frame is not None:
                 self._note(frame, now)
-                if frame.get("type") == "error" and frame.get("code") == "retry" and message.names(frame):
-                    message.awaiting_ack = True  # stored but not queued: the protocol says send it again
-                if message.awaiting_ack and (
-                    frame.get("message") == "Internal server error" or frame.get("code") == "retry"
-                ):
-                    await asyncio.sleep(RESEND_PAUSE_SECONDS)
+                resend_code = frame.get("type") == "error" and frame.get("code") in RESEND_CODES
+                if resend_code and message.names(frame):
+                    message.awaiting_ack = True  # not queued (or not taken): the protocol says send it again
+                if message.awaiting_ack and (frame.get("message") == "Internal server error" or resend_code):
+                    wait_ms = frame.get("retryAfterMs")
+                    pause = max(RESEND_PAUSE_SECONDS, wait_ms / 1000) if isinstance(wait_ms, int) else None
+                    await asyncio.sleep(pause or RESEND_PAUSE_SECONDS)
                     await self._send(message, conversation)
                     last_send = time.monotonic()
             elif message.awaiting_ack and now - last_send > ACK_WAIT_SECONDS:
