@@ -500,9 +500,9 @@ def redis_restarted(stack: FaultStack) -> Fault:
 def generate_crashes(visitors: int) -> Callable[[FaultStack], Fault]:
     def prepare(stack: FaultStack) -> Fault:
         stack.model.set(delay=0.2)
-        # A crashed job comes back after 30 s (a visibility timeout still longer than any job here takes:
+        # A crashed job comes back after 20 s (a visibility timeout still longer than any job here takes:
         # shorter, a slow job would be delivered twice while it runs)
-        stack.set_visibility_timeout(30)
+        stack.set_visibility_timeout(20)
         stack.arm_crash(after_posts=2, count=visitors)
 
         async def fault(stack: FaultStack) -> None:
@@ -515,7 +515,7 @@ def generate_crashes(visitors: int) -> Callable[[FaultStack], Fault]:
 
 def moto_restarted(stack: FaultStack) -> Fault:
     stack.model.set(delay=0.2)
-    stack.set_visibility_timeout(30)
+    stack.set_visibility_timeout(20)
 
     async def fault(stack: FaultStack) -> None:
         await asyncio.sleep(1.5)
@@ -541,7 +541,7 @@ HOW = {
     "moto (DynamoDB, SQS) restarted": "1.5 s in, moto's process gets SIGTERM (it saves its state and exits); the "
     "runner starts it again from that state (DynamoDB and SQS refuse connections meanwhile)",
     CRASH: "the emulator crashes each visitor's first generate invocation at its 2nd @connections post "
-    "(`PUT /_emulator/faults`); the job comes back after the queue's visibility timeout (30 s here)",
+    "(`PUT /_emulator/faults`); the job comes back after the queue's visibility timeout (20 s here)",
 }
 FAULTS: dict[str, Callable[[FaultStack], Fault]] = {
     "model killed mid-stream": model_killed_mid_stream,
