@@ -525,6 +525,16 @@ def moto_restarted(stack: FaultStack) -> Fault:
 
 
 CRASH = "generate crashes after some deltas (SQS redelivery)"
+MOTO_RESTART = "moto (DynamoDB, SQS) restarted"
+OPEN = (
+    "**moto restarted** is not in `make test`'s short version: about one run in three (3 visitors), a job that "
+    "was in flight when moto went away (DynamoDB and SQS refusing for ~3 s) is neither settled nor redelivered "
+    "within the bound, and its conversation's later messages wait behind it in the FIFO group: the visitor saw "
+    "the `ack` (sometimes the deltas of an answer whose storing failed) and no terminal frame. Seen in the "
+    "runs of this change, cause not found yet: the generate invocation fails while DynamoDB is down (or its "
+    "DeleteMessage does), and the restored queue still counts the message in flight afterwards. The table "
+    "above is one run; when it shows no loss for this fault, it was not met in that run."
+)
 HOW = {
     "model killed mid-stream": "the model streams a token every 0.6 s; once tokens flow its process gets SIGKILL "
     "(streams end without `[DONE]`), and a new one starts on the same port 1 s later; the questions that got "
@@ -538,7 +548,7 @@ HOW = {
     "model sends one token every 2 s": "for 6 s, new model requests stream one token every 2 s",
     "redis-server killed and restarted": "1 s in, redis-server gets SHUTDOWN NOSAVE; 2 s later a new, empty one "
     "starts on the same port",
-    "moto (DynamoDB, SQS) restarted": "1.5 s in, moto's process gets SIGTERM (it saves its state and exits); the "
+    MOTO_RESTART: "1.5 s in, moto's process gets SIGTERM (it saves its state and exits); the "
     "runner starts it again from that state (DynamoDB and SQS refuse connections meanwhile)",
     CRASH: "the emulator crashes each visitor's first generate invocation at its 2nd @connections post "
     "(`PUT /_emulator/faults`); the job comes back after the queue's visibility timeout (20 s here)",
@@ -552,7 +562,7 @@ FAULTS: dict[str, Callable[[FaultStack], Fault]] = {
     "model hangs before the first token": model_hangs,
     "model sends one token every 2 s": model_slow,
     "redis-server killed and restarted": redis_restarted,
-    "moto (DynamoDB, SQS) restarted": moto_restarted,
+    MOTO_RESTART: moto_restarted,
 }
 
 
@@ -626,6 +636,7 @@ def report(results: list[FaultResult], *, visitors: int, messages: int, bound_se
         )
     lines += ["", "## The faults", ""]
     lines += [f"- **{name}**: {text}." for name, text in HOW.items()]
+    lines += ["", "## Open", "", OPEN]
     problems = [p for r in results for p in r.problems]
     lines += ["", "## Problems", ""]
     lines += [f"- {p}" for p in problems[:60]] or ["None."]
