@@ -4,7 +4,9 @@ Context (all optional; see docs/deploy.md): env (dev|prod), redis_url, llm_provi
 llm_model, llm_api_key_secret, opensearch_endpoint + opensearch_domain_arn, apigw_cloudwatch_role.
 The model gateway (README "Hybrid cloud with vLLM"): llm_client_cert_secret, llm_api_version,
 llm_fallbacks, bedrock_models, sagemaker_endpoints, model_secrets_prefix, vpc_id + vpc_subnet_ids +
-onprem_cidrs (+ onprem_ports, vpc_security_group_id).
+onprem_cidrs (+ onprem_ports, vpc_security_group_id, nat_public_subnet_id + nat_route_table_ids).
+Knowledge models: embedding_* / reranker_* and rebuild_embedding. Operations: generate_reserved_concurrency,
+alarm_email.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ Everything that differs between environments or deployments comes from here; con
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import re
@@ -16,7 +17,7 @@ import aws_cdk as cdk
 from constructs import Node
 
 from infra.constants import DEFAULT_ENVIRONMENT, ENVIRONMENTS, Environment
-from shared.knowledge.factory import DEFAULT_BEDROCK_EMBEDDING_MODEL, DEFAULT_BEDROCK_RERANK_MODEL
+from shared.knowledge.factory import DEFAULT_BEDROCK_EMBEDDING_MODEL, DEFAULT_BEDROCK_RERANK_MODEL, chunk_index_name
 from shared.model.config import ModelTarget
 from shared.settings import Settings
 
@@ -63,6 +64,20 @@ class DeployConfig:
     vpc_security_group_id: str | None = None  # an existing group instead of the one created
     onprem_cidrs: tuple[str, ...] = ()
     onprem_ports: tuple[int, ...] = (443, 8000)
+    # A NAT gateway for generate's subnets (network.py): in this public subnet (it routes to an internet
+    # gateway), with a default route to it added to these route tables of the private subnets. generate
+    # posts to the WebSocket API's public @connections endpoint, which no VPC endpoint reaches (an
+    # execute-api endpoint serves private REST APIs only); without this option the subnets must
+    # already have a NAT route. ~$32 a month per NAT gateway plus data ($0.045/GB, us-east-1).
+    nat_public_subnet_id: str | None = None
+    nat_route_table_ids: tuple[str, ...] = ()
+    # Reserved concurrency of generate (a ceiling on parallel answers, and a floor no other function
+    # can take). None: unreserved, as a new account needs (its quota of 10 concurrent executions is
+    # also Lambda's minimum unreserved pool, so any reservation there fails the deploy).
+    generate_reserved_concurrency: int | None = None
+    # Where alarm notifications go besides the SNS topic the stack creates (an e-mail subscription,
+    # confirmed by a link AWS sends); None: subscribe to the topic yourself (chat webhook, pager).
+    alarm_email: str | None = None
     # Use an existing OpenSearch domain instead of creating a Serverless collection.
     opensearch_endpoint: str | None = None
     opensearch_domain_arn: str | None = None
@@ -83,6 +98,11 @@ class DeployConfig:
     reranker_model: str | None = None
     reranker_url: str | None = None
     rerank_candidates: int | None = None
+    # A knowledge rebuild (docs/deploy.md "Changing the embedder"): a JSON object with the next
+    # embedder ({"provider": "bedrock", "model": "...", "dimension": 1024, "base_url": "..."}). admin
+    # then ingests with it into that embedder's own index while retrieve keeps serving the current one;
+    # deploying with it as the embedding_* context (and no rebuild) switches retrieve over.
+    rebuild_embedding: str | None = None
 
     def __post_init__(self) -> None:
         if self.env not in ENVIRONMENTS:
@@ -107,9 +127,17 @@ class DeployConfig:
         if self.llm_provider in ("sagemaker", "azure") and not self.llm_base_url:
             what = "the SageMaker endpoint name" if self.llm_provider == "sagemaker" else "the Azure OpenAI URL"
             raise ConfigError(f"context 'llm_provider={self.llm_provider}' needs 'llm_base_url' ({what})")
+        if self.generate_reserved_concurrency is not None and self.generate_reserved_concurrency < 1:
+            raise ConfigError(
+                "'generate_reserved_concurrency' must be at least 1 (0 would throttle every answer); "
+                f"got {self.generate_reserved_concurrency}"
+            )
+        if self.alarm_email and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", self.alarm_email):
+            raise ConfigError(f"'alarm_email' must be an e-mail address; got {self.alarm_email!r}")
         self.fallback_targets  # noqa: B018 - validates llm_fallbacks
         self._check_network()
         self._check_knowledge_models()
+        self.ingest_config  # noqa: B018 - validates rebuild_embedding (the target is checked like the embedder)
 
     @property
     def fallback_targets(self) -> list[ModelTarget]:
@@ -125,9 +153,34 @@ class DeployConfig:
 
     def _check_network(self) -> None:
         if not self.vpc_id:
-            if self.vpc_subnet_ids or self.vpc_security_group_id or self.onprem_cidrs:
-                raise ConfigError("'vpc_subnet_ids', 'vpc_security_group_id' and 'onprem_cidrs' need 'vpc_id'")
+            if (
+                self.vpc_subnet_ids
+                or self.vpc_security_group_id
+                or self.onprem_cidrs
+                or self.nat_public_subnet_id
+                or self.nat_route_table_ids
+            ):
+                raise ConfigError(
+                    "'vpc_subnet_ids', 'vpc_security_group_id', 'onprem_cidrs' and the NAT options need 'vpc_id'"
+                )
             return
+        if bool(self.nat_public_subnet_id) != bool(self.nat_route_table_ids):
+            raise ConfigError(
+                "a NAT gateway needs both 'nat_public_subnet_id' (a subnet routed to an internet gateway) and "
+                "'nat_route_table_ids' (the route tables of 'vpc_subnet_ids')"
+            )
+        if self.nat_public_subnet_id:
+            if not re.fullmatch(r"subnet-[0-9a-f]{8,17}", self.nat_public_subnet_id):
+                raise ConfigError(
+                    f"'nat_public_subnet_id' must look like subnet-0123abcd; got {self.nat_public_subnet_id!r}"
+                )
+            if self.nat_public_subnet_id in self.vpc_subnet_ids:
+                raise ConfigError(
+                    "'nat_public_subnet_id' must be a public subnet, not one of generate's 'vpc_subnet_ids'"
+                )
+            for table in self.nat_route_table_ids:
+                if not re.fullmatch(r"rtb-[0-9a-f]{8,17}", table):
+                    raise ConfigError(f"'nat_route_table_ids' must be route table ids like rtb-0123abcd; got {table!r}")
         if not re.fullmatch(r"vpc-[0-9a-f]{8,17}", self.vpc_id):
             raise ConfigError(f"'vpc_id' must look like vpc-0123abcd; got {self.vpc_id!r}")
         if not self.vpc_subnet_ids:
@@ -182,6 +235,58 @@ class DeployConfig:
             raise ConfigError(f"'rerank_candidates' must be 1..100; got {self.rerank_candidates}")
 
     @property
+    def ingest_config(self) -> DeployConfig:
+        """The knowledge settings admin indexes with: the rebuild's next embedder during a rebuild."""
+        if not self.rebuild_embedding:
+            return self
+        try:
+            target = json.loads(self.rebuild_embedding)
+            if not isinstance(target, dict) or not target.get("provider"):
+                raise ValueError("not a JSON object with a 'provider'")
+            unknown = set(target) - {"provider", "model", "dimension", "base_url"}
+            if unknown:
+                raise ValueError(f"unknown keys {sorted(unknown)}")
+            dimension = target.get("dimension")
+            next_config = dataclasses.replace(
+                self,
+                embedding_provider=str(target["provider"]),
+                embedding_model=target.get("model"),
+                embedding_dimension=int(dimension) if dimension is not None else None,
+                embedding_base_url=target.get("base_url"),
+                # Cosine ranges are per model: the next model starts from its provider's defaults.
+                embedding_cosine_floor=None,
+                embedding_cosine_ceiling=None,
+                rebuild_embedding=None,
+            )
+        except (ValueError, TypeError, ConfigError) as exc:
+            raise ConfigError(f"'rebuild_embedding': {exc}") from None
+        if next_config.knowledge_index == self.knowledge_index:
+            raise ConfigError(
+                f"'rebuild_embedding' names the current embedder (index {self.knowledge_index}): nothing to rebuild"
+            )
+        return next_config
+
+    @property
+    def embedding_dimension_used(self) -> int:
+        """The vector size of the chosen embedder (the k-NN field's dimension of its index)."""
+        if self.embedding_provider == "use":
+            from shared.knowledge.embedder import UseEmbedder
+
+            return UseEmbedder.dimension
+        if self.embedding_provider == "bedrock":
+            from shared.knowledge.embedders import BedrockEmbedder
+
+            return BedrockEmbedder(None, self.bedrock_embedding_model or "", self.embedding_dimension).dimension
+        assert self.embedding_dimension is not None  # required for openai (checked above)
+        return self.embedding_dimension
+
+    @property
+    def knowledge_index(self) -> str:
+        """``kefu-chunks-<embedder>-<dimension>``: the OpenSearch index of this embedder's vectors."""
+        model = {"use": "use", "bedrock": self.bedrock_embedding_model}.get(self.embedding_provider)
+        return chunk_index_name(model or self.embedding_model or self.embedding_provider, self.embedding_dimension_used)
+
+    @property
     def bedrock_embedding_model(self) -> str | None:
         """The Bedrock embedding model retrieve and admin call, if the embedder is Bedrock's."""
         if self.embedding_provider != "bedrock":
@@ -218,6 +323,10 @@ class DeployConfig:
         return self.vpc_id is not None
 
     @property
+    def creates_nat_gateway(self) -> bool:
+        return self.nat_public_subnet_id is not None
+
+    @property
     def tenant_model_secrets(self) -> str:
         """The name prefix tenants' model secrets must have (generate may read only those)."""
         return self.model_secrets_prefix or f"kefu/{self.env}/models/"
@@ -240,8 +349,14 @@ class DeployConfig:
 
     @property
     def removal_policy(self) -> cdk.RemovalPolicy:
-        """Production keeps its data when the stack (or a resource) is deleted; dev cleans up."""
-        return cdk.RemovalPolicy.RETAIN if self.is_production else cdk.RemovalPolicy.DESTROY
+        """Production keeps its data when the stack (or a resource) is deleted or replaced; dev cleans up.
+
+        RETAIN_ON_UPDATE_OR_DELETE (CloudFormation's ``RetainExceptOnCreate``), not RETAIN: a resource
+        created by a stack creation that then fails is rolled back with it. With RETAIN the failed
+        create left the fixed-name tables and collection behind and every retry failed with "already
+        exists" (docs/deploy.md, "Names and what survives").
+        """
+        return cdk.RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE if self.is_production else cdk.RemovalPolicy.DESTROY
 
     @property
     def uses_existing_domain(self) -> bool:
@@ -304,6 +419,10 @@ class DeployConfig:
             vpc_security_group_id=text("vpc_security_group_id"),
             onprem_cidrs=items("onprem_cidrs"),
             onprem_ports=ports("onprem_ports") or (443, 8000),
+            nat_public_subnet_id=text("nat_public_subnet_id"),
+            nat_route_table_ids=items("nat_route_table_ids"),
+            generate_reserved_concurrency=number("generate_reserved_concurrency", int),
+            alarm_email=text("alarm_email"),
             opensearch_endpoint=text("opensearch_endpoint"),
             opensearch_domain_arn=text("opensearch_domain_arn"),
             apigw_cloudwatch_role=flag("apigw_cloudwatch_role", default=True),
@@ -317,4 +436,5 @@ class DeployConfig:
             reranker_model=text("reranker_model"),
             reranker_url=text("reranker_url"),
             rerank_candidates=number("rerank_candidates", int),
+            rebuild_embedding=text("rebuild_embedding"),
         )

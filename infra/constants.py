@@ -43,8 +43,37 @@ WEBSOCKET_THROTTLE_BURST: Final = 200
 ADMIN_THROTTLE_RATE: Final = 20
 ADMIN_THROTTLE_BURST: Final = 40
 
-# --- Knowledge ---
-OPENSEARCH_INDEX: Final = "kefu-knowledge"
+# --- Regions ---
+# Where every resource type of every profile exists (CloudFormation's registry, as cfn-lint's schemas
+# record it; tests/infra/test_infra_lint.py lints each profile in each of these). OpenSearch Serverless
+# is the narrowest service: it is missing from af-south-1, ap-southeast-3/4/5/7, ca-west-1,
+# il-central-1, me-central-1 and mx-central-1. Bedrock models (optional) are per region: see
+# docs/deploy.md.
+DEPLOY_REGIONS: Final[tuple[str, ...]] = (
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+    "ca-central-1",
+    "sa-east-1",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-north-1",
+    "eu-south-1",
+    "eu-south-2",
+    "me-south-1",
+    "ap-east-1",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-southeast-1",
+    "ap-southeast-2",
+)
 
 
 def resource_name(env: Environment, name: str) -> str:

@@ -52,7 +52,6 @@ class KefuStack(cdk.Stack):
                 generate_queue_url=queue.queue.queue_url,
                 opensearch_endpoint=knowledge.endpoint,
                 opensearch_service=knowledge.service,
-                opensearch_index=knowledge.index,
                 admin_key_secret_arn=admin_key.secret.secret_arn,
             ),
         )
@@ -88,7 +87,15 @@ class KefuStack(cdk.Stack):
                 function=functions.functions["generate"],
                 role=functions.roles["generate"],
             )
-        Monitoring(self, "Monitoring", config=config, functions=functions.functions, dead_letters=queue.dead_letters)
+        monitoring = Monitoring(
+            self,
+            "Monitoring",
+            config=config,
+            functions=functions.functions,
+            queue=queue,
+            websocket=websocket,
+            admin_api=admin_api,
+        )
 
         cdk.CfnOutput(self, "WebSocketUrl", value=websocket.url, description="Visitors' chat endpoint (wss://)")
         cdk.CfnOutput(self, "AdminUrl", value=admin_api.url, description="Admin HTTP API base URL")
@@ -108,6 +115,9 @@ class KefuStack(cdk.Stack):
             description="aws secretsmanager get-secret-value --secret-id <this> --query SecretString",
         )
         cdk.CfnOutput(self, "KnowledgeEndpoint", value=knowledge.endpoint, description="OpenSearch endpoint")
+        cdk.CfnOutput(
+            self, "AlarmTopicArn", value=monitoring.topic.topic_arn, description="Subscribe to get every alarm"
+        )
         cdk.CfnOutput(self, "GenerateDeadLetterQueueUrl", value=queue.dead_letters.queue_url, description="Failed jobs")
         # For an existing OpenSearch domain, its access policy (or fine-grained access role mapping)
         # must name these roles.

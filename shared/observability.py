@@ -132,8 +132,11 @@ class AnswerMeter(ABC):
 
 
 class PowertoolsAnswerMeter(AnswerMeter):
-    """One EMF record per answer, with the tenant (and provider) as dimensions and the message,
-    conversation and model as properties, so Logs Insights can sum tokens per conversation."""
+    """One EMF record per answer. Its only dimensions are the service and the provider (a handful of
+    values): CloudWatch bills every distinct dimension set as a custom metric ($0.30 a month each), so
+    a tenant dimension would cost ~$2.40 per active tenant per month and grow with the customer base.
+    The tenant, conversation, message and model are EMF properties: the record is a log line, so Logs
+    Insights sums tokens per tenant or conversation (docs/architecture.md) at no metric cost."""
 
     def __init__(self, namespace: str = "Kefu") -> None:
         self._namespace = namespace
@@ -142,7 +145,6 @@ class PowertoolsAnswerMeter(AnswerMeter):
         from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
         emf = EphemeralMetrics(namespace=self._namespace, service=SERVICE)
-        emf.add_dimension(name="tenant", value=answer.tenant_id)
         emf.add_dimension(name="provider", value=answer.provider.split(":", 1)[0] or "unknown")
         emf.add_metric(name="AnswerFirstFrameMs", unit=MetricUnit.Milliseconds, value=answer.first_frame_ms)
         emf.add_metric(name="AnswerDurationMs", unit=MetricUnit.Milliseconds, value=answer.duration_ms)
@@ -160,6 +162,7 @@ class PowertoolsAnswerMeter(AnswerMeter):
         if not answer.grounded:
             emf.add_metric(name="AnswersWithoutSource", unit=MetricUnit.Count, value=1)
         for key, value in (
+            ("tenant", answer.tenant_id),
             ("conversationId", answer.conversation_id),
             ("messageId", answer.message_id),
             ("model", answer.model),

@@ -59,7 +59,9 @@ class Settings(BaseSettings):
     knowledge_dir: Path = Path(".kefu/knowledge")
     opensearch_endpoint: str | None = None
     opensearch_service: Literal["aoss", "es"] = "aoss"
-    opensearch_index: str = "kefu-knowledge"
+    # Empty: kefu-chunks-<embedder>-<dimension> (shared/knowledge/factory.py chunk_index_name), so each
+    # embedder writes its own index; set it only to pin one.
+    opensearch_index: str = ""
     retrieve_top_k: int = Field(default=4, ge=1, le=20)
     # How long the retrieve function reuses a tenant's RetrievalConfig before reading it again.
     tenant_config_ttl_seconds: float = Field(default=30.0, ge=0)

@@ -54,7 +54,11 @@ def _generator() -> Generator:
 
 def _answer(record: GenerateJobRecord) -> None:
     outcome = _generator().answer(record.body)
-    logger.info("job done", extra={"outcome": outcome, "conversation_id": record.body.conversation_id})
+    # The tenant is a log key (Logs Insights filters on it), never a metric dimension (observability.py).
+    body = record.body
+    logger.info(
+        "job done", extra={"outcome": outcome, "tenant_id": body.tenant_id, "conversation_id": body.conversation_id}
+    )
 
 
 @logger.inject_lambda_context

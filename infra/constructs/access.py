@@ -162,10 +162,12 @@ USES_KNOWLEDGE_MODELS: tuple[FunctionName, ...] = ("retrieve", "admin")
 
 def grant_knowledge_model_access(*, functions: KefuFunctions, config: DeployConfig) -> None:
     """InvokeModel on the Bedrock embedding and rerank models the deployment chose, Rerank for the latter."""
-    models = tuple(filter(None, (config.bedrock_embedding_model, config.bedrock_rerank_model)))
-    if not models:
-        return
     for name in USES_KNOWLEDGE_MODELS:
+        # admin embeds with the rebuild's next model during a knowledge rebuild (DeployConfig.ingest_config).
+        chosen = config if name == "retrieve" else config.ingest_config
+        models = tuple(filter(None, (chosen.bedrock_embedding_model, chosen.bedrock_rerank_model)))
+        if not models:
+            continue
         role = functions.roles[name]
         stack = cdk.Stack.of(role)
         resources, wildcards = bedrock_resources(stack, models)
@@ -178,7 +180,7 @@ def grant_knowledge_model_access(*, functions: KefuFunctions, config: DeployConf
                 "geography.",
                 findings=tuple(wildcards),
             )
-        if config.bedrock_rerank_model:
+        if chosen.bedrock_rerank_model:
             # bedrock:Rerank has no resource types (Service Authorization Reference); the model it may use
             # is bounded by the InvokeModel statement above.
             role.add_to_policy(iam.PolicyStatement(actions=[BEDROCK_RERANK], resources=["*"]))

@@ -39,7 +39,9 @@ class AdminKey(Construct):
         self.secret = secretsmanager.Secret(
             self,
             "Secret",
-            secret_name=f"kefu/{config.env}/admin-key",
+            # A generated name (kefu-<env>-AdminKey…): a deleted secret's name stays taken for its
+            # recovery window, and prod retains this one, so a fixed name would block a redeploy.
+            # The functions and operators find it by ARN (the AdminKeySecretArn output).
             description="kefu admin API key (Authorization: Bearer <key> on every admin request)",
             generate_secret_string=secretsmanager.SecretStringGenerator(
                 password_length=48, exclude_punctuation=True, include_space=False

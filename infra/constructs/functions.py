@@ -60,7 +60,6 @@ class FunctionInputs:
     generate_queue_url: str
     opensearch_endpoint: str
     opensearch_service: str
-    opensearch_index: str
     admin_key_secret_arn: str
 
 
@@ -93,10 +92,11 @@ class KefuFunctions(Construct):
         for name in FUNCTIONS:
             spec = SPECS[name]
             function_name = resource_name(config.env, name)
+            # No fixed log group name: a retained prod log group with a fixed name would block
+            # redeploying after a stack deletion; the function's LoggingConfig points at this group.
             log_group = logs.LogGroup(
                 self,
                 f"{name.capitalize()}Logs",
-                log_group_name=f"/aws/lambda/{function_name}",
                 retention=logs.RetentionDays.THREE_MONTHS if config.is_production else logs.RetentionDays.TWO_WEEKS,
                 removal_policy=config.removal_policy,
             )
@@ -123,6 +123,8 @@ class KefuFunctions(Construct):
                 log_group=log_group,
                 tracing=lambda_.Tracing.ACTIVE,
                 environment=environments[name],
+                # Only generate may have a reservation (DeployConfig.generate_reserved_concurrency).
+                reserved_concurrent_executions=config.generate_reserved_concurrency if name == "generate" else None,
             )
             self.functions[name] = function
             self.roles[name] = role
@@ -140,15 +142,19 @@ class KefuFunctions(Construct):
         }
         tables = settings_env(**{f"{name}_table": table for name, table in inputs.tables.items()})
         cache = settings_env(redis_url=config.redis_url) if config.redis_url else {}
-        knowledge = settings_env(
+        store = settings_env(
             knowledge_backend="opensearch",
             opensearch_endpoint=inputs.opensearch_endpoint,
             opensearch_service=inputs.opensearch_service,
-            opensearch_index=inputs.opensearch_index,
         )
         # The embedder and reranker: retrieve (the bot's searches) and admin (ingestion, the recall test)
-        # must use the same ones, or the admin's search would disagree with the bot's.
-        knowledge |= settings_env(**config.knowledge_model_settings)
+        # use the same ones, or the admin's search would disagree with the bot's; each embedder has its
+        # own index. During a rebuild (config.rebuild_embedding) admin already ingests with the next
+        # embedder into its index while retrieve serves the current one.
+        search, ingest = (
+            store | settings_env(opensearch_index=c.knowledge_index, **c.knowledge_model_settings)
+            for c in (config, config.ingest_config)
+        )
         model = settings_env(llm_provider=config.llm_provider)
         # Secrets by reference: generate reads them at cold start (shared/model/secrets.py).
         for field, value in (
@@ -165,12 +171,12 @@ class KefuFunctions(Construct):
             "connect": {**common, **tables},
             "message": {**common, **tables, **cache, **settings_env(generate_queue_url=inputs.generate_queue_url)},
             # retrieve reads the tenant's RetrievalConfig (threshold, weights) from the tenants table.
-            "retrieve": {**common, **knowledge, **settings_env(tenants_table=inputs.tables["tenants"])},
+            "retrieve": {**common, **search, **settings_env(tenants_table=inputs.tables["tenants"])},
             "generate": {**common, **tables, **cache, **model},
             "admin": {
                 **common,
                 **tables,
-                **knowledge,
+                **ingest,
                 # The dead-letter routes find the DLQ through the job queue's RedrivePolicy.
                 **settings_env(
                     admin_key_secret_arn=inputs.admin_key_secret_arn, generate_queue_url=inputs.generate_queue_url

@@ -17,8 +17,9 @@ from aws_cdk import aws_opensearchserverless as aoss
 from constructs import Construct
 
 from infra.config import DeployConfig
-from infra.constants import OPENSEARCH_INDEX, resource_name
+from infra.constants import resource_name
 from infra.nag import acknowledge
+from shared.knowledge.factory import CHUNK_INDEX_PREFIX
 
 _READ_INDEX = ["aoss:DescribeIndex", "aoss:ReadDocument"]
 _WRITE_INDEX = [*_READ_INDEX, "aoss:CreateIndex", "aoss:UpdateIndex", "aoss:WriteDocument"]
@@ -35,7 +36,9 @@ class KnowledgeStore(Construct):
 
     endpoint: str
     service: Literal["aoss", "es"]
-    index = OPENSEARCH_INDEX
+    # Every embedder's index (kefu-chunks-<embedder>-<dimension>): a rebuild for a new embedder
+    # creates and fills its index with the same grants, while the old one keeps serving.
+    index_prefix = CHUNK_INDEX_PREFIX
 
     def __init__(self, scope: Construct, construct_id: str, *, config: DeployConfig) -> None:
         super().__init__(scope, construct_id)
@@ -120,7 +123,7 @@ class KnowledgeStore(Construct):
                         },
                         {
                             "ResourceType": "index",
-                            "Resource": [f"index/{name}/{self.index}*"],
+                            "Resource": [f"index/{name}/{self.index_prefix}-*"],
                             "Permission": index_permissions,
                         },
                     ],
@@ -158,7 +161,7 @@ class KnowledgeStore(Construct):
             return
         # An existing domain: its own access policy (or fine-grained access control) must admit the role too.
         # Searches go through POST /_msearch (each search names the index in its body).
-        resource = f"{self._domain_arn}/*" if write else f"{self._domain_arn}/{self.index}*"
+        resource = f"{self._domain_arn}/*" if write else f"{self._domain_arn}/{self.index_prefix}-*"
         resources = [resource] if write else [resource, f"{self._domain_arn}/_msearch"]
         role.add_to_principal_policy(iam.PolicyStatement(actions=_ES_WRITE if write else _ES_READ, resources=resources))
         acknowledge(
@@ -167,7 +170,7 @@ class KnowledgeStore(Construct):
             "OpenSearch domain paths: indexing calls domain-level APIs (_bulk, _msearch, _delete_by_query) "
             "besides the kefu index's own paths, so the role needs the domain's paths."
             if write
-            else "OpenSearch domain paths: reads address the kefu index and its versioned names (index name "
-            "+ suffix), never other indexes of the domain; multi-search is granted by its exact path.",
+            else "OpenSearch domain paths: reads address kefu's indexes (kefu-chunks-<embedder>-<dimension>, "
+            "one per embedder), never other indexes of the domain; multi-search is granted by its exact path.",
             findings=(f"Resource::{resource}",),
         )

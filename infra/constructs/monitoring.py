@@ -1,19 +1,41 @@
-"""Alarms for what needs a person: jobs in the dead-letter queue and failing functions.
+"""Alarms for what needs a person, and the SNS topic every one of them notifies.
 
-No notification target is wired (an SNS topic or a chat webhook is an account decision): the alarms
-show in the CloudWatch console; add actions with ``alarm.add_alarm_action(...)``.
+- jobs in the dead-letter queue (a visitor got no answer);
+- a function's unhandled errors, or its throttles (the account's or generate's reserved concurrency
+  is exhausted: answers wait or are dropped);
+- the oldest generation job waiting longer than a visitor would (generate is not keeping up);
+- API Gateway failing requests itself: the WebSocket API's ``ExecutionError`` (the integration could
+  not be called: Lambda throttled, timed out or crashed) and the admin HTTP API's ``5xx``. The
+  WebSocket ``IntegrationError`` metric is not alarmed on: it also counts the connect function's
+  deliberate 4xx rejections of a wrong widget key, which any visitor can cause.
+
+Every alarm notifies the topic when it fires and when it recovers. Subscribe to it with
+``alarm_email`` (context) or any SNS subscriber (a chat webhook through a Lambda, a pager).
 """
 
 from __future__ import annotations
 
+import aws_cdk as cdk
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from infra.config import DeployConfig
-from infra.constants import FunctionName, resource_name
+from infra.constants import WEBSOCKET_STAGE, Environment, FunctionName, resource_name
+from infra.constructs.admin_api import AdminApi
+from infra.constructs.queue import GenerateQueue
+from infra.constructs.websocket_api import WebSocketApi
+from infra.nag import acknowledge
+
+# A job's first frame normally leaves within a second or two; one waiting a minute means generate
+# is throttled, failing or too few, and visitors are staring at a typing indicator.
+OLDEST_JOB_AGE_SECONDS = 60
+_PERIOD = Duration.minutes(5)
 
 
 class Monitoring(Construct):
@@ -24,33 +46,124 @@ class Monitoring(Construct):
         *,
         config: DeployConfig,
         functions: dict[FunctionName, lambda_.Function],
-        dead_letters: sqs.IQueue,
+        queue: GenerateQueue,
+        websocket: WebSocketApi,
+        admin_api: AdminApi,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.alarms: list[cloudwatch.Alarm] = [
-            cloudwatch.Alarm(
-                self,
-                "DeadLetters",
-                alarm_name=resource_name(config.env, "generate-dead-letters"),
-                alarm_description="Generation jobs failed 3 times: visitors got no answer. Inspect the DLQ.",
-                metric=dead_letters.metric_approximate_number_of_messages_visible(period=Duration.minutes(5)),
-                threshold=1,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        self._env: Environment = config.env
+        self.topic = sns.Topic(
+            self,
+            "AlarmTopic",
+            topic_name=resource_name(config.env, "alarms"),
+            display_name=f"kefu {config.env} alarms",
+            enforce_ssl=True,
+        )
+        # The topic's policy (TLS only) replaces SNS's default one, so CloudWatch's alarms of this stack
+        # are allowed to publish explicitly.
+        stack = cdk.Stack.of(self)
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {
+                        "aws:SourceArn": stack.format_arn(
+                            service="cloudwatch",
+                            resource="alarm",
+                            resource_name=resource_name(config.env, "*"),
+                            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    },
+                },
             )
-        ]
+        )
+        if config.alarm_email:
+            self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
+        acknowledge(
+            self.topic,
+            "AwsSolutions-SNS2",
+            "Alarm notifications carry alarm names and metric states, no visitor or tenant data. CloudWatch "
+            "cannot publish to a topic encrypted with the AWS-managed SNS key, so encryption would need a "
+            "customer-managed KMS key ($1 a month, the stack's whole idle budget) for nothing confidential.",
+        )
+        self.alarms: list[cloudwatch.Alarm] = []
+        self._alarm(
+            "DeadLetters",
+            "generate-dead-letters",
+            "Generation jobs failed 3 times: visitors got no answer. Inspect the DLQ.",
+            queue.dead_letters.metric_approximate_number_of_messages_visible(period=_PERIOD),
+        )
+        self._alarm(
+            "OldestJob",
+            "generate-oldest-job",
+            f"A generation job has waited over {OLDEST_JOB_AGE_SECONDS} s: generate is throttled, failing or "
+            "short of concurrency (see its Throttles alarm and generate_reserved_concurrency).",
+            queue.queue.metric_approximate_age_of_oldest_message(period=Duration.minutes(1), statistic="Maximum"),
+            threshold=OLDEST_JOB_AGE_SECONDS,
+            evaluation_periods=2,
+        )
         for name, function in functions.items():
-            self.alarms.append(
-                cloudwatch.Alarm(
-                    self,
-                    f"{name.capitalize()}Errors",
-                    alarm_name=resource_name(config.env, f"{name}-errors"),
-                    alarm_description=f"The {name} function raised unhandled errors.",
-                    metric=function.metric_errors(period=Duration.minutes(5), statistic="Sum"),
-                    threshold=1,
-                    evaluation_periods=1,
-                    comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                    treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-                )
+            title = name.capitalize()
+            self._alarm(
+                f"{title}Errors",
+                f"{name}-errors",
+                f"The {name} function raised unhandled errors.",
+                function.metric_errors(period=_PERIOD, statistic="Sum"),
             )
+            self._alarm(
+                f"{title}Throttles",
+                f"{name}-throttles",
+                f"The {name} function was throttled: the account's concurrency (or the function's reserved "
+                "concurrency) is used up. Raise the quota (docs/deploy.md) or the reservation.",
+                function.metric_throttles(period=_PERIOD, statistic="Sum"),
+            )
+        self._alarm(
+            "WebSocketExecutionErrors",
+            "chat-execution-errors",
+            "The WebSocket API could not call its integration (connect/message throttled, timed out or "
+            "crashed): visitors' connects or messages failed with an internal error.",
+            cloudwatch.Metric(
+                namespace="AWS/ApiGateway",
+                metric_name="ExecutionError",
+                dimensions_map={"ApiId": websocket.api.api_id, "Stage": WEBSOCKET_STAGE},
+                period=_PERIOD,
+                statistic="Sum",
+            ),
+        )
+        self._alarm(
+            "Admin5xx",
+            "admin-5xx",
+            "The admin HTTP API answered 5xx (the admin function failed, timed out or was throttled).",
+            admin_api.api.metric_server_error(period=_PERIOD, statistic="Sum"),
+        )
+
+    def _alarm(
+        self,
+        construct_id: str,
+        name: str,
+        description: str,
+        metric: cloudwatch.IMetric,
+        *,
+        threshold: float = 1,
+        evaluation_periods: int = 1,
+    ) -> cloudwatch.Alarm:
+        alarm = cloudwatch.Alarm(
+            self,
+            construct_id,
+            alarm_name=resource_name(self._env, name),
+            alarm_description=description,
+            metric=metric,
+            threshold=threshold,
+            evaluation_periods=evaluation_periods,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        action = actions.SnsAction(self.topic)
+        alarm.add_alarm_action(action)
+        alarm.add_ok_action(action)
+        self.alarms.append(alarm)
+        return alarm

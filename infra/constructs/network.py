@@ -6,6 +6,12 @@ Direct Connect); they are referenced by id, so synthesizing needs no AWS lookups
 ports to the on-premises CIDRs, HTTPS to AWS APIs (through a NAT gateway or VPC endpoints) and, if
 the deployment has one, Redis. Nothing inbound.
 
+Reaching AWS APIs: DynamoDB (gateway endpoint), Lambda, Secrets Manager and Bedrock have VPC
+endpoints, but the WebSocket API's ``@connections`` endpoint has none: an ``execute-api`` interface
+endpoint reaches private REST APIs only, not a public WebSocket API. So generate's subnets need a
+NAT gateway; with ``nat_public_subnet_id`` + ``nat_route_table_ids`` this construct creates one
+(an Elastic IP and a NAT gateway in that public subnet, and a default route in each route table).
+
 Lambda in a VPC needs permission to manage its network interfaces; CDK adds the AWS managed policy
 for that to roles it creates, but these roles are kefu's own (no managed policies), so the same
 actions are granted inline.
@@ -44,6 +50,9 @@ class ModelNetwork(Construct):
         cfn_function = function.node.default_child
         if not isinstance(cfn_function, lambda_.CfnFunction):
             raise TypeError("expected the function's CfnFunction")
+        self.nat_routes = self._nat_gateway(config) if config.creates_nat_gateway else []
+        for route in self.nat_routes:  # generate moves into the subnets only once they have egress
+            cfn_function.add_resource_dependency(route)
         cfn_function.vpc_config = lambda_.CfnFunction.VpcConfigProperty(
             security_group_ids=[self.security_group_id], subnet_ids=list(config.vpc_subnet_ids)
         )
@@ -56,6 +65,28 @@ class ModelNetwork(Construct):
             "support no resource-level permissions.",
             findings=("Resource::*",),
         )
+
+    def _nat_gateway(self, config: DeployConfig) -> list[ec2.CfnRoute]:
+        """One NAT gateway (one AZ: a few dollars of cross-AZ data instead of a second $32 a month; if
+        its AZ fails, generate's other AZ loses @connections until it is back)."""
+        address = ec2.CfnEIP(self, "NatAddress", domain="vpc")
+        gateway = ec2.CfnNatGateway(
+            self,
+            "Nat",
+            subnet_id=config.nat_public_subnet_id,
+            allocation_id=address.attr_allocation_id,
+            connectivity_type="public",
+        )
+        return [
+            ec2.CfnRoute(
+                self,
+                f"DefaultRoute{index}",
+                route_table_id=table,
+                destination_cidr_block="0.0.0.0/0",
+                nat_gateway_id=gateway.attr_nat_gateway_id,
+            )
+            for index, table in enumerate(config.nat_route_table_ids)
+        ]
 
     def _security_group(self, config: DeployConfig) -> str:
         egress = [
@@ -76,7 +107,7 @@ class ModelNetwork(Construct):
                 from_port=443,
                 to_port=443,
                 cidr_ip="0.0.0.0/0",
-                description="AWS APIs (DynamoDB, SQS, Lambda, @connections, Bedrock...) via NAT or endpoints",
+                description="AWS APIs (@connections via NAT; DynamoDB, Lambda, Bedrock... via NAT or endpoints)",
             )
         )
         if config.redis_url:

@@ -5,6 +5,11 @@
 
     <script src="https://{distribution}/widget/kefu-widget.js" data-ws="{WebSocketUrl}"
             data-tenant="t_…" data-key="wk_…" defer></script>
+
+S3 behind origin access control has no "index document": ``/console/`` would ask for an object named
+``console/`` and, with only GetObject granted (no ListBucket), S3 answers 403. A CloudFront Function
+on viewer requests serves ``/console/`` its ``index.html`` (and redirects ``/console`` there), so
+the ``AgentConsoleUrl`` output works as printed.
 """
 
 from __future__ import annotations
@@ -24,6 +29,33 @@ from infra.nag import acknowledge
 # What a deployment serves from local/static/ (the rest is local-only: the demo page, the test page).
 PUBLISHED_DIRECTORIES = ("widget", "console")
 
+# cloudfront-js-2.0, on every viewer request: a URI ending in "/" is served its "index.html"; a
+# directory without the slash ("/console": no dot in the last segment) is redirected to "/console/",
+# because the console's page loads console.css, console.js and config.json by relative URLs, which
+# would resolve against "/" from "/console". Files (kefu-widget.js, console.css) pass unchanged.
+INDEX_REWRITE_JS = """\
+function handler(event) {
+  var request = event.request;
+  var uri = request.uri;
+  if (uri.endsWith("/")) {
+    request.uri = uri + "index.html";
+    return request;
+  }
+  if (uri.split("/").pop().indexOf(".") === -1) {
+    var query = Object.keys(request.querystring).map(function (name) {
+      var value = request.querystring[name].value;
+      return encodeURIComponent(name) + (value === "" ? "" : "=" + encodeURIComponent(value));
+    }).join("&");
+    return {
+      statusCode: 301,
+      statusDescription: "Moved Permanently",
+      headers: { location: { value: uri + "/" + (query ? "?" + query : "") } },
+    };
+  }
+  return request;
+}
+"""
+
 
 class StaticSite(Construct):
     def __init__(
@@ -39,6 +71,13 @@ class StaticSite(Construct):
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             removal_policy=config.removal_policy,
         )
+        self.index_rewrite = cloudfront.Function(
+            self,
+            "IndexRewrite",
+            comment="Directory URIs (/console/) to their index.html",
+            code=cloudfront.FunctionCode.from_inline(INDEX_REWRITE_JS),
+            runtime=cloudfront.FunctionRuntime.JS_2_0,
+        )
         self.distribution = cloudfront.Distribution(
             self,
             "Cdn",
@@ -48,6 +87,11 @@ class StaticSite(Construct):
                 viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
                 cache_policy=cloudfront.CachePolicy.CACHING_OPTIMIZED,
                 response_headers_policy=cloudfront.ResponseHeadersPolicy.SECURITY_HEADERS,
+                function_associations=[
+                    cloudfront.FunctionAssociation(
+                        function=self.index_rewrite, event_type=cloudfront.FunctionEventType.VIEWER_REQUEST
+                    )
+                ],
             ),
             http_version=cloudfront.HttpVersion.HTTP2_AND_3,
             price_class=cloudfront.PriceClass.PRICE_CLASS_ALL,
@@ -114,6 +158,11 @@ class StaticSite(Construct):
         # The upload runs in CDK's own BucketDeployment function, a singleton at the stack's root.
         stack = cdk.Stack.of(self)
         uploader = next(c for c in stack.node.children if c.node.id.startswith("Custom::CDKBucketDeployment"))
+        # aws-cdk-lib retains that function's log group on every deletion, even of a failed create; it
+        # follows the stack's policy like kefu's own log groups instead.
+        uploader_logs = uploader.node.try_find_child("LogGroup")
+        if isinstance(uploader_logs, cdk.Resource):
+            uploader_logs.apply_removal_policy(config.removal_policy)
         acknowledge(
             uploader,
             "AwsSolutions-IAM4",

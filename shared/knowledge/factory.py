@@ -3,6 +3,7 @@ for the chosen ones."""
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -11,6 +12,10 @@ from shared.knowledge.base import Embedder, KnowledgeIndex
 # Used when the provider is Bedrock and no model is set; infra/config.py grants access to the same ids.
 DEFAULT_BEDROCK_EMBEDDING_MODEL = "amazon.titan-embed-text-v2:0"
 DEFAULT_BEDROCK_RERANK_MODEL = "amazon.rerank-v1:0"
+
+# OpenSearch indexes are named kefu-chunks-<embedder>-<dimension> (chunk_index_name); IAM and the
+# collection's data-access policy grant the functions this prefix (infra/constructs/knowledge.py).
+CHUNK_INDEX_PREFIX = "kefu-chunks"
 
 if TYPE_CHECKING:
     from shared.knowledge.rerank import Reranker
@@ -96,6 +101,24 @@ def build_reranker(settings: Settings) -> Reranker | None:
     )
 
 
+def embedding_model_name(settings: Settings) -> str:
+    """The embedding model ``settings`` select: ``use`` for the bundled encoder, else the model id."""
+    if settings.embedding_provider == "use":
+        return "use"
+    if settings.embedding_provider == "bedrock":
+        return settings.embedding_model or DEFAULT_BEDROCK_EMBEDDING_MODEL
+    return settings.embedding_model or settings.embedding_provider
+
+
+def chunk_index_name(model: str, dimension: int) -> str:
+    """``kefu-chunks-<model>-<dimension>``: an OpenSearch k-NN field's dimension is fixed when its index
+    is created, and vectors of two models are not comparable, so each embedder gets its own index. A
+    new embedder fills a new index (re-ingestion) while the old one keeps serving; nothing is ever
+    written into an index of another model or size."""
+    slug = re.sub(r"[^a-z0-9]+", "-", model.lower()).strip("-")
+    return f"{CHUNK_INDEX_PREFIX}-{slug}-{dimension}"
+
+
 def build_index(settings: Settings, embedder: Embedder | None = None) -> KnowledgeIndex:
     """The KnowledgeIndex for ``settings.knowledge_backend`` (local files or OpenSearch)."""
     embedder = embedder or build_embedder(settings)
@@ -103,7 +126,8 @@ def build_index(settings: Settings, embedder: Embedder | None = None) -> Knowled
         # opensearch-py (~0.1 s to import) is loaded only by deployments that use it.
         from shared.knowledge.opensearch_index import build_opensearch_index
 
-        return build_opensearch_index(settings, embedder)
+        name = settings.opensearch_index or chunk_index_name(embedding_model_name(settings), embedder.dimension)
+        return build_opensearch_index(settings.model_copy(update={"opensearch_index": name}), embedder)
     from shared.knowledge.local_index import LocalHybridIndex
 
     return LocalHybridIndex(settings.knowledge_dir, embedder)

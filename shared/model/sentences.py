@@ -6,7 +6,8 @@ question with BM25 over the candidate sentences themselves: English words (stemm
 dropped) and Chinese character bigrams, which need no dictionary and match words however a
 segmenter would cut them. A question that asks for an amount or a time ("how long", 多久, 多少)
 prefers sentences that state a number, so "2 to 4 working days" wins over a sentence that only
-repeats the question's words.
+repeats the question's words; one that asks for a duration or a price puts the sentences that state
+one (a number with a unit of time, a currency) first, since no other sentence can answer it.
 """
 
 from __future__ import annotations
@@ -50,6 +51,27 @@ _ASKS_AMOUNT = re.compile(
     re.IGNORECASE,
 )
 _STATES_NUMBER = re.compile(r"\d|[一二两三四五六七八九十百千万半][个天周月年小分秒次元倍]")
+_NUMBER = r"(?:\d+(?:[.,]\d+)?|[一二两三四五六七八九十百千万半]+)"
+# Questions about a duration or a moment, and the sentences that state one.
+_ASKS_DURATION = re.compile(
+    r"\bhow\s+(?:long|soon)\b|\bwhen\b|\bwhat\s+time\b|多久|多长时间|什么时候|何时|多快|几[天周月年点]|几个?(?:小时|工作日|月)",
+    re.IGNORECASE,
+)
+_STATES_DURATION = re.compile(
+    rf"{_NUMBER}\s*(?:-|–|~|to|至|到)?\s*{_NUMBER}?\s*(?:个)?\s*(?:working\s+|business\s+|calendar\s+)?"
+    r"(?:seconds?|secs?|minutes?|mins?|hours?|hrs?|h\b|days?|weeks?|months?|years?|"
+    r"秒|分钟|小时|个?工作日|天|日|周|星期|个?月|年)"
+    r"|\b\d{1,2}[:：]\d{2}\b|\d{1,2}\s*(?:am|pm|点)",
+    re.IGNORECASE,
+)
+# Questions about a price, and the sentences that state one.
+_ASKS_PRICE = re.compile(
+    r"\bhow\s+much\b|\b(?:cost|costs|price|prices|fee|fees)\b|多少钱|价格|费用|收费|资费", re.IGNORECASE
+)
+_STATES_PRICE = re.compile(
+    rf"[¥$€£￥]\s*{_NUMBER}|{_NUMBER}\s*(?:元|块|角|yuan|rmb|cny|usd|eur|dollars?|euros?)|\bfree\b|免费",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -144,6 +166,7 @@ def select(question: str, passages: list[Passage], budget: int = DEFAULT_BUDGET)
             score * _NUMBER_BOOST if _STATES_NUMBER.search(sentence.text) else score
             for score, sentence in zip(scores, sentences, strict=True)
         ]
+    scores = _what_was_asked_first(question, sentences, scores)
     ranked = sorted(range(len(sentences)), key=lambda n: (-scores[n], sentences[n].order))
     best = ranked[0]
     if scores[best] <= 0.0:
@@ -169,6 +192,20 @@ def select(question: str, passages: list[Passage], budget: int = DEFAULT_BUDGET)
         if sentences[n].text not in quoted:
             quoted.append(sentences[n].text)
     return _shorten(_join(quoted), 2 * budget)
+
+
+def _what_was_asked_first(question: str, sentences: list[_Sentence], scores: list[float]) -> list[float]:
+    """For a question about a duration or a price: the sentences that share a term with it and state
+    one rank above every other sentence (a sentence that only repeats the question's words cannot
+    answer "how long"); their own order is kept."""
+    for asks, states in ((_ASKS_DURATION, _STATES_DURATION), (_ASKS_PRICE, _STATES_PRICE)):
+        if not asks.search(question):
+            continue
+        answering = [n for n, sentence in enumerate(sentences) if scores[n] > 0 and states.search(sentence.text)]
+        if answering:
+            lift = max(scores)
+            return [score + lift if n in answering else score for n, score in enumerate(scores)]
+    return scores
 
 
 def _candidates(passages: list[Passage]) -> list[_Sentence]:

@@ -82,12 +82,6 @@ def test_the_bot_answers_the_charging_time_from_the_uploaded_manual(
     assert [c["documentId"] for c in end["citations"]] == ["powerbank-manual-zh.pdf"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the right section ranks first (test above) but scores 0.28, under the fixed 0.35 floor: a "
-    "per-tenant threshold calibrated on upload (issue 10 item 1, branch zh) should answer it; remove "
-    "this mark when it does",
-)
 def test_the_short_question_about_charging_time_is_answered_too(
     local_stack: LocalStackInfo, manual_tenant: dict[str, str]
 ) -> None:

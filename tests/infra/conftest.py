@@ -1,13 +1,15 @@
 """One real synth of the dev stack per test session (bundles included), plus cheap variants.
 
 The dev synth builds every asset (first run on a machine: pip downloads the arm64 wheels, ~1 min;
-afterwards the cached trees under .kefu/build are only hard-linked, a few seconds). Variants that
-only check the template (prod, an existing OpenSearch domain) skip bundling.
+afterwards the cached trees under .kefu/build are only hard-linked, a few seconds). The other
+profiles (tests/infra/profiles.py: prod, an existing OpenSearch domain, hybrid, ...) only check the
+template and skip bundling; each is synthesized once, by the first test that asks for it.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 
@@ -15,7 +17,8 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 from infra.app import REPO_ROOT  # noqa: E402
 from infra.constants import FUNCTIONS  # noqa: E402
-from tests.infra.synthesis import SKIP_BUNDLING, Synth, synthesize  # noqa: E402
+from tests.infra.profiles import TEMPLATE_PROFILES  # noqa: E402
+from tests.infra.synthesis import Synth, synthesize  # noqa: E402
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -33,22 +36,16 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     return synthesize({"env": "dev"}, tmp_path_factory.mktemp("cdk-dev"))
 
 
-@pytest.fixture(scope="session")
-def prod(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    return synthesize({"env": "prod", **SKIP_BUNDLING}, tmp_path_factory.mktemp("cdk-prod"))
+def _template_only(name: str, context: dict[str, Any]) -> Any:
+    """A session fixture synthesizing one profile without bundling (cdk-nag runs inside the synth: an
+    unacknowledged finding fails it)."""
+
+    @pytest.fixture(scope="session", name=name)
+    def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+        return synthesize(context, tmp_path_factory.mktemp(f"cdk-{name}"))
+
+    return synth
 
 
-@pytest.fixture(scope="session")
-def existing_domain(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    context = {
-        "env": "dev",
-        "opensearch_endpoint": "https://search-kefu-abc123.eu-west-1.es.amazonaws.com",
-        "opensearch_domain_arn": "arn:aws:es:eu-west-1:111122223333:domain/kefu",
-        "redis_url": "rediss://cache.example.com:6379/0",
-        "llm_provider": "openai",
-        "llm_base_url": "https://llm.example.com/v1",
-        "llm_model": "qwen-2.5",
-        "llm_api_key_secret": "kefu/llm-api-key",
-        **SKIP_BUNDLING,
-    }
-    return synthesize(context, tmp_path_factory.mktemp("cdk-domain"))
+for _name, _context in TEMPLATE_PROFILES.items():
+    globals()[_name] = _template_only(_name, _context)

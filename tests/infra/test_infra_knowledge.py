@@ -6,9 +6,15 @@ by retrieve (per-tenant retrieval settings)."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
-from infra.constants import OPENSEARCH_INDEX
+import pytest
+
+from infra.config import ConfigError, DeployConfig
+from infra.constants import FunctionName
+from infra.constructs.access import USES_KNOWLEDGE_MODELS
+from shared.knowledge.factory import CHUNK_INDEX_PREFIX, chunk_index_name, embedding_model_name
 from shared.knowledge.opensearch_index import index_body
 from shared.settings import Settings
 from tests.infra.synthesis import Synth
@@ -28,7 +34,7 @@ def test_the_collection_is_a_vector_collection_and_functions_get_the_adapters_in
     assert collection["Properties"]["Type"] == "VECTORSEARCH"
     for name in ("retrieve", "admin"):
         env = dev.function(name)["Properties"]["Environment"]["Variables"]
-        assert env["KEFU_OPENSEARCH_INDEX"] == OPENSEARCH_INDEX == Settings().opensearch_index
+        assert env["KEFU_OPENSEARCH_INDEX"] == "kefu-chunks-use-512"  # the bundled USE model's vectors
         assert env["KEFU_OPENSEARCH_SERVICE"] == "aoss" and env["KEFU_KNOWLEDGE_BACKEND"] == "opensearch"
     assert "KEFU_TENANTS_TABLE" in dev.function("retrieve")["Properties"]["Environment"]["Variables"]
 
@@ -41,7 +47,8 @@ def test_admin_may_create_the_index_and_retrieve_may_only_read_it(dev: Synth) ->
     }
     writer = index_rules["functions that index the knowledge index"]
     reader = index_rules["functions that search the knowledge index"]
-    assert writer["Resource"][0].endswith(f"/{OPENSEARCH_INDEX}*") and reader["Resource"] == writer["Resource"]
+    # Every embedder's index, so a rebuild's new index needs no new grant
+    assert writer["Resource"][0].endswith(f"/{CHUNK_INDEX_PREFIX}-*") and reader["Resource"] == writer["Resource"]
     assert {"aoss:CreateIndex", "aoss:WriteDocument", "aoss:ReadDocument"} <= set(writer["Permission"])
     assert set(reader["Permission"]) == {"aoss:DescribeIndex", "aoss:ReadDocument"}
 
@@ -50,8 +57,65 @@ def test_the_mapping_uses_only_what_serverless_offers() -> None:
     body = index_body(512)
     vector = body["mappings"]["properties"]["embedding"]
     assert vector["method"]["engine"] == "faiss"  # Serverless vector collections: faiss (and lucene), not nmslib
-    analyzers = {
-        spec.get("analyzer") for spec in body["mappings"]["properties"].values() if isinstance(spec, dict)
-    } - {None}
+    analyzers = {spec.get("analyzer") for spec in body["mappings"]["properties"].values() if isinstance(spec, dict)} - {
+        None
+    }
     assert analyzers <= {"whitespace", "cjk", "standard", "english"}  # built in: no plugins on Serverless
     assert set(body["settings"]["index"]) == {"knn"}  # no shard/replica settings (Serverless refuses them)
+
+
+@pytest.mark.parametrize("profile", ["dev", "bedrock", "on_prem", "rebuild"])
+def test_the_index_the_stack_names_is_the_one_the_functions_would_derive(
+    profile: str, request: pytest.FixtureRequest
+) -> None:
+    # Given a profile's functions / When their settings are read as Lambda reads them
+    synth: Synth = request.getfixturevalue(profile)
+    for name in ("retrieve", "admin"):
+        env = synth.function(name)["Properties"]["Environment"]["Variables"]
+        fields = {k.removeprefix("KEFU_").lower(): v for k, v in env.items() if k.startswith("KEFU_")}
+        settings = Settings.model_validate(
+            {k: v for k, v in fields.items() if isinstance(v, str) and k != "opensearch_index"}
+        )
+        dimension = settings.embedding_dimension or {"use": 512, "bedrock": 1024}[settings.embedding_provider]
+        # Then the pinned name is the factory's own name for that embedder and size
+        assert env["KEFU_OPENSEARCH_INDEX"] == chunk_index_name(embedding_model_name(settings), dimension), name
+
+
+def test_a_rebuild_ingests_into_the_next_embedders_index_while_retrieve_serves_the_current(rebuild: Synth) -> None:
+    def env(name: FunctionName) -> dict[str, Any]:
+        variables: dict[str, Any] = rebuild.function(name)["Properties"]["Environment"]["Variables"]
+        return variables
+
+    assert env("retrieve")["KEFU_OPENSEARCH_INDEX"] == "kefu-chunks-use-512"
+    assert "KEFU_EMBEDDING_PROVIDER" not in env("retrieve")  # the default USE model
+    assert env("admin")["KEFU_OPENSEARCH_INDEX"] == "kefu-chunks-amazon-titan-embed-text-v2-0-1024"
+    assert env("admin")["KEFU_EMBEDDING_PROVIDER"] == "bedrock"
+    # Only admin may call the next model (it embeds passages); retrieve calls no Bedrock model yet
+    invokes = {
+        name: [
+            s
+            for s in rebuild.statements(name)
+            if "bedrock:InvokeModel" in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+        ]
+        for name in USES_KNOWLEDGE_MODELS
+    }
+    assert not invokes["retrieve"]
+    [grant] = invokes["admin"]
+    assert "foundation-model/amazon.titan-embed-text-v2:0" in json.dumps(grant["Resource"])
+
+
+@pytest.mark.parametrize(
+    ("rebuild", "message"),
+    [
+        ('{"provider": "use"}', "names the current embedder"),
+        ('{"provider": "openai", "model": "bge-m3"}', "needs 'embedding_base_url'"),
+        ('{"provider": "bedrock", "dimension": 768}', "256, 512 or 1024"),
+        ('{"provider": "bedrock", "size": 256}', "unknown keys ['size']"),
+        ('["bedrock"]', "not a JSON object"),
+    ],
+)
+def test_a_bad_rebuild_target_is_refused_with_a_reason(rebuild: str, message: str) -> None:
+    import aws_cdk as cdk
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        DeployConfig.from_context(cdk.App(context={"rebuild_embedding": rebuild}).node)

@@ -16,40 +16,9 @@ from infra.constants import FUNCTIONS, FunctionName
 from infra.constructs.access import USES_KNOWLEDGE_MODELS
 from tests.infra.synthesis import SKIP_BUNDLING, Synth, synthesize
 
-BEDROCK = {
-    "env": "dev",
-    "embedding_provider": "bedrock",
-    "embedding_model": "cohere.embed-multilingual-v3",
-    "embedding_cosine_floor": "0.15",
-    "reranker_provider": "bedrock",
-    "reranker_model": "cohere.rerank-v3-5:0",
-    "rerank_candidates": "30",
-    **SKIP_BUNDLING,
-}
-ON_PREM = {
-    "env": "dev",
-    "embedding_provider": "openai",
-    "embedding_base_url": "https://tei.example.com/v1",
-    "embedding_model": "BAAI/bge-m3",
-    "embedding_dimension": "1024",
-    "reranker_provider": "tei",
-    "reranker_url": "https://rerank.example.com",
-    **SKIP_BUNDLING,
-}
 XRAY = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
 COHERE = "cohere.embed-multilingual-v3"
 OTHERS: tuple[FunctionName, ...] = tuple(name for name in FUNCTIONS if name not in USES_KNOWLEDGE_MODELS)
-
-
-@pytest.fixture(scope="module")
-def bedrock(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    # cdk-nag runs inside the synth: an unacknowledged finding (the Rerank '*') would fail here.
-    return synthesize(BEDROCK, tmp_path_factory.mktemp("cdk-bedrock-knowledge"))
-
-
-@pytest.fixture(scope="module")
-def on_prem(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    return synthesize(ON_PREM, tmp_path_factory.mktemp("cdk-onprem-knowledge"))
 
 
 def _env(synth: Synth, name: FunctionName) -> dict[str, Any]:
@@ -174,3 +143,4 @@ def test_bad_knowledge_model_context_is_refused_with_a_reason(context: dict[str,
     app = cdk.App(context=context)
     with pytest.raises(ConfigError, match=re.escape(message)):
         DeployConfig.from_context(app.node)
+

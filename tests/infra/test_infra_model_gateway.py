@@ -5,34 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from infra.constants import FUNCTIONS
 from infra.constructs.network import ENI_ACTIONS
-from tests.infra.synthesis import SKIP_BUNDLING, Synth, synthesize
-
-HYBRID = {
-    "env": "dev",
-    "llm_provider": "openai",
-    "llm_base_url": "https://10.20.0.5:8443/v1",
-    "llm_model": "Qwen/Qwen2.5-7B-Instruct",
-    "llm_client_cert_secret": "kefu/dev/vllm-client-cert",
-    "bedrock_models": "us.anthropic.claude-3-5-haiku-20241022-v1:0, amazon.nova-lite-v1:0",
-    "sagemaker_endpoints": "Acme-Qwen-TGI",
-    "vpc_id": "vpc-0a1b2c3d4e5f60718",
-    "vpc_subnet_ids": "subnet-0aaaaaaaaaaaaaaa1,subnet-0bbbbbbbbbbbbbbb2",
-    "onprem_cidrs": "10.20.0.0/16",
-    "onprem_ports": "8443",
-    "redis_url": "rediss://cache.internal:6380/0",
-    "llm_fallbacks": '[{"provider": "bedrock", "model": "amazon.nova-pro-v1:0"}]',
-    **SKIP_BUNDLING,
-}
-
-
-@pytest.fixture(scope="module")
-def hybrid(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    # cdk-nag runs inside the synth: an unacknowledged finding would fail here.
-    return synthesize(HYBRID, tmp_path_factory.mktemp("cdk-hybrid"))
+from tests.infra.profiles import HYBRID
+from tests.infra.synthesis import Synth
 
 
 def _list(value: Any) -> list[Any]:
@@ -106,3 +82,29 @@ def test_without_bedrock_or_sagemaker_models_nothing_is_granted(dev: Synth) -> N
     assert not any(a.startswith(("bedrock:", "sagemaker:", "ec2:")) for a in dev.actions("generate"))
     readers = {name for name in FUNCTIONS if "secretsmanager:GetSecretValue" in dev.actions(name)}
     assert readers == {"generate", "admin"}  # tenants' model secrets; the admin key
+
+
+def test_the_nat_option_routes_generates_subnets_to_a_new_nat_gateway(hybrid: Synth) -> None:
+    # @connections of a public WebSocket API has no VPC endpoint: generate reaches it through NAT.
+    [(address_id, address)] = hybrid.of_type("AWS::EC2::EIP").items()
+    assert address["Properties"]["Domain"] == "vpc"
+    [(nat_id, nat)] = hybrid.of_type("AWS::EC2::NatGateway").items()
+    assert nat["Properties"]["SubnetId"] == HYBRID["nat_public_subnet_id"]
+    assert nat["Properties"]["AllocationId"] == {"Fn::GetAtt": [address_id, "AllocationId"]}
+    routes = {r["Properties"]["RouteTableId"]: r["Properties"] for r in hybrid.of_type("AWS::EC2::Route").values()}
+    assert set(routes) == {"rtb-0aaaaaaaaaaaaaaa1", "rtb-0bbbbbbbbbbbbbbb2"}
+    for route in routes.values():
+        assert route["DestinationCidrBlock"] == "0.0.0.0/0"
+        assert route["NatGatewayId"] == {"Fn::GetAtt": [nat_id, "NatGatewayId"]}
+    # generate joins the subnets only once they route to the NAT gateway
+    route_ids = set(hybrid.of_type("AWS::EC2::Route"))
+    assert route_ids <= set(hybrid.function("generate").get("DependsOn", []))
+
+
+def test_generate_reserved_concurrency_is_set_only_when_configured(hybrid: Synth, dev: Synth) -> None:
+    # The hybrid profile reserves 50; nothing else ever gets a reservation.
+    for name in FUNCTIONS:
+        reserved = hybrid.function(name)["Properties"].get("ReservedConcurrentExecutions")
+        assert reserved == (50 if name == "generate" else None), name
+        # A new account (10 concurrent executions, Lambda keeps 10 unreserved) can deploy the default.
+        assert "ReservedConcurrentExecutions" not in dev.function(name)["Properties"], name

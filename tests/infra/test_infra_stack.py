@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from typing import Any
 
 import pytest
@@ -41,6 +39,10 @@ def test_resource_counts(dev: Synth) -> None:
         "AWS::SecretsManager::Secret": 1,
         "AWS::S3::Bucket": 1,  # widget + console files
         "AWS::CloudFront::Distribution": 1,
+        "AWS::CloudFront::Function": 1,  # /console/ -> /console/index.html
+        "AWS::SNS::Topic": 1,  # every alarm notifies it
+        "AWS::CloudWatch::Alarm": 2 + 2 * len(FUNCTIONS) + 2,  # queues, per function, the two APIs
+        "AWS::EC2::NatGateway": 0,  # only the hybrid profile's option
     }
     for cfn_type, count in counts.items():
         dev.template.resource_count_is(cfn_type, count)
@@ -88,19 +90,48 @@ def test_tables_match_the_pynamodb_models(dev: Synth, table: str, model: Any) ->
 
 
 def test_prod_keeps_its_data(prod: Synth) -> None:
-    # Given the prod stack / Then tables, collection, secret and logs survive a stack deletion
+    # Given the prod stack / Then tables, collection, secret and logs survive a stack deletion or a
+    # replacement, but not a failed first create (RetainExceptOnCreate: its retry must not meet
+    # "already exists")
     tables = prod.of_type("AWS::DynamoDB::Table")
     assert len(tables) == len(TABLES)
     for table in tables.values():
-        assert table["DeletionPolicy"] == "Retain"
         assert table["Properties"]["DeletionProtectionEnabled"] is True
-    for cfn_type in ("AWS::OpenSearchServerless::Collection", "AWS::SecretsManager::Secret", "AWS::Logs::LogGroup"):
-        assert {r["DeletionPolicy"] for r in prod.of_type(cfn_type).values()} == {"Retain"}
+    for cfn_type in (
+        "AWS::DynamoDB::Table",
+        "AWS::OpenSearchServerless::Collection",
+        "AWS::SecretsManager::Secret",
+        "AWS::Logs::LogGroup",
+    ):
+        kept = list(prod.of_type(cfn_type).values())
+        assert kept, cfn_type
+        assert {(r["DeletionPolicy"], r["UpdateReplacePolicy"]) for r in kept} == {("RetainExceptOnCreate", "Retain")}
     [collection] = prod.of_type("AWS::OpenSearchServerless::Collection").values()
     assert collection["Properties"]["StandbyReplicas"] == "ENABLED"
     assert {r["Properties"].get("FunctionName") for r in prod.of_type("AWS::Lambda::Function").values()} - {None} == {
         f"kefu-prod-{name}" for name in FUNCTIONS
     }
+
+
+def test_nothing_retained_has_a_name_it_does_not_need(prod: Synth) -> None:
+    # A retained resource with a fixed name blocks the next deploy after a stack deletion. Only the
+    # tables (operators, restores and scripts address them) and the collection (CloudFormation
+    # requires its name) keep one; log groups and the admin key secret get generated names.
+    named = {
+        r["Type"]
+        for r in prod.resources.values()
+        if r.get("DeletionPolicy") in ("Retain", "RetainExceptOnCreate")
+        and any(key in r["Properties"] for key in ("TableName", "Name", "LogGroupName", "RoleName"))
+        # aws-cdk-lib's BucketDeployment log group is named after its function, whose name is generated
+        and "CustomCDKBucketDeployment" not in json.dumps(r["Properties"].get("LogGroupName", ""))
+    }
+    assert named == {"AWS::DynamoDB::Table", "AWS::OpenSearchServerless::Collection"}
+    for secret in prod.of_type("AWS::SecretsManager::Secret").values():
+        assert "Name" not in secret["Properties"]
+    # Nothing is retained even when its own creation failed (plain Retain), except the account-level
+    # API Gateway logging role (generated name; other APIs' logging depends on it, websocket_api.py).
+    plain_retain = {r["Type"] for r in prod.resources.values() if r.get("DeletionPolicy") == "Retain"}
+    assert plain_retain == {"AWS::IAM::Role"}
 
 
 # --- SQS -----------------------------------------------------------------------------------------
@@ -329,16 +360,6 @@ def test_optional_redis_llm_and_existing_domain(existing_domain: Synth) -> None:
     assert "es:ESHttpPut" in synth.actions("admin")
     [read] = [s for s in synth.statements("retrieve") if "es:ESHttpPost" in s["Action"]]
     assert set(read["Resource"]) == {
-        "arn:aws:es:eu-west-1:111122223333:domain/kefu/kefu-knowledge*",
+        "arn:aws:es:eu-west-1:111122223333:domain/kefu/kefu-chunks-*",
         "arn:aws:es:eu-west-1:111122223333:domain/kefu/_msearch",  # searches are multi-searches
     }
-
-
-@pytest.mark.skipif(shutil.which("cfn-lint") is None, reason="cfn-lint is not installed")
-def test_template_passes_cfn_lint(dev: Synth) -> None:
-    # cfn-lint's exit code is a bit mask: 2 = errors (4 = warnings, 8 = informational).
-    template = dev.outdir / "kefu-dev.template.json"
-    result = subprocess.run(
-        ["cfn-lint", "--format", "parseable", str(template)], capture_output=True, text=True, check=False
-    )
-    assert not result.returncode & 2, result.stdout[-3000:] + result.stderr[-2000:]

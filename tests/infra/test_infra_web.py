@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+from typing import Any
 
 from infra.constructs.static_site import PUBLISHED_DIRECTORIES
 from tests.infra.synthesis import Synth
@@ -55,4 +58,42 @@ def test_widget_and_console_are_uploaded_with_the_websocket_url(dev: Synth) -> N
 
 def test_outputs_tell_sites_and_agents_where_to_go(dev: Synth) -> None:
     assert "/widget/kefu-widget.js" in json.dumps(dev.outputs["WidgetScriptUrl"]["Value"])
-    assert "/console/" in json.dumps(dev.outputs["AgentConsoleUrl"]["Value"])
+    assert json.dumps(dev.outputs["AgentConsoleUrl"]["Value"]).endswith('/console/"]]}')
+
+
+def test_directory_urls_are_rewritten_to_their_index_page(dev: Synth) -> None:
+    # Given the distribution: S3 behind origin access control has no index documents
+    [(function_id, function)] = dev.of_type("AWS::CloudFront::Function").items()
+    [distribution] = dev.of_type("AWS::CloudFront::Distribution").values()
+    behavior = distribution["Properties"]["DistributionConfig"]["DefaultCacheBehavior"]
+    # Then every viewer request passes through the rewrite function
+    assert behavior["FunctionAssociations"] == [
+        {"EventType": "viewer-request", "FunctionARN": {"Fn::GetAtt": [function_id, "FunctionARN"]}}
+    ]
+    config = function["Properties"]["FunctionConfig"]
+    assert config["Runtime"] == "cloudfront-js-2.0" and function["Properties"]["AutoPublish"] is True
+    # and the deployed code, run by Node on CloudFront's event shape, serves the console's page
+    code = function["Properties"]["FunctionCode"]
+    assert _viewer_request(code, "/console/") == {"uri": "/console/index.html"}
+    assert _viewer_request(code, "/") == {"uri": "/index.html"}
+    assert _viewer_request(code, "/widget/kefu-widget.js") == {"uri": "/widget/kefu-widget.js"}
+    assert _viewer_request(code, "/console/console.css") == {"uri": "/console/console.css"}
+    # and sends /console to /console/ (its page loads console.js by a relative URL), keeping the query
+    assert _viewer_request(code, "/console", {"ws_url": {"value": "wss://x/chat"}}) == {
+        "statusCode": 301,
+        "location": "/console/?ws_url=wss%3A%2F%2Fx%2Fchat",
+    }
+
+
+def _viewer_request(code: str, uri: str, query: dict[str, Any] | None = None) -> dict[str, Any]:
+    node = shutil.which("node")
+    assert node, "Node is needed by the CDK CLI and this test"
+    event = {"version": "1.0", "request": {"method": "GET", "uri": uri, "querystring": query or {}, "headers": {}}}
+    script = code + (
+        "\nconst out = handler(JSON.parse(process.argv[1]));"
+        "\nconst redirect = out.statusCode && {statusCode: out.statusCode, location: out.headers.location.value};"
+        "\nconsole.log(JSON.stringify(redirect || {uri: out.uri}));"
+    )
+    result = subprocess.run([node, "-e", script, json.dumps(event)], capture_output=True, text=True, check=True)
+    outcome: dict[str, Any] = json.loads(result.stdout)
+    return outcome

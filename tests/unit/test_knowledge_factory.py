@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.knowledge.factory import build_index
+from shared.knowledge.factory import build_index, chunk_index_name, embedding_model_name
 from shared.knowledge.local_index import LocalHybridIndex
 from shared.knowledge.opensearch_index import OpenSearchIndex
 from shared.settings import Settings
@@ -50,3 +50,17 @@ def test_the_retrieve_handler_and_local_backend_leave_heavy_modules_unimported()
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == ""
+
+
+def test_the_opensearch_index_carries_the_embedder_and_its_dimension() -> None:
+    # Given no pinned index name / Then each embedder (model, size) gets its own index
+    settings = Settings(knowledge_backend="opensearch", opensearch_endpoint="http://localhost:9200")
+    index = build_index(settings, FakeEmbedder())
+    assert isinstance(index, OpenSearchIndex)
+    assert index.index_name == f"kefu-chunks-use-{FakeEmbedder().dimension}"
+    titan = settings.model_copy(update={"embedding_provider": "bedrock", "embedding_dimension": 256})
+    assert embedding_model_name(titan) == "amazon.titan-embed-text-v2:0"
+    assert chunk_index_name(embedding_model_name(titan), 256) == "kefu-chunks-amazon-titan-embed-text-v2-0-256"
+    assert chunk_index_name("BAAI/bge-m3", 1024) == "kefu-chunks-baai-bge-m3-1024"
+    # and a changed dimension of the same model is another index (a k-NN field's size is fixed)
+    assert chunk_index_name("BAAI/bge-m3", 1024) != chunk_index_name("BAAI/bge-m3", 768)

@@ -118,6 +118,29 @@ def test_a_question_asking_for_an_amount_prefers_the_sentence_that_states_one() 
     assert quote("Is express delivery popular?", [entry]).endswith("Express delivery is popular with our customers.")
 
 
+def test_a_question_about_a_duration_quotes_the_sentence_that_states_one_over_wordier_ones() -> None:
+    manual = passage(
+        "小蓝充电宝 P20 使用说明书",
+        "首次使用前建议先将充电宝充满电。充满电的P20可以为一部4000mAh的手机充电约3.5次。"
+        "使用20W快充充电器时，充满一次大约需要4.5小时。",
+        0.4,
+    )
+
+    assert "4.5小时" in quote("充满电要多久", [manual])
+    # Not a question about time: the sentence that shares the most words still wins.
+    assert "3.5次" in quote("充满电的P20能给手机充几次电", [manual])
+
+
+def test_a_question_about_a_price_quotes_the_sentence_that_states_one() -> None:
+    entry = passage(
+        "Gift wrapping",
+        "Gift wrapping is available for gift wrapping orders at checkout. Each wrapped item costs ¥10.",
+        0.6,
+    )
+
+    assert quote("What is the price of gift wrapping?", [entry]).endswith("Each wrapped item costs ¥10.")
+
+
 def test_a_passage_found_by_meaning_alone_is_quoted_from_its_start() -> None:
     text = quote("Can I send it back?", [RESET])
 

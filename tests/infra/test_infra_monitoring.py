@@ -1,0 +1,96 @@
+"""Alarms: what they watch, and that every one of them notifies the alarm topic."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from infra.constants import FUNCTIONS, WEBSOCKET_STAGE
+from infra.constructs.monitoring import OLDEST_JOB_AGE_SECONDS
+from tests.infra.synthesis import Synth
+
+
+def _alarms(synth: Synth) -> dict[str, dict[str, Any]]:
+    return {r["Properties"]["AlarmName"]: r["Properties"] for r in synth.of_type("AWS::CloudWatch::Alarm").values()}
+
+
+def _api_id(synth: Synth, protocol: str) -> str:
+    [api_id] = [
+        lid for lid, r in synth.of_type("AWS::ApiGatewayV2::Api").items() if r["Properties"]["ProtocolType"] == protocol
+    ]
+    return api_id
+
+
+def test_every_alarm_notifies_the_topic_when_it_fires_and_recovers(dev: Synth) -> None:
+    [(topic_id, topic)] = dev.of_type("AWS::SNS::Topic").items()
+    assert topic["Properties"]["TopicName"] == "kefu-dev-alarms"
+    alarms = _alarms(dev)
+    assert alarms
+    for name, alarm in alarms.items():
+        assert alarm["AlarmActions"] == [{"Ref": topic_id}], name
+        assert alarm["OKActions"] == [{"Ref": topic_id}], name
+        assert alarm["TreatMissingData"] == "notBreaching", name  # idle is healthy
+    # The topic takes publishes over TLS only, and CloudWatch may publish to it.
+    [policy] = dev.of_type("AWS::SNS::TopicPolicy").values()
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    [deny] = [s for s in statements if s["Effect"] == "Deny"]
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    [allow] = [s for s in statements if s["Effect"] == "Allow"]
+    assert allow["Principal"] == {"Service": "cloudwatch.amazonaws.com"} and allow["Action"] == "sns:Publish"
+    assert allow["Resource"] == {"Ref": topic_id}
+    assert "alarm:kefu-dev-*" in json.dumps(allow["Condition"]["ArnLike"]["aws:SourceArn"])
+    assert allow["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    assert dev.outputs["AlarmTopicArn"]["Value"] == {"Ref": topic_id}
+    # No subscription unless asked for (context alarm_email).
+    assert not dev.of_type("AWS::SNS::Subscription")
+
+
+def test_errors_and_throttles_of_every_function(dev: Synth) -> None:
+    alarms = _alarms(dev)
+    for name in FUNCTIONS:
+        for metric in ("Errors", "Throttles"):
+            alarm = alarms[f"kefu-dev-{name}-{metric.lower()}"]
+            assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == ("AWS/Lambda", metric, "Sum")
+            assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": dev.function_id(name)}}]
+            assert alarm["Threshold"] == 1
+
+
+def test_queue_age_and_dead_letters(dev: Synth) -> None:
+    queues = {r["Properties"]["QueueName"]: lid for lid, r in dev.of_type("AWS::SQS::Queue").items()}
+    alarms = _alarms(dev)
+    age = alarms["kefu-dev-generate-oldest-job"]
+    assert (age["Namespace"], age["MetricName"], age["Statistic"]) == (
+        "AWS/SQS",
+        "ApproximateAgeOfOldestMessage",
+        "Maximum",
+    )
+    assert age["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": [queues["kefu-dev-generate.fifo"], "QueueName"]}}
+    ]
+    assert age["Threshold"] == OLDEST_JOB_AGE_SECONDS and age["Period"] == 60
+    dead = alarms["kefu-dev-generate-dead-letters"]
+    assert dead["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert dead["Dimensions"][0]["Value"] == {"Fn::GetAtt": [queues["kefu-dev-generate-dlq.fifo"], "QueueName"]}
+
+
+def test_api_gateway_failures_of_both_apis(dev: Synth) -> None:
+    alarms = _alarms(dev)
+    chat = alarms["kefu-dev-chat-execution-errors"]
+    assert (chat["Namespace"], chat["MetricName"], chat["Statistic"]) == ("AWS/ApiGateway", "ExecutionError", "Sum")
+    assert {d["Name"]: d["Value"] for d in chat["Dimensions"]} == {
+        "ApiId": {"Ref": _api_id(dev, "WEBSOCKET")},
+        "Stage": WEBSOCKET_STAGE,
+    }
+    admin = alarms["kefu-dev-admin-5xx"]
+    assert (admin["Namespace"], admin["MetricName"], admin["Statistic"]) == ("AWS/ApiGateway", "5xx", "Sum")
+    assert admin["Dimensions"] == [{"Name": "ApiId", "Value": {"Ref": _api_id(dev, "HTTP")}}]
+
+
+def test_alarm_email_subscribes_to_the_topic(hybrid: Synth) -> None:
+    [(topic_id, _)] = hybrid.of_type("AWS::SNS::Topic").items()
+    [subscription] = hybrid.of_type("AWS::SNS::Subscription").values()
+    assert subscription["Properties"] == {
+        "Protocol": "email",
+        "TopicArn": {"Ref": topic_id},
+        "Endpoint": "oncall@example.com",
+    }
