@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run test lint typecheck unit integration e2e infra browser screenshots bench eval system-deps node-deps clean
+.PHONY: install run reset faults test lint typecheck unit integration e2e infra browser screenshots bench eval system-deps node-deps clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +15,13 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 ## Local emulation on 127.0.0.1 (KEFU_PORT, default 8700) with a demo tenant; Ctrl-C stops it.
+## State (tenants, keys, knowledge, agents, conversations) stays in .kefu/ across runs; FRESH=1 starts empty.
 run: install
-	$(BIN)/python -m local.run
+	$(BIN)/python -m local.run $(if $(FRESH),--fresh)
+
+## Forget the local state in .kefu/ (refused while a `make run` uses it).
+reset: install
+	$(BIN)/python -m local.run --reset
 
 ## What the tests need beyond Python packages: redis-server (Debian package) and the pinned CDK CLI.
 ## The browser tests drive Debian's chromium (Playwright never downloads a browser here) with a CJK font.
@@ -60,6 +65,11 @@ screenshots: install system-deps
 test: install system-deps node-deps lint typecheck
 	$(BIN)/pytest tests
 
+## The long fault-injection run (model killed/refusing/429/500/503/hanging/slow, Redis and moto restarted,
+## generate crashing) -> docs/reliability.md. `make test` runs a short version (tests/e2e/test_faults.py).
+faults: install system-deps
+	$(BIN)/python -m tests.support.faults --visitors 12 --messages 3 --state-dir .kefu-faults --report docs/reliability.md
+
 bench: install system-deps
 	$(BIN)/python -m local.bench
 
@@ -68,4 +78,4 @@ eval: install
 	$(BIN)/python -m local.eval_quality
 
 clean:
-	rm -rf .kefu cdk.out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .kefu .kefu-faults cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -4,6 +4,11 @@ Starts moto's server (DynamoDB + SQS) unless endpoints are configured, a redis-s
 installed (else runs without the cache), the API Gateway WebSocket emulator running the real Lambda
 handlers, and the admin API; seeds a demo tenant through the admin API and writes
 ``{state_dir}/local.json`` for scripts.
+
+State survives restarts: moto's tables and queues are saved to ``{state_dir}/moto-state.pickle``
+(every 2 s when they changed, and on stop) and restored on start, the knowledge index lives in
+``{state_dir}/knowledge``, and the admin key and demo tenant of ``local.json`` are reused. One run
+holds ``{state_dir}/lock`` at a time; ``--fresh`` starts empty, ``--reset`` only empties.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import fcntl
 import html
 import json
 import logging
@@ -36,6 +42,9 @@ DEMO_AGENTS = ({"name": "Alice 王丽", "capacity": 3}, {"name": "Bob 陈博", "
 STAGE = "local"
 QUEUE_NAME = "kefu-generate.fifo"
 DLQ_NAME = "kefu-generate-dlq.fifo"
+MOTO_STATE = "moto-state.pickle"
+# What --fresh and --reset remove (the lock file and logs stay).
+STATE_FILES = (MOTO_STATE, MOTO_STATE + ".tmp", "knowledge", "local.json", "visitor-token-secret")
 
 log = logging.getLogger("kefu.local")
 
@@ -79,6 +88,65 @@ def create_queues(sqs_endpoint: str | None, region: str) -> str:
     return str(sqs.create_queue(QueueName=QUEUE_NAME, Attributes=attributes)["QueueUrl"])
 
 
+class StateDirBusy(Exception):
+    """Another run holds the state directory."""
+
+
+class StateLock:
+    """An exclusive ``flock`` on ``{state_dir}/lock`` for as long as a run lives.
+
+    Taken before anything in the directory is read or changed, so a second ``make run`` on the same
+    folder stops at once instead of wiping or sharing the first one's state. The kernel drops the lock
+    when the process dies, however it dies, so a crashed run never leaves a stale lock behind."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / "lock"
+        self._file: Any = None
+
+    def acquire(self) -> StateLock:
+        file = self.path.open("a+")
+        try:
+            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            file.seek(0)
+            holder = file.read().strip() or "another process"
+            file.close()
+            raise StateDirBusy(
+                f"{self.path.parent} is in use by a running kefu (pid {holder}). Stop it first (Ctrl-C), "
+                "or give this run a folder of its own: --state-dir DIR (and another port: KEFU_PORT)."
+            ) from None
+        file.seek(0)
+        file.truncate()
+        file.write(f"{os.getpid()}\n")
+        file.flush()
+        self._file = file
+        return self
+
+    def release(self) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+
+
+def wipe_state(state_dir: Path) -> None:
+    """Forget every tenant, key, upload, agent and conversation of earlier runs (lock held)."""
+    for name in STATE_FILES:
+        target = state_dir / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        else:
+            target.unlink(missing_ok=True)
+
+
+def previous_run(state_dir: Path) -> dict[str, Any]:
+    """What the last run wrote to local.json ({} when there is none or it is unreadable)."""
+    try:
+        return dict(json.loads((state_dir / "local.json").read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return {}
+
+
 @dataclass
 class LocalStack:
     """What ``make run`` started, so that it stops exactly that."""
@@ -90,16 +158,22 @@ class LocalStack:
     moto: MotoServer | None = None
     redis: RedisServer | None = None
     env: dict[str, str] = field(default_factory=dict)
+    stopping: bool = False
 
     def start_services(self) -> None:
         use_dummy_aws_credentials()
         configured = os.environ
         if not (configured.get("KEFU_DYNAMODB_ENDPOINT") and configured.get("KEFU_SQS_ENDPOINT")):
-            self.moto = MotoServer().start()
-            log.info("moto server (DynamoDB, SQS): %s", self.moto.url)
-            # Tables live in moto's memory, so knowledge indexed by an earlier run belongs to tenants
-            # that no longer exist.
-            shutil.rmtree(self.state_dir / "knowledge", ignore_errors=True)
+            state_file = self.state_dir / MOTO_STATE
+            restoring = state_file.exists()
+            if not restoring:
+                # Without moto's state, knowledge indexed by an earlier run belongs to tenants that no
+                # longer exist.
+                shutil.rmtree(self.state_dir / "knowledge", ignore_errors=True)
+            # Messages an earlier run had taken off the queue are offered again at once: the
+            # consumer that held them is gone.
+            self.moto = MotoServer(state_file=state_file).start(release_in_flight=True)
+            log.info("moto server (DynamoDB, SQS): %s, %s", self.moto.url, "state restored" if restoring else "empty")
         if configured.get("KEFU_REDIS_URL"):
             log.info("redis: %s (configured)", configured["KEFU_REDIS_URL"])
         elif RedisServer.available():
@@ -114,7 +188,8 @@ class LocalStack:
             "KEFU_SQS_ENDPOINT": self.moto.url if self.moto else "",
             "KEFU_REDIS_URL": self.redis.url if self.redis else "",
             "KEFU_KNOWLEDGE_DIR": str(self.state_dir / "knowledge"),
-            "KEFU_ADMIN_KEY": "ak_" + secrets.token_urlsafe(24),
+            # The key of the last run, so scripts and bookmarks keep working across restarts.
+            "KEFU_ADMIN_KEY": previous_run(self.state_dir).get("admin_key") or "ak_" + secrets.token_urlsafe(24),
             # Kept across runs, so visitors' tokens stay valid after a restart.
             "KEFU_VISITOR_TOKEN_SECRET": persistent_secret(self.state_dir / "visitor-token-secret"),
             # A local model server (Ollama, vLLM) usually listens on localhost; in AWS this stays off.
@@ -131,10 +206,29 @@ class LocalStack:
         os.environ["KEFU_CONNECTIONS_ENDPOINT"] = f"{http}/{STAGE}"
 
     def stop_services(self) -> None:
+        self.stopping = True
         if self.redis:
             self.redis.stop()
         if self.moto:
-            self.moto.stop()
+            self.moto.stop()  # saves its state
+
+    async def restart_moto_when_it_dies(self) -> None:
+        """moto exited while the stack runs (a crash, or ``kill``): start it again on the same port from
+        its last snapshot. Handlers see DynamoDB and SQS refuse connections meanwhile, as during an
+        outage. Messages in flight keep their visibility timeout: their consumer may still run."""
+        moto = self.moto
+        if moto is None:
+            return
+        while not self.stopping:
+            await asyncio.sleep(0.5)
+            if moto.running or self.stopping:
+                continue
+            log.warning("moto exited: restarting it from its last snapshot")
+            moto.launch()  # on the main thread: moto dies with the thread that started it
+            try:
+                await asyncio.to_thread(moto.wait_ready)
+            except TimeoutError:
+                log.exception("moto did not come back; retrying")
 
 
 def persistent_secret(path: Path) -> str:
@@ -195,6 +289,24 @@ def seed_demo_agents(admin_url: str, admin_key: str, tenant_id: str) -> list[dic
     return created
 
 
+def restored_demo(admin_url: str, admin_key: str, previous: dict[str, Any]) -> dict[str, Any] | None:
+    """The last run's demo tenant and agents, when they still exist (their state was restored)."""
+    needed = ("tenant_id", "widget_key", "agents", "agent_key", "agent_id")
+    if not all(previous.get(name) for name in needed):
+        return None
+    headers = {"Authorization": f"Bearer {admin_key}"}
+    with httpx.Client(base_url=admin_url, headers=headers, timeout=30) as client:
+        if client.get(f"/v1/tenants/{previous['tenant_id']}/config").status_code != 200:
+            return None
+        listed = client.get(f"/v1/tenants/{previous['tenant_id']}/agents")
+        if listed.status_code != 200:
+            return None
+    existing = {agent["agentId"] for agent in listed.json()["agents"]}
+    if not {agent["agent_id"] for agent in previous["agents"]} <= existing:
+        return None
+    return {name: previous[name] for name in needed}
+
+
 def seed_demo_tenant(admin_url: str, admin_key: str) -> dict[str, Any]:
     """Create the demo tenant and index its FAQ through the admin API (the path users take)."""
     documents = json.loads(DEMO_KNOWLEDGE.read_text(encoding="utf-8"))
@@ -209,7 +321,7 @@ def seed_demo_tenant(admin_url: str, admin_key: str) -> dict[str, Any]:
     return dict(created)
 
 
-async def serve(stack: LocalStack, seed: bool) -> None:
+async def serve(stack: LocalStack, seed: bool, previous: dict[str, Any] | None = None) -> None:
     from shared.admin.app import create_app
     from shared.settings import get_settings
     from shared.state.models import create_tables
@@ -231,27 +343,54 @@ async def serve(stack: LocalStack, seed: bool) -> None:
         extra_app=web_app(create_app(), page_values),
     )
     await emulator.start()
+    watchdog = asyncio.create_task(stack.restart_moto_when_it_dies())
     try:
         admin_key = os.environ["KEFU_ADMIN_KEY"]
-        info: dict[str, Any] = {"ws_url": emulator.ws_url, "admin_url": emulator.http_url, "admin_key": admin_key}
+        info: dict[str, Any] = {
+            "ws_url": emulator.ws_url,
+            "admin_url": emulator.http_url,
+            "admin_key": admin_key,
+            "pid": os.getpid(),  # tells a restarted run's file from the last one's
+            "queue_url": queue_url,  # the generate queue; its dead-letter queue is DLQ_NAME
+        }
+        if settings.sqs_endpoint:
+            info["sqs_endpoint"] = settings.sqs_endpoint
         if settings.redis_url:
             info["redis_url"] = settings.redis_url
         if seed:
-            tenant = await asyncio.to_thread(seed_demo_tenant, emulator.http_url, admin_key)
-            info |= {"tenant_id": tenant["tenantId"], "widget_key": tenant["widgetKey"]}
-            query = httpx.QueryParams(ws_url=emulator.ws_url, tenant=tenant["tenantId"], key=tenant["widgetKey"])
+            demo = await asyncio.to_thread(restored_demo, emulator.http_url, admin_key, previous or {})
+            if demo is None:
+                demo = await asyncio.to_thread(seed_demo, emulator.http_url, admin_key)
+            else:
+                log.info("demo tenant %s restored", demo["tenant_id"])
+            info |= demo
+            query = httpx.QueryParams(ws_url=emulator.ws_url, tenant=demo["tenant_id"], key=demo["widget_key"])
             info["chat_url"] = f"{emulator.http_url}/chat?{query}"
-            page_values.update(TENANT=tenant["tenantId"], WIDGET_KEY=tenant["widgetKey"], WS_URL=emulator.ws_url)
+            page_values.update(TENANT=demo["tenant_id"], WIDGET_KEY=demo["widget_key"], WS_URL=emulator.ws_url)
             info["demo_url"] = f"{emulator.http_url}/demo"
-            agents = await asyncio.to_thread(seed_demo_agents, emulator.http_url, admin_key, tenant["tenantId"])
-            info |= {"agent_id": agents[0]["agentId"], "agent_key": agents[0]["agentKey"]}
-            info["agents"] = [{"agent_id": a["agentId"], "name": a["name"], "agent_key": a["agentKey"]} for a in agents]
             info["console_url"] = f"{emulator.http_url}/console/"
+        if stack.moto is not None:
+            await asyncio.to_thread(stack.moto.snapshot)  # what was just seeded survives even a kill -9
         write_local_json(stack.state_dir, info)
         print_banner(info)
         await wait_for_stop_signal()
     finally:
+        stack.stopping = True
+        watchdog.cancel()
         await emulator.stop()
+
+
+def seed_demo(admin_url: str, admin_key: str) -> dict[str, Any]:
+    """A new demo tenant with its knowledge and two agents, in local.json's terms."""
+    tenant = seed_demo_tenant(admin_url, admin_key)
+    agents = seed_demo_agents(admin_url, admin_key, tenant["tenantId"])
+    return {
+        "tenant_id": tenant["tenantId"],
+        "widget_key": tenant["widgetKey"],
+        "agent_id": agents[0]["agentId"],
+        "agent_key": agents[0]["agentKey"],
+        "agents": [{"agent_id": a["agentId"], "name": a["name"], "agent_key": a["agentKey"]} for a in agents],
+    }
 
 
 def write_local_json(state_dir: Path, info: dict[str, Any]) -> None:
@@ -299,6 +438,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 in a container)")
     parser.add_argument("--state-dir", type=Path, default=Path(".kefu"))
     parser.add_argument("--no-seed", action="store_true", help="do not create the demo tenant")
+    parser.add_argument(
+        "--fresh", action="store_true", help="start empty: forget the tenants, keys and data of earlier runs"
+    )
+    parser.add_argument("--reset", action="store_true", help="only forget the earlier runs' state, then exit")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request access log
@@ -306,18 +449,32 @@ def main(argv: list[str] | None = None) -> int:
     http_port = args.port or free_port()
     ws_port = args.ws_port if args.ws_port is not None else (http_port + 1 if args.port else free_port())
     args.state_dir.mkdir(parents=True, exist_ok=True)
-    stack = LocalStack(
-        http_port=http_port, ws_port=ws_port or free_port(), state_dir=args.state_dir.resolve(), host=args.host
-    )
     try:
-        stack.start_services()
-        asyncio.run(serve(stack, seed=not args.no_seed))
-    except OSError as exc:
-        print(f"cannot start: {exc} (is the port taken? set KEFU_PORT)", file=sys.stderr)  # noqa: T201
+        lock = StateLock(args.state_dir).acquire()
+    except StateDirBusy as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)  # noqa: T201
         return 1
+    try:
+        if args.reset or args.fresh:
+            wipe_state(args.state_dir)
+            log.info("%s: earlier state removed", args.state_dir)
+            if args.reset:
+                return 0
+        stack = LocalStack(
+            http_port=http_port, ws_port=ws_port or free_port(), state_dir=args.state_dir.resolve(), host=args.host
+        )
+        previous = previous_run(stack.state_dir)
+        try:
+            stack.start_services()
+            asyncio.run(serve(stack, seed=not args.no_seed, previous=previous))
+        except OSError as exc:
+            print(f"cannot start: {exc} (is the port taken? set KEFU_PORT)", file=sys.stderr)  # noqa: T201
+            return 1
+        finally:
+            stack.stop_services()
+        return 0
     finally:
-        stack.stop_services()
-    return 0
+        lock.release()
 
 
 if __name__ == "__main__":

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import copyreg
+import io
+import logging
 import os
+import pickle
 import shutil
 import signal
 import socket
@@ -39,22 +43,212 @@ def use_dummy_aws_credentials() -> None:
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
 
-def _serialised_dynamodb(app: Any) -> Any:
+# DynamoDB requests are served one at a time under this lock (``_serialised_dynamodb``); a snapshot
+# of moto's state (``MotoSnapshots``) is taken under it too, so it never holds half a request.
+_DYNAMODB_LOCK = threading.Lock()
+
+# Requests that change nothing: they do not make the state dirty (an idle queue's long polls are
+# ReceiveMessage calls that find nothing; a receive that finds a message is covered by its delete).
+_READ_ONLY_TARGETS = frozenset(
+    {
+        "DynamoDB_20120810.GetItem",
+        "DynamoDB_20120810.BatchGetItem",
+        "DynamoDB_20120810.Query",
+        "DynamoDB_20120810.Scan",
+        "DynamoDB_20120810.TransactGetItems",
+        "DynamoDB_20120810.DescribeTable",
+        "DynamoDB_20120810.ListTables",
+        "DynamoDB_20120810.DescribeTimeToLive",
+        "AmazonSQS.ReceiveMessage",
+        "AmazonSQS.GetQueueAttributes",
+        "AmazonSQS.GetQueueUrl",
+        "AmazonSQS.ListQueues",
+    }
+)
+
+
+def _serialised_dynamodb(app: Any, snapshots: MotoSnapshots | None = None) -> Any:
     """moto's DynamoDB has no locks: two requests at once can interleave inside a TransactWriteItems
     or a Query. DynamoDB itself makes each request atomic, so the emulation serves DynamoDB requests
-    one at a time. Other services (an SQS long poll may wait for seconds) are not serialised."""
-    lock = threading.Lock()
+    one at a time. Other services (an SQS long poll may wait for seconds) are not serialised.
+    With ``snapshots``, every request that may change state marks it dirty, and ``POST /_kefu/snapshot``
+    writes a snapshot at once."""
 
     def serve(environ: dict[str, Any], start_response: Any) -> Any:
-        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
-            return app(environ, start_response)
-        with lock:
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if snapshots is not None:
+            if environ.get("PATH_INFO") == "/_kefu/snapshot" and environ.get("REQUEST_METHOD") == "POST":
+                snapshots.save()
+                start_response("204 No Content", [])
+                return [b""]
+            if not snapshots.admit():
+                # Shutting down: the last snapshot is being taken, so nothing may change after it.
+                # Clients see what a restarting service answers, and retry.
+                start_response("503 Service Unavailable", [("Content-Type", "application/x-amz-json-1.0")])
+                return [b'{"__type":"ServiceUnavailable","message":"moto is restarting"}']
+            try:
+                if target not in _READ_ONLY_TARGETS:
+                    snapshots.changed()
+                return _serve(environ, start_response, target)
+            finally:
+                snapshots.done()
+        return _serve(environ, start_response, target)
+
+    def _serve(environ: dict[str, Any], start_response: Any, target: str) -> Any:
+        if not target.startswith("DynamoDB_"):
+            return list(app(environ, start_response))
+        with _DYNAMODB_LOCK:
             return list(app(environ, start_response))  # the whole body, before another request runs
 
     return serve
 
 
-def _moto_app() -> Any:
+def _fresh_lock(lock: Any) -> Any:
+    """Locks cannot be pickled; a restored object gets a new one of the same kind."""
+    return (type(lock), ())
+
+
+def _fresh_condition(_: threading.Condition) -> Any:
+    return (threading.Condition, ())
+
+
+class MotoSnapshots:
+    """moto's DynamoDB and SQS state, pickled to one file and restored from it.
+
+    moto keeps its state in per-service backend objects (``dynamodb_backends[account][region]``); they
+    are plain Python objects apart from their locks (re-created on restore), so a pickle of them is a
+    faithful copy: tables with their items, indexes and TTL settings, queues with their messages,
+    attributes and FIFO deduplication records. The handlers keep talking to moto over the real
+    DynamoDB and SQS wire protocols; only moto's process loads and saves.
+
+    A snapshot is written to a temporary file, flushed to disk and renamed over the previous one, so a
+    crash while writing leaves the previous snapshot whole. It is taken under the lock that serialises
+    DynamoDB requests; SQS requests are not serialised (a long poll may wait), so an SQS message
+    received or deleted during a snapshot may be caught before or after that change, never half."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._version = 0
+        self._saved_version = 0
+        self._save_lock = threading.Lock()
+        self._requests = threading.Condition()
+        self._in_flight = 0
+        self._closing = False
+
+    def admit(self) -> bool:
+        """A request starts (False once closing: it must be refused)."""
+        with self._requests:
+            if self._closing:
+                return False
+            self._in_flight += 1
+            return True
+
+    def done(self) -> None:
+        with self._requests:
+            self._in_flight -= 1
+            self._requests.notify_all()
+
+    def close(self, timeout: float = 25.0) -> None:
+        """Refuse new requests, wait for those in flight (an SQS long poll may take a while), then
+        take the last snapshot: an acknowledged write is never left out of it."""
+        with self._requests:
+            self._closing = True
+            self._requests.wait_for(lambda: self._in_flight == 0, timeout)
+        self.save()
+
+    @staticmethod
+    def _backends() -> dict[str, Any]:
+        from moto.dynamodb.models import dynamodb_backends
+        from moto.sqs.models import sqs_backends
+
+        return {"dynamodb": dynamodb_backends, "sqs": sqs_backends}
+
+    def changed(self) -> None:
+        self._version += 1
+
+    @property
+    def dirty(self) -> bool:
+        return self._version != self._saved_version
+
+    def _dump(self) -> bytes:
+        state = {
+            service: {account: dict(regions.items()) for account, regions in backends.items()}
+            for service, backends in self._backends().items()
+        }
+        buffer = io.BytesIO()
+        pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
+        table = copyreg.dispatch_table.copy()
+        table[threading.Condition] = _fresh_condition
+        table[type(threading.Lock())] = _fresh_lock
+        table[type(threading.RLock())] = _fresh_lock
+        pickler.dispatch_table = table
+        pickler.dump(state)
+        return buffer.getvalue()
+
+    def save(self) -> None:
+        with self._save_lock:
+            version = self._version
+            for attempt in range(5):
+                try:
+                    with _DYNAMODB_LOCK:
+                        data = self._dump()
+                    break
+                except RuntimeError:  # an SQS request changed a dict while it was pickled: again
+                    if attempt == 4:
+                        raise
+            partial = self.path.with_name(self.path.name + ".tmp")
+            with partial.open("wb") as file:
+                file.write(data)
+                file.flush()
+                os.fsync(file.fileno())
+            partial.replace(self.path)
+            self._saved_version = version
+
+    def restore(self, release_in_flight: bool) -> bool:
+        """Load the snapshot if there is one. ``release_in_flight``: SQS messages received by a
+        consumer that no longer exists (the whole stack restarted) become visible at once, instead of
+        after their visibility timeout."""
+        if not self.path.exists():
+            return False
+        try:
+            with self.path.open("rb") as file:
+                state = pickle.load(file)  # noqa: S301 - our own file, in the state directory
+        except Exception:  # e.g. written by another moto version: keep it aside, start empty
+            aside = self.path.with_name(self.path.name + ".unreadable")
+            self.path.replace(aside)
+            logging.getLogger("kefu.local.moto").exception("cannot restore %s (kept as %s)", self.path, aside)
+            return False
+        backends = self._backends()
+        for service, accounts in state.items():
+            for account, regions in accounts.items():
+                for region, backend in regions.items():
+                    backends[service][account][region] = backend
+        if release_in_flight:
+            for regions in state.get("sqs", {}).values():
+                for backend in regions.values():
+                    for queue in backend.queues.values():
+                        for message in queue._messages:
+                            message.visible_at = 0.0
+                        queue._pending_messages.clear()
+        return True
+
+    def save_periodically(self, interval_seconds: float) -> None:
+        """A daemon thread that saves the state every ``interval_seconds`` when it changed, so that a
+        killed moto (``kill -9``, a crash) loses at most that much."""
+
+        def loop() -> None:
+            while True:
+                time.sleep(interval_seconds)
+                if self.dirty:
+                    try:
+                        self.save()
+                    except Exception:  # the next round tries again; the last good snapshot stays
+                        logging.getLogger("kefu.local.moto").exception("snapshot failed")
+
+        threading.Thread(target=loop, name="moto-snapshots", daemon=True).start()
+
+
+def _moto_app(snapshots: MotoSnapshots | None = None) -> Any:
     """moto's WSGI app, with DynamoDB and SQS requests (what kefu calls) routed straight to their
     backends: moto's dispatcher works out the service of every request anew (it lists its own
     package directory each time, under a global lock), a sixth of its time per request here."""
@@ -71,7 +265,7 @@ def _moto_app() -> Any:
             return sqs(environ, start_response)
         return dispatcher(environ, start_response)
 
-    return _serialised_dynamodb(route)
+    return _serialised_dynamodb(route, snapshots)
 
 
 def _cheap_dynamodb_transactions() -> None:
@@ -144,25 +338,47 @@ class MotoServer:
     it (start it from one that outlives it, as the runner's main thread does)."""
 
     port: int = 0
+    # With a state file: restored from it on start, saved to it every ``snapshot_seconds`` when it
+    # changed and on a normal stop (SIGTERM). Without: in memory only.
+    state_file: Path | None = None
+    snapshot_seconds: float = 2.0
     _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> MotoServer:
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def launch(self, release_in_flight: bool = False) -> MotoServer:
+        """Start moto's process (``release_in_flight``: see ``MotoSnapshots.restore``)."""
         use_dummy_aws_credentials()
         self.port = self.port or free_port()
         root = Path(__file__).resolve().parents[1]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+        command = [sys.executable, "-m", "local.services", "moto", "--port", str(self.port)]
+        if self.state_file is not None:
+            command += ["--state-file", str(self.state_file), "--snapshot-seconds", str(self.snapshot_seconds)]
+            if release_in_flight:
+                command.append("--release-in-flight")
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "local.services", "moto", "--port", str(self.port)],
+            command,
             cwd=root,
             env=env,
             stdout=subprocess.DEVNULL,
             start_new_session=True,
             preexec_fn=_die_with_parent,
         )
+        return self
+
+    def wait_ready(self) -> MotoServer:
+        """Until moto listens (any thread may wait; ``launch`` must run on one that outlives moto)."""
         try:
             wait_for_port(self.port, timeout=60)
         except TimeoutError:
@@ -170,11 +386,22 @@ class MotoServer:
             raise
         return self
 
+    def start(self, release_in_flight: bool = False) -> MotoServer:
+        return self.launch(release_in_flight).wait_ready()
+
+    def snapshot(self) -> None:
+        """Write the state file now (no-op without one)."""
+        if self.state_file is not None and self.running:
+            import urllib.request
+
+            urllib.request.urlopen(urllib.request.Request(f"{self.url}/_kefu/snapshot", method="POST"), timeout=30)
+
     def stop(self) -> None:
+        """SIGTERM: moto saves its state file (if any) and exits."""
         if self._process is not None:
             self._process.terminate()
             try:
-                self._process.wait(timeout=10)
+                self._process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait(timeout=10)
@@ -236,21 +463,31 @@ class RedisServer:
 def _main() -> None:
     """``python -m local.services moto --port N``: the moto server ``MotoServer`` starts."""
     import argparse
-    import logging
 
     parser = argparse.ArgumentParser(prog="python -m local.services")
     parser.add_argument("service", choices=["moto"])
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--state-file", type=Path, default=None, help="restore from / save to this file")
+    parser.add_argument("--snapshot-seconds", type=float, default=2.0)
+    parser.add_argument("--release-in-flight", action="store_true")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     from waitress import serve
 
     _cheap_dynamodb_transactions()
-    app = _moto_app()
+    snapshots = MotoSnapshots(args.state_file) if args.state_file else None
+    if snapshots is not None:
+        snapshots.restore(release_in_flight=args.release_in_flight)
+        snapshots.save_periodically(args.snapshot_seconds)
+    app = _moto_app(snapshots)
     # waitress keeps HTTP/1.1 connections open (werkzeug's development server closes every one, so
     # each DynamoDB or SQS call paid a new TCP connection and a new server thread).
     logging.getLogger("waitress").setLevel(logging.ERROR)
-    serve(app, host="127.0.0.1", port=args.port, threads=8, ident=None, _quiet=True)
+    try:
+        serve(app, host="127.0.0.1", port=args.port, threads=8, ident=None, _quiet=True)
+    finally:
+        if snapshots is not None:
+            snapshots.close()
 
 
 if __name__ == "__main__":

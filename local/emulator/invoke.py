@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import ctypes
 import functools
 import importlib
 import json
@@ -19,7 +20,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from local.emulator.config import FunctionConfig
@@ -47,6 +48,58 @@ class InvocationResult:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+class InvocationCrashed(BaseException):
+    """Raised inside a handler's thread when fault injection crashes its invocation: the emulated
+    runtime process "died" (a BaseException, so the handler's ``except Exception`` does not absorb it,
+    as no code survives a killed process)."""
+
+
+@dataclass
+class CrashPlan:
+    """Fault injection: crash invocations of ``function`` at their ``after_posts``-th @connections post
+    (that post is not delivered), ``remaining`` times, at most once per connection. Lambda then reports
+    ``Runtime.ExitError``; an SQS-triggered batch is left on the queue for redelivery."""
+
+    function: str
+    after_posts: int = 1
+    remaining: int = 1
+    crashed: list[str] = field(default_factory=list)  # request ids, in order
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "function": self.function,
+            "afterPosts": self.after_posts,
+            "remaining": self.remaining,
+            "crashed": len(self.crashed),
+        }
+
+
+@dataclass
+class _Running:
+    function: str
+    request_id: str
+    event_text: str
+    thread_id: int | None = None
+    posts: int = 0
+    crash_requested: bool = False
+
+
+def _raise_in_thread(thread_id: int, exception: type[BaseException] | None) -> None:
+    """Schedule ``exception`` in another thread (None cancels a pending one); it is raised at that
+    thread's next Python instruction, e.g. when a blocking socket call returns."""
+    target = ctypes.py_object(exception) if exception is not None else None  # None: a NULL pointer
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), target)
+
+
+def _crash_document(request_id: str) -> dict[str, Any]:
+    return {
+        "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: signal: killed",
+        "errorType": "Runtime.ExitError",
+        "requestId": request_id,
+        "stackTrace": [],
+    }
 
 
 _handlers: dict[str, Handler] = {}
@@ -136,6 +189,55 @@ class LambdaRuntime:
         self.account_id = account_id
         # Not the loop's default executor: long handlers (streaming answers) must not starve it.
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="lambda")
+        self.crash_plan: CrashPlan | None = None
+        self._running: dict[str, _Running] = {}
+        self._crash_lock = threading.Lock()
+
+    def crash_on_post(self, connection_id: str) -> bool:
+        """Called for every @connections post: True when the plan crashes the invocation that is
+        posting to ``connection_id`` now (the running invocation of the plan's function whose event
+        names that connection), and the post must be dropped."""
+        plan = self.crash_plan
+        if plan is None or plan.remaining <= 0:
+            return False
+        with self._crash_lock:
+            for running in self._running.values():
+                if running.function != plan.function or running.thread_id is None or running.crash_requested:
+                    continue
+                if connection_id not in running.event_text:
+                    continue
+                running.posts += 1
+                if running.posts < plan.after_posts or plan.remaining <= 0:
+                    return False
+                if any(connection_id in crashed for crashed in plan.crashed):
+                    return False  # once per connection
+                running.crash_requested = True
+                plan.remaining -= 1
+                plan.crashed.append(f"{running.request_id} {connection_id}")
+                _raise_in_thread(running.thread_id, InvocationCrashed)
+                logger.warning("fault injection: crashing %s %s", running.function, running.request_id)
+                return True
+        return False
+
+    def _run_tracked(self, running: _Running, function: FunctionConfig, event: Any, context: LambdaContext) -> Any:
+        running.thread_id = threading.get_ident()
+        crashed = False
+        result: Any = (None, None)
+        try:
+            result = run_handler(function.handler, event, context)
+        except InvocationCrashed:
+            crashed = True
+        while True:  # a scheduled crash may fire during this cleanup too: finish it regardless
+            try:
+                with self._crash_lock:
+                    self._running.pop(running.request_id, None)
+                    if running.crash_requested:
+                        _raise_in_thread(threading.get_ident(), None)  # cancel one not yet raised
+                        crashed = True
+                break
+            except InvocationCrashed:
+                crashed = True
+        return (None, _crash_document(running.request_id)) if crashed else result
 
     def has(self, name: str) -> bool:
         return name in self.functions
@@ -178,7 +280,10 @@ class LambdaRuntime:
         context = self.new_context(name, client_context=client_context, tenant_id=tenant_id)
         limit = function.timeout_seconds if timeout_seconds is None else timeout_seconds
         loop = asyncio.get_running_loop()
-        call = functools.partial(contextvars.copy_context().run, run_handler, function.handler, event, context)
+        running = _Running(name, context.aws_request_id, json.dumps(event))
+        with self._crash_lock:
+            self._running[context.aws_request_id] = running
+        call = functools.partial(contextvars.copy_context().run, self._run_tracked, running, function, event, context)
         started = time.perf_counter()
         try:
             payload, error = await asyncio.wait_for(loop.run_in_executor(self._executor, call), limit)

@@ -27,7 +27,7 @@ from local.emulator.config import FRAME_SIZE_BYTES, ApiConfig
 from local.emulator.context import ClientContext, function_arn
 from local.emulator.events import iso8601
 from local.emulator.gateway import GoneError, WebSocketGateway
-from local.emulator.invoke import LambdaRuntime
+from local.emulator.invoke import CrashPlan, LambdaRuntime
 
 logger = logging.getLogger("local.emulator.http")
 
@@ -81,6 +81,8 @@ class _Handlers:
                         len(data),
                         FRAME_SIZE_BYTES,
                     )
+                if self.backend.runtime.crash_on_post(connection_id):
+                    return aws_error(500, "InternalServerErrorException", "the sender crashed (fault injection)")
                 await gateway.post(connection_id, data)
                 return Response(status_code=200)
             if request.method == "GET":
@@ -151,6 +153,30 @@ class _Handlers:
         headers["X-Amz-Function-Error"] = "Unhandled"
         return Response(json.dumps(result.error), status_code=200, headers=headers, media_type="application/json")
 
+    # --- fault injection (the emulator's own API, not AWS's) ---
+
+    async def faults(self, request: Request) -> Response:
+        """``PUT /_emulator/faults`` ``{"crash": {"function", "afterPosts", "count"}}`` arms a crash plan,
+        ``DELETE`` disarms it, ``GET`` shows it (with how many invocations it crashed)."""
+        runtime = self.backend.runtime
+        if request.method == "PUT":
+            try:
+                crash = (await request.json())["crash"]
+                plan = CrashPlan(
+                    function=str(crash["function"]),
+                    after_posts=max(1, int(crash.get("afterPosts", 1))),
+                    remaining=max(0, int(crash.get("count", 1))),
+                )
+            except (ValueError, KeyError, TypeError) as exc:
+                return JSONResponse({"message": f"bad fault plan: {exc!r}"}, status_code=400)
+            if not runtime.has(plan.function):
+                return JSONResponse({"message": f"unknown function {plan.function!r}"}, status_code=404)
+            runtime.crash_plan = plan
+        elif request.method == "DELETE":
+            runtime.crash_plan = None
+        plan_now = runtime.crash_plan
+        return JSONResponse({"crash": plan_now.to_json() if plan_now else None})
+
     async def chat_page(self, request: Request) -> Response:
         return FileResponse(STATIC_DIR / "chat.html", media_type="text/html; charset=utf-8")
 
@@ -190,6 +216,7 @@ def build_http_app(backend: EmulatorBackend, extra_app: ASGIApp | None = None) -
         Route("/{stage}/@connections/{connection_id:path}", handlers.connection, methods=methods),
         Route("/2015-03-31/functions/{function_name}/invocations", handlers.invoke, methods=["POST"]),
         Route("/chat", handlers.chat_page, methods=["GET"]),
+        Route("/_emulator/faults", handlers.faults, methods=["GET", "PUT", "DELETE"]),
     ]
     if extra_app is not None:
         routes.append(Mount("/", app=extra_app))

@@ -20,16 +20,18 @@ from tests.e2e.client import LocalStackInfo
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def start_local_run(state_dir: Path, extra_env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], Any]:
+def start_local_run(
+    state_dir: Path, extra_env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+) -> tuple[subprocess.Popen[bytes], Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEFU_")}
     # Every visitor of these suites comes from 127.0.0.1: per-address limits would make the order of
     # tests matter (the limits themselves are tested in tests/unit/test_rate_limits.py).
     env |= {"KEFU_RATE_ADDRESS_MESSAGES_PER_MINUTE": "0", "KEFU_RATE_ADDRESS_HANDOFFS_PER_10_MINUTES": "0"}
     env |= {"KEFU_RATE_ADDRESS_CONNECTIONS_PER_MINUTE": "0"}
     env.update(extra_env or {})
-    log = (state_dir / "run.log").open("wb")
+    log = (state_dir / "run.log").open("ab")
     process = subprocess.Popen(
-        [sys.executable, "-m", "local.run", "--port", "0", "--state-dir", str(state_dir)],
+        [sys.executable, "-m", "local.run", "--port", "0", "--state-dir", str(state_dir), *args],
         cwd=ROOT,
         env=env,
         stdout=log,
@@ -44,7 +46,9 @@ def wait_for_local_json(process: subprocess.Popen[bytes], state_dir: Path, timeo
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if target.exists():
-            return dict(json.loads(target.read_text()))
+            info = dict(json.loads(target.read_text()))
+            if info.get("pid") == process.pid:  # not the file an earlier run left
+                return info
         if process.poll() is not None:
             break
         time.sleep(0.2)

@@ -117,3 +117,48 @@ def test_cancelled_transaction_leaves_no_trace(moto_server: MotoServer) -> None:
         ("kept", "before"),
         ("updated", "before"),
     ]
+
+
+def test_moto_state_is_saved_on_stop_and_restored_on_start(tmp_path: Path) -> None:
+    state_file = tmp_path / "moto-state.pickle"
+    first = MotoServer(state_file=state_file).start()
+    try:
+        dynamodb = boto3.client("dynamodb", endpoint_url=first.url, region_name="us-east-1")
+        dynamodb.create_table(
+            TableName="kept",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        dynamodb.put_item(TableName="kept", Item={"pk": {"S": "a"}, "v": {"S": "1"}})
+        sqs = boto3.client("sqs", endpoint_url=first.url, region_name="us-east-1")
+        fifo = {"FifoQueue": "true"}
+        queue = sqs.create_queue(QueueName="kept.fifo", Attributes={**fifo, "VisibilityTimeout": "300"})["QueueUrl"]
+        for body in ("waiting", "in flight"):
+            sqs.send_message(QueueUrl=queue, MessageBody=body, MessageGroupId=body, MessageDeduplicationId=body)
+        taken = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1)["Messages"]
+    finally:
+        first.stop()  # SIGTERM: moto writes its state file
+    assert state_file.exists()
+
+    # Restarted alone (the consumer may still run): the received message stays invisible.
+    alone = MotoServer(state_file=state_file).start()
+    try:
+        dynamodb = boto3.client("dynamodb", endpoint_url=alone.url, region_name="us-east-1")
+        assert dynamodb.get_item(TableName="kept", Key={"pk": {"S": "a"}})["Item"]["v"] == {"S": "1"}
+        sqs = boto3.client("sqs", endpoint_url=alone.url, region_name="us-east-1")
+        queue = sqs.get_queue_url(QueueName="kept.fifo")["QueueUrl"]
+        visible = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+        assert [m["Body"] for m in visible] == ["in flight" if taken[0]["Body"] == "waiting" else "waiting"]
+    finally:
+        alone.stop()
+
+    # Restarted with the whole stack (the consumer is gone): the in-flight message is offered again.
+    with_stack = MotoServer(state_file=state_file).start(release_in_flight=True)
+    try:
+        sqs = boto3.client("sqs", endpoint_url=with_stack.url, region_name="us-east-1")
+        queue = sqs.get_queue_url(QueueName="kept.fifo")["QueueUrl"]
+        offered = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+        assert taken[0]["Body"] in [m["Body"] for m in offered]
+    finally:
+        with_stack.stop()

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from local.emulator.config import ApiConfig, EventSourceMapping, FunctionConfig
 from local.emulator.context import ClientContext
 from local.emulator.gateway import _connect_response, route_response_body
-from local.emulator.invoke import LambdaRuntime, run_handler
+from local.emulator.invoke import CrashPlan, LambdaRuntime, run_handler
 from local.emulator.management import _client_context, function_name_from
 from local.emulator.sqs import failed_message_ids, split_batches
 from tests import events
@@ -243,3 +243,43 @@ def test_split_batches_groups_fifo_messages_in_order() -> None:
     assert [[m["Body"] for m in batch] for batch in batches] == [["1", "3"], ["2"]]
     assert split_batches(messages, fifo=False) == [messages]
     assert split_batches([], fifo=True) == []
+
+
+# --- fault injection: a crash plan kills the invocation that posts ---
+
+posting_runtime: dict[str, LambdaRuntime] = {}
+
+
+def posts_until_stopped(event: Any, context: Any) -> Any:
+    """Posts to its connection (as the management API would see it) and absorbs every Exception."""
+    runtime = posting_runtime["runtime"]
+    posted = 0
+    for _ in range(200):
+        try:
+            if runtime.crash_on_post(event["connectionId"]):
+                raise ConnectionError("the post was dropped")  # what the sender sees: a 500
+            posted += 1
+        except Exception:  # noqa: S112 - the point: a crash is not an Exception the handler can absorb
+            continue
+    return {"posted": posted}
+
+
+def test_a_crash_plan_kills_the_posting_invocation_once_per_connection() -> None:
+    runtime = LambdaRuntime({"gen": FunctionConfig(handler=f"{HERE}:posts_until_stopped")}, region="r", account_id="1")
+    posting_runtime["runtime"] = runtime
+    runtime.crash_plan = CrashPlan(function="gen", after_posts=3, remaining=5)
+
+    async def scenario() -> tuple[Any, Any, Any]:
+        first = await runtime.invoke("gen", {"connectionId": "conn-A"})
+        again = await runtime.invoke("gen", {"connectionId": "conn-A"})  # its redelivery: not crashed again
+        other = await runtime.invoke("gen", {"connectionId": "conn-B"})
+        return first, again, other
+
+    try:
+        first, again, other = asyncio.run(scenario())
+    finally:
+        runtime.close()
+    assert first.error is not None and first.error["errorType"] == "Runtime.ExitError"
+    assert again.ok and again.payload == {"posted": 200}
+    assert other.error is not None and other.error["errorType"] == "Runtime.ExitError"
+    assert runtime.crash_plan.remaining == 3 and len(runtime.crash_plan.crashed) == 2
