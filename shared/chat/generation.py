@@ -128,6 +128,7 @@ class Generator:
             self.answers,
             self._answer_key(job, tenant_model, retrieval, plan.citations, history),
             lambda: tenant_model.model.stream(job.text, plan, history),
+            owner=f"{job.conversation_id}/{answer_id}",
         )
         return self._deliver(attempt, tenant_model, source, plan.citations)
 

@@ -10,8 +10,9 @@ is it?"); in practice the reused answers are those to first questions.
 While a question is being answered (the *leader*), the same question from another visitor of the
 same tenant (a *follower*) does not call the model again: it streams the leader's frames as they
 are sent. If the leader gives up before the follower saw any text, the follower asks the model
-itself. Cached and shared answers go through the same frame coalescer as fresh ones, so they stream
-like fresh ones.
+itself. A flight is joined on behalf of one answer (its id): a redelivered job of the same answer
+(its first attempt crashed) takes the flight over instead of following its own dead attempt. Cached
+and shared answers go through the same frame coalescer as fresh ones, so they stream like fresh ones.
 
 Two stores: Redis when configured (shared by every generate container; degrades to "no cache" on any
 Redis error), else in this container's memory.
@@ -119,14 +120,17 @@ class AnswerCache(ABC):
     def get(self, key: AnswerKey) -> str | None: ...
 
     @abstractmethod
-    def join(self, key: AnswerKey) -> Flight: ...
+    def join(self, key: AnswerKey, owner: str = "") -> Flight:
+        """Lead the flight of ``key``, or follow it. ``owner``: the answer this is for; a flight
+        already led for the same owner is an earlier attempt of this very answer (a crashed
+        invocation, redelivered), which nobody will finish: it is taken over, not followed."""
 
 
 class NoAnswerCache(AnswerCache):
     def get(self, key: AnswerKey) -> str | None:
         return None
 
-    def join(self, key: AnswerKey) -> Flight:
+    def join(self, key: AnswerKey, owner: str = "") -> Flight:
         return SoloFlight()
 
 
@@ -134,7 +138,8 @@ class NoAnswerCache(AnswerCache):
 
 
 class _MemoryFlight:
-    def __init__(self) -> None:
+    def __init__(self, owner: str = "") -> None:
+        self.owner = owner
         self.parts: list[str] = []
         self.state = "running"
         self.condition = threading.Condition()
@@ -219,12 +224,12 @@ class InMemoryAnswerCache(AnswerCache):
             self._answers.move_to_end(key)
             return entry[0]
 
-    def join(self, key: AnswerKey) -> Flight:
+    def join(self, key: AnswerKey, owner: str = "") -> Flight:
         with self._lock:
             flight = self._flights.get(key)
-            if flight is not None:
+            if flight is not None and not (owner and flight.owner == owner):
                 return _MemoryFollower(flight, self._stall)
-            flight = self._flights[key] = _MemoryFlight()
+            flight = self._flights[key] = _MemoryFlight(owner)
         return _MemoryLeader(self, key, flight)
 
     def _store(self, key: AnswerKey, text: str) -> None:
@@ -292,15 +297,22 @@ class RedisAnswerCache(AnswerCache):
             return None
         return value if isinstance(value, str) else None
 
-    def join(self, key: AnswerKey) -> Flight:
+    def join(self, key: AnswerKey, owner: str = "") -> Flight:
         if not self._backoff.available():
             return SoloFlight()
         lock = self._key(key, "lock")
-        token = secrets.token_hex(8)
+        # The lock's value names the answer it is held for, so a redelivery of that answer knows it.
+        mine = hashlib.sha256(owner.encode()).hexdigest()[:16] + "." if owner else ""
+        token = mine + secrets.token_hex(8)
         try:
             if self._redis.set(lock, token, nx=True, px=self._flight_ms):
                 return _RedisLeader(self, key, token)
             holder = self._redis.get(lock)
+            if mine and isinstance(holder, str) and holder.startswith(mine):
+                # Our own earlier attempt: take the lock over (only if it still holds it).
+                if self._redis.set(lock, token, xx=True, px=self._flight_ms):
+                    return _RedisLeader(self, key, token)
+                holder = self._redis.get(lock)
         except Exception as exc:
             self._backoff.failed("join", exc)
             return SoloFlight()
@@ -404,7 +416,9 @@ class AnswerSource:
     followers). ``usage`` is the model's, when it was asked; ``declined`` whether the model said the
     passages do not answer the question (known once the pieces are consumed)."""
 
-    def __init__(self, cache: AnswerCache, key: AnswerKey | None, ask: Callable[[], Iterator[str]]) -> None:
+    def __init__(
+        self, cache: AnswerCache, key: AnswerKey | None, ask: Callable[[], Iterator[str]], owner: str = ""
+    ) -> None:
         self._ask = ask
         self._cache, self._key = cache, key
         self._stream: Iterator[str] | None = None
@@ -418,7 +432,7 @@ class AnswerSource:
             self.pieces: Iterator[str] = iter(split_into_pieces(cached.removeprefix(_DECLINED)))
             return
         if key is not None:
-            self._flight = cache.join(key)
+            self._flight = cache.join(key, owner)
         if self._flight.leader:
             self.pieces = self._fresh()
         else:

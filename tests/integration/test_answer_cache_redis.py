@@ -75,6 +75,22 @@ def test_after_an_abandoned_flight_the_next_asker_leads_with_a_fresh_stream(redi
     assert cache.get(KEY) == "fresh"
 
 
+def test_a_redelivered_answer_takes_over_its_own_crashed_flight_in_another_container(
+    redis_server: RedisServer,
+) -> None:
+    crashed_container, next_container = cache_on(redis_server), cache_on(redis_server)
+    crashed = crashed_container.join(KEY, "c1/0001.a")
+    crashed.publish("Two")  # the invocation died here: its lock would stay for the flight's lifetime
+
+    assert not next_container.join(KEY, "c2/0002.a").leader  # another answer's identical question follows
+    again = next_container.join(KEY, "c1/0001.a")
+    assert again.leader
+    again.finish("Two to four working days.")
+    assert next_container.get(KEY) == "Two to four working days."
+    crashed.abandon()  # a late word from the dead attempt releases nothing it no longer holds
+    assert crashed_container.get(KEY) == "Two to four working days."
+
+
 def test_a_follower_learns_that_the_leaders_model_never_answered(redis_server: RedisServer) -> None:
     cache = cache_on(redis_server)
     first = cache.join(KEY)

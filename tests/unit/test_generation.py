@@ -348,8 +348,8 @@ class WatchedCache(InMemoryAnswerCache):
         super().__init__(ttl_seconds=60)
         self.follower_joined = threading.Event()
 
-    def join(self, key: AnswerKey) -> Flight:
-        flight = super().join(key)
+    def join(self, key: AnswerKey, owner: str = "") -> Flight:
+        flight = super().join(key, owner)
         if not flight.leader:
             self.follower_joined.set()
         return flight

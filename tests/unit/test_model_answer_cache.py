@@ -72,6 +72,18 @@ def test_an_abandoned_answer_is_not_cached_and_the_next_asker_leads() -> None:
     assert cache.join(key()).leader
 
 
+def test_a_redelivered_answer_takes_over_its_own_crashed_flight_and_others_still_follow() -> None:
+    cache = InMemoryAnswerCache(ttl_seconds=60)
+    crashed = cache.join(key(), "c1/0001.a")
+    crashed.publish("Two")  # then the invocation died: nobody will finish this flight
+
+    assert not cache.join(key(), "c2/0002.a").leader  # another visitor's identical question follows
+    again = cache.join(key(), "c1/0001.a")  # the same answer, redelivered: it leads afresh
+    assert again.leader
+    again.finish("Two to four working days.")
+    assert cache.get(key()) == "Two to four working days."
+
+
 def test_the_cache_keeps_at_most_max_entries() -> None:
     cache = InMemoryAnswerCache(ttl_seconds=60, max_entries=2)
     for question in ("a?", "b?", "c?"):
