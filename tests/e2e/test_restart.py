@@ -16,10 +16,9 @@ from typing import Any
 
 import httpx
 import pytest
-from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from tests.e2e.client import LocalStackInfo, ask, open_visitor, send_message
+from tests.e2e.client import LocalStackInfo, ask, connect_agent, open_visitor, send_message
 from tests.e2e.conftest import ROOT, start_local_run, stop, wait_for_local_json
 
 pytestmark = pytest.mark.e2e
@@ -40,10 +39,10 @@ def start(state_dir: Path, *args: str) -> tuple[subprocess.Popen[bytes], dict[st
         raise
 
 
-def handshake_status(url: str) -> int:
+def agent_handshake_status(ws_url: str, key: str) -> int:
     async def attempt() -> int:
         try:
-            async with await connect(url, open_timeout=30):
+            async with connect_agent(ws_url, key):
                 return 101
         except InvalidStatus as refused:
             return refused.response.status_code
@@ -111,10 +110,8 @@ def test_everything_survives_a_restart_and_a_second_run_is_refused(tmp_path: Pat
             assert again[name] == info[name], name  # same keys, demo tenant not duplicated
         assert search(again, tenant["tenantId"], "how much air in tyres") == before
         assert transcript(again, tenant["tenantId"], conversation) == ["tyre pressure?", frames[-1]["text"]]
-        query = httpx.QueryParams(role="agent", key=agent["agentKey"])
-        assert handshake_status(f"{again['ws_url']}?{query}") == 101  # the agent's key still logs in
-        demo_agent = httpx.QueryParams(role="agent", key=again["agent_key"])
-        assert handshake_status(f"{again['ws_url']}?{demo_agent}") == 101
+        assert agent_handshake_status(again["ws_url"], agent["agentKey"]) == 101  # the agent's key still logs in
+        assert agent_handshake_status(again["ws_url"], again["agent_key"]) == 101
         with LocalStackInfo.model_validate(again).admin() as admin:
             agents = admin.get(f"/v1/tenants/{again['tenant_id']}/agents").json()["agents"]
         assert len(agents) == 2  # the demo agents were not created twice

@@ -5,6 +5,7 @@ resolved and every address checked when a connection is made."""
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -18,6 +19,13 @@ def problem(endpoint: str) -> str:
     with pytest.raises(ValueError) as caught:
         ModelTarget.model_validate({"provider": "openai", "model": "m", "endpoint": endpoint})
     return str(caught.value)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings() -> Iterator[None]:
+    """Settings read under this module's environment are not left cached for the tests after it."""
+    yield
+    get_settings.cache_clear()
 
 
 @pytest.mark.parametrize(
@@ -41,7 +49,11 @@ def problem(endpoint: str) -> str:
         ("http://224.0.0.1/v1", "multicast"),
     ],
 )
-def test_blocked_addresses_in_every_notation_are_refused(endpoint: str, reason: str | None) -> None:
+def test_blocked_addresses_in_every_notation_are_refused(
+    endpoint: str, reason: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The deployment's default (the integration suite allows loopback for its local model servers).
+    monkeypatch.delenv("KEFU_MODEL_ENDPOINT_ALLOW_LOOPBACK", raising=False)
     get_settings.cache_clear()
     if reason is None:
         ModelTarget.model_validate({"provider": "openai", "model": "m", "endpoint": endpoint})
