@@ -204,6 +204,14 @@ class SqsEventSource:
         ids = [record["messageId"] for record in records]
         failed = failed_message_ids(result.payload, ids) if self.mapping.report_batch_item_failures else set()
         done = [message for message in batch if message["MessageId"] not in failed]
+        if failed:
+            # Reported as failed (batchItemFailures): left on the queue, like a failed invocation's.
+            logger.info(
+                "%s reported %d failed message(s) from %s; they return after the visibility timeout",
+                self.mapping.function,
+                len(failed),
+                self.mapping.queue_url,
+            )
         if done:
             try:
                 await asyncio.to_thread(self._delete, done)

@@ -162,3 +162,50 @@ def test_moto_state_is_saved_on_stop_and_restored_on_start(tmp_path: Path) -> No
         assert taken[0]["Body"] in [m["Body"] for m in offered]
     finally:
         with_stack.stop()
+
+
+def test_fifo_message_in_flight_across_a_moto_restart_comes_back_and_frees_its_group(tmp_path: Path) -> None:
+    """The fault suite's "moto restarted": a job received just before moto's SIGTERM is restored in
+    flight (its consumer may still run). Its group must stay held only until its visibility timeout
+    ends: then the job comes back (the failed attempt's handle no longer deletes it) and, once it
+    is settled, the group's next job is delivered. A restored queue whose in-flight bookkeeping no
+    longer matched its messages would hold the group for ever."""
+    state_file = tmp_path / "moto-state.pickle"
+    first = MotoServer(state_file=state_file).start()
+    try:
+        sqs = boto3.client("sqs", endpoint_url=first.url, region_name="us-east-1")
+        attributes = {"FifoQueue": "true", "VisibilityTimeout": "2"}
+        queue = sqs.create_queue(QueueName="jobs.fifo", Attributes=attributes)["QueueUrl"]
+        for body in ("first", "second"):
+            sqs.send_message(QueueUrl=queue, MessageBody=body, MessageGroupId="g", MessageDeduplicationId=body)
+        taken = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+        assert [m["Body"] for m in taken] == ["first", "second"][: len(taken)] and taken
+        # Keep only "first" in flight: "second" (if it came in the same batch) is released at once.
+        for extra in taken[1:]:
+            sqs.change_message_visibility(QueueUrl=queue, ReceiptHandle=extra["ReceiptHandle"], VisibilityTimeout=0)
+        stale_handle = taken[0]["ReceiptHandle"]
+    finally:
+        first.stop()  # SIGTERM: moto saves "first" in flight and exits
+
+    restarted = MotoServer(state_file=state_file).start()  # as the runner restarts it: in flight kept
+    try:
+        sqs = boto3.client("sqs", endpoint_url=restarted.url, region_name="us-east-1")
+        queue = sqs.get_queue_url(QueueName="jobs.fifo")["QueueUrl"]
+        # While "first" is in flight, its group gives nothing (FIFO order).
+        assert sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", []) == []
+        # After its visibility timeout, "first" comes back (generous bound: a shared machine).
+        again: list[dict[str, object]] = []
+        deadline = time.monotonic() + 30
+        while not again and time.monotonic() < deadline:
+            again = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        assert [m["Body"] for m in again][:1] == ["first"]
+        assert again[0]["ReceiptHandle"] != stale_handle
+        sqs.delete_message(QueueUrl=queue, ReceiptHandle=str(again[0]["ReceiptHandle"]))
+        # Settled: the group's next message is delivered.
+        rest = list(again[1:])
+        deadline = time.monotonic() + 30
+        while not rest and time.monotonic() < deadline:
+            rest = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        assert [m["Body"] for m in rest] == ["second"]
+    finally:
+        restarted.stop()
