@@ -67,9 +67,9 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def running_stack(state_dir: Path) -> Iterator[LocalStackInfo]:
+def running_stack(state_dir: Path, extra_env: dict[str, str] | None = None) -> Iterator[LocalStackInfo]:
     """`python -m local.run` in a child process, stopped (and checked for a clean exit) afterwards."""
-    process, log = start_local_run(state_dir)
+    process, log = start_local_run(state_dir, extra_env)
     try:
         yield LocalStackInfo.model_validate(wait_for_local_json(process, state_dir))
     finally:

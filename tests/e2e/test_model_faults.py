@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.client import LocalStackInfo, ask, open_visitor, send_message, silent_for
-from tests.e2e.conftest import start_local_run, stop, wait_for_local_json
+from tests.e2e.conftest import running_stack
 from tests.support.openai_sse_server import OpenAISSEServer, Script
 
 pytestmark = pytest.mark.e2e
@@ -53,12 +53,8 @@ def stack(model_server: OpenAISSEServer, tmp_path_factory: pytest.TempPathFactor
         "KEFU_LLM_FIRST_TOKEN_TIMEOUT_SECONDS": "2",
         "KEFU_LLM_BETWEEN_TOKENS_TIMEOUT_SECONDS": "2",
     }
-    process, log = start_local_run(state_dir, env)
-    try:
-        yield LocalStackInfo.model_validate(wait_for_local_json(process, state_dir))
-    finally:
-        stop(process)
-        log.close()
+    with running_stack(state_dir, env) as info:
+        yield info
 
 
 def terminal(frames: list[dict[str, Any]]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.client import LocalStackInfo, ask, connect_agent, open_visitor, receive, send_message
-from tests.e2e.conftest import start_local_run, stop, wait_for_local_json
+from tests.e2e.conftest import running_stack
 from tests.support.openai_sse_server import OpenAISSEServer, Script
 
 pytestmark = pytest.mark.integration
@@ -33,12 +33,8 @@ def stack(model_server: OpenAISSEServer, tmp_path_factory: pytest.TempPathFactor
         # Tenants' configuration changes reach the functions within a second.
         "KEFU_TENANT_CONFIG_TTL_SECONDS": "1",
     }
-    process, log = start_local_run(state_dir, env)
-    try:
-        yield LocalStackInfo.model_validate(wait_for_local_json(process, state_dir))
-    finally:
-        stop(process)
-        log.close()
+    with running_stack(state_dir, env) as info:
+        yield info
 
 
 def chat(stack: LocalStackInfo, *questions: str) -> list[list[dict]]:
