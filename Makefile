@@ -63,7 +63,7 @@ screenshots: install system-deps
 
 ## Every suite: lint, types, unit, integration, e2e, browser, infra.
 test: install system-deps node-deps lint typecheck
-	$(BIN)/pytest tests
+	$(BIN)/pytest tests -n 2 --dist loadgroup
 
 ## The long fault-injection run (model killed/refusing/429/500/503/hanging/slow, Redis and moto restarted,
 ## generate crashing) -> docs/reliability.md. `make test` runs a short version (tests/e2e/test_faults.py).
