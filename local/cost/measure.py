@@ -49,16 +49,19 @@ async def _conversation(stack: Stack, questions: int, offset: int) -> int:
     return answered
 
 
-async def _run(stack: Stack, conversations: int, questions: int) -> tuple[int, float]:
+async def _run(stack: Stack, fixture: Fixture, conversations: int, questions: int) -> tuple[int, float, int]:
     await _conversation(stack, questions, 0)  # warm-up: imports, the tenant's config cache
     await asyncio.sleep(1.0)  # its $disconnect finishes
     httpx.delete(f"{stack.info['admin_url']}/_emulator/usage")
+    fixture.stats()
+    before = sum(fixture.seen.values())
     started = time.monotonic()
     answered = 0
     for number in range(conversations):
         answered += await _conversation(stack, questions, number)
     await asyncio.sleep(1.5)  # the last $disconnect and the generate job's deletion are metered too
-    return answered, time.monotonic() - started
+    fixture.stats()
+    return answered, time.monotonic() - started, sum(fixture.seen.values()) - before
 
 
 def cold_starts() -> dict[str, float]:
@@ -70,8 +73,14 @@ def cold_starts() -> dict[str, float]:
     return {name: round(statistics.median(values), 1) for name, values in runs.items()}
 
 
-def measure(conversations: int = CONVERSATIONS, questions: int = QUESTIONS_PER_CONVERSATION) -> dict[str, Any]:
-    """Run the benchmark and return the meters' counts with what produced them."""
+def measure(
+    conversations: int = CONVERSATIONS,
+    questions: int = QUESTIONS_PER_CONVERSATION,
+    settings: dict[str, str] | None = None,
+    cold: bool = True,
+) -> dict[str, Any]:
+    """Run the benchmark and return the meters' counts with what produced them; ``settings`` are extra
+    ``KEFU_*`` values of the stack (a variant), ``cold`` also measures the handlers' import times."""
     with tempfile.TemporaryDirectory(prefix="kefu-cost-") as state, Fixture() as fixture:
         fixture.script(tokens=ANSWER_TOKENS, tokens_per_second=TOKENS_PER_SECOND)
         env = {
@@ -85,20 +94,23 @@ def measure(conversations: int = CONVERSATIONS, questions: int = QUESTIONS_PER_C
             "KEFU_RATE_TENANT_MESSAGES_PER_MINUTE": "100000",
             # The benchmark Stack turns the per-visitor limits off for its closed loops: back to defaults.
             **{f"KEFU_{field.upper()}": str(Settings.model_fields[field].default) for field in VISITOR_LIMITS},
+            **(settings or {}),
         }
         with Stack(fixture.base_url, Path(state), env=env, module="local.cost._stack") as stack:
-            answered, seconds = asyncio.run(_run(stack, conversations, questions))
+            answered, seconds, model_requests = asyncio.run(_run(stack, fixture, conversations, questions))
             usage = httpx.get(f"{stack.info['admin_url']}/_emulator/usage").json()
     return {
         "machine": machine_line(),
         "conversations": conversations,
         "questionsPerConversation": questions,
         "answered": answered,
+        "modelRequests": model_requests,
+        "settings": settings or {},
         "answerTokens": ANSWER_TOKENS,
         "tokensPerSecond": TOKENS_PER_SECOND,
         "seconds": round(seconds, 1),
         "usage": usage,
-        "coldStartMs": cold_starts(),
+        "coldStartMs": cold_starts() if cold else {},
     }
 
 

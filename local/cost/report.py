@@ -181,6 +181,42 @@ def per_conversation(measured: Mapping[str, Any], memory: Mapping[str, int], *, 
     return lines
 
 
+def first_deploy_table(profiles: Mapping[str, Mapping[str, Any]], descriptions: Mapping[str, str]) -> str:
+    """docs/deploy.md's "What a first deploy costs": each profile's idle floor per day and month."""
+    rows = [
+        "| Profile | Idle per day | Idle per month | Mostly |",
+        "|---|---:|---:|---|",
+    ]
+    for name, template in profiles.items():
+        lines = fixed_costs(template)
+        total = sum(line.monthly_usd for line in lines)
+        by_type: dict[str, float] = defaultdict(float)
+        for line in lines:
+            by_type[line.cfn_type.split("::", 1)[1]] += line.monthly_usd
+        top = sorted(by_type.items(), key=lambda kv: -kv[1])[:3]
+        mostly = ", ".join(f"{kind} {_usd(amount)}" for kind, amount in top)
+        rows.append(f"| {name}: {descriptions[name]} | {_usd(total / DAYS_PER_MONTH)} | {_usd(total)} | {mostly} |")
+    return "\n".join(rows)
+
+
+def _variant_lines(measured: Mapping[str, Any], memory: Mapping[str, int], warm_total: float) -> list[str]:
+    """The same benchmark with other settings (local/cost/__main__.py VARIANTS)."""
+    out = []
+    for name, variant in measured.get("variants", {}).items():
+        lines = per_conversation(variant, memory, cold=False)
+        total = sum(line.usd for line in lines)
+        ws = variant["usage"]["websocket"]
+        generate = variant["usage"]["lambda"].get("kefu-generate", {})
+        out += [
+            f"Measured the same way with `{name}` ({', '.join(f'{k}={v}' for k, v in variant['settings'].items())}): "
+            f"{ws['messagesOut'] / variant['conversations']:.1f} WebSocket messages out per conversation, generate "
+            f"{generate.get('billedMs', 0) / variant['conversations']:,.0f} ms billed, "
+            f"total warm **{_usd(total)}** per conversation ({(total - warm_total) / warm_total:+.0%}).",
+            "",
+        ]
+    return out
+
+
 def _usd(value: float) -> str:
     if value == 0:
         return "$0"
@@ -275,7 +311,8 @@ def _per_conversation_section(
         f"connects, asks {measured['questionsPerConversation']} questions (each after the previous answer ended) "
         f"and leaves; the model streams {measured['answerTokens']} tokens at {measured['tokensPerSecond']} tokens/s "
         f"(generate is billed while it waits). {measured['answered']} of "
-        f"{n * measured['questionsPerConversation']} answers completed; {measured['seconds']} s. Lambda durations "
+        f"{n * measured['questionsPerConversation']} answers completed ({measured.get('modelRequests', '?')} reached "
+        f"the model); {measured['seconds']} s. Lambda durations "
         "are this machine's (the handlers run in-process in the emulator, x86, shared with other work), billed at "
         "each function's configured memory (from the template). Counts per conversation:",
         "",
@@ -290,6 +327,7 @@ def _per_conversation_section(
         f"{', '.join(f'{k} {v:.0f} ms' for k, v in measured['coldStartMs'].items() if k != 'admin')}) | | "
         f"**{_usd(cold_total)}** |",
         "",
+        *_variant_lines(measured, memory, warm_total),
         "Not counted: the model's tokens; CloudFront serving the widget script (per page view, not per conversation); "
         "custom CloudWatch metrics (billed per metric per month once published, not per conversation); "
         "DynamoDB storage (the conversation's items, kept by TTL). The SQS receives the emulator's poller made while "
