@@ -330,7 +330,9 @@ def _per_conversation_section(
         *_variant_lines(measured, memory, warm_total),
         "Not counted: the model's tokens; CloudFront serving the widget script (per page view, not per conversation); "
         "custom CloudWatch metrics (billed per metric per month once published, not per conversation); "
-        "DynamoDB storage (the conversation's items, kept by TTL). The SQS receives the emulator's poller made while "
+        "DynamoDB storage (the conversation's items, kept by TTL); Secrets Manager reads (connect and message read "
+        "the visitor-token secret once per cold start, $0.000005 a read; locally it comes from the environment). "
+        "The SQS receives the emulator's poller made while "
         "jobs were in flight and found nothing are left out (Lambda's pollers do not short-poll like that; their "
         "empty receives are in the idle floor). DynamoDB units are computed from the items' sizes by AWS's rules "
         "(local/cost/units.py), not moto's placeholders; transaction items other than puts are counted at the "
@@ -367,6 +369,10 @@ def _per_conversation_section(
         f"{_usd(cold_total)} with cold starts: "
         + ("met (warm)." if warm_total <= GOAL_PER_CONVERSATION_USD else "**not met** (warm).")
         + " The biggest lines are the answer's stream (one WebSocket message per @connections post) and "
-        "generate's GB-s while the model streams.",
+        "generate's GB-s while the model streams."
+        + "".join(
+            f" With `{name}`: {_usd(sum(line.usd for line in per_conversation(variant, memory, cold=False)))} warm."
+            for name, variant in measured.get("variants", {}).items()
+        ),
     ]
     return out
