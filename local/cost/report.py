@@ -328,6 +328,12 @@ def _per_conversation_section(
         f"**{_usd(cold_total)}** |",
         "",
         *_variant_lines(measured, memory, warm_total),
+        "The benchmark's visitors ask at once and leave; a real one reads and types between questions. Each "
+        "further minute connected adds "
+        f"{_usd(load_prices()['apigateway']['websocket_per_million_connection_minutes'] / 1e6)} (a visitor who "
+        f"stays 10 minutes: +{_usd(9 * load_prices()['apigateway']['websocket_per_million_connection_minutes'] / 1e6)}"
+        "); the widget's idle connection is closed by API Gateway after 10 minutes.",
+        "",
         "Not counted: the model's tokens; CloudFront serving the widget script (per page view, not per conversation); "
         "custom CloudWatch metrics (billed per metric per month once published, not per conversation); "
         "DynamoDB storage (the conversation's items, kept by TTL); Secrets Manager reads (connect and message read "
