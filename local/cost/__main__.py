@@ -31,6 +31,7 @@ VARIANTS: dict[str, dict[str, str]] = {"stream_flush_ms=250": {"KEFU_STREAM_FLUS
 
 def profiles() -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
     """Profile name -> CDK context, and a description of each."""
+    import tests.infra.profiles as known
     from tests.infra.profiles import EXISTING_DOMAIN, HYBRID, PROD
     from tests.infra.synthesis import SKIP_BUNDLING
 
@@ -46,6 +47,11 @@ def profiles() -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
         "existing_domain": "an existing OpenSearch domain (billed outside this stack)",
         "hybrid": "generate in a VPC with a NAT gateway (README, hybrid cloud)",
     }
+    # OpenSearch Serverless as an option beside the S3-backed index (once that is the default).
+    opensearch = getattr(known, "OPENSEARCH", None)
+    if opensearch is not None:
+        contexts["opensearch"] = opensearch
+        descriptions["opensearch"] = "`-c retrieval=opensearch` (an OpenSearch Serverless collection)"
     return contexts, descriptions
 
 
