@@ -1,4 +1,4 @@
-"""Backing services of the local emulation: moto's server (DynamoDB, SQS) and a redis-server process."""
+"""Backing services of the local emulation: moto's server (DynamoDB, SQS, S3) and a redis-server process."""
 
 from __future__ import annotations
 
@@ -76,6 +76,8 @@ def _serialised_dynamodb(app: Any, snapshots: MotoSnapshots | None = None) -> An
 
     def serve(environ: dict[str, Any], start_response: Any) -> Any:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
+        # S3 (REST: no target header) reads change nothing either.
+        read_only = target in _READ_ONLY_TARGETS or (not target and environ.get("REQUEST_METHOD") in ("GET", "HEAD"))
         if snapshots is not None:
             if environ.get("PATH_INFO") == "/_kefu/snapshot" and environ.get("REQUEST_METHOD") == "POST":
                 snapshots.save()
@@ -87,7 +89,7 @@ def _serialised_dynamodb(app: Any, snapshots: MotoSnapshots | None = None) -> An
                 start_response("503 Service Unavailable", [("Content-Type", "application/x-amz-json-1.0")])
                 return [b'{"__type":"ServiceUnavailable","message":"moto is restarting"}']
             try:
-                if target not in _READ_ONLY_TARGETS:
+                if not read_only:
                     snapshots.changed()
                 return _serve(environ, start_response, target)
             finally:
@@ -113,7 +115,7 @@ def _fresh_condition(_: threading.Condition) -> Any:
 
 
 class MotoSnapshots:
-    """moto's DynamoDB and SQS state, pickled to one file and restored from it.
+    """moto's DynamoDB, SQS and S3 state, pickled to one file and restored from it.
 
     moto keeps its state in per-service backend objects (``dynamodb_backends[account][region]``); they
     are plain Python objects apart from their locks (re-created on restore), so a pickle of them is a
@@ -159,9 +161,10 @@ class MotoSnapshots:
     @staticmethod
     def _backends() -> dict[str, Any]:
         from moto.dynamodb.models import dynamodb_backends
+        from moto.s3.models import s3_backends
         from moto.sqs.models import sqs_backends
 
-        return {"dynamodb": dynamodb_backends, "sqs": sqs_backends}
+        return {"dynamodb": dynamodb_backends, "sqs": sqs_backends, "s3": s3_backends}
 
     def changed(self) -> None:
         self._version += 1
@@ -249,13 +252,13 @@ class MotoSnapshots:
 
 
 def _moto_app(snapshots: MotoSnapshots | None = None) -> Any:
-    """moto's WSGI app, with DynamoDB and SQS requests (what kefu calls) routed straight to their
+    """moto's WSGI app, with DynamoDB, SQS and S3 requests (what kefu calls) routed straight to their
     backends: moto's dispatcher works out the service of every request anew (it lists its own
     package directory each time, under a global lock), a sixth of its time per request here."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     dispatcher = DomainDispatcherApplication(create_backend_app)
-    dynamodb, sqs = create_backend_app("dynamodb"), create_backend_app("sqs")
+    dynamodb, sqs, s3 = create_backend_app("dynamodb"), create_backend_app("sqs"), create_backend_app("s3")
 
     def route(environ: dict[str, Any], start_response: Any) -> Any:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
@@ -263,6 +266,8 @@ def _moto_app(snapshots: MotoSnapshots | None = None) -> Any:
             return dynamodb(environ, start_response)
         if target.startswith("AmazonSQS."):
             return sqs(environ, start_response)
+        if "/s3/aws4_request" in environ.get("HTTP_AUTHORIZATION", ""):  # SigV4's credential scope
+            return s3(environ, start_response)
         return dispatcher(environ, start_response)
 
     return _serialised_dynamodb(route, snapshots)
@@ -330,7 +335,7 @@ def _cheap_dynamodb_transactions() -> None:
 
 @dataclass
 class MotoServer:
-    """moto in server mode: DynamoDB and SQS over their real wire protocols.
+    """moto in server mode: DynamoDB, SQS and S3 over their real wire protocols.
 
     In a child process of its own: moto is pure Python, and in the caller's process its request
     handling would compete with the handlers for one interpreter lock (the emulator runs every handler
