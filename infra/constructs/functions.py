@@ -51,6 +51,11 @@ def settings_env(**values: str) -> dict[str, str]:
     return {f"KEFU_{field.upper()}": value for field, value in values.items()}
 
 
+def _index_name(name: str, opensearch: bool) -> dict[str, str]:
+    """Where an embedder's vectors go: its OpenSearch index, or its S3 prefix (and pointers)."""
+    return {"opensearch_index": name} if opensearch else {"knowledge_prefix": f"{name}/"}
+
+
 @dataclass(frozen=True)
 class FunctionInputs:
     """What the functions are configured with: names and endpoints of the other constructs."""
@@ -58,8 +63,8 @@ class FunctionInputs:
     region: str
     tables: Mapping[TableName, str]
     generate_queue_url: str
-    opensearch_endpoint: str
-    opensearch_service: str
+    # KnowledgeStore.settings: the backend and where it is (bucket and pointer table, or OpenSearch).
+    knowledge: Mapping[str, str]
     admin_key_secret_arn: str
     visitor_token_secret_arn: str
 
@@ -143,17 +148,15 @@ class KefuFunctions(Construct):
         }
         tables = settings_env(**{f"{name}_table": table for name, table in inputs.tables.items()})
         cache = settings_env(redis_url=config.redis_url) if config.redis_url else {}
-        store = settings_env(
-            knowledge_backend="opensearch",
-            opensearch_endpoint=inputs.opensearch_endpoint,
-            opensearch_service=inputs.opensearch_service,
-        )
+        store = settings_env(**inputs.knowledge)
+        opensearch = config.retrieval == "opensearch"
         # The embedder and reranker: retrieve (the bot's searches) and admin (ingestion, the recall test)
         # use the same ones, or the admin's search would disagree with the bot's; each embedder has its
         # own index. During a rebuild (config.rebuild_embedding) admin already ingests with the next
         # embedder into its index while retrieve serves the current one.
+        # On S3 each embedder's versions and pointers live under a prefix of the same name.
         search, ingest = (
-            store | settings_env(opensearch_index=c.knowledge_index, **c.knowledge_model_settings)
+            store | settings_env(**c.knowledge_model_settings, **_index_name(c.knowledge_index, opensearch))
             for c in (config, config.ingest_config)
         )
         model = settings_env(llm_provider=config.llm_provider)
