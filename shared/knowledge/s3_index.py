@@ -226,11 +226,17 @@ class S3HybridIndex(KnowledgeIndex):
             index = LocalHybridIndex(root, self.embedder, **self._index_options)
             index.version(tenant_id)  # load it now, under the lock, not in the first search
             with self._lock:
+                replaced = self._loaded.get(tenant_id)
                 self._loaded[tenant_id] = (version, index)
                 self._loaded.move_to_end(tenant_id)
+                evicted = []
                 while len(self._loaded) > self.cached_tenants:
-                    self._loaded.popitem(last=False)
-            self._prune_cache_dir(tenant_id, keep=version)
+                    evicted.append(self._loaded.popitem(last=False)[0])
+            for other in evicted:  # /tmp stays bounded like memory: at most cached_tenants tenants
+                shutil.rmtree(self.cache_dir / other, ignore_errors=True)
+            # The replaced version's files stay until the next switch: a search running on it in
+            # another thread still reads its manifest.
+            self._prune_cache_dir(tenant_id, keep={version, replaced[0] if replaced else version})
             return index
 
     def _version_dir(self, tenant_id: str, version: str) -> Path:
@@ -250,12 +256,12 @@ class S3HybridIndex(KnowledgeIndex):
         finally:
             shutil.rmtree(partial, ignore_errors=True)
 
-    def _prune_cache_dir(self, tenant_id: str, keep: str) -> None:
+    def _prune_cache_dir(self, tenant_id: str, keep: set[str]) -> None:
         """Remove this tenant's other versions from ``cache_dir`` (Lambda's /tmp is small)."""
         tenant_dir = self.cache_dir / tenant_id
         with contextlib.suppress(FileNotFoundError):
             for path in tenant_dir.iterdir():
-                if path.name != keep and not path.name.startswith(".tmp-"):
+                if path.name not in keep and not path.name.startswith(".tmp-"):
                     shutil.rmtree(path, ignore_errors=True)
 
     # --- writing ---
@@ -284,6 +290,9 @@ class S3HybridIndex(KnowledgeIndex):
                 # This process serves the new version at once, from what it just stored (the same
                 # float16-rounded vectors every other reader gets).
                 self._install(tenant_id, new_version, functools.partial(unpack_bundle, bundle))
+            with self._lock:
+                loaded = self._loaded.get(tenant_id)
+            self._prune_cache_dir(tenant_id, keep={new_version, loaded[0] if loaded else new_version})
             self._remember_pointer(tenant_id, new_version, self._clock())
             self._remove_old_versions(tenant_id, keep={new_version, base_version})
             return outcome
@@ -293,7 +302,7 @@ class S3HybridIndex(KnowledgeIndex):
         """The files of ``version`` in ``target`` (from ``cache_dir`` when this process has them)."""
         cached = self._version_dir(tenant_id, version) / tenant_id
         if (cached / MANIFEST).is_file():
-            with contextlib.suppress(FileNotFoundError):  # pruned meanwhile: fetch it instead
+            with contextlib.suppress(FileNotFoundError, shutil.Error):  # pruned meanwhile: fetch it instead
                 shutil.copytree(cached, target)
                 return
             shutil.rmtree(target, ignore_errors=True)

@@ -211,3 +211,8 @@ def test_an_existing_domain_implies_opensearch() -> None:
     }
     assert DeployConfig.from_context(cdk.App(context=context).node).retrieval == "opensearch"
     assert DeployConfig.from_context(cdk.App().node).retrieval == "s3"
+
+
+def test_retrieve_and_admin_have_room_in_tmp_for_unpacked_versions(dev: Synth) -> None:
+    for name in ("retrieve", "admin"):
+        assert dev.function(name)["Properties"]["EphemeralStorage"] == {"Size": 2048}

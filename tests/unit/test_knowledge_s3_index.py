@@ -278,3 +278,37 @@ def test_unsafe_tenant_ids_are_refused(store: FakeObjectStore, pointer: FakeVers
         index.index("../etc", DOCS)
     with pytest.raises(BadRequest):
         index.search("a/b", "refund", 1)
+
+
+def test_a_function_that_writes_and_searches_keeps_serving_while_its_tmp_is_pruned(
+    store: FakeObjectStore, pointer: FakeVersionPointer, tmp_path: Path
+) -> None:
+    # Given one function (the admin API) that searched a version and then writes two more
+    clock = Clock()
+    index = make_index(store, pointer, tmp_path / "tmp", pointer_ttl_seconds=60.0, clock=clock)
+    index.index("acme", DOCS[:1])
+    assert index.search("acme", "return refund", 1)[0].document_id == "returns"
+    index.index("acme", [DOCS[1]])
+    index.index("acme", [DOCS[2]])
+    # Then its searches see its own last write, and /tmp holds at most the loaded and the newest version
+    assert {p.document_id for p in index.search("acme", "return refund delivery 发票", 5)} == {
+        "returns",
+        "shipping",
+        "invoice",
+    }
+    assert len([p for p in (tmp_path / "tmp" / "acme").iterdir() if not p.name.startswith(".")]) <= 2
+
+
+def test_memory_and_tmp_hold_at_most_the_cached_tenants(
+    store: FakeObjectStore, pointer: FakeVersionPointer, tmp_path: Path
+) -> None:
+    writer = make_index(store, pointer, tmp_path / "writer")
+    writer.index("acme", DOCS[:1])
+    writer.index("globex", DOCS[1:2])
+    reader = make_index(store, pointer, tmp_path / "reader", cached_tenants=1)
+    assert reader.search("acme", "return refund", 1)[0].document_id == "returns"
+    assert reader.search("globex", "delivery days", 1)[0].document_id == "shipping"
+    assert sorted(p.name for p in (tmp_path / "reader").iterdir()) == ["globex"]
+    gets = store.gets
+    assert reader.search("acme", "return refund", 1)[0].document_id == "returns"  # loaded again
+    assert store.gets == gets + 1
