@@ -66,8 +66,12 @@ def test_the_opensearch_index_carries_the_embedder_and_its_dimension() -> None:
     assert chunk_index_name("BAAI/bge-m3", 1024) != chunk_index_name("BAAI/bge-m3", 768)
 
 
-def test_s3_backend_names_its_prefix_after_the_embedder(tmp_path: Path) -> None:
+def test_s3_backend_names_its_prefix_after_the_embedder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from shared.knowledge.s3_index import S3HybridIndex
+
+    # Credentials as Lambda gives them (else botocore asks the instance metadata service)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "unit")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "unit")
 
     settings = Settings(knowledge_backend="s3", knowledge_bucket="kb", knowledge_cache_dir=tmp_path)
     index = build_index(settings, FakeEmbedder())
