@@ -159,12 +159,18 @@ class MotoSnapshots:
         self.save()
 
     @staticmethod
-    def _backends() -> dict[str, Any]:
+    def _backends(with_s3: bool) -> dict[str, Any]:
+        """moto's backends; S3's only when asked (its import costs a restart ~0.2 s: S3 is imported
+        when the first S3 request arrives, so a moto that never served S3 has no S3 state)."""
         from moto.dynamodb.models import dynamodb_backends
-        from moto.s3.models import s3_backends
         from moto.sqs.models import sqs_backends
 
-        return {"dynamodb": dynamodb_backends, "sqs": sqs_backends, "s3": s3_backends}
+        backends = {"dynamodb": dynamodb_backends, "sqs": sqs_backends}
+        if with_s3:
+            from moto.s3.models import s3_backends
+
+            backends["s3"] = s3_backends
+        return backends
 
     def changed(self) -> None:
         self._version += 1
@@ -176,7 +182,7 @@ class MotoSnapshots:
     def _dump(self) -> bytes:
         state = {
             service: {account: dict(regions.items()) for account, regions in backends.items()}
-            for service, backends in self._backends().items()
+            for service, backends in self._backends(with_s3="moto.s3.models" in sys.modules).items()
         }
         buffer = io.BytesIO()
         pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
@@ -221,7 +227,7 @@ class MotoSnapshots:
             self.path.replace(aside)
             logging.getLogger("kefu.local.moto").exception("cannot restore %s (kept as %s)", self.path, aside)
             return False
-        backends = self._backends()
+        backends = self._backends(with_s3="s3" in state)
         for service, accounts in state.items():
             for account, regions in accounts.items():
                 for region, backend in regions.items():
@@ -258,7 +264,8 @@ def _moto_app(snapshots: MotoSnapshots | None = None) -> Any:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     dispatcher = DomainDispatcherApplication(create_backend_app)
-    dynamodb, sqs, s3 = create_backend_app("dynamodb"), create_backend_app("sqs"), create_backend_app("s3")
+    dynamodb, sqs = create_backend_app("dynamodb"), create_backend_app("sqs")
+    s3: list[Any] = []  # created by the first S3 request (see MotoSnapshots._backends)
 
     def route(environ: dict[str, Any], start_response: Any) -> Any:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
@@ -267,7 +274,9 @@ def _moto_app(snapshots: MotoSnapshots | None = None) -> Any:
         if target.startswith("AmazonSQS."):
             return sqs(environ, start_response)
         if "/s3/aws4_request" in environ.get("HTTP_AUTHORIZATION", ""):  # SigV4's credential scope
-            return s3(environ, start_response)
+            if not s3:
+                s3.append(create_backend_app("s3"))
+            return s3[0](environ, start_response)
         return dispatcher(environ, start_response)
 
     return _serialised_dynamodb(route, snapshots)
