@@ -18,25 +18,30 @@ from shared.knowledge.base import EMPTY_VERSION, Document
 from shared.knowledge.factory import build_index
 from shared.knowledge.s3_index import BUNDLE_SUFFIX, S3HybridIndex
 from shared.settings import Settings
-from shared.state.models import KnowledgePointerModel, create_tables
+from shared.state.models import KnowledgePointerModel, bind_models
 from tests.unit.test_knowledge_local_index import DOCS, FakeEmbedder
 
 pytestmark = pytest.mark.integration
 
 
+def create_pointer_table(settings: Settings) -> None:
+    """Only the knowledge table (the other tables of the state layer play no part here)."""
+    bind_models(settings)
+    KnowledgePointerModel.create_table(billing_mode="PAY_PER_REQUEST", wait=True)
+
+
 @pytest.fixture
-def s3_settings(settings: Settings, moto_server: MotoServer, tmp_path: Path) -> Settings:
+def s3_settings(moto_server: MotoServer) -> Settings:
     name = f"it-{uuid.uuid4().hex[:10]}"
-    configured = settings.model_copy(
-        update={
-            "knowledge_backend": "s3",
-            "s3_endpoint": moto_server.url,
-            "knowledge_bucket": name,
-            "knowledge_table": f"{name}-knowledge",
-            "knowledge_version_ttl_seconds": 0.2,
-        }
+    configured = Settings(
+        dynamodb_endpoint=moto_server.url,
+        knowledge_backend="s3",
+        s3_endpoint=moto_server.url,
+        knowledge_bucket=name,
+        knowledge_table=f"{name}-knowledge",
+        knowledge_version_ttl_seconds=0.2,
     )
-    create_tables(configured)
+    create_pointer_table(configured)
     create_bucket(configured)
     return configured
 
@@ -121,7 +126,7 @@ def test_the_index_survives_a_restart_of_motos_persisted_state(tmp_path: Path) -
             knowledge_bucket="kefu-persisted",
             knowledge_table="persisted-knowledge",
         )
-        create_tables(settings)
+        create_pointer_table(settings)
         create_bucket(settings)
         version = function(settings, tmp_path, "admin").index("acme", DOCS).version
         server.stop()  # saves the state file
