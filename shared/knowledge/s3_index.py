@@ -323,7 +323,7 @@ class S3HybridIndex(KnowledgeIndex):
             ]
             if stale:
                 self.objects.delete(stale)
-        except Exception:  # the write succeeded; the next write (or the bucket's lifecycle) cleans up
+        except Exception:  # the write succeeded; the next one removes what this one could not
             from shared.observability import logger
 
             logger.exception("could not remove old knowledge versions", extra={"tenant_id": tenant_id})
