@@ -323,6 +323,21 @@ def restored_demo(admin_url: str, admin_key: str, previous: dict[str, Any]) -> d
     return {name: previous[name] for name in needed}
 
 
+def ensure_demo_knowledge(admin_url: str, admin_key: str, tenant_id: str) -> bool:
+    """Index the demo FAQ again when a restored demo tenant has no knowledge (state of a run before
+    the knowledge moved to moto's S3, whose files are not read any more). True when it did."""
+    headers = {"Authorization": f"Bearer {admin_key}"}
+    with httpx.Client(base_url=admin_url, headers=headers, timeout=120) as client:
+        version = client.get(f"/v1/tenants/{tenant_id}/knowledge/version")
+        version.raise_for_status()
+        if version.json()["knowledgeVersion"] != "empty":
+            return False
+        documents = json.loads(DEMO_KNOWLEDGE.read_text(encoding="utf-8"))
+        client.post(f"/v1/tenants/{tenant_id}/knowledge", json={"documents": documents}).raise_for_status()
+    log.info("demo tenant %s had no knowledge: its FAQ was indexed again", tenant_id)
+    return True
+
+
 def seed_demo_tenant(admin_url: str, admin_key: str) -> dict[str, Any]:
     """Create the demo tenant and index its FAQ through the admin API (the path users take)."""
     documents = json.loads(DEMO_KNOWLEDGE.read_text(encoding="utf-8"))
@@ -386,6 +401,7 @@ async def serve(stack: LocalStack, seed: bool, previous: dict[str, Any] | None =
                 demo = await asyncio.to_thread(seed_demo, emulator.http_url, admin_key)
             else:
                 log.info("demo tenant %s restored", demo["tenant_id"])
+                await asyncio.to_thread(ensure_demo_knowledge, emulator.http_url, admin_key, demo["tenant_id"])
             info |= demo
             query = httpx.QueryParams(ws_url=emulator.ws_url, tenant=demo["tenant_id"], key=demo["widget_key"])
             info["chat_url"] = f"{emulator.http_url}/chat?{query}"

@@ -103,3 +103,18 @@ def test_upload_search_second_upload_and_delete_through_s3(local_stack: LocalSta
         assert "kayaks" not in documents_found(retrieve(local_stack, tenant_id, "how much is a kayak for a day"))
         search = admin.get(f"/v1/tenants/{tenant_id}/knowledge/search", params={"q": "kayak rental"}).json()
         assert all(result["documentId"] != "kayaks" for result in search["results"])
+
+
+def test_a_restored_demo_tenant_without_knowledge_gets_its_faq_again(local_stack: LocalStackInfo) -> None:
+    # Given a tenant with no knowledge (a demo restored from a run whose knowledge was in plain files)
+    from local.run import ensure_demo_knowledge
+
+    with local_stack.admin() as admin:
+        tenant_id = admin.post("/v1/tenants", json={"name": "Restored demo"}).json()["tenantId"]
+        assert ensure_demo_knowledge(local_stack.admin_url, local_stack.admin_key, tenant_id) is True
+        found = admin.get(f"/v1/tenants/{tenant_id}/knowledge/search", params={"q": "How long does delivery take?"})
+        assert found.json()["results"]
+        # and one that has knowledge is left alone
+        version = admin.get(f"/v1/tenants/{tenant_id}/knowledge/version").json()["knowledgeVersion"]
+        assert ensure_demo_knowledge(local_stack.admin_url, local_stack.admin_key, tenant_id) is False
+        assert admin.get(f"/v1/tenants/{tenant_id}/knowledge/version").json()["knowledgeVersion"] == version
