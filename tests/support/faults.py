@@ -396,7 +396,7 @@ async def run_fault(
     visitors: int,
     messages: int,
     bound_seconds: float,
-    grace_seconds: float = 1.5,
+    grace_seconds: float = 1.0,
 ) -> FaultResult:
     """``visitors`` chat at once (``messages`` each) while ``fault`` runs; then every check."""
     crowd = [Visitor(stack, f"v-{i}-{uuid.uuid4().hex[:12]}", bound_seconds) for i in range(visitors)]
@@ -461,10 +461,16 @@ async def ask_again_healthy(stack: FaultStack, result: FaultResult, bound_second
     must get the whole answer (a cut answer in the answer cache would come back here)."""
     cut = [m for m in result.sent if not m.terminals or m.terminals[0][0] != "complete"]
     again = FaultResult(f"{result.name} (asked again)", [], bound_seconds)
-    for index, message in enumerate(cut[:8]):
+
+    async def ask_again(index: int, text: str) -> Sent:
         visitor = Visitor(stack, f"v-again-{index}-{uuid.uuid4().hex[:12]}", bound_seconds)
-        again.sent.append(await visitor.ask(message.text))
-        await visitor.close()
+        try:
+            return await visitor.ask(text)
+        finally:
+            await visitor.close()
+
+    # Side by side: each question's text is its own (no two share an answer in flight).
+    again.sent = list(await asyncio.gather(*(ask_again(i, m.text) for i, m in enumerate(cut[:8]))))
     await asyncio.to_thread(check_outcomes, stack, again)
     for message in again.sent:
         if not message.terminals or message.terminals[0][0] != "complete":
