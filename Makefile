@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install runtime run reset faults test lint typecheck unit integration e2e infra browser screenshots bench eval system-deps node-deps clean
+.PHONY: install runtime first-run run reset faults test lint typecheck unit integration e2e infra browser screenshots bench eval system-deps node-deps clean
 
 ## Two installs in one .venv: what running needs (`make run`, `./kefu`: the runtime and the emulator's
 ## moto/uvicorn, extra "local") and everything for tests and tooling (extra "dev": CDK, mypy, Playwright…).
@@ -80,6 +80,10 @@ test: install system-deps node-deps lint typecheck
 ## generate crashing) -> docs/reliability.md. `make test` runs a short version (tests/e2e/test_faults.py).
 faults: install system-deps
 	$(BIN)/python -m tests.support.faults --visitors 12 --messages 3 --state-dir .kefu-faults --report docs/reliability.md
+
+## What a new user's first `make run` installs and how long it takes (a fresh clone of HEAD; README figures).
+first-run:
+	$(PYTHON) local/first_run.py --port $(or $(KEFU_PORT),8765)
 
 bench: install system-deps
 	$(BIN)/python -m local.bench
