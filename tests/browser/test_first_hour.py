@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from typing import Any
@@ -107,13 +108,19 @@ def test_a_wrong_widget_key_says_the_configuration_is_wrong(browser: Browser, st
     console_errors: list[str] = []
     page.on("console", lambda message: console_errors.append(message.text) if message.type == "error" else None)
     with_widget_attribute(page, "key", "wk_typo")
+    # A message typed on an earlier visit waits to be sent: the widget connects at once to send it.
+    unsent = [{"action": "sendMessage", "clientMessageId": "m-first-hour-1", "text": "How long does delivery take?"}]
+    page.add_init_script(
+        f"localStorage.setItem('kefu:{stack['tenant_id']}:outbox', {json.dumps(json.dumps(unsent))});"
+    )
     page.goto(stack["demo_url"])
+    wait_until(page, lambda: len(opened) == 1)
     page.locator(f"{WIDGET} .bubble").click()
-    ask(page, "How long does delivery take?")
     refused = page.locator(f"{WIDGET} .conn.refused")
     expect(refused).to_be_visible()
     expect(refused).to_contain_text("not set up for this page")
-    expect(page.locator(f"{WIDGET} .msg.visitor.failed")).to_have_count(1)
+    expect(page.locator(f"{WIDGET} .msg.visitor.failed")).to_have_text(["How long does delivery take?"])
+    expect(page.locator(f"{WIDGET} form.compose textarea")).to_be_disabled()  # nothing typed in vain
     page.wait_for_timeout(3000)
     assert len(opened) == 1  # a permanent refusal is not retried
     assert any("allowedOrigins" in text for text in console_errors)  # the site owner learns what to check
