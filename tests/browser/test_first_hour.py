@@ -132,6 +132,7 @@ def test_a_wrong_widget_key_says_the_configuration_is_wrong(browser: Browser, st
     with_widget_attribute(page, "ws", "ws://127.0.0.1:9/local")
     page.goto(stack["demo_url"])
     page.locator(f"{WIDGET} .bubble").click()
+    expect(page.locator(f"{WIDGET} .conn")).to_be_visible()
     expect(page.locator(f"{WIDGET} .conn")).to_have_text("Reconnecting…")
     expect(page.locator(f"{WIDGET} .conn.refused")).to_have_count(0)
     context.close()
@@ -185,7 +186,9 @@ def test_handoff_survives_a_reload_and_the_console_follows_a_conversation_back_f
     expect(transcript.locator(".m.visitor").last).to_contain_text("How can I return an item?")
     expect(transcript.locator(".m.bot")).to_have_count(2)
     console.locator("#accept").click()
+    expect(console.locator("#mine li[data-conversation]")).to_have_count(1)
     console.locator("#resolve").click()
+    expect(console.locator("#mine li[data-conversation]")).to_have_count(0)
     visitor_context.close()
     agent_context.close()
 
@@ -194,12 +197,15 @@ def test_the_chat_page_restores_its_conversation_and_tells_agents_the_language(
     browser: Browser, stack: dict[str, Any]
 ) -> None:
     expect.set_options(timeout=TIMEOUT_MS)
+    with admin(stack) as client:  # the handoff waits in the queue (nobody is assigned on their own)
+        client.patch(f"/v1/tenants/{stack['tenant_id']}/config", json={"handoff": {"autoAssign": False}})
     agent_context = new_context(browser)
     console = agent_context.new_page()
     log_in(console, stack)
     context = new_context(browser)
     page = context.new_page()
     page.goto(stack["chat_url"])
+    expect(page.locator("#status")).to_have_text("online")  # the page sends only while connected
     page.locator("#text").fill("How long does delivery take?")
     page.locator("#text").press("Enter")
     answer = page.locator(".msg.bot")
@@ -213,6 +219,7 @@ def test_the_chat_page_restores_its_conversation_and_tells_agents_the_language(
     assert page.locator(".msg.bot").first.inner_text() == answered
 
     # Asking for a person from the chat page: the queue shows the browser's language, not "?".
+    expect(page.locator("#status")).to_have_text("online")
     page.locator("#text").fill("talk to a human")
     page.locator("#text").press("Enter")
     expect(page.locator(".msg.notice").last).to_contain_text("Connecting you")
@@ -221,12 +228,15 @@ def test_the_chat_page_restores_its_conversation_and_tells_agents_the_language(
     assert "?" not in entry.locator(".name").inner_text()
     entry.click()
     console.locator("#accept").click()
+    expect(console.locator("#mine li[data-conversation]")).to_have_count(1)
+    expect(console.locator("#send")).to_be_enabled()
     console.locator("#reply").fill("Hello from Alice")
     console.locator("#reply").press("Enter")
     expect(page.locator(".msg.agent")).to_contain_text("Hello from Alice")
     page.reload()
     expect(page.locator(".msg.agent")).to_contain_text("Hello from Alice")
     console.locator("#resolve").click()
+    expect(console.locator("#mine li[data-conversation]")).to_have_count(0)
     context.close()
     agent_context.close()
 

@@ -614,7 +614,9 @@
     var opened = new WebSocket(data.ws + (data.ws.indexOf("?") < 0 ? "?" : "&") + query.toString(),
       ["kefu.v1", "kefu.refused"]);
     socket = opened;
+    var established = false;
     socket.onopen = function () {
+      established = true;
       if (opened.protocol === "kefu.refused") {
         showRefused();
         opened.close();
@@ -633,7 +635,9 @@
     };
     socket.onclose = function () {
       if (socket === opened) socket = null;
-      if (ended || refused || !needed()) {
+      // A failed attempt while the visitor looks at the chat is retried; an idle socket closed after
+      // use is not (until something waits).
+      if (ended || refused || !(needed() || (isOpen() && !established))) {
         retryTimer = null;
         setOnline(false);
         return;
