@@ -11,9 +11,9 @@ from aws_lambda_powertools.utilities.parser.models import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared.chat.connections import accepted_protocol, close_connection, open_connection
+from shared.chat.connections import accepted_protocol, close_connection, open_connection, refused_handshake
 from shared.chat.push import api_gateway_push, callback_url
-from shared.errors import KefuError, http_status
+from shared.errors import KefuError
 from shared.observability import logger, metrics, tracer
 from shared.settings import get_settings
 from shared.wiring import chat_limits, rate_limiter, state_store, visitor_tokens
@@ -52,7 +52,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         )
     except KefuError as exc:
         logger.info("handshake refused", extra={"code": exc.code, "reason": exc.message})
-        return {"statusCode": http_status(exc), "body": exc.message}
+        return refused_handshake(exc, protocols)
     logger.info("connected", extra={"tenant_id": connection.tenant_id, "role": connection.role})
     metrics.add_metric(name="Connections", unit="Count", value=1)
     protocol = accepted_protocol(protocols)

@@ -13,12 +13,12 @@ import functools
 import hmac
 import re
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 from shared.chat.identity import VisitorTokens, origin_allowed, user_verified, visitor_id_for_user
 from shared.chat.protocol import SessionEnded
 from shared.chat.push import ClientPush
-from shared.errors import BadRequest, ConnectionGone, Forbidden, Unauthorized, UpstreamError
+from shared.errors import BadRequest, ConnectionGone, Forbidden, KefuError, Unauthorized, UpstreamError, http_status
 from shared.handoff.agents import agent_id_of, key_matches
 from shared.state.records import Agent, Connection, Tenant, new_visitor_id
 from shared.state.store import StateStore
@@ -28,6 +28,12 @@ _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8}){0,3}$")
 _MAX_PAGE_CHARS = 500
 PROTOCOL = "kefu.v1"
 _KEY_PROTOCOL = "kefu.key."
+# A browser sees a refused handshake only as a closed socket, exactly like a network failure, and
+# would retry for ever. A client that also offers this subprotocol is told a permanent refusal
+# (wrong widget key, unknown tenant, origin not allowed, suspended, malformed request) by a handshake
+# that answers with it: nothing is stored, so the socket can do nothing, and the client closes it and
+# stops retrying. Throttling (429) stays a plain refusal: it passes.
+REFUSED_PROTOCOL = "kefu.refused"
 
 
 def offered_protocols(header: str | None) -> list[str]:
@@ -39,6 +45,14 @@ def accepted_protocol(header: str | None) -> str | None:
     """What the handshake must answer in ``Sec-WebSocket-Protocol`` (a browser refuses the connection
     when it offered subprotocols and none comes back)."""
     return PROTOCOL if PROTOCOL in offered_protocols(header) else None
+
+
+def refused_handshake(error: KefuError, protocols: str | None) -> dict[str, Any]:
+    """The $connect response for a refused connection (see REFUSED_PROTOCOL)."""
+    permanent = isinstance(error, Unauthorized | Forbidden | BadRequest)
+    if permanent and REFUSED_PROTOCOL in offered_protocols(protocols):
+        return {"statusCode": 200, "headers": {"Sec-WebSocket-Protocol": REFUSED_PROTOCOL}}
+    return {"statusCode": http_status(error), "body": error.message}
 
 
 def open_connection(
