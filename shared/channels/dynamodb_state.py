@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from pynamodb.attributes import NumberAttribute, TTLAttribute, UnicodeAttribute
@@ -59,7 +60,7 @@ class DynamoChannelState(ChannelState):
             payload=json.dumps(value, ensure_ascii=False),
             version=version,
             valid_until=until,
-            expires_at=int(until) + 1,
+            expires_at=datetime.fromtimestamp(int(until) + 1, tz=UTC),
         )
 
     def _read(self, key: str) -> ChannelStateModel | None:
