@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import httpx
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic.alias_generators import to_camel
 
 from shared.channels.base import (
     Acknowledgement,
@@ -249,3 +251,21 @@ class WebhookChannel(Channel):
 
     def window(self, customer_id: str) -> WindowState:
         return WindowState(open=True, expires_at=None, remaining=None)
+
+
+class Fields(BaseModel):
+    """What the admin API stores for a ``webhook`` channel (the signing secret by name)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    delivery_url: HttpUrl
+    secret: str = Field(min_length=1, max_length=256, description="name of the tenant secret that signs both ways")
+    max_attempts: int = Field(default=5, ge=1, le=10)
+
+
+def build(
+    channel_id: str, fields: BaseModel, secret: Callable[[str], str], state: ChannelState, http: httpx.Client
+) -> WebhookChannel:
+    assert isinstance(fields, Fields)
+    config = WebhookConfig(secret(fields.secret), str(fields.delivery_url), max_attempts=fields.max_attempts)
+    return WebhookChannel(channel_id, config, state, http)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import httpx
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic.alias_generators import to_camel
 
 from shared.channels.base import (
     Acknowledgement,
@@ -166,3 +168,29 @@ class WeChatOAChannel(Channel):
     def typing(self, customer_id: str) -> None:
         """Show "typing…" in the user's chat while the answer is written (best effort)."""
         self.api.post("/cgi-bin/message/custom/typing", {"touser": customer_id, "command": "Typing"})
+
+
+class Fields(BaseModel):
+    """What the admin API stores for a ``wechat_oa`` channel (secrets by name)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    app_id: str = Field(min_length=1, max_length=64)
+    token: str = Field(min_length=3, max_length=32, pattern=r"^[A-Za-z0-9]+$")  # WeChat's rule for the token
+    app_secret: str = Field(min_length=1, max_length=256, description="name of the tenant secret holding the AppSecret")
+    encoding_aes_key: str | None = Field(default=None, max_length=256, description="secret name; set for safe mode")
+    api_base_url: HttpUrl = HttpUrl(WECHAT_API)
+
+
+def build(
+    channel_id: str, fields: BaseModel, secret: Callable[[str], str], state: ChannelState, http: httpx.Client
+) -> WeChatOAChannel:
+    assert isinstance(fields, Fields)
+    config = WeChatOAConfig(
+        app_id=fields.app_id,
+        token=fields.token,
+        app_secret=secret(fields.app_secret),
+        encoding_aes_key=secret(fields.encoding_aes_key) if fields.encoding_aes_key else None,
+        api_base_url=str(fields.api_base_url),
+    )
+    return WeChatOAChannel(channel_id, config, state, http)

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 import httpx
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic.alias_generators import to_camel
 
 from shared.channels.base import (
     Acknowledgement,
@@ -240,3 +242,31 @@ def split_customer(customer_id: str) -> tuple[str, str]:
 def _secret_tag(secret: str) -> str:
     """Tokens are per (corp, application secret): a short hash tells two applications of one corp apart."""
     return hashlib.sha256(secret.encode()).hexdigest()[:12]
+
+
+class Fields(BaseModel):
+    """What the admin API stores for a ``wecom_kf`` channel (secrets by name)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    corp_id: str = Field(min_length=1, max_length=64)
+    token: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9]+$")
+    encoding_aes_key: str = Field(min_length=1, max_length=256, description="name of the tenant secret")
+    corp_secret: str = Field(min_length=1, max_length=256, description="name of the tenant secret")
+    api_base_url: HttpUrl = HttpUrl(WECOM_API)
+    handoff_to_wecom_servicer: str | None = Field(default=None, max_length=64)
+
+
+def build(
+    channel_id: str, fields: BaseModel, secret: Callable[[str], str], state: ChannelState, http: httpx.Client
+) -> WeComKfChannel:
+    assert isinstance(fields, Fields)
+    config = WeComKfConfig(
+        corp_id=fields.corp_id,
+        token=fields.token,
+        encoding_aes_key=secret(fields.encoding_aes_key),
+        corp_secret=secret(fields.corp_secret),
+        api_base_url=str(fields.api_base_url),
+        handoff_to_wecom_servicer=fields.handoff_to_wecom_servicer,
+    )
+    return WeComKfChannel(channel_id, config, state, http)
