@@ -15,3 +15,8 @@ def first_sighting(state: ChannelState, message: VisitorMessage) -> bool:
     """True the first time this platform message id is seen on this channel; False for a retry."""
     key = f"chan:seen:{message.channel_id}:{message.platform_message_id}"
     return state.put_if_absent(key, {"customer": message.customer_id}, SEEN_TTL_SECONDS)
+
+
+def forget(state: ChannelState, message: VisitorMessage) -> None:
+    """Undo a first sighting whose message could not be stored, so the platform's retry is taken."""
+    state.delete(f"chan:seen:{message.channel_id}:{message.platform_message_id}")
