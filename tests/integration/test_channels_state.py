@@ -4,11 +4,15 @@ fake, and the shared token refresh across "containers" on DynamoDB."""
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable
 
+import boto3
 import pytest
 
+from local.services import MotoServer
 from shared.channels.dynamodb_state import DynamoChannelState
+from shared.channels.secrets import SecretMissing, SecretsManagerTenantSecrets
 from shared.channels.state import ChannelState
 from shared.channels.tokens import AccessTokens, FetchedToken
 from shared.settings import Settings
@@ -89,3 +93,17 @@ def test_token_refresh_across_containers_on_dynamodb(settings: Settings) -> None
         thread.join(30)
     assert results == ["T2"] * 8
     assert len(fetches) == 2
+
+
+def test_tenant_secrets_in_secrets_manager(moto_server: MotoServer) -> None:
+    prefix = f"kefu-it-{uuid.uuid4().hex[:8]}"
+    secrets = SecretsManagerTenantSecrets(
+        lambda: boto3.client("secretsmanager", endpoint_url=moto_server.url, region_name="us-east-1"), prefix
+    )
+    assert not secrets.exists("t1", "oa-secret")
+    with pytest.raises(SecretMissing):
+        secrets.get("t1", "oa-secret")
+    secrets.put("t1", "oa-secret", "first")
+    secrets.put("t1", "oa-secret", "rotated")  # a second PUT replaces the value
+    assert secrets.exists("t1", "oa-secret") and secrets.get("t1", "oa-secret") == "rotated"
+    assert not secrets.exists("t2", "oa-secret")  # per tenant

@@ -1,5 +1,6 @@
-"""FakeChannelState: an in-memory ``ChannelState`` for unit tests (thread-safe, with an injectable clock).
-The DynamoDB adapter runs the same contract in tests/integration/test_channels_state.py."""
+"""FakeChannelState (an in-memory ``ChannelState``, thread-safe, with an injectable clock) and
+FakeTenantSecrets, for unit tests. The DynamoDB adapter runs the same contract in
+tests/integration/test_channels_state.py."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from shared.channels.secrets import SecretMissing, TenantSecrets
 from shared.channels.state import ChannelState
 
 
@@ -55,3 +57,22 @@ class FakeChannelState(ChannelState):
             current = self._live(key)
             if only_if is None or current == only_if:
                 self._items.pop(key, None)
+
+
+class FakeTenantSecrets(TenantSecrets):
+    """In-memory tenant secrets (the Secrets Manager adapter runs against moto in tests/integration)."""
+
+    def __init__(self) -> None:
+        self.values: dict[tuple[str, str], str] = {}
+
+    def put(self, tenant_id: str, name: str, value: str) -> None:
+        self.values[(tenant_id, name)] = value
+
+    def get(self, tenant_id: str, name: str) -> str:
+        try:
+            return self.values[(tenant_id, name)]
+        except KeyError:
+            raise SecretMissing(f"tenant secret {name!r} cannot be read (ResourceNotFoundException)") from None
+
+    def exists(self, tenant_id: str, name: str) -> bool:
+        return (tenant_id, name) in self.values
