@@ -186,6 +186,8 @@ class LocalStack:
         defaults = {
             "KEFU_DYNAMODB_ENDPOINT": self.moto.url if self.moto else "",
             "KEFU_SQS_ENDPOINT": self.moto.url if self.moto else "",
+            # Tenants' secrets (channel credentials, model keys) live in moto's Secrets Manager locally.
+            "KEFU_SECRETSMANAGER_ENDPOINT": self.moto.url if self.moto else "",
             "KEFU_REDIS_URL": self.redis.url if self.redis else "",
             "KEFU_KNOWLEDGE_DIR": str(self.state_dir / "knowledge"),
             # The key of the last run, so scripts and bookmarks keep working across restarts.

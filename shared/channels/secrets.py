@@ -18,6 +18,14 @@ class SecretMissing(ChannelError):
     """The named tenant secret does not exist (or cannot be read)."""
 
 
+class SecretStoreUnavailable(ChannelError):
+    """Secrets Manager failed (no permission, throttled, unreachable): the caller may try again."""
+
+
+def _code(exc: Exception) -> str:
+    return str(getattr(exc, "response", {}).get("Error", {}).get("Code") or type(exc).__name__)
+
+
 class TenantSecrets(ABC):
     @abstractmethod
     def put(self, tenant_id: str, name: str, value: str) -> None:
@@ -49,17 +57,20 @@ class SecretsManagerTenantSecrets(TenantSecrets):
         client = self._sm()
         secret_id = self.secret_id(tenant_id, name)
         try:
-            client.put_secret_value(SecretId=secret_id, SecretString=value)
-        except client.exceptions.ResourceNotFoundException:
-            client.create_secret(Name=secret_id, SecretString=value, Tags=[{"Key": "kefu:tenant", "Value": tenant_id}])
+            try:
+                client.put_secret_value(SecretId=secret_id, SecretString=value)
+            except client.exceptions.ResourceNotFoundException:
+                tags = [{"Key": "kefu:tenant", "Value": tenant_id}]
+                client.create_secret(Name=secret_id, SecretString=value, Tags=tags)
+        except Exception as exc:  # botocore errors and connection failures alike; the value is never logged
+            raise SecretStoreUnavailable(f"cannot store tenant secret {name!r} ({_code(exc)})") from None
 
     def get(self, tenant_id: str, name: str) -> str:
         client = self._sm()
         try:
             value = client.get_secret_value(SecretId=self.secret_id(tenant_id, name)).get("SecretString")
         except Exception as exc:  # not found, no permission, unreachable: all mean "cannot use it"
-            code = getattr(exc, "response", {}).get("Error", {}).get("Code") or type(exc).__name__
-            raise SecretMissing(f"tenant secret {name!r} cannot be read ({code})") from None
+            raise SecretMissing(f"tenant secret {name!r} cannot be read ({_code(exc)})") from None
         if not isinstance(value, str) or not value:
             raise SecretMissing(f"tenant secret {name!r} is empty")
         return value
@@ -70,4 +81,6 @@ class SecretsManagerTenantSecrets(TenantSecrets):
             client.describe_secret(SecretId=self.secret_id(tenant_id, name))
         except client.exceptions.ResourceNotFoundException:
             return False
+        except Exception as exc:
+            raise SecretStoreUnavailable(f"cannot check tenant secret {name!r} ({_code(exc)})") from None
         return True

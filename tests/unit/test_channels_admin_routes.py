@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from shared.admin.routes import channels as channel_routes
 from shared.channels.directory import ChannelDirectory
+from shared.channels.secrets import SecretStoreUnavailable
 from shared.state.records import Tenant
 from tests.support.channel_state_fake import FakeChannelState, FakeTenantSecrets
 from tests.unit.admin_support import admin_client
@@ -83,3 +84,20 @@ def test_bad_channels_are_refused_with_a_reason(client: TestClient, body: dict[s
     assert response.status_code == 400, response.text
     assert reason in response.json()["error"]["message"]
     assert client.get(f"{BASE}/channels").json() == []  # nothing half-stored
+
+
+def test_a_secrets_manager_failure_is_a_clear_502_and_stores_nothing(
+    client: TestClient, secrets: FakeTenantSecrets, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unavailable(*args: object) -> None:
+        raise SecretStoreUnavailable("cannot store tenant secret 'oa-secret' (AccessDeniedException)")
+
+    monkeypatch.setattr(secrets, "put", unavailable)
+    monkeypatch.setattr(secrets, "exists", unavailable)
+    response = client.put(f"{BASE}/secrets/oa-secret", json={"value": "v"})
+    assert response.status_code == 502 and "AccessDenied" in response.json()["error"]["message"]
+    created = client.post(
+        f"{BASE}/channels", json={"kind": "webhook", "deliveryUrl": "https://a.example/", "secret": "s"}
+    )
+    assert created.status_code == 502
+    assert client.get(f"{BASE}/channels").json() == []

@@ -13,8 +13,8 @@ from shared.admin.deps import ExistingTenant
 from shared.channels.base import ChannelError
 from shared.channels.directory import ChannelDirectory, ChannelRecord
 from shared.channels.registry import KINDS, validate_fields
-from shared.channels.secrets import SECRET_NAME, TenantSecrets
-from shared.errors import BadRequest, NotFound
+from shared.channels.secrets import SECRET_NAME, SecretStoreUnavailable, TenantSecrets
+from shared.errors import BadRequest, NotFound, UpstreamError
 from shared.settings import get_settings
 from shared.wiring import channel_directory, tenant_secrets
 
@@ -84,15 +84,25 @@ def _checked_fields(tenant_id: str, kind: str, fields: dict[str, Any], secrets: 
         raise BadRequest(problems) from None
     stored = model.model_dump(mode="json", by_alias=True, exclude_none=True)
     for name in sorted(_SECRET_FIELDS & stored.keys()):
-        if not SECRET_NAME.match(str(stored[name])) or not secrets.exists(tenant_id, str(stored[name])):
+        if not SECRET_NAME.match(str(stored[name])) or not _exists(secrets, tenant_id, str(stored[name])):
             raise BadRequest(f"{name}: no tenant secret named {stored[name]!r}; PUT it to /secrets/{{name}} first")
     return stored
+
+
+def _exists(secrets: TenantSecrets, tenant_id: str, name: str) -> bool:
+    try:
+        return secrets.exists(tenant_id, name)
+    except SecretStoreUnavailable as exc:
+        raise UpstreamError(exc.reason) from None
 
 
 @router.put("/secrets/{name}", response_model=SecretOut, response_model_by_alias=True)
 def put_secret(tenant: ExistingTenant, name: SecretName, body: SecretIn, secrets: Secrets) -> SecretOut:
     """Store (or replace) a secret a channel refers to by name. Its value is never returned."""
-    secrets.put(tenant.tenant_id, name, body.value)
+    try:
+        secrets.put(tenant.tenant_id, name, body.value)
+    except SecretStoreUnavailable as exc:
+        raise UpstreamError(exc.reason) from None
     return SecretOut(name=name)
 
 
