@@ -94,7 +94,12 @@ class WeChatOAChannel(Channel):
         # The URL handshake is done once by the platform's console; messages must be fresh.
         if request.method == "POST" and skew > MAX_CLOCK_SKEW_SECONDS:
             raise SignatureInvalid("timestamp too far from now")
-        if request.method == "POST" and query.get("encrypt_type") == "aes":
+        encrypted_body = query.get("encrypt_type") == "aes"
+        if request.method == "POST" and self._cipher is not None and not encrypted_body:
+            # Plaintext mode's signature covers only the timestamp and nonce, not the body: a channel
+            # set up for safe mode takes nothing WeChat did not encrypt.
+            raise SignatureInvalid("this channel is in safe mode: plaintext messages are refused")
+        if request.method == "POST" and encrypted_body:
             if self._cipher is None:
                 raise SignatureInvalid("safe-mode message but no EncodingAESKey is configured")
             encrypted = parse_xml(request.body).get("Encrypt", "")

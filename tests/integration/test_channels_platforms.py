@@ -159,6 +159,9 @@ def test_safe_mode_message_is_verified_and_decrypted(wechat: FakeWeChatServer, h
     tampered = InboundRequest(request.method, {**request.query, "msg_signature": "0" * 40}, {}, request.body)
     with pytest.raises(SignatureInvalid):
         channel.verify(tampered)
+    plaintext = WeChatUser(TOKEN, APP_ID, "o_safe").text("明文")  # its signature does not cover the body
+    with pytest.raises(SignatureInvalid, match="safe mode"):
+        channel.verify(plaintext)
     other_account = WeChatUser(TOKEN, "wxOTHERACCOUNT00", "o_safe", encoding_aes_key=AES_KEY).text("x")
     channel.verify(other_account)  # signed with the shared token, but encrypted for another appid
     with pytest.raises(SignatureInvalid):
