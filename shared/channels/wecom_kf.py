@@ -135,15 +135,31 @@ class WeComKfChannel(Channel):
         return [PullNotice(self.channel_id, open_kfid, token)]
 
     def collect(self, notice: PullNotice) -> list[VisitorMessage]:
-        """Pull every waiting message from the stored cursor; the cursor moves after each page."""
+        """Pull every waiting message from the stored cursor; the cursor moves after each page.
+
+        One puller per account at a time (a lock). A notice that finds the lock taken leaves a
+        "pull again" mark and tries the lock once more: either the holder sees the mark before it
+        lets go (and pulls again), or this call gets the lock. So a message that arrives while
+        another job is pulling is never left waiting for the next callback."""
         lock_key = f"chan:pull-lock:{self.channel_id}:{notice.open_kfid}"
+        again_key = f"chan:pull-again:{self.channel_id}:{notice.open_kfid}"
         owner = uuid.uuid4().hex
-        if not self._state.put_if_absent(lock_key, {"owner": owner}, _PULL_LOCK_SECONDS):
-            return []  # another job is pulling this account now; it will read these messages too
-        try:
-            return self._pull(notice)
-        finally:
-            self._state.delete(lock_key, only_if={"owner": owner})
+        messages: list[VisitorMessage] = []
+        while True:
+            if not self._state.put_if_absent(lock_key, {"owner": owner}, _PULL_LOCK_SECONDS):
+                self._state.put(again_key, {"token": notice.token}, _PULL_LOCK_SECONDS)
+                if not self._state.put_if_absent(lock_key, {"owner": owner}, _PULL_LOCK_SECONDS):
+                    return messages  # the holder will see the mark
+            try:
+                while True:
+                    self._state.delete(again_key)
+                    messages.extend(self._pull(notice))
+                    if self._state.get(again_key) is None:
+                        break
+            finally:
+                self._state.delete(lock_key, only_if={"owner": owner})
+            if self._state.get(again_key) is None:
+                return messages
 
     def _pull(self, notice: PullNotice) -> list[VisitorMessage]:
         cursor_key = f"chan:cursor:{self.channel_id}:{notice.open_kfid}"

@@ -135,3 +135,31 @@ def test_platform_refusals_become_outcomes_for_the_console() -> None:
     assert outcome.status == "window_closed" and "quota" in outcome.reason and not outcome.window.open
     never = send_answer(channel, "o_nobody", "hi")
     assert never.status == "window_closed" and "not written" in never.reason
+
+
+def test_a_message_arriving_during_another_pull_is_pulled_by_the_lock_holder() -> None:
+    state = FakeChannelState()
+    waiting = [{"msgid": "m1", "external_userid": "wm_a", "origin": 3, "msgtype": "text", "text": {"content": "一"}}]
+    read = 0
+    channel: WeComKfChannel
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        nonlocal read
+        if request.url.path.endswith("gettoken"):
+            return httpx.Response(200, json={"errcode": 0, "access_token": "T", "expires_in": 7200})
+        page = waiting[read:]
+        read = len(waiting)
+        if page and page[0]["msgid"] == "m1":
+            # While this job pulls, the customer writes again and WeCom calls back: the second job
+            # finds the lock taken and must not lose the message.
+            waiting.append(
+                {"msgid": "m2", "external_userid": "wm_a", "origin": 3, "msgtype": "text", "text": {"content": "二"}}
+            )
+            assert channel.collect(PullNotice("ch-kf", "kf1", "CB2")) == []
+        return httpx.Response(200, json={"errcode": 0, "next_cursor": str(read), "has_more": 0, "msg_list": page})
+
+    http = httpx.Client(transport=httpx.MockTransport(handle))
+    channel = WeComKfChannel("ch-kf", WeComKfConfig("ww1", "tok", AES_KEY, "s", "https://wecom.test"), state, http)
+    pulled = channel.collect(PullNotice("ch-kf", "kf1", "CB1"))
+    assert [m.text for m in pulled] == ["一", "二"]
+    assert state.get("chan:pull-lock:ch-kf:kf1") is None and state.get("chan:pull-again:ch-kf:kf1") is None
