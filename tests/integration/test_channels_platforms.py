@@ -98,6 +98,9 @@ def test_text_message_is_answered_through_custom_send_with_citations(
     # The body went out as UTF-8 text, not \\u escapes (WeChat shows escapes literally).
     assert "退款" in wechat.requests[-1]["body"]
     assert channel.window("o_user1").remaining == 4
+    channel.typing("o_user1")  # "typing…" while a slow answer is written; it costs no quota
+    assert wechat.requests[-1]["path"] == "/cgi-bin/message/custom/typing"
+    assert channel.window("o_user1").remaining == 4
 
 
 def test_a_retried_msgid_is_seen_once(wechat: FakeWeChatServer, http: httpx.Client) -> None:
