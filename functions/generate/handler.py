@@ -31,8 +31,14 @@ class GenerateJobRecord(SqsRecordModel):
     body: Json[GenerateJob]
 
 
-# FIFO: a failed record fails the rest of the batch too, so a conversation's order is kept.
-processor = SqsFifoPartialProcessor(model=GenerateJobRecord)
+def _processor() -> SqsFifoPartialProcessor:
+    """FIFO: a failed record fails the rest of the batch too, so a conversation's order is kept.
+
+    One per invocation: a processor holds its batch's records and failures, so one shared by
+    invocations running at once (threads of one process, as the local emulator runs them) would
+    process another invocation's records and report another's failures, and a job could be deleted
+    from the queue unanswered."""
+    return SqsFifoPartialProcessor(model=GenerateJobRecord)
 
 
 def _generator() -> Generator:
@@ -67,4 +73,4 @@ def _answer(record: GenerateJobRecord) -> None:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    return process_partial_response(event=event, record_handler=_answer, processor=processor, context=context)
+    return process_partial_response(event=event, record_handler=_answer, processor=_processor(), context=context)

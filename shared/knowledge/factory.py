@@ -120,8 +120,10 @@ def chunk_index_name(model: str, dimension: int) -> str:
 
 
 def build_index(settings: Settings, embedder: Embedder | None = None) -> KnowledgeIndex:
-    """The KnowledgeIndex for ``settings.knowledge_backend`` (local files or OpenSearch)."""
+    """The KnowledgeIndex for ``settings.knowledge_backend`` (local files, S3 or OpenSearch)."""
     embedder = embedder or build_embedder(settings)
+    if settings.knowledge_backend == "s3":
+        return build_s3_index(settings, embedder)
     if settings.knowledge_backend == "opensearch":
         # opensearch-py (~0.1 s to import) is loaded only by deployments that use it.
         from shared.knowledge.opensearch_index import build_opensearch_index
@@ -131,6 +133,42 @@ def build_index(settings: Settings, embedder: Embedder | None = None) -> Knowled
     from shared.knowledge.local_index import LocalHybridIndex
 
     return LocalHybridIndex(settings.knowledge_dir, embedder)
+
+
+def build_s3_index(settings: Settings, embedder: Embedder) -> KnowledgeIndex:
+    """The embedded index on S3 (shared/knowledge/s3_index.py), its pointer in the knowledge table."""
+    from botocore.config import Config
+
+    from shared.knowledge.aws_storage import DynamoVersionPointer, S3ObjectStore
+    from shared.knowledge.s3_index import S3HybridIndex
+    from shared.state.models import bind_models
+
+    if not settings.knowledge_bucket:
+        raise ValueError("KEFU_KNOWLEDGE_BACKEND=s3 needs KEFU_KNOWLEDGE_BUCKET")
+    import boto3
+
+    bind_models(settings)
+    client = boto3.client(
+        "s3",
+        endpoint_url=settings.s3_endpoint,
+        region_name=settings.aws_region,
+        config=Config(
+            connect_timeout=2,
+            read_timeout=30,
+            retries={"max_attempts": 3, "mode": "standard"},
+            # A custom endpoint (moto, MinIO) serves buckets by path, not by host name.
+            s3={"addressing_style": "path" if settings.s3_endpoint else "auto"},
+        ),
+    )
+    return S3HybridIndex(
+        S3ObjectStore(client, settings.knowledge_bucket),
+        DynamoVersionPointer(),
+        embedder,
+        settings.knowledge_cache_dir,
+        prefix=settings.knowledge_prefix or f"{chunk_index_name(embedding_model_name(settings), embedder.dimension)}/",
+        pointer_ttl_seconds=settings.knowledge_version_ttl_seconds,
+        cached_tenants=settings.knowledge_cached_tenants,
+    )
 
 
 @lru_cache(maxsize=1)
