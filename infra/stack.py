@@ -121,6 +121,12 @@ class KefuStack(cdk.Stack):
             description="aws secretsmanager get-secret-value --secret-id <this> --query SecretString",
         )
         cdk.CfnOutput(
+            self,
+            "VisitorTokenKeyParameter",
+            value=visitor_tokens.parameter_name,
+            description="SSM SecureString signing visitor tokens (rotate only after a leak: docs/deploy.md)",
+        )
+        cdk.CfnOutput(
             self, "KnowledgeEndpoint", value=knowledge.endpoint, description="Knowledge index: S3 bucket or OpenSearch"
         )
         cdk.CfnOutput(

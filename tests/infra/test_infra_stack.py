@@ -279,7 +279,9 @@ def test_admin_iam_auth_puts_the_admin_api_behind_sigv4(prod: Synth) -> None:
 
 
 def test_outputs(dev: Synth) -> None:
-    assert {"WebSocketUrl", "AdminUrl", "AdminKeySecretArn", "KnowledgeEndpoint"} <= set(dev.outputs)
+    assert {"WebSocketUrl", "AdminUrl", "AdminKeySecretArn", "VisitorTokenKeyParameter", "KnowledgeEndpoint"} <= set(
+        dev.outputs
+    )
     assert "wss://" in json.dumps(dev.outputs["WebSocketUrl"]["Value"])
 
 
