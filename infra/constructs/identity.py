@@ -28,7 +28,7 @@ from infra.constants import SERVICE
 from infra.nag import acknowledge
 
 # Inline (CloudFormation's ZipFile, where the cfnresponse module is provided); it runs once per deploy.
-_PUT_SECURE_PARAMETER = '''
+WRITER_CODE = '''
 import secrets
 
 import boto3
@@ -90,7 +90,7 @@ class VisitorTokenKey(Construct):
             runtime=lambda_.Runtime.PYTHON_3_12,
             architecture=lambda_.Architecture.ARM_64,
             handler="index.handler",
-            code=lambda_.Code.from_inline(_PUT_SECURE_PARAMETER),
+            code=lambda_.Code.from_inline(WRITER_CODE),
             timeout=Duration.seconds(30),
             memory_size=128,
             role=role,
