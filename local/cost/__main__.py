@@ -50,7 +50,7 @@ def profiles() -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
         "alarms_full": "the default with `-c alarms=full` (every alarm, as prod; default: `essential`, 2 alarms)",
         "alarms_none": "the default with `-c alarms=none` (no alarm; the alarm topic stays)",
         "existing_domain": "an existing OpenSearch domain (billed outside this stack)",
-        "hybrid": "generate in a VPC with a NAT gateway (README, hybrid cloud)",
+        "hybrid": "generate in a VPC with a NAT gateway, every alarm (README, hybrid cloud)",
     }
     # OpenSearch Serverless as an option beside the S3-backed index (once that is the default).
     opensearch = getattr(known, "OPENSEARCH", None)
