@@ -281,3 +281,22 @@ def test_every_page_has_a_favicon(browser: Browser, stack: dict[str, Any]) -> No
         page.wait_for_timeout(300)
     assert missing == []
     context.close()
+
+
+def test_a_key_typed_while_the_console_loads_is_kept(browser: Browser, stack: dict[str, Any]) -> None:
+    # A fast typist or a password manager fills the key before config.json has arrived: the key stays,
+    # and Log in waits for the server address instead of submitting with none.
+    expect.set_options(timeout=TIMEOUT_MS)
+    context = new_context(browser)
+    console = context.new_page()
+    held: list[Any] = []
+    console.route("**/console/config.json", lambda route: held.append(route))
+    console.goto(stack["console_url"])
+    agent = stack["agents"][0]
+    console.locator("#login-key").fill(agent["agent_key"])
+    wait_until(console, lambda: len(held) == 1)
+    expect(console.locator("#login-form button")).to_be_disabled()
+    held[0].continue_()
+    console.locator("#login-form button").click()
+    expect(console.locator("#me-name")).to_have_text(agent["name"])
+    context.close()

@@ -811,10 +811,11 @@ setInterval(() => send({ action: "heartbeat" }), 60_000);
 (async () => {
   state.ws = await configuredWsUrl();
   $("login-ws").textContent = state.ws || "not configured";
-  $("login-key").value = state.key;
+  $("login-form").querySelector("button").disabled = !state.ws;
+  // A key typed (or autofilled) while config.json was loading is kept.
+  if (!$("login-key").value) $("login-key").value = state.key;
   if (!state.ws) {
     showLogin("This console has no server configured: its config.json is missing or has no wsUrl.");
-    $("login-form").querySelector("button").disabled = true;
   } else if (state.key) {
     start();
   } else {
