@@ -90,7 +90,7 @@ class BedrockConverseChatModel(StreamingChatModel):
             inference["temperature"] = self.temperature
         if self.top_p is not None:
             inference["topP"] = self.top_p
-        if stop:
+        if stop := self._stop(stop):
             inference["stopSequences"] = stop
         request: dict[str, Any] = {"modelId": self.model_id, "messages": turns}
         if system:

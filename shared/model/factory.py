@@ -162,6 +162,7 @@ def _chat_model(
                 temperature=temperature,
                 max_tokens=max_tokens,
                 top_p=parameters.top_p,
+                stop_sequences=parameters.stop or None,
                 ssl_context=ssl_context,
                 transport=guarded,
             )
@@ -186,6 +187,7 @@ def _chat_model(
             temperature=temperature,
             max_tokens=max_tokens,
             top_p=parameters.top_p,
+            stop_sequences=parameters.stop or None,
             first_token_timeout=read,
         )
     if target.provider == "sagemaker":
@@ -206,6 +208,7 @@ def _chat_model(
             temperature=temperature,
             max_tokens=max_tokens,
             top_p=parameters.top_p,
+            stop_sequences=parameters.stop or None,
             first_token_timeout=read,
         )
     raise ModelNotConfigured(f"unknown provider {target.provider!r}")

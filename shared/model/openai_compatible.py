@@ -199,7 +199,7 @@ class OpenAICompatibleChatModel(StreamingChatModel):
             temperature=self.temperature,
             max_tokens=self.max_tokens,
             top_p=self.top_p,
-            stop=stop,
+            stop=self._stop(stop),
             stream_usage=self.stream_usage,
         )
 

@@ -94,6 +94,7 @@ class SageMakerChatModel(StreamingChatModel):
                 events.close()
 
     def _body(self, messages: list[BaseMessage], stop: list[str] | None) -> dict[str, Any]:
+        stop = self._stop(stop)
         if self.payload_format == "messages":
             return chat_completions_body(
                 messages,
