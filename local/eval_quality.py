@@ -113,11 +113,9 @@ def admin_api(knowledge_dir: Path) -> Iterator[AdminApi]:
 def _clear_caches() -> None:
     from shared import wiring
     from shared.admin import deps
-    from shared.knowledge.factory import knowledge_service
-    from shared.settings import get_settings
 
-    for cached in (get_settings, wiring.state_store, wiring.knowledge_index, knowledge_service, deps._admin_key):
-        cached.cache_clear()
+    wiring.forget_adapters()
+    deps._admin_key.cache_clear()
 
 
 def _check(response: httpx.Response) -> Any:

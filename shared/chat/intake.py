@@ -116,6 +116,7 @@ class Intake:
             connection = self.store.get_connection(connection_id)
             if connection is None:
                 raise BadRequest("this connection is not registered; reconnect and try again")
+            logger.append_keys(tenant_id=connection.tenant_id)
             if self.tenant_suspended is not None and self.tenant_suspended(connection.tenant_id):
                 self._end_suspended(connection)
                 return

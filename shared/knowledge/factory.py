@@ -4,8 +4,7 @@ for the chosen ones."""
 from __future__ import annotations
 
 import re
-from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shared.knowledge.base import Embedder, KnowledgeIndex
 
@@ -19,20 +18,13 @@ CHUNK_INDEX_PREFIX = "kefu-chunks"
 
 if TYPE_CHECKING:
     from shared.knowledge.rerank import Reranker
-    from shared.knowledge.service import KnowledgeService
     from shared.settings import Settings
 
 
-def _aws_client(settings: Settings, service: str, endpoint: str | None):  # type: ignore[no-untyped-def]
-    import boto3
-    from botocore.config import Config
+def _aws_client(settings: Settings, service: str, endpoint: str | None) -> Any:
+    from shared.aws_clients import aws_client
 
-    return boto3.client(
-        service,
-        endpoint_url=endpoint,
-        region_name=settings.aws_region,
-        config=Config(connect_timeout=2, read_timeout=30, retries={"max_attempts": 3, "mode": "standard"}),
-    )
+    return aws_client(service, region=settings.aws_region, endpoint_url=endpoint)
 
 
 def build_embedder(settings: Settings | None = None) -> Embedder:
@@ -131,20 +123,3 @@ def build_index(settings: Settings, embedder: Embedder | None = None) -> Knowled
     from shared.knowledge.local_index import LocalHybridIndex
 
     return LocalHybridIndex(settings.knowledge_dir, embedder)
-
-
-@lru_cache(maxsize=1)
-def knowledge_service() -> KnowledgeService:
-    """The one search path (retrieve function and admin API), built once per process from settings."""
-    from shared.knowledge.service import KnowledgeService
-    from shared.settings import get_settings
-    from shared.wiring import knowledge_index
-
-    settings = get_settings()
-    return KnowledgeService(
-        knowledge_index(),
-        default_threshold=settings.min_answer_score,
-        default_k=settings.retrieve_top_k,
-        reranker=build_reranker(settings),
-        rerank_candidates=settings.rerank_candidates,
-    )

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import SecretStr, ValidationError
 
-from shared.errors import KefuError
+from shared.errors import KefuError, describe_validation_error
 from shared.model.base import AnswerModel
 from shared.model.config import ModelParameters, ModelTarget
 from shared.model.extractive import ExtractiveModel
@@ -91,7 +91,7 @@ def deployment_target(settings: Settings) -> ModelTarget:
     try:
         return ModelTarget.model_validate(fields, context={"key_given": settings.llm_api_key is not None})
     except ValidationError as exc:
-        problems = describe(exc)
+        problems = describe_validation_error(exc, whole=None)
         for field, variable in _SETTING_NAMES.items():
             problems = problems.replace(f"'{field}'", variable)
         raise ModelNotConfigured(f"invalid model settings: {problems}") from None
@@ -167,7 +167,8 @@ def _chat_model(
                 transport=guarded,
             )
         except ValidationError as exc:
-            raise ModelNotConfigured(f"invalid model settings: {describe(exc)}") from None
+            problems = describe_validation_error(exc, whole=None)
+            raise ModelNotConfigured(f"invalid model settings: {problems}") from None
     from shared.model.aws_errors import model_client
 
     region = target.region or settings.aws_region
@@ -227,12 +228,3 @@ def _secret(secrets: SecretResolver | None, reference: str) -> str:
     if secrets is None:
         raise ModelNotConfigured(f"the model needs secret {reference!r} but no secret store is configured")
     return secrets.get(reference)
-
-
-def describe(exc: ValidationError) -> str:
-    problems = []
-    for err in exc.errors(include_input=False, include_url=False):
-        where = ".".join(map(str, err["loc"]))
-        message = str(err["msg"]).removeprefix("Value error, ")
-        problems.append(f"{where}: {message}" if where else message)
-    return "; ".join(problems)

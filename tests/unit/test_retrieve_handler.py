@@ -14,9 +14,9 @@ from shared import wiring
 from shared.errors import Forbidden
 from shared.knowledge.base import Document, IndexResult, KnowledgeIndex, SearchHits
 from shared.knowledge.config import RetrievalConfig
-from shared.knowledge.factory import knowledge_service
+from shared.knowledge.contract import RetrieveRequest
 from shared.knowledge.local_index import LocalHybridIndex
-from shared.knowledge.retrieval import RetrieveRequest, RetrieveService, StaticConfigs, StoredTenantConfigs
+from shared.knowledge.retrieval import RetrieveService, StaticConfigs, StoredTenantConfigs
 from shared.knowledge.service import KnowledgeService
 from shared.settings import get_settings
 from shared.state.records import Tenant
@@ -35,7 +35,7 @@ def service_for(index: KnowledgeIndex, default_k: int = 2, config: RetrievalConf
 def index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LocalHybridIndex:
     index = LocalHybridIndex(tmp_path, FakeEmbedder())
     index.index("acme", DOCS)
-    monkeypatch.setattr(retrieve, "_service", lambda: service_for(index))
+    monkeypatch.setattr(wiring, "retrieve_service", lambda: service_for(index))
     return index
 
 
@@ -83,13 +83,13 @@ def test_the_tenant_threshold_filters_passages_and_is_reported(
     best, second = everything["passages"][0]["score"], everything["passages"][1]["score"]
     threshold = round((best + second) / 2, 4)
     strict = service_for(index, config=RetrievalConfig(min_answer_score=threshold))
-    monkeypatch.setattr(retrieve, "_service", lambda: strict)
+    monkeypatch.setattr(wiring, "retrieve_service", lambda: strict)
     response = invoke({"tenantId": "acme", "query": "how do I return an item for a refund?", "k": 3})
     assert [p["documentId"] for p in response["passages"]] == ["returns"]
     assert response["threshold"] == threshold and response["bestScore"] == best and response["matched"] is True
     assert response["configVersion"] != everything["configVersion"]  # a new threshold: cached answers are stale
     nothing = service_for(index, config=RetrievalConfig(min_answer_score=1.0))
-    monkeypatch.setattr(retrieve, "_service", lambda: nothing)
+    monkeypatch.setattr(wiring, "retrieve_service", lambda: nothing)
     declined = invoke({"tenantId": "acme", "query": "how do I return an item for a refund?", "k": 3})
     assert declined["passages"] == [] and declined["matched"] is False and declined["bestScore"] == best
 
@@ -167,15 +167,24 @@ class ExplodingIndex(KnowledgeIndex):
 
 
 def test_unexpected_failures_become_an_internal_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(retrieve, "_service", lambda: service_for(ExplodingIndex(RuntimeError("boom")), 4))
+    monkeypatch.setattr(wiring, "retrieve_service", lambda: service_for(ExplodingIndex(RuntimeError("boom")), 4))
     response = invoke({"tenantId": "acme", "query": "refund"})
     assert response["error"]["code"] == "internal_error"
     assert "boom" not in response["error"]["message"]
 
 
 def test_typed_errors_keep_their_code(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(retrieve, "_service", lambda: service_for(ExplodingIndex(Forbidden("no access")), 4))
+    monkeypatch.setattr(wiring, "retrieve_service", lambda: service_for(ExplodingIndex(Forbidden("no access")), 4))
     assert invoke({"tenantId": "acme", "query": "refund"}) == {"error": {"code": "forbidden", "message": "no access"}}
+
+
+def test_the_handler_takes_its_service_as_an_argument(index: LocalHybridIndex) -> None:
+    """A test (or another entry point) passes the use case; nothing is built from settings."""
+    response = retrieve.handler(
+        {"tenantId": "acme", "query": "refund"}, lambda_context("kefu-retrieve"), service=service_for(index, 1)
+    )
+
+    assert len(response["passages"]) == 1 and response["matched"] in (True, False)
 
 
 def test_request_model_accepts_camel_and_snake_case() -> None:
@@ -190,11 +199,9 @@ def settings_from_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     monkeypatch.setenv("KEFU_KNOWLEDGE_BACKEND", "local")
     monkeypatch.setenv("KEFU_KNOWLEDGE_DIR", str(tmp_path))
     monkeypatch.setenv("KEFU_RETRIEVE_TOP_K", "3")
-    for cached in (get_settings, wiring.knowledge_index, retrieve._service, knowledge_service):
-        cached.cache_clear()
+    wiring.forget_adapters()
     yield tmp_path
-    for cached in (get_settings, wiring.knowledge_index, retrieve._service, knowledge_service):
-        cached.cache_clear()
+    wiring.forget_adapters()
 
 
 def test_the_handler_builds_its_index_from_settings(settings_from_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,30 +1,25 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict
-from pydantic.alias_generators import to_camel
 
 from shared.admin.deps import ExistingTenant, Store
+from shared.config_section import CamelModel
 from shared.errors import NotFound
 from shared.state.records import AnswerUsage, Citation, StoredMessage
 
 router = APIRouter(prefix="/v1/tenants/{tenant_id}/conversations", tags=["conversations"])
 
 
-class _Camel(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
-
-
-class CitationOut(Citation, _Camel):
+class CitationOut(Citation, CamelModel):
     """A stored citation in the API's camelCase (not the chat protocol's frame model: the admin function
     does not import every frame model)."""
 
 
-class UsageOut(AnswerUsage, _Camel):
+class UsageOut(AnswerUsage, CamelModel):
     """A bot answer's cost and speed: ``AnswerUsage`` in the API's camelCase."""
 
 
-class MessageOut(_Camel):
+class MessageOut(CamelModel):
     message_id: str
     role: str
     text: str
@@ -39,7 +34,7 @@ class MessageOut(_Camel):
     event: str | None = None
 
 
-class ConversationUsage(_Camel):
+class ConversationUsage(CamelModel):
     """Totals over the conversation's bot answers (tokens the providers reported)."""
 
     answers: int
@@ -48,7 +43,7 @@ class ConversationUsage(_Camel):
     output_tokens: int
 
 
-class Transcript(_Camel):
+class Transcript(CamelModel):
     conversation_id: str
     visitor_id: str
     status: str
