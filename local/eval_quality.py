@@ -42,6 +42,7 @@ from typing import Any
 import httpx
 
 from local.bench import machine_line
+from local.stats import percentile
 
 DEFAULT_DATA = Path("/work/shared/eval")
 QUALITY_DOC = Path(__file__).resolve().parents[1] / "docs" / "quality.md"
@@ -157,11 +158,6 @@ def rrf(*rankings: Sequence[str]) -> list[str]:
         for position, doc in enumerate(ranking, start=1):
             scores[doc] = scores.get(doc, 0.0) + 1.0 / (RRF_K + position)
     return sorted(scores, key=lambda doc: -scores[doc])
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
 # --- StackFAQ ---------------------------------------------------------------------------------------

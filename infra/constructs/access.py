@@ -181,17 +181,13 @@ def grant_knowledge_model_access(*, functions: KefuFunctions, config: DeployConf
         if not models:
             continue
         role = functions.roles[name]
-        stack = cdk.Stack.of(role)
-        resources, wildcards = bedrock_resources(stack, models)
-        role.add_to_policy(iam.PolicyStatement(actions=[BEDROCK_INVOKE], resources=resources))
-        if wildcards:
-            acknowledge(
-                role,
-                "AwsSolutions-IAM5",
-                "A cross-region inference profile serves the embedding or rerank model from any region of its "
-                "geography.",
-                findings=tuple(wildcards),
-            )
+        grant_bedrock(
+            role,
+            BEDROCK_INVOKE,
+            models,
+            "A cross-region inference profile serves the embedding or rerank model from any region of its "
+            "geography.",
+        )
         if chosen.bedrock_rerank_model:
             # bedrock:Rerank has no resource types (Service Authorization Reference); the model it may use
             # is bounded by the InvokeModel statement above.
@@ -241,6 +237,15 @@ def bedrock_resources(stack: cdk.Stack, models: tuple[str, ...]) -> tuple[list[s
     return resources, wildcards
 
 
+def grant_bedrock(role: iam.Role, action: str, models: tuple[str, ...], why_wildcards: str) -> None:
+    """``action`` on these Bedrock models (ids, inference profiles or ARNs); the cross-region wildcards
+    an inference profile needs are acknowledged to cdk-nag with ``why_wildcards``."""
+    resources, wildcards = bedrock_resources(cdk.Stack.of(role), models)
+    role.add_to_policy(iam.PolicyStatement(actions=[action], resources=resources))
+    if wildcards:
+        acknowledge(role, "AwsSolutions-IAM5", why_wildcards, findings=tuple(wildcards))
+
+
 def grant_model_access(*, functions: KefuFunctions, config: DeployConfig) -> None:
     """What generate's model adapters call: the deployment's and tenants' model secrets, the Bedrock
     models and SageMaker endpoints named in the deployment config; nothing more."""
@@ -259,16 +264,13 @@ def grant_model_access(*, functions: KefuFunctions, config: DeployConfig) -> Non
         findings=(arn_finding(role, "secretsmanager", f"secret:{prefix}*"),),
     )
     if config.bedrock_model_ids:
-        resources, wildcards = bedrock_resources(stack, config.bedrock_model_ids)
-        role.add_to_policy(iam.PolicyStatement(actions=[BEDROCK_STREAM], resources=resources))
-        if wildcards:
-            acknowledge(
-                role,
-                "AwsSolutions-IAM5",
-                "Cross-region inference profiles serve the model from any region of their geography; '*' "
-                "in the bedrock_models context allows every model.",
-                findings=tuple(wildcards),
-            )
+        grant_bedrock(
+            role,
+            BEDROCK_STREAM,
+            config.bedrock_model_ids,
+            "Cross-region inference profiles serve the model from any region of their geography; '*' "
+            "in the bedrock_models context allows every model.",
+        )
     if config.sagemaker_endpoint_names:
         names = config.sagemaker_endpoint_names
         arns = [f"arn:{stack.partition}:sagemaker:{stack.region}:{stack.account}:endpoint/{n.lower()}" for n in names]

@@ -33,6 +33,7 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
 from local.bench import machine_line
+from local.stats import percentile
 
 ROOT = Path(__file__).resolve().parents[2]
 QUESTIONS = [
@@ -255,14 +256,6 @@ def join_fixture(samples: list[Sample], fixture: Fixture) -> list[Sample]:
         sample.received, sample.first_token = record["received_at"], record["first_token_at"]
         joined.append(sample)
     return joined
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
 
 
 # --- the measurements ---

@@ -5,7 +5,7 @@ SageMaker targets create boto3 clients for them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr, ValidationError
 
@@ -130,11 +130,17 @@ def _chat_model(
     target: ModelTarget, *, settings: Settings, secrets: SecretResolver | None, api_key: SecretStr | None
 ) -> BaseChatModel:
     parameters = target.parameters
-    temperature = parameters.temperature if parameters.temperature is not None else settings.llm_temperature
-    max_tokens = parameters.max_tokens if parameters.max_tokens is not None else settings.llm_max_tokens
     connect, first_token, between = target_deadlines(target, settings)
     # The socket read timeout is only the backstop of the stream deadlines (shared/model/deadlines.py).
     read = max(first_token, between)
+    # What every provider's chat model takes (StreamingChatModel's fields).
+    sampling: dict[str, Any] = {
+        "temperature": parameters.temperature if parameters.temperature is not None else settings.llm_temperature,
+        "max_tokens": parameters.max_tokens if parameters.max_tokens is not None else settings.llm_max_tokens,
+        "top_p": parameters.top_p,
+        "stop_sequences": parameters.stop or None,
+        "first_token_timeout": read,
+    }
     if target.provider in ("openai", "azure"):
         from shared.model.openai_compatible import OpenAICompatibleChatModel
 
@@ -158,13 +164,9 @@ def _chat_model(
                 query={"api-version": target.api_version} if target.api_version else {},
                 timeout=settings.llm_timeout_seconds,
                 connect_timeout=connect,
-                first_token_timeout=read,
-                temperature=temperature,
-                max_tokens=max_tokens,
-                top_p=parameters.top_p,
-                stop_sequences=parameters.stop or None,
                 ssl_context=ssl_context,
                 transport=guarded,
+                **sampling,
             )
         except ValidationError as exc:
             problems = describe_validation_error(exc, whole=None)
@@ -182,15 +184,7 @@ def _chat_model(
             connect_timeout=connect,
             read_timeout=read,
         )
-        return BedrockConverseChatModel(
-            model_id=target.model or "",
-            client=client,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            top_p=parameters.top_p,
-            stop_sequences=parameters.stop or None,
-            first_token_timeout=read,
-        )
+        return BedrockConverseChatModel(model_id=target.model or "", client=client, **sampling)
     if target.provider == "sagemaker":
         from shared.model.sagemaker import SageMakerChatModel
 
@@ -206,11 +200,7 @@ def _chat_model(
             client=client,
             payload_format=target.payload_format or "messages",
             model=target.model,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            top_p=parameters.top_p,
-            stop_sequences=parameters.stop or None,
-            first_token_timeout=read,
+            **sampling,
         )
     raise ModelNotConfigured(f"unknown provider {target.provider!r}")
 
