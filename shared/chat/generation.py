@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 
 from shared.chat.jobs import GenerateJob
 from shared.chat.protocol import AnswerDelta, AnswerEnd, ErrorFrame
-from shared.chat.protocol import Citation as CitationFrame
 from shared.chat.push import ClientPush
 from shared.chat.quotas import UsageLedger, month_of
 from shared.chat.retriever import RetrievalResult, Retriever
@@ -22,7 +21,7 @@ from shared.model.base import Turn
 from shared.model.gateway import ModelGateway, TenantModel
 from shared.observability import AnswerMeter, AnswerRecord, NoAnswerMeter, logger, metrics
 from shared.state.cache import ContextCache
-from shared.state.records import AnswerUsage, Citation, StoredMessage, answer_id_for, now_ms
+from shared.state.records import AnswerUsage, StoredMessage, answer_id_for, now_ms
 from shared.state.store import StateStore
 
 # A job's independent reads (retrieval, the checks, history, the tenant's model) run side by side;
@@ -195,7 +194,7 @@ class Generator:
             return "dropped-handoff"
         # A model that said the passages do not answer (no_answer.py) cites nothing: no good source.
         citations = [
-            Citation(document_id=p.document_id, title=p.title, snippet=p.snippet(), url=p.url)
+            p.citation()
             for p in ([] if source.declined else cited)
         ]
         record = self._answer_record(job, tenant_model, source, attempt.started, *timing, bool(citations))
@@ -217,7 +216,7 @@ class Generator:
             conversation_id=job.conversation_id,
             message_id=answer_id,
             text=text,
-            citations=[CitationFrame(**c.model_dump()) for c in citations],
+            citations=citations,
             complete=complete,
         )
         self._send_quietly(push, job, end)

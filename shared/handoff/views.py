@@ -5,7 +5,6 @@ from __future__ import annotations
 from shared.chat.identity import alias
 from shared.chat.protocol import (
     AgentRef,
-    Citation,
     ConversationSummary,
     Frame,
     HistoryFrame,
@@ -78,7 +77,7 @@ def message_out(message: StoredMessage) -> MessageOut:
         text=message.text,
         created_at=message.created_at,
         client_message_id=message.client_message_id,
-        citations=[Citation(**c.model_dump()) for c in message.citations] if message.role == "bot" else None,
+        citations=message.citations if message.role == "bot" else None,
         agent=agent,
         event=message.event,
         feedback=message.feedback,

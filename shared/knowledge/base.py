@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from shared.config_section import CamelModel
+
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
@@ -76,6 +78,19 @@ class Passage(BaseModel):
     def snippet(self, max_chars: int = 240) -> str:
         text = " ".join(self.text.split())
         return text if len(text) <= max_chars else text[: max_chars - 1].rstrip() + "…"
+
+    def citation(self) -> Citation:
+        return Citation(document_id=self.document_id, title=self.title, snippet=self.snippet(), url=self.url)
+
+
+class Citation(CamelModel):
+    """Where an answer came from, as stored with the answer, sent in ``answer.end`` and shown in
+    transcripts (one model for all three: camelCase on the wire, field names in storage)."""
+
+    document_id: str
+    title: str
+    snippet: str
+    url: str | None = None
 
 
 class IndexResult(BaseModel):

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from shared.knowledge.base import Citation
 from shared.tenant_config import TenantConfig
 
 Role = Literal["visitor", "bot", "agent", "note", "event"]
@@ -196,13 +197,6 @@ class StatusChange:
     preview: str | None = None
     # For an assignment: only if the agent then holds fewer than this many conversations.
     capacity: int | None = None
-
-
-class Citation(BaseModel):
-    document_id: str
-    title: str
-    snippet: str
-    url: str | None = None
 
 
 class AnswerUsage(BaseModel):

@@ -5,14 +5,10 @@ from fastapi import APIRouter
 from shared.admin.deps import ExistingTenant, Store
 from shared.config_section import CamelModel
 from shared.errors import NotFound
-from shared.state.records import AnswerUsage, Citation, StoredMessage
+from shared.knowledge.base import Citation
+from shared.state.records import AnswerUsage, StoredMessage
 
 router = APIRouter(prefix="/v1/tenants/{tenant_id}/conversations", tags=["conversations"])
-
-
-class CitationOut(Citation, CamelModel):
-    """A stored citation in the API's camelCase (not the chat protocol's frame model: the admin function
-    does not import every frame model)."""
 
 
 class UsageOut(AnswerUsage, CamelModel):
@@ -25,7 +21,7 @@ class MessageOut(CamelModel):
     text: str
     created_at: int
     client_message_id: str | None = None
-    citations: list[CitationOut] = []
+    citations: list[Citation] = []
     # Bot answers only.
     usage: UsageOut | None = None
     # Bot answers cut by a model failure: false.
@@ -78,7 +74,7 @@ def transcript(conversation_id: str, tenant: ExistingTenant, store: Store) -> Tr
                 text=m.text,
                 created_at=m.created_at,
                 client_message_id=m.client_message_id,
-                citations=[CitationOut(**c.model_dump()) for c in m.citations],
+                citations=m.citations,
                 usage=UsageOut(**m.usage.model_dump()) if m.usage is not None else None,
                 complete=not m.incomplete,
                 event=m.event,
