@@ -18,8 +18,8 @@ from constructs import Node
 
 from infra.constants import DEFAULT_ENVIRONMENT, ENVIRONMENTS, Environment
 from shared.knowledge.factory import DEFAULT_BEDROCK_EMBEDDING_MODEL, DEFAULT_BEDROCK_RERANK_MODEL, chunk_index_name
-from shared.model.config import ModelTarget
 from shared.settings import Settings
+from shared.tenant_config.model import ModelTarget
 
 _LLM_PROVIDERS: tuple[str, ...] = get_args(Settings.model_fields["llm_provider"].annotation)
 _EMBEDDING_PROVIDERS: tuple[str, ...] = get_args(Settings.model_fields["embedding_provider"].annotation)

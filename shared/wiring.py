@@ -16,16 +16,13 @@ from shared.settings import get_settings
 
 if TYPE_CHECKING:
     from shared.chat.connections import Admission
-    from shared.chat.dead_letters import DeadLetters
+    from shared.chat.gate import HandoffGate
     from shared.chat.generation import Generator
     from shared.chat.identity import VisitorTokens
     from shared.chat.intake import Intake
-    from shared.chat.jobs import GenerationQueue
-    from shared.chat.push import ClientPush
     from shared.chat.quotas import MonthlyQuota, UsageLedger
     from shared.chat.rate_limits import ChatLimits, RateLimiter
     from shared.chat.retriever import Retriever
-    from shared.handoff.gate import HandoffGate
     from shared.knowledge.base import KnowledgeIndex
     from shared.knowledge.retrieval import RetrieveService
     from shared.knowledge.service import KnowledgeService
@@ -36,6 +33,9 @@ if TYPE_CHECKING:
     from shared.state.cache import ContextCache
     from shared.state.store import StateStore
     from shared.tenant_config import TenantConfigCache
+    from shared.wire.dead_letters import DeadLetters
+    from shared.wire.jobs import GenerationQueue
+    from shared.wire.push import ClientPush
 
 
 @lru_cache(maxsize=1)
@@ -155,7 +155,7 @@ def tenant_suspension() -> Callable[[str], bool]:
 
 @lru_cache(maxsize=1)
 def dead_letters() -> DeadLetters:
-    from shared.chat.dead_letters import DeadLetters
+    from shared.wire.dead_letters import DeadLetters
 
     settings = get_settings()
     return DeadLetters(_client("sqs", settings.sqs_endpoint), settings.generate_queue_url)
@@ -163,7 +163,7 @@ def dead_letters() -> DeadLetters:
 
 @lru_cache(maxsize=1)
 def generation_queue() -> GenerationQueue:
-    from shared.chat.jobs import SqsGenerationQueue
+    from shared.wire.jobs import SqsGenerationQueue
 
     settings = get_settings()
     return SqsGenerationQueue(
@@ -207,7 +207,7 @@ def retrieve_service() -> RetrieveService:
     """The retrieve function's use case: the tenant's retrieval settings, then the search path."""
     from shared.knowledge.retrieval import RetrieveService, StoredTenantConfigs
 
-    configs = StoredTenantConfigs(state_store(), get_settings().tenant_config_ttl_seconds)
+    configs = StoredTenantConfigs(state_store().tenant_config, get_settings().tenant_config_ttl_seconds)
     return RetrieveService(knowledge_service(), configs)
 
 
@@ -253,13 +253,13 @@ def answer_meter() -> AnswerMeter:
 
 def push_for(callback_url: str) -> ClientPush:
     """The client-push adapter of one API stage (@connections), cached per URL."""
-    from shared.chat.push import api_gateway_push
+    from shared.wire.push import api_gateway_push
 
     return api_gateway_push(callback_url, get_settings().aws_region)
 
 
 def callback_url_of(domain_name: str, stage: str) -> str:
-    from shared.chat.push import callback_url
+    from shared.wire.push import callback_url
 
     return callback_url(get_settings(), domain_name, stage)
 
@@ -313,7 +313,7 @@ def intake(domain_name: str, stage: str) -> Intake:
 @lru_cache(maxsize=1)
 def handoff_gate() -> HandoffGate:
     """The answer gate of the generate function (the bot answers only while it owns the conversation)."""
-    from shared.handoff.gate import HandoffGate
+    from shared.chat.gate import HandoffGate
 
     return HandoffGate(state_store(), push_for)
 

@@ -6,9 +6,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared import wiring
 from shared.chat.connections import Admission
-from shared.chat.events import ConnectEvent, door_event
 from shared.errors import KefuError, http_status
 from shared.observability import WEBSOCKET_REQUEST_ID, logger, metrics, tracer
+from shared.wire.events import ConnectEvent, door_event
 
 
 @logger.inject_lambda_context(correlation_id_path=WEBSOCKET_REQUEST_ID, clear_state=True)

@@ -7,9 +7,9 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared import wiring
-from shared.chat.events import GenerateJobRecord
 from shared.chat.generation import Generator
 from shared.observability import logger, metrics, tracer
+from shared.wire.events import GenerateJobRecord
 
 # FIFO: a failed record fails the rest of the batch too, so a conversation's order is kept.
 processor = SqsFifoPartialProcessor(model=GenerateJobRecord)

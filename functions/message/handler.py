@@ -8,10 +8,10 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared import wiring
-from shared.chat.events import MessageEvent
 from shared.chat.intake import Intake
 from shared.errors import ConnectionGone
 from shared.observability import WEBSOCKET_REQUEST_ID, logger, metrics, tracer
+from shared.wire.events import MessageEvent
 
 
 @logger.inject_lambda_context(correlation_id_path=WEBSOCKET_REQUEST_ID, clear_state=True)

@@ -35,7 +35,7 @@ Derived from what the code calls (shared/state/dynamodb.py and the logic modules
   logs the agent out: ``agent_connections`` (Query on the agent index), ``get_connection`` +
   ``delete_connection``, the colleagues' presence frame and closing the sockets through @connections.
   Usage (``GET …/usage``): BatchGetItem on the limits table.
-  Dead letters (shared/chat/dead_letters.py): reads the job queue's RedrivePolicy, receives/deletes on
+  Dead letters (shared/wire/dead_letters.py): reads the job queue's RedrivePolicy, receives/deletes on
   the dead-letter queue and sends its jobs back to the job queue.
 - retrieve and admin, the knowledge models (``grant_knowledge_model_access``; shared/knowledge/factory.py):
   a Bedrock embedder calls InvokeModel on its model (passages at ingestion, each question at search);
@@ -113,7 +113,7 @@ TABLE_ACCESS: dict[FunctionName, dict[TableName, TableAccess]] = {
         # Monthly usage counters: answers and tokens (shared/chat/quotas.py).
         "limits": TableAccess((UPDATE,)),
         "messages": TableAccess((GET, PUT, QUERY)),
-        # The answer gate and the no-answer handoff (shared/handoff/gate.py).
+        # The answer gate and the no-answer handoff (shared/chat/gate.py).
         "tenants": TableAccess((GET,)),
         "agents": TableAccess((UPDATE, QUERY), indexes=(TENANT_INDEX,)),
         "connections": TableAccess((DELETE, QUERY), indexes=(CONVERSATION_INDEX, AGENT_CONNECTION_INDEX)),
@@ -154,7 +154,7 @@ def grant_least_privilege(
     for function in CLOSES_CONNECTIONS:
         websocket.grant_post_to_connections(roles[function], method="DELETE")
     queue.queue.grant_send_messages(roles["message"])
-    # The admin API lists the dead-letter queue and sends its jobs back (shared/chat/dead_letters.py).
+    # The admin API lists the dead-letter queue and sends its jobs back (shared/wire/dead_letters.py).
     queue.dead_letters.grant_consume_messages(roles["admin"])
     queue.queue.grant_send_messages(roles["admin"])
     # Only generate may invoke retrieve (the event source grants it the queue's consume actions).

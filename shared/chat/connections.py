@@ -16,15 +16,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from shared.chat.events import ConnectEvent, DisconnectEvent
 from shared.chat.identity import VisitorTokens, origin_allowed, user_verified, visitor_id_for_user
-from shared.chat.protocol import SessionEnded
-from shared.chat.push import ClientPush
 from shared.chat.rate_limits import ChatLimits, RateLimiter
 from shared.errors import BadRequest, ConnectionGone, Forbidden, Unauthorized, UpstreamError
 from shared.handoff.agents import agent_id_of, key_matches
 from shared.state.records import Agent, Connection, Tenant, new_visitor_id
 from shared.state.store import StateStore
+from shared.wire.events import ConnectEvent, DisconnectEvent
+from shared.wire.protocol import SessionEnded
+from shared.wire.push import ClientPush
 
 _VISITOR_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8}){0,3}$")

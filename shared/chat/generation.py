@@ -8,9 +8,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from shared.chat.jobs import GenerateJob
-from shared.chat.protocol import AnswerDelta, AnswerEnd, ErrorFrame
-from shared.chat.push import ClientPush
 from shared.chat.quotas import UsageLedger, month_of
 from shared.chat.retriever import RetrievalResult, Retriever
 from shared.chat.streaming import FrameCoalescer
@@ -23,6 +20,9 @@ from shared.observability import AnswerMeter, AnswerRecord, NoAnswerMeter, logge
 from shared.state.cache import ContextCache
 from shared.state.records import AnswerUsage, StoredMessage, answer_id_for, now_ms
 from shared.state.store import StateStore
+from shared.wire.jobs import GenerateJob
+from shared.wire.protocol import AnswerDelta, AnswerEnd, ErrorFrame
+from shared.wire.push import ClientPush
 
 # A job's independent reads (retrieval, the checks, history, the tenant's model) run side by side;
 # threads are made as needed and reused by a warm container.

@@ -20,11 +20,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import Field
-
-from shared.config_section import ConfigSection
 from shared.errors import Throttled
 from shared.observability import logger
+from shared.tenant_config.quota import QuotaConfig
 
 # Where an answer's text came from (AnswerRecord.source): only "model" spends model tokens.
 ANSWER_SOURCES = ("model", "cache", "shared")
@@ -34,14 +32,6 @@ _KEEP = timedelta(days=400)
 
 class QuotaExceeded(Throttled):
     code = "quota_exceeded"
-
-
-class QuotaConfig(ConfigSection):
-    """A tenant's monthly quotas (its plan). None: the deployment's default (Settings.quota_*);
-    0: unlimited."""
-
-    questions_per_month: int | None = Field(default=None, ge=0)
-    tokens_per_month: int | None = Field(default=None, ge=0)
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,10 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 
-from shared.knowledge.config import RetrievalConfig
 from shared.knowledge.contract import RetrieveRequest, RetrieveResponse
 from shared.knowledge.service import KnowledgeService
-from shared.state.store import StateStore
-from shared.tenant_config import TenantConfigCache
+from shared.tenant_config import TenantConfig, TenantConfigCache
+from shared.tenant_config.retrieval import RetrievalConfig
 
 
 class TenantConfigSource(ABC):
@@ -31,11 +30,17 @@ class StaticConfigs(TenantConfigSource):
 
 
 class StoredTenantConfigs(TenantConfigSource):
-    """Reads the tenant record (StateStore.get_tenant) and keeps its RetrievalConfig ``ttl_seconds``:
-    a threshold calibrated in the admin API reaches every warm retrieve function within that time."""
+    """Reads a tenant's settings (``read``: the state store's ``tenant_config``) and keeps its
+    RetrievalConfig ``ttl_seconds``: a threshold calibrated in the admin API reaches every warm retrieve
+    function within that time."""
 
-    def __init__(self, store: StateStore, ttl_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self._configs = TenantConfigCache(store.tenant_config, ttl_seconds, clock)
+    def __init__(
+        self,
+        read: Callable[[str], TenantConfig | None],
+        ttl_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._configs = TenantConfigCache(read, ttl_seconds, clock)
 
     def retrieval_config(self, tenant_id: str) -> RetrievalConfig:
         config = self._configs.get(tenant_id)

@@ -11,9 +11,9 @@ from pydantic import SecretStr, ValidationError
 
 from shared.errors import KefuError, describe_validation_error
 from shared.model.base import AnswerModel
-from shared.model.config import ModelParameters, ModelTarget
 from shared.model.extractive import ExtractiveModel
 from shared.settings import Settings
+from shared.tenant_config.model import ModelParameters, ModelTarget
 
 if TYPE_CHECKING:
     from langchain_core.language_models.chat_models import BaseChatModel

@@ -41,6 +41,11 @@ def new_visitor_id() -> str:
     return "v_" + uuid.uuid4().hex
 
 
+# Only verified users' ids start with this (fresh ones are "v_…"; tokens are issued only for ids the
+# server assigned), so agents can tell a signed-in user from an anonymous visitor.
+VERIFIED_USER_PREFIX = "u_"
+
+
 _last_ms = 0
 _last_ms_lock = threading.Lock()
 

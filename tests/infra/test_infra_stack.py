@@ -9,7 +9,6 @@ import pytest
 
 from infra.constants import FUNCTIONS, PYTHON_VERSION, SEND_MESSAGE_ROUTE, TABLES, FunctionName
 from infra.constructs.functions import SPECS
-from shared.model.config import ModelConfig
 from shared.settings import Settings
 from shared.state.models import (
     AgentModel,
@@ -19,6 +18,7 @@ from shared.state.models import (
     RateCounterModel,
     TenantModel,
 )
+from shared.tenant_config.model import ModelConfig
 from tests.infra.synthesis import Synth
 
 

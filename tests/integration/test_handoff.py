@@ -12,14 +12,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from shared.chat.gate import HandoffGate
 from shared.chat.generation import Generator
 from shared.chat.intake import Intake
-from shared.chat.jobs import GenerateJob, GenerationQueue
-from shared.chat.push import ClientPush
 from shared.chat.retriever import Retriever
 from shared.errors import Conflict
 from shared.handoff.agents import new_agent_key
-from shared.handoff.gate import HandoffGate
 from shared.handoff.notify import Notifier
 from shared.handoff.service import Handoff
 from shared.knowledge.base import Passage
@@ -39,6 +37,8 @@ from shared.state.records import (
     answer_id_for,
     new_message_id,
 )
+from shared.wire.jobs import GenerateJob, GenerationQueue
+from shared.wire.push import ClientPush
 
 pytestmark = pytest.mark.integration
 

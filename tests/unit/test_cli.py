@@ -93,7 +93,7 @@ def test_ingest_uploads_every_file_continues_past_bad_ones_and_exits_1(admin: Kn
 
 
 def admin_config() -> Any:
-    from shared.knowledge.config import RetrievalConfig
+    from shared.tenant_config.retrieval import RetrievalConfig
 
     return RetrievalConfig(min_answer_score=0.0)
 

@@ -21,11 +21,11 @@ from functions.message import handler as message
 from shared.admin import deps
 from shared.chat.generation import Generator
 from shared.chat.intake import Intake
-from shared.chat.jobs import GenerateJob
 from shared.model.gateway import FixedModelGateway
 from shared.observability import logger
 from shared.settings import get_settings
 from shared.state.records import Connection, Conversation, StoredMessage, Tenant
+from shared.wire.jobs import GenerateJob
 from tests import events
 from tests.unit.fakes import (
     FakeAnswerModel,

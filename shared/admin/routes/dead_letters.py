@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from shared.admin.deps import PlatformOnly
-from shared.chat.dead_letters import DeadLetter, DeadLetters
 from shared.config_section import CamelModel
+from shared.wire.dead_letters import DeadLetter, DeadLetters
 from shared.wiring import dead_letters
 
 router = APIRouter(prefix="/v1/dead-letters", tags=["operations"], dependencies=[PlatformOnly])

@@ -13,15 +13,15 @@ import time
 from collections.abc import Callable
 
 from shared.chat.generation import AnswerGate
-from shared.chat.jobs import GenerateJob
-from shared.chat.protocol import AnswerCancelled
-from shared.chat.push import ClientPush
 from shared.errors import ConnectionGone
 from shared.handoff.notify import Notifier
 from shared.handoff.service import Handoff
 from shared.observability import logger
 from shared.state.records import answer_id_for
 from shared.state.store import StateStore
+from shared.wire.jobs import GenerateJob
+from shared.wire.protocol import AnswerCancelled
+from shared.wire.push import ClientPush
 
 
 class HandoffGate(AnswerGate):

@@ -13,7 +13,7 @@ from aws_lambda_powertools.utilities.parser.models import (
 )
 from pydantic import Field, Json, TypeAdapter, field_validator
 
-from shared.chat.jobs import GenerateJob
+from shared.wire.jobs import GenerateJob
 
 
 class ConnectEvent(APIGatewayWebSocketConnectEventModel):

@@ -13,9 +13,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared.chat.jobs import GenerateJob
 from shared.config_section import CamelModel
 from shared.errors import NotFound
+from shared.wire.jobs import GenerateJob
 
 # SQS returns at most 10 messages per receive.
 _BATCH = 10
