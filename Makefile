@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run reset faults test lint typecheck unit integration e2e infra browser screenshots bench eval system-deps node-deps clean
+.PHONY: install run reset faults test lint typecheck unit integration e2e infra browser screenshots bench eval cost system-deps node-deps clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -65,7 +65,7 @@ screenshots: install system-deps
 
 ## Every suite: lint, types, unit, integration, e2e, browser, infra.
 test: install system-deps node-deps lint typecheck
-	$(BIN)/pytest tests
+	$(BIN)/pytest tests -n 2 --dist loadgroup
 
 ## The long fault-injection run (model killed/refusing/429/500/503/hanging/slow, Redis and moto restarted,
 ## generate crashing) -> docs/reliability.md. `make test` runs a short version (tests/e2e/test_faults.py).
@@ -74,6 +74,11 @@ faults: install system-deps
 
 bench: install system-deps
 	$(BIN)/python -m local.bench
+
+## docs/cost.md: the idle floor of each synthesized profile (local/cost/prices.toml) and the infra cost per
+## conversation measured through the local stack (~3 min; `python -m local.cost --reuse` re-renders).
+cost: install system-deps
+	$(BIN)/python -m local.cost
 
 ## Retrieval quality through the admin API (StackFAQ, HINT3) -> docs/quality.md.
 eval: install

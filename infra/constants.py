@@ -33,6 +33,9 @@ TICKET_INDEX: Final = "ticket-index"  # on conversations (sparse: open tickets o
 
 # --- SQS ---
 GENERATE_MAX_RECEIVES: Final = 3  # then the job moves to the dead-letter queue
+# A queue's visibility timeout is at least this many times its consumer's timeout (AWS's advice for
+# Lambda event source mappings: the poller's own retries of a throttled invocation fit inside it).
+VISIBILITY_TIMEOUT_FACTOR: Final = 6
 
 # --- API Gateway ---
 ROUTE_SELECTION_EXPRESSION: Final = "$request.body.action"

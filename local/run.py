@@ -31,6 +31,7 @@ from typing import Any
 
 import httpx
 
+from infra.constants import GENERATE_MAX_RECEIVES, VISIBILITY_TIMEOUT_FACTOR
 from local.emulator.config import ApiConfig, EventSourceMapping
 from local.emulator.emulator import Emulator
 from local.services import MotoServer, RedisServer, free_port, use_dummy_aws_credentials
@@ -45,6 +46,9 @@ DLQ_NAME = "kefu-generate-dlq.fifo"
 MOTO_STATE = "moto-state.pickle"
 # What --fresh and --reset remove (the lock file and logs stay).
 STATE_FILES = (MOTO_STATE, MOTO_STATE + ".tmp", "knowledge", "local.json", "visitor-token-secret")
+GENERATE_TIMEOUT_SECONDS = 120
+# As infra/ declares it: 6x the generate timeout.
+GENERATE_VISIBILITY_SECONDS = GENERATE_TIMEOUT_SECONDS * VISIBILITY_TIMEOUT_FACTOR
 
 log = logging.getLogger("kefu.local")
 
@@ -66,7 +70,10 @@ def api_config(settings: Settings, queue_url: str) -> ApiConfig:
             "kefu-message": {"handler": "functions.message.handler:handler", "timeout_seconds": 10},
             # The generate function invokes retrieve by the name its settings give.
             settings.retrieve_function: {"handler": "functions.retrieve.handler:handler", "timeout_seconds": 15},
-            "kefu-generate": {"handler": "functions.generate.handler:handler", "timeout_seconds": 120},
+            "kefu-generate": {
+                "handler": "functions.generate.handler:handler",
+                "timeout_seconds": GENERATE_TIMEOUT_SECONDS,
+            },
         },
         event_source_mappings=[
             EventSourceMapping(queue_url=queue_url, function="kefu-generate", batch_size=1, max_concurrency=8)
@@ -83,8 +90,8 @@ def create_queues(sqs_endpoint: str | None, region: str) -> str:
     fifo = {"FifoQueue": "true", "ContentBasedDeduplication": "false"}
     dlq_url = sqs.create_queue(QueueName=DLQ_NAME, Attributes=fifo)["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "3"})
-    attributes = {**fifo, "VisibilityTimeout": "150", "RedrivePolicy": redrive}
+    redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(GENERATE_MAX_RECEIVES)})
+    attributes = {**fifo, "VisibilityTimeout": str(GENERATE_VISIBILITY_SECONDS), "RedrivePolicy": redrive}
     return str(sqs.create_queue(QueueName=QUEUE_NAME, Attributes=attributes)["QueueUrl"])
 
 

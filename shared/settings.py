@@ -170,7 +170,9 @@ class Settings(BaseSettings):
     min_answer_score: float = 0.35
 
     # --- Streaming to the visitor ---
-    stream_flush_ms: int = 60
+    # Every frame is a billed WebSocket message: 4 a second reads as steady typing and keeps the stream
+    # the cheaper half of a conversation's infra cost (docs/cost.md measures 60 ms against 250 ms).
+    stream_flush_ms: int = 250
     stream_flush_chars: int = 400
 
     # --- Admin API ---

@@ -9,7 +9,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.config import DeployConfig
-from infra.constants import GENERATE_MAX_RECEIVES, resource_name
+from infra.constants import GENERATE_MAX_RECEIVES, VISIBILITY_TIMEOUT_FACTOR, resource_name
 
 
 class GenerateQueue(Construct):
@@ -42,10 +42,13 @@ class GenerateQueue(Construct):
             content_based_deduplication=False,
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
-            # Longer than one generate run, or a job still being answered would be delivered again.
-            # Not the 6x AWS suggests for throttled pollers: a retry minutes later is no use to a
-            # visitor waiting for an answer, and the dead-letter queue keeps the failures.
-            visibility_timeout=Duration.seconds(int(consumer_timeout.to_seconds() * 2.5)),
+            # 6x the consumer's timeout (AWS's advice): the event source mapping retries a throttled
+            # invocation (e.g. generate at its reserved concurrency) within the visibility timeout, so a
+            # shorter one would count those retries as receives and dead-letter jobs that never ran.
+            # The cost: a job whose generate run crashed outright comes back only after this timeout;
+            # the generate function settles every job it runs itself (answer, cut answer or
+            # model_unavailable) well inside its own timeout, so that is the crash case only.
+            visibility_timeout=Duration.seconds(int(consumer_timeout.to_seconds() * VISIBILITY_TIMEOUT_FACTOR)),
             retention_period=Duration.hours(1),  # an answer older than that is no longer wanted
             dead_letter_queue=sqs.DeadLetterQueue(queue=self.dead_letters, max_receive_count=GENERATE_MAX_RECEIVES),
         )

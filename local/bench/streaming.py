@@ -96,9 +96,16 @@ class Fixture:
 
 class Stack:
     def __init__(
-        self, llm_base_url: str, state_dir: Path, *, max_concurrency: int = 64, env: dict[str, str] | None = None
+        self,
+        llm_base_url: str,
+        state_dir: Path,
+        *,
+        max_concurrency: int = 64,
+        env: dict[str, str] | None = None,
+        module: str = "local.bench._stack",
     ) -> None:
         self.llm_base_url = llm_base_url
+        self.module = module
         self.state_dir = state_dir
         self.max_concurrency = max_concurrency
         self.extra_env = env or {}
@@ -116,9 +123,11 @@ class Stack:
         env |= {"KEFU_RATE_ADDRESS_CONNECTIONS_PER_MINUTE": "0"}
         env |= self.extra_env
         self.log = (self.state_dir / "stack.log").open("wb")
-        command = [sys.executable, "-m", "local.bench._stack", "--state-dir", str(self.state_dir)]
+        command = [sys.executable, "-m", self.module, "--state-dir", str(self.state_dir)]
+        if self.module == "local.bench._stack":
+            command += ["--max-concurrency", str(self.max_concurrency)]
         self.process = subprocess.Popen(
-            [*command, "--max-concurrency", str(self.max_concurrency)],
+            command,
             cwd=ROOT,
             env=env,
             stdout=self.log,

@@ -19,6 +19,7 @@ from local.emulator.gateway import WebSocketGateway
 from local.emulator.invoke import LambdaRuntime
 from local.emulator.management import build_http_app
 from local.emulator.sqs import SqsClientFactory, SqsEventSource, default_sqs_client_factory
+from local.emulator.usage import Usage
 
 logger = logging.getLogger("local.emulator")
 
@@ -44,10 +45,15 @@ class Emulator:
         extra_app: ASGIApp | None = None,
         sqs_client_factory: SqsClientFactory | None = None,
         access_log: bool = False,
+        usage: Usage | None = None,
     ) -> None:
         self.config = config
         self.host = host
-        self.runtime = LambdaRuntime(config.functions, region=config.region, account_id=config.account_id)
+        self.runtime = LambdaRuntime(
+            config.functions, region=config.region, account_id=config.account_id, usage=usage
+        )
+        # What AWS would meter (GET /_emulator/usage).
+        self.usage = self.runtime.usage
         self.gateway = WebSocketGateway(config, self.runtime, host=host, port=ws_port)
         self._http_port = http_port
         self._extra_app = extra_app

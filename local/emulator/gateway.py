@@ -233,6 +233,7 @@ class WebSocketGateway:
         except ConnectionClosed:
             raise GoneError(connection.info.connection_id) from None
         connection.touch()
+        self.runtime.usage.frame_out(len(message.encode("utf-8") if isinstance(message, str) else message))
 
     async def delete(self, connection_id: str) -> None:
         connection = self.registry.get(connection_id)
@@ -312,6 +313,7 @@ class WebSocketGateway:
         try:
             async for message in websocket:
                 connection.touch()
+                self.runtime.usage.frame_in(len(message.encode("utf-8") if isinstance(message, str) else message))
                 if isinstance(message, bytes):
                     await websocket.close(1003, "Binary frames are not supported")
                     break
@@ -320,6 +322,7 @@ class WebSocketGateway:
             pass  # e.g. 1009 from the size limit, or the client vanished
         finally:
             watchdog.cancel()
+            self.runtime.usage.connection_closed(epoch_ms() - connection.info.connected_at)
             self.registry.remove(connection.info.connection_id)
             await self._on_disconnect(connection)
 

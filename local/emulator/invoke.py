@@ -25,6 +25,7 @@ from typing import Any
 
 from local.emulator.config import FunctionConfig
 from local.emulator.context import ClientContext, LambdaContext, make_context
+from local.emulator.usage import Usage
 
 logger = logging.getLogger("local.emulator.lambda")
 
@@ -183,8 +184,11 @@ class LambdaRuntime:
         region: str,
         account_id: str,
         max_workers: int = 64,
+        usage: Usage | None = None,
     ) -> None:
         self.functions = dict(functions)
+        # AWS's meters (GET /_emulator/usage): the gateway counts frames and connections here too.
+        self.usage = usage or Usage()
         self.region = region
         self.account_id = account_id
         # Not the loop's default executor: long handlers (streaming answers) must not starve it.
@@ -301,6 +305,7 @@ class LambdaRuntime:
                 },
             )
         duration_ms = (time.perf_counter() - started) * 1000
+        self.usage.invocation(name, duration_ms)
         outcome = "timeout" if timed_out else ("error" if error else "ok")
         logger.info("invoke %s %s %s %.1f ms", name, context.aws_request_id, outcome, duration_ms)
         return InvocationResult(

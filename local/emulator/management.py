@@ -177,6 +177,14 @@ class _Handlers:
         plan_now = runtime.crash_plan
         return JSONResponse({"crash": plan_now.to_json() if plan_now else None})
 
+    async def usage(self, request: Request) -> Response:
+        """``GET /_emulator/usage``: what AWS would meter since the start or the last ``DELETE``
+        (local/emulator/usage.py); ``DELETE`` starts the counts again."""
+        meter = self.backend.runtime.usage
+        if request.method == "DELETE":
+            meter.reset()
+        return JSONResponse(meter.snapshot())
+
     async def chat_page(self, request: Request) -> Response:
         return FileResponse(STATIC_DIR / "chat.html", media_type="text/html; charset=utf-8")
 
@@ -217,6 +225,7 @@ def build_http_app(backend: EmulatorBackend, extra_app: ASGIApp | None = None) -
         Route("/2015-03-31/functions/{function_name}/invocations", handlers.invoke, methods=["POST"]),
         Route("/chat", handlers.chat_page, methods=["GET"]),
         Route("/_emulator/faults", handlers.faults, methods=["GET", "PUT", "DELETE"]),
+        Route("/_emulator/usage", handlers.usage, methods=["GET", "DELETE"]),
     ]
     if extra_app is not None:
         routes.append(Mount("/", app=extra_app))

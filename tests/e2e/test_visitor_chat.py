@@ -70,6 +70,7 @@ def test_off_topic_question_is_declined_without_citations(local_stack: LocalStac
         (json.dumps({"action": "dance"}), "unknown_action"),
         (json.dumps(send_message("x" * 9000)), "message_too_large"),
     ],
+    ids=["not-json", "no-client-id", "unknown-action", "too-large"],  # stable ids: the pytest-xdist workers must agree
 )
 def test_malformed_frames_get_an_error_frame_and_nothing_is_stored(
     local_stack: LocalStackInfo, raw: str, code: str

@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from infra.constants import FUNCTIONS, PYTHON_VERSION, SEND_MESSAGE_ROUTE, TABLES, FunctionName
+from infra.constants import (
+    FUNCTIONS,
+    PYTHON_VERSION,
+    SEND_MESSAGE_ROUTE,
+    TABLES,
+    VISIBILITY_TIMEOUT_FACTOR,
+    FunctionName,
+)
 from infra.constructs.functions import SPECS
 from shared.settings import Settings
 from shared.state.models import (
@@ -19,6 +26,7 @@ from shared.state.models import (
     TenantModel,
 )
 from shared.tenant_config.model import ModelConfig
+from tests.infra.profiles import PROFILES
 from tests.infra.synthesis import Synth
 
 
@@ -164,7 +172,27 @@ def test_generate_settles_every_job_within_its_own_timeout(dev: Synth) -> None:
     assert model_seconds + retrieval_and_storing <= timeout
     queues = {r["Properties"]["QueueName"]: r["Properties"] for r in dev.of_type("AWS::SQS::Queue").values()}
     # A crash is redelivered only after the visibility timeout; it must outlast a running job.
-    assert queues["kefu-dev-generate.fifo"]["VisibilityTimeout"] >= 2 * timeout
+    assert queues["kefu-dev-generate.fifo"]["VisibilityTimeout"] >= VISIBILITY_TIMEOUT_FACTOR * timeout
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_queue_outlasts_six_times_its_consumer(profile: str, request: pytest.FixtureRequest) -> None:
+    """Every SQS event source of every profile: the queue's visibility timeout is at least 6x the
+    consuming function's timeout (AWS's advice), so the poller's retries of a throttled invocation
+    do not make a job visible again (and count toward the dead-letter queue) while it may still run."""
+    synth: Synth = request.getfixturevalue(profile)
+    mappings = synth.of_type("AWS::Lambda::EventSourceMapping").values()
+    assert mappings
+    for mapping in mappings:
+        props = mapping["Properties"]
+        queue_id = props["EventSourceArn"]["Fn::GetAtt"][0]
+        queue = synth.resources[queue_id]
+        assert queue["Type"] == "AWS::SQS::Queue"
+        function_ref = props["FunctionName"]
+        function_id = function_ref["Ref"] if "Ref" in function_ref else function_ref["Fn::GetAtt"][0]
+        timeout = synth.resources[function_id]["Properties"].get("Timeout", 3)  # Lambda's default
+        assert queue["Properties"]["VisibilityTimeout"] >= VISIBILITY_TIMEOUT_FACTOR * timeout, (queue_id, timeout)
+    assert VISIBILITY_TIMEOUT_FACTOR >= 6
 
 
 def test_queues_refuse_plain_http(dev: Synth) -> None:

@@ -599,3 +599,28 @@ def test_sqs_partial_batch_response_keeps_only_failed_items(queues: dict[str, st
         record = event["Records"][0]
         assert record["messageAttributes"]["kind"]["stringValue"] == "test"
         assert record["md5OfMessageAttributes"]
+
+
+# --- AWS's meters (GET /_emulator/usage) ---
+
+
+def test_usage_counts_messages_in_32_kb_units_connections_and_invocations(bare_emulator: Emulator) -> None:
+    usage_url = f"{bare_emulator.http_url}/_emulator/usage"
+    httpx.delete(usage_url).raise_for_status()
+    big = "x" * 40_000  # one frame each way, two billed messages each way
+    with _open(bare_emulator) as ws:
+        _ask(ws, {"action": "echo", "pad": big})
+        _ask(ws, {"action": "echo"})
+    calls.wait_for(lambda found: any(call.function == "disconnect" for call in found[-3:]))
+    usage = httpx.get(usage_url).json()
+    websocket = usage["websocket"]
+    assert websocket["messagesIn"] == 3
+    assert websocket["messagesOut"] == 3  # the echoes: the big one repeats its body
+    assert websocket["bytesIn"] > 40_000
+    assert websocket["connections"] == 1
+    assert websocket["connectionMinutes"] == 1  # billed per started minute
+    assert 0 < websocket["connectionMs"] < 60_000
+    assert usage["lambda"]["echo"]["invocations"] == 2
+    assert usage["lambda"]["echo"]["billedMs"] >= 2
+    assert usage["lambda"]["disconnect"]["invocations"] == 1
+    assert httpx.delete(usage_url).json()["websocket"]["messagesIn"] == 0

@@ -45,6 +45,7 @@ import redis
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from local.run import GENERATE_VISIBILITY_SECONDS
 from local.services import free_port, use_dummy_aws_credentials
 from tests.e2e.conftest import start_local_run, stop, wait_for_local_json
 from tests.support.fault_model_server import FULL_TEXT, FaultModelProcess
@@ -612,7 +613,7 @@ def _heal(stack: FaultStack) -> None:
         stack.model.kill()
         stack.model.start()
     stack.disarm_crash()
-    stack.set_visibility_timeout(150)
+    stack.set_visibility_timeout(GENERATE_VISIBILITY_SECONDS)
 
 
 def report(results: list[FaultResult], *, visitors: int, messages: int, bound_seconds: float, seconds: float) -> str:

@@ -1,0 +1,75 @@
+"""What the synthesized templates bill with no traffic (local/cost/idle.py, docs/cost.md).
+
+The default profile may hold fixed-cost resources only within ``DEFAULT_ALLOWANCE``. On this branch the
+default profile still has the OpenSearch Serverless collection (~$175/month alone) until the S3-backed
+index becomes the default: the allowance check then runs on the profiles listed in
+``WITHIN_ALLOWANCE`` (an existing OpenSearch domain: the same stack without the collection), and the
+default profile is checked to hold nothing beyond the allowance except that collection.
+When the S3-backed index is the default: add "dev" to WITHIN_ALLOWANCE and delete
+``test_default_profile_holds_nothing_else_beyond_the_allowance``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from local.cost.idle import DEFAULT_ALLOWANCE, UnpricedResource, beyond_allowance, fixed_costs, idle_floor
+from local.cost.prices import load_prices
+from tests.infra.profiles import PROFILES
+from tests.infra.synthesis import Synth
+
+# Profiles that must stay within the default allowance (fixed cost by type and in dollars).
+WITHIN_ALLOWANCE: tuple[str, ...] = ("existing_domain",)
+# The collection the S3-backed index replaces as the default (the s3index branch).
+COLLECTION = "AWS::OpenSearchServerless::Collection"
+
+
+def _template(synth: Synth) -> dict[str, object]:
+    return {"Resources": synth.resources}
+
+
+def _allowance_usd() -> float:
+    prices = load_prices()
+    return (
+        DEFAULT_ALLOWANCE["AWS::SecretsManager::Secret"] * prices["secretsmanager"]["secret_month"]
+        + DEFAULT_ALLOWANCE["AWS::CloudWatch::Alarm"] * prices["cloudwatch"]["alarm_standard_month"]
+        + 0.50  # the generate queue's idle pollers (~$0.33 at 5 pollers)
+    )
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_resource_type_is_priced(profile: str, request: pytest.FixtureRequest) -> None:
+    synth: Synth = request.getfixturevalue(profile)
+    fixed_costs(_template(synth))  # raises UnpricedResource for a type the calculator does not know
+
+
+def test_an_unknown_resource_type_fails_the_calculation() -> None:
+    template = {"Resources": {"Cache": {"Type": "AWS::ElastiCache::CacheCluster", "Properties": {}}}}
+    with pytest.raises(UnpricedResource, match="ElastiCache"):
+        fixed_costs(template)
+
+
+@pytest.mark.parametrize("profile", WITHIN_ALLOWANCE)
+def test_fixed_monthly_costs_stay_within_the_allowance(profile: str, request: pytest.FixtureRequest) -> None:
+    synth: Synth = request.getfixturevalue(profile)
+    template = _template(synth)
+    assert beyond_allowance(template, DEFAULT_ALLOWANCE) == {}
+    assert idle_floor(template) <= _allowance_usd()
+
+
+def test_default_profile_holds_nothing_else_beyond_the_allowance(dev: Synth) -> None:
+    assert set(beyond_allowance(_template(dev), DEFAULT_ALLOWANCE)) <= {COLLECTION}
+
+
+def test_the_collection_is_priced_at_its_minimum_ocus(dev: Synth, prod: Synth) -> None:
+    # dev runs without standby replicas (1 OCU minimum), prod with them (2 OCUs): ~$175 and ~$350 a month.
+    for synth, ocus in ((dev, 1), (prod, 2)):
+        lines = [line for line in fixed_costs(_template(synth)) if line.cfn_type == COLLECTION]
+        for line in lines:
+            assert line.monthly_usd == pytest.approx(ocus * 0.24 * 730)
+
+
+def test_a_nat_gateway_is_a_fixed_cost(hybrid: Synth) -> None:
+    types = {line.cfn_type for line in fixed_costs(_template(hybrid))}
+    assert "AWS::EC2::NatGateway" in types
+    assert set(beyond_allowance(_template(hybrid), DEFAULT_ALLOWANCE)) >= {"AWS::EC2::NatGateway"}
