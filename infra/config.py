@@ -223,7 +223,7 @@ class DeployConfig:
                 "'embedding_model' and 'embedding_dimension'"
             )
         if self.embedding_provider == "bedrock":
-            from shared.knowledge.embedders import BedrockEmbedder
+            from shared.knowledge.remote_embedders import BedrockEmbedder
 
             try:  # the adapter's own check of the model's vector sizes
                 BedrockEmbedder(None, self.bedrock_embedding_model or "", self.embedding_dimension)
@@ -273,11 +273,11 @@ class DeployConfig:
     def embedding_dimension_used(self) -> int:
         """The vector size of the chosen embedder (the k-NN field's dimension of its index)."""
         if self.embedding_provider == "use":
-            from shared.knowledge.embedder import UseEmbedder
+            from shared.knowledge.use_embedder import UseEmbedder
 
             return UseEmbedder.dimension
         if self.embedding_provider == "bedrock":
-            from shared.knowledge.embedders import BedrockEmbedder
+            from shared.knowledge.remote_embedders import BedrockEmbedder
 
             return BedrockEmbedder(None, self.bedrock_embedding_model or "", self.embedding_dimension).dimension
         assert self.embedding_dimension is not None  # required for openai (checked above)

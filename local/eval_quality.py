@@ -71,7 +71,7 @@ def admin_api(knowledge_dir: Path) -> Iterator[AdminApi]:
 
     from local.services import MotoServer, free_port, wait_for_port
     from shared.settings import get_settings
-    from shared.state.models import create_tables
+    from shared.state.tables import create_tables
 
     moto = MotoServer().start()
     key = "ak_" + secrets.token_urlsafe(16)
@@ -213,8 +213,8 @@ def reference_rankings(
     knowledge_dir: Path, tenant: str, queries: list[str], golds: list[set[str]]
 ) -> list[tuple[str, dict[str, float]]]:
     """Single-signal rankings of the same index (what the fusion is measured against)."""
-    from shared.knowledge.embedder import shared_embedder
     from shared.knowledge.local_index import LocalHybridIndex
+    from shared.knowledge.use_embedder import shared_embedder
 
     index = LocalHybridIndex(knowledge_dir, shared_embedder())
 

@@ -94,9 +94,9 @@ def stackfaq(data: Path) -> Corpus:
 
 def signals_for(corpus: Corpus, root: Path) -> Signals:
     from shared.knowledge.base import Document
-    from shared.knowledge.embedder import shared_embedder
     from shared.knowledge.local_index import LocalHybridIndex
     from shared.knowledge.text import fold_chinese
+    from shared.knowledge.use_embedder import shared_embedder
 
     index = LocalHybridIndex(root, shared_embedder())
     index.index(corpus.name, [Document(**d) for d in corpus.documents])

@@ -22,10 +22,10 @@ if TYPE_CHECKING:
     from shared.chat.intake import Intake
     from shared.chat.quotas import MonthlyQuota, UsageLedger
     from shared.chat.rate_limits import ChatLimits, RateLimiter
-    from shared.chat.retriever import Retriever
     from shared.knowledge.base import KnowledgeIndex
-    from shared.knowledge.retrieval import RetrieveService
-    from shared.knowledge.service import KnowledgeService
+    from shared.knowledge.retrieve_client import Retriever
+    from shared.knowledge.retrieve_service import RetrieveService
+    from shared.knowledge.search import KnowledgeService
     from shared.model.answer_cache import AnswerCache
     from shared.model.gateway import ConfiguredModelGateway
     from shared.model.secrets import SecretResolver
@@ -60,7 +60,7 @@ def context_cache() -> ContextCache:
 @lru_cache(maxsize=1)
 def rate_limiter() -> RateLimiter:
     from shared.chat.rate_limits import DynamoRateLimiter, RedisRateLimiter
-    from shared.state.models import bind_models
+    from shared.state.tables import bind_models
 
     settings = get_settings()
     bind_models(settings)
@@ -73,7 +73,7 @@ def rate_limiter() -> RateLimiter:
 @lru_cache(maxsize=1)
 def usage_ledger() -> UsageLedger:
     from shared.chat.quotas import DynamoUsageLedger
-    from shared.state.models import bind_models
+    from shared.state.tables import bind_models
 
     bind_models(get_settings())
     return DynamoUsageLedger()
@@ -173,7 +173,7 @@ def generation_queue() -> GenerationQueue:
 
 @lru_cache(maxsize=1)
 def retriever() -> Retriever:
-    from shared.chat.retriever import LambdaRetriever
+    from shared.knowledge.retrieve_client import LambdaRetriever
 
     settings = get_settings()
     return LambdaRetriever(_client("lambda", settings.lambda_endpoint), settings.retrieve_function)
@@ -190,7 +190,7 @@ def knowledge_index() -> KnowledgeIndex:
 def knowledge_service() -> KnowledgeService:
     """The one search path (retrieve function and admin API)."""
     from shared.knowledge.factory import build_reranker
-    from shared.knowledge.service import KnowledgeService
+    from shared.knowledge.search import KnowledgeService
 
     settings = get_settings()
     return KnowledgeService(
@@ -205,7 +205,7 @@ def knowledge_service() -> KnowledgeService:
 @lru_cache(maxsize=1)
 def retrieve_service() -> RetrieveService:
     """The retrieve function's use case: the tenant's retrieval settings, then the search path."""
-    from shared.knowledge.retrieval import RetrieveService, StoredTenantConfigs
+    from shared.knowledge.retrieve_service import RetrieveService, StoredTenantConfigs
 
     configs = StoredTenantConfigs(state_store().tenant_config, get_settings().tenant_config_ttl_seconds)
     return RetrieveService(knowledge_service(), configs)

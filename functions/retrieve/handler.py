@@ -6,8 +6,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared import wiring
 from shared.errors import KefuError
-from shared.knowledge.contract import parse_request, retrieve_error
-from shared.knowledge.retrieval import RetrieveService
+from shared.knowledge.retrieve_contract import parse_request, retrieve_error
+from shared.knowledge.retrieve_service import RetrieveService
 from shared.observability import logger, tracer
 
 

@@ -33,10 +33,10 @@ import numpy as np
 from local.bench import machine_line
 from local.stats import percentile
 from shared.knowledge.base import Block, Document, Embedder
-from shared.knowledge.embedder import MAX_AUTO_WORKERS, UseEmbedder, available_cpus, resolve_workers
 from shared.knowledge.local_index import LocalHybridIndex
 from shared.knowledge.scoring import fuse, rank_groups
 from shared.knowledge.text import tokenize
+from shared.knowledge.use_embedder import MAX_AUTO_WORKERS, UseEmbedder, available_cpus, resolve_workers
 from shared.knowledge.vectors import unit_rows
 
 SEED = 20261122

@@ -391,9 +391,9 @@ def cold_start() -> dict[str, float]:
     lambda_env = {"LAMBDA_TASK_ROOT": str(ROOT), "AWS_LAMBDA_FUNCTION_NAME": "bench", "AWS_REGION": "us-east-1"}
     # In the order shared/model/factory.py imports them when it builds the first model.
     first_use = {
-        "openai-compatible adapter": "import shared.model.chat_model, shared.model.openai_compatible",
-        "Bedrock adapter": "import shared.model.chat_model, shared.model.aws_errors, shared.model.bedrock",
-        "SageMaker adapter": "import shared.model.chat_model, shared.model.aws_errors, shared.model.sagemaker",
+        "openai-compatible adapter": "import shared.model.chat_answers, shared.model.openai_compatible",
+        "Bedrock adapter": "import shared.model.chat_answers, shared.model.aws_errors, shared.model.bedrock",
+        "SageMaker adapter": "import shared.model.chat_answers, shared.model.aws_errors, shared.model.sagemaker",
     }
     # What the admin function cannot go below with FastAPI: the framework, Mangum, and the settings
     # and Powertools every handler imports.

@@ -9,12 +9,12 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from shared.chat.quotas import UsageLedger, month_of
-from shared.chat.retriever import RetrievalResult, Retriever
 from shared.chat.streaming import FrameCoalescer
 from shared.errors import ConnectionGone, KefuError
 from shared.knowledge.base import Passage
+from shared.knowledge.retrieve_client import RetrievalResult, Retriever
 from shared.model.answer_cache import AnswerCache, AnswerKey, AnswerSource, NoAnswerCache, answer_key
-from shared.model.base import Turn
+from shared.model.answer_model import Turn
 from shared.model.gateway import ModelGateway, TenantModel
 from shared.observability import AnswerMeter, AnswerRecord, NoAnswerMeter, logger, metrics
 from shared.state.cache import ContextCache

@@ -112,7 +112,7 @@ class DynamoUsageLedger(UsageLedger):
     def count_question(self, tenant_id: str, month: str, quota: MonthlyQuota) -> None:
         from pynamodb.exceptions import UpdateError
 
-        from shared.state.models import UsageCounterModel as Usage
+        from shared.state.tables import UsageCounterModel as Usage
 
         condition: Any = None
         if quota.questions:
@@ -131,7 +131,7 @@ class DynamoUsageLedger(UsageLedger):
             logger.warning("could not count the question against the quota", extra={"error": str(exc)[:300]})
 
     def add_answer(self, tenant_id: str, month: str, source: str, input_tokens: int, output_tokens: int) -> None:
-        from shared.state.models import UsageCounterModel as Usage
+        from shared.state.tables import UsageCounterModel as Usage
 
         expires = Usage.expires_at.set(_expiry(month))
         tokens = [Usage.input_tokens.add(input_tokens), Usage.output_tokens.add(output_tokens)]
@@ -140,7 +140,7 @@ class DynamoUsageLedger(UsageLedger):
         Usage(f"usage:{tenant_id}:{month}:source:{source}").update(actions=[Usage.answers.add(1), *tokens, expires])
 
     def usage(self, tenant_id: str, month: str) -> MonthUsage:
-        from shared.state.models import UsageCounterModel as Usage
+        from shared.state.tables import UsageCounterModel as Usage
 
         keys = [f"usage:{tenant_id}:{month}"] + [f"usage:{tenant_id}:{month}:source:{s}" for s in ANSWER_SOURCES]
         items = {item.counter_key: item for item in Usage.batch_get(keys, consistent_read=True)}

@@ -32,7 +32,7 @@ from pydantic import Field, StringConstraints
 
 from shared.config_section import CamelModel, ConfigSection
 from shared.knowledge.probes import OFF_TOPIC_EN, OFF_TOPIC_ZH
-from shared.knowledge.service import KnowledgeService
+from shared.knowledge.search import KnowledgeService
 from shared.knowledge.text import has_cjk, tokenize
 from shared.tenant_config.retrieval import DEFAULT_TARGET_DECLINE, RetrievalConfig
 

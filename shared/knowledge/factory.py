@@ -30,14 +30,14 @@ def _aws_client(settings: Settings, service: str, endpoint: str | None) -> Any:
 def build_embedder(settings: Settings | None = None) -> Embedder:
     """The embedder ``settings.embedding_provider`` names (the shared local USE model by default)."""
     if settings is None or settings.embedding_provider == "use":
-        from shared.knowledge.embedder import shared_embedder
+        from shared.knowledge.use_embedder import shared_embedder
 
         use = shared_embedder()
         if settings is not None:
             use.workers = settings.embedding_workers  # one model per process; its settings are the process's
         embedder: Embedder = use
     elif settings.embedding_provider == "bedrock":
-        from shared.knowledge.embedders import BedrockEmbedder
+        from shared.knowledge.remote_embedders import BedrockEmbedder
 
         embedder = BedrockEmbedder(
             _aws_client(settings, "bedrock-runtime", settings.bedrock_endpoint),
@@ -45,7 +45,7 @@ def build_embedder(settings: Settings | None = None) -> Embedder:
             settings.embedding_dimension,
         )
     else:
-        from shared.knowledge.embedders import OpenAICompatibleEmbedder
+        from shared.knowledge.remote_embedders import OpenAICompatibleEmbedder
 
         if not (settings.embedding_base_url and settings.embedding_model and settings.embedding_dimension):
             raise ValueError(

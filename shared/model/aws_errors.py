@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from shared.model.chat_base import MAX_ERROR_CHARS, ModelServerError
+from shared.model.streaming_chat import MAX_ERROR_CHARS, ModelServerError
 
 
 def model_client(

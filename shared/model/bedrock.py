@@ -19,7 +19,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import Field
 
 from shared.model.aws_errors import aws_model_errors
-from shared.model.chat_base import StreamEnd, StreamingChatModel
+from shared.model.streaming_chat import StreamEnd, StreamingChatModel
 
 _ROLES = {"human": "user", "ai": "assistant"}
 

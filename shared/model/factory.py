@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import SecretStr, ValidationError
 
 from shared.errors import KefuError, describe_validation_error
-from shared.model.base import AnswerModel
+from shared.model.answer_model import AnswerModel
 from shared.model.extractive import ExtractiveModel
 from shared.settings import Settings
 from shared.tenant_config.model import ModelParameters, ModelTarget
@@ -112,7 +112,7 @@ def build_target(
     if target.provider == "extractive":
         return ExtractiveModel(min_answer_score=min_answer_score, language=answer_language)
     # Deferred: langchain-core costs ~0.3 s of cold start that the extractive default never pays.
-    from shared.model.chat_model import LangChainAnswerModel
+    from shared.model.chat_answers import LangChainAnswerModel
 
     chat_model = _chat_model(target, settings=settings, secrets=secrets, api_key=api_key)
     return LangChainAnswerModel(

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from shared.errors import KefuError
-from shared.model.base import AnswerModel
+from shared.model.answer_model import AnswerModel
 from shared.model.extractive import ExtractiveModel
 from shared.model.factory import ModelNotConfigured, build_target, deployment_target, target_deadlines
 from shared.model.resilience import CircuitBreakers, FallbackAnswerModel, ModelTargetRef

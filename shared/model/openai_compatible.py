@@ -25,7 +25,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import Field, PrivateAttr, SecretStr, field_validator
 
-from shared.model.chat_base import (
+from shared.model.streaming_chat import (
     MAX_ERROR_CHARS,
     FirstTextDeadline,
     ModelServerError,

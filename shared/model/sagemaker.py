@@ -26,7 +26,7 @@ from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from pydantic import Field
 
 from shared.model.aws_errors import aws_model_errors
-from shared.model.chat_base import (
+from shared.model.streaming_chat import (
     MAX_ERROR_CHARS,
     ModelServerError,
     StreamEnd,

@@ -17,7 +17,7 @@ from infra.constants import (
 )
 from infra.constructs.functions import SPECS
 from shared.settings import Settings
-from shared.state.models import (
+from shared.state.tables import (
     AgentModel,
     ConnectionModel,
     ConversationModel,

@@ -10,7 +10,7 @@ import pytest
 
 from local.services import MotoServer, RedisServer
 from shared.settings import Settings
-from shared.state.models import create_tables
+from shared.state.tables import create_tables
 
 # The model servers these tests stand up listen on loopback, which deployments refuse
 # (shared/model/endpoint_guard.py); `make run` allows it the same way.

@@ -15,13 +15,13 @@ import pytest
 from shared.chat.gate import HandoffGate
 from shared.chat.generation import Generator
 from shared.chat.intake import Intake
-from shared.chat.retriever import Retriever
 from shared.errors import Conflict
 from shared.handoff.agents import new_agent_key
 from shared.handoff.notify import Notifier
 from shared.handoff.service import Handoff
 from shared.knowledge.base import Passage
-from shared.model.base import Answer, AnswerModel, Turn
+from shared.knowledge.retrieve_client import Retriever
+from shared.model.answer_model import Answer, AnswerModel, Turn
 from shared.model.gateway import FixedModelGateway
 from shared.settings import Settings
 from shared.state.cache import NoCache

@@ -15,7 +15,7 @@ import pytest
 from local.services import MotoServer
 from shared.settings import Settings
 from shared.state.dynamodb import DynamoStateStore
-from shared.state.models import create_tables
+from shared.state.tables import create_tables
 from tests.support.state_store_contract import StateStoreContract
 
 pytestmark = pytest.mark.integration

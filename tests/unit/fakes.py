@@ -6,10 +6,10 @@ import json
 import threading
 from collections.abc import Iterator
 
-from shared.chat.retriever import Retriever
 from shared.errors import ConnectionGone
 from shared.knowledge.base import Passage
-from shared.model.base import Answer, AnswerModel, Turn
+from shared.knowledge.retrieve_client import Retriever
+from shared.model.answer_model import Answer, AnswerModel, Turn
 from shared.state.cache import ContextCache
 from shared.state.records import (
     DIALOGUE_ROLES,

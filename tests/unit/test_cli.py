@@ -16,7 +16,7 @@ from shared.admin import deps
 from shared.admin.app import create_app
 from shared.admin.routes import knowledge as routes
 from shared.knowledge.local_index import LocalHybridIndex
-from shared.knowledge.service import KnowledgeService
+from shared.knowledge.search import KnowledgeService
 from shared.settings import get_settings
 from shared.state.records import Tenant
 from tests.support.knowledge_samples import MARKDOWN, faq_csv, make_pdf

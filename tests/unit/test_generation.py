@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from shared.chat.generation import AnswerGate, Generator
-from shared.chat.retriever import RetrievalResult
 from shared.knowledge.base import Passage
+from shared.knowledge.retrieve_client import RetrievalResult
 from shared.model.answer_cache import AnswerKey, Flight, InMemoryAnswerCache
-from shared.model.base import Answer, AnswerModel, AnswerStream, ModelUsage, Turn
+from shared.model.answer_model import Answer, AnswerModel, AnswerStream, ModelUsage, Turn
 from shared.model.gateway import FixedModelGateway, ModelGateway, TenantModel
 from shared.observability import AnswerMeter, AnswerRecord
 from shared.state.records import Conversation, StoredMessage, answer_id_for

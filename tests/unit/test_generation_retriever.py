@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from shared.chat.retriever import LambdaRetriever
 from shared.errors import UpstreamError
+from shared.knowledge.retrieve_client import LambdaRetriever
 
 PASSAGE = {
     "documentId": "returns",

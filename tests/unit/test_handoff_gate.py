@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from shared.chat.gate import HandoffGate
 from shared.chat.generation import Generator
 from shared.knowledge.base import Passage
-from shared.model.base import Answer, AnswerModel, Turn
+from shared.model.answer_model import Answer, AnswerModel, Turn
 from shared.model.gateway import FixedModelGateway
 from shared.state.records import StatusChange, StoredMessage, answer_id_for
 from shared.wire.jobs import GenerateJob

@@ -17,7 +17,7 @@ from shared.knowledge.calibration import (
 )
 from shared.knowledge.local_index import LocalHybridIndex
 from shared.knowledge.rerank import Reranker
-from shared.knowledge.service import KnowledgeService
+from shared.knowledge.search import KnowledgeService
 from shared.tenant_config.retrieval import RetrievalConfig
 from tests.unit.test_knowledge_local_index import DOCS, FakeEmbedder
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from shared.model.chat_model import LangChainAnswerModel
+from shared.model.chat_answers import LangChainAnswerModel
 from shared.model.extractive import ExtractiveModel
 from shared.model.factory import ModelNotConfigured
 from shared.model.gateway import ConfiguredModelGateway

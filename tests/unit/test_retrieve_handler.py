@@ -13,10 +13,10 @@ import functions.retrieve.handler as retrieve
 from shared import wiring
 from shared.errors import Forbidden
 from shared.knowledge.base import Document, IndexResult, KnowledgeIndex, SearchHits
-from shared.knowledge.contract import RetrieveRequest
 from shared.knowledge.local_index import LocalHybridIndex
-from shared.knowledge.retrieval import RetrieveService, StaticConfigs, StoredTenantConfigs
-from shared.knowledge.service import KnowledgeService
+from shared.knowledge.retrieve_contract import RetrieveRequest
+from shared.knowledge.retrieve_service import RetrieveService, StaticConfigs, StoredTenantConfigs
+from shared.knowledge.search import KnowledgeService
 from shared.settings import get_settings
 from shared.state.records import Tenant
 from shared.tenant_config import TenantConfig
@@ -208,7 +208,7 @@ def test_the_handler_builds_its_index_from_settings(settings_from_env: Path, mon
     # The tenant's settings come from the state store: an in-memory one here (no network in unit tests).
     monkeypatch.setattr(wiring, "state_store", lambda: InMemoryStateStore())
     # Written by "the admin API" (another index object on the same directory), read by the handler.
-    from shared.knowledge.embedder import shared_embedder
+    from shared.knowledge.use_embedder import shared_embedder
 
     LocalHybridIndex(settings_from_env, shared_embedder()).index("acme", DOCS)
     response = invoke({"tenantId": "acme", "query": "how long does standard delivery take?"})

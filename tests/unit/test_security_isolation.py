@@ -35,7 +35,7 @@ from shared.chat.intake import Intake
 from shared.handoff.agents import new_agent_key
 from shared.knowledge.base import Document
 from shared.knowledge.local_index import LocalHybridIndex
-from shared.knowledge.service import KnowledgeService
+from shared.knowledge.search import KnowledgeService
 from shared.settings import get_settings
 from shared.state.records import AdminKeyRecord, Agent, Connection, Conversation, StoredMessage, Tenant
 from shared.tenant_config import TenantConfig

@@ -16,7 +16,7 @@ from shared.config_section import CamelModel
 from shared.errors import BadRequest, NotFound
 from shared.knowledge.base import Document
 from shared.knowledge.calibration import CalibrationReport, CalibrationRequest, calibrate
-from shared.knowledge.service import KnowledgeService
+from shared.knowledge.search import KnowledgeService
 from shared.settings import get_settings
 from shared.state.records import Tenant
 from shared.state.store import StateStore

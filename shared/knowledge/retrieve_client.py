@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from shared.errors import UpstreamError, describe_validation_error
 from shared.knowledge.base import KnowledgeIndex, Passage
-from shared.knowledge.contract import RetrieveRequest, RetrieveResponse
+from shared.knowledge.retrieve_contract import RetrieveRequest, RetrieveResponse
 
 
 @dataclass(frozen=True)

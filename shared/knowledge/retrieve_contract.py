@@ -30,7 +30,7 @@ from shared.knowledge.base import Passage
 from shared.knowledge.ids import validate_tenant_id
 
 if TYPE_CHECKING:
-    from shared.knowledge.service import RetrievalOutcome
+    from shared.knowledge.search import RetrievalOutcome
 
 
 MAX_QUERY_CHARS = 8192

@@ -1,6 +1,6 @@
 """Remote embedding models behind the Embedder port: Amazon Bedrock and OpenAI-compatible servers.
 
-The local USE encoder (shared/knowledge/embedder.py) is the default; these are chosen by settings
+The local USE encoder (shared/knowledge/use_embedder.py) is the default; these are chosen by settings
 (``KEFU_EMBEDDING_PROVIDER``). Every adapter returns unit vectors of ``dimension`` floats, so dot
 product == cosine for both index backends. An index must be rebuilt when the model changes (the local
 index checks the dimension; scores from two models are not comparable anyway).

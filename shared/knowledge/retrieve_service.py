@@ -1,5 +1,5 @@
 """The retrieve function's logic: a tenant's settings, then the shared search path. Its wire contract
-(request, response, failure) is shared/knowledge/contract.py."""
+(request, response, failure) is shared/knowledge/retrieve_contract.py."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 
-from shared.knowledge.contract import RetrieveRequest, RetrieveResponse
-from shared.knowledge.service import KnowledgeService
+from shared.knowledge.retrieve_contract import RetrieveRequest, RetrieveResponse
+from shared.knowledge.search import KnowledgeService
 from shared.tenant_config import TenantConfig, TenantConfigCache
 from shared.tenant_config.retrieval import RetrievalConfig
 
