@@ -26,6 +26,9 @@ _EMBEDDING_PROVIDERS: tuple[str, ...] = get_args(Settings.model_fields["embeddin
 _RERANKER_PROVIDERS: tuple[str, ...] = get_args(Settings.model_fields["reranker_provider"].annotation)
 
 
+RETRIEVAL_BACKENDS = ("s3", "opensearch")
+
+
 class ConfigError(ValueError):
     """A context value is missing or malformed; the message says which and why."""
 
@@ -78,6 +81,11 @@ class DeployConfig:
     # Where alarm notifications go besides the SNS topic the stack creates (an e-mail subscription,
     # confirmed by a link AWS sends); None: subscribe to the topic yourself (chat webhook, pager).
     alarm_email: str | None = None
+    # Where tenants' knowledge is indexed (``-c retrieval=...``): "s3" (default) keeps the embedded
+    # hybrid index on S3 with its current version in DynamoDB, nothing running while idle;
+    # "opensearch" creates an OpenSearch Serverless collection (a fixed monthly floor of OCUs) for
+    # tenants past what one function holds (docs/performance.md), or uses an existing domain.
+    retrieval: str = "s3"
     # Use an existing OpenSearch domain instead of creating a Serverless collection.
     opensearch_endpoint: str | None = None
     opensearch_domain_arn: str | None = None
@@ -116,6 +124,12 @@ class DeployConfig:
             )
         if self.llm_provider == "openai" and not self.llm_base_url:
             raise ConfigError("context 'llm_provider=openai' needs 'llm_base_url' (an OpenAI-compatible /v1 URL)")
+        if self.retrieval not in RETRIEVAL_BACKENDS:
+            raise ConfigError(
+                f"context 'retrieval' must be one of {', '.join(RETRIEVAL_BACKENDS)}; got {self.retrieval!r}"
+            )
+        if self.opensearch_endpoint and self.retrieval != "opensearch":
+            raise ConfigError("an existing OpenSearch domain ('opensearch_endpoint') needs 'retrieval=opensearch'")
         if bool(self.opensearch_endpoint) != bool(self.opensearch_domain_arn):
             raise ConfigError(
                 "an existing OpenSearch domain needs both 'opensearch_endpoint' (https://...) and "
@@ -426,6 +440,8 @@ class DeployConfig:
             nat_route_table_ids=items("nat_route_table_ids"),
             generate_reserved_concurrency=number("generate_reserved_concurrency", int),
             alarm_email=text("alarm_email"),
+            # An existing domain implies OpenSearch.
+            retrieval=text("retrieval") or ("opensearch" if text("opensearch_endpoint") else "s3"),
             opensearch_endpoint=text("opensearch_endpoint"),
             opensearch_domain_arn=text("opensearch_domain_arn"),
             apigw_cloudwatch_role=flag("apigw_cloudwatch_role", default=True),

@@ -52,8 +52,7 @@ class KefuStack(cdk.Stack):
                 region=self.region,
                 tables=state.names,
                 generate_queue_url=queue.queue.queue_url,
-                opensearch_endpoint=knowledge.endpoint,
-                opensearch_service=knowledge.service,
+                knowledge=knowledge.settings,
                 admin_key_secret_arn=admin_key.secret.secret_arn,
                 visitor_token_secret_arn=visitor_tokens.secret.secret_arn,
             ),
@@ -119,7 +118,9 @@ class KefuStack(cdk.Stack):
             value=admin_key.secret.secret_arn,
             description="aws secretsmanager get-secret-value --secret-id <this> --query SecretString",
         )
-        cdk.CfnOutput(self, "KnowledgeEndpoint", value=knowledge.endpoint, description="OpenSearch endpoint")
+        cdk.CfnOutput(
+            self, "KnowledgeEndpoint", value=knowledge.endpoint, description="Knowledge index: S3 bucket or OpenSearch"
+        )
         cdk.CfnOutput(
             self, "AlarmTopicArn", value=monitoring.topic.topic_arn, description="Subscribe to get every alarm"
         )

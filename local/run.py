@@ -1,13 +1,14 @@
 """``make run``: the whole engine on 127.0.0.1, with a demo tenant, until Ctrl-C.
 
-Starts moto's server (DynamoDB + SQS) unless endpoints are configured, a redis-server when one is
+Starts moto's server (DynamoDB, SQS and S3) unless endpoints are configured, a redis-server when one is
 installed (else runs without the cache), the API Gateway WebSocket emulator running the real Lambda
 handlers, and the admin API; seeds a demo tenant through the admin API and writes
 ``{state_dir}/local.json`` for scripts.
 
-State survives restarts: moto's tables and queues are saved to ``{state_dir}/moto-state.pickle``
-(every 2 s when they changed, and on stop) and restored on start, the knowledge index lives in
-``{state_dir}/knowledge``, and the admin key and demo tenant of ``local.json`` are reused. One run
+State survives restarts: moto's tables, queues and buckets are saved to ``{state_dir}/moto-state.pickle``
+(every 2 s when they changed, and on stop) and restored on start, the knowledge index lives in moto's
+S3 as in AWS (unpacked copies in ``{state_dir}/knowledge-cache``, as a function's /tmp), and the admin
+key and demo tenant of ``local.json`` are reused. One run
 holds ``{state_dir}/lock`` at a time; ``--fresh`` starts empty, ``--reset`` only empties.
 """
 
@@ -46,7 +47,9 @@ QUEUE_NAME = "kefu-generate.fifo"
 DLQ_NAME = "kefu-generate-dlq.fifo"
 MOTO_STATE = "moto-state.pickle"
 # What --fresh and --reset remove (the lock file and logs stay).
-STATE_FILES = (MOTO_STATE, MOTO_STATE + ".tmp", "knowledge", "local.json", "visitor-token-secret")
+STATE_FILES = (MOTO_STATE, MOTO_STATE + ".tmp", "knowledge", "knowledge-cache", "local.json", "visitor-token-secret")
+# The knowledge bucket of the emulation (the CDK app names its own).
+KNOWLEDGE_BUCKET = "kefu-knowledge-local"
 GENERATE_TIMEOUT_SECONDS = 120
 # As infra/ declares it: 6x the generate timeout.
 GENERATE_VISIBILITY_SECONDS = GENERATE_TIMEOUT_SECONDS * VISIBILITY_TIMEOUT_FACTOR
@@ -171,17 +174,24 @@ class LocalStack:
     def start_services(self) -> None:
         use_dummy_aws_credentials()
         configured = os.environ
-        if not (configured.get("KEFU_DYNAMODB_ENDPOINT") and configured.get("KEFU_SQS_ENDPOINT")):
+        if not (
+            configured.get("KEFU_DYNAMODB_ENDPOINT")
+            and configured.get("KEFU_SQS_ENDPOINT")
+            and (configured.get("KEFU_S3_ENDPOINT") or configured.get("KEFU_KNOWLEDGE_BACKEND", "s3") != "s3")
+        ):
             state_file = self.state_dir / MOTO_STATE
             restoring = state_file.exists()
             if not restoring:
                 # Without moto's state, knowledge indexed by an earlier run belongs to tenants that no
                 # longer exist.
                 shutil.rmtree(self.state_dir / "knowledge", ignore_errors=True)
+                shutil.rmtree(self.state_dir / "knowledge-cache", ignore_errors=True)
             # Messages an earlier run had taken off the queue are offered again at once: the
             # consumer that held them is gone.
             self.moto = MotoServer(state_file=state_file).start(release_in_flight=True)
-            log.info("moto server (DynamoDB, SQS): %s, %s", self.moto.url, "state restored" if restoring else "empty")
+            log.info(
+                "moto server (DynamoDB, SQS, S3): %s, %s", self.moto.url, "state restored" if restoring else "empty"
+            )
         if configured.get("KEFU_REDIS_URL"):
             log.info("redis: %s (configured)", configured["KEFU_REDIS_URL"])
         elif RedisServer.available():
@@ -195,6 +205,12 @@ class LocalStack:
             "KEFU_DYNAMODB_ENDPOINT": self.moto.url if self.moto else "",
             "KEFU_SQS_ENDPOINT": self.moto.url if self.moto else "",
             "KEFU_REDIS_URL": self.redis.url if self.redis else "",
+            # The knowledge index as the default deployment keeps it: on S3 (moto's), current version
+            # in DynamoDB; KEFU_KNOWLEDGE_BACKEND=local keeps it in files under KEFU_KNOWLEDGE_DIR.
+            "KEFU_KNOWLEDGE_BACKEND": "s3",
+            "KEFU_S3_ENDPOINT": self.moto.url if self.moto else "",
+            "KEFU_KNOWLEDGE_BUCKET": KNOWLEDGE_BUCKET,
+            "KEFU_KNOWLEDGE_CACHE_DIR": str(self.state_dir / "knowledge-cache"),
             "KEFU_KNOWLEDGE_DIR": str(self.state_dir / "knowledge"),
             # The key of the last run, so scripts and bookmarks keep working across restarts.
             "KEFU_ADMIN_KEY": previous_run(self.state_dir).get("admin_key") or "ak_" + secrets.token_urlsafe(24),
@@ -315,6 +331,21 @@ def restored_demo(admin_url: str, admin_key: str, previous: dict[str, Any]) -> d
     return {name: previous[name] for name in needed}
 
 
+def ensure_demo_knowledge(admin_url: str, admin_key: str, tenant_id: str) -> bool:
+    """Index the demo FAQ again when a restored demo tenant has no knowledge (state of a run before
+    the knowledge moved to moto's S3, whose files are not read any more). True when it did."""
+    headers = {"Authorization": f"Bearer {admin_key}"}
+    with httpx.Client(base_url=admin_url, headers=headers, timeout=120) as client:
+        version = client.get(f"/v1/tenants/{tenant_id}/knowledge/version")
+        version.raise_for_status()
+        if version.json()["knowledgeVersion"] != "empty":
+            return False
+        documents = json.loads(DEMO_KNOWLEDGE.read_text(encoding="utf-8"))
+        client.post(f"/v1/tenants/{tenant_id}/knowledge", json={"documents": documents}).raise_for_status()
+    log.info("demo tenant %s had no knowledge: its FAQ was indexed again", tenant_id)
+    return True
+
+
 def seed_demo_tenant(admin_url: str, admin_key: str) -> dict[str, Any]:
     """Create the demo tenant and index its FAQ through the admin API (the path users take)."""
     documents = json.loads(DEMO_KNOWLEDGE.read_text(encoding="utf-8"))
@@ -337,6 +368,10 @@ async def serve(stack: LocalStack, seed: bool, previous: dict[str, Any] | None =
     get_settings.cache_clear()
     settings = get_settings()
     create_tables(settings)
+    if settings.knowledge_backend == "s3":
+        from shared.knowledge.aws_storage import create_bucket
+
+        create_bucket(settings)
     queue_url = create_queues(settings.sqs_endpoint, settings.aws_region)
     os.environ["KEFU_GENERATE_QUEUE_URL"] = queue_url
     get_settings.cache_clear()
@@ -365,12 +400,16 @@ async def serve(stack: LocalStack, seed: bool, previous: dict[str, Any] | None =
             info["sqs_endpoint"] = settings.sqs_endpoint
         if settings.redis_url:
             info["redis_url"] = settings.redis_url
+        if settings.knowledge_backend == "s3":
+            info["s3_endpoint"] = settings.s3_endpoint
+            info["knowledge_bucket"] = settings.knowledge_bucket
         if seed:
             demo = await asyncio.to_thread(restored_demo, emulator.http_url, admin_key, previous or {})
             if demo is None:
                 demo = await asyncio.to_thread(seed_demo, emulator.http_url, admin_key)
             else:
                 log.info("demo tenant %s restored", demo["tenant_id"])
+                await asyncio.to_thread(ensure_demo_knowledge, emulator.http_url, admin_key, demo["tenant_id"])
             info |= demo
             query = httpx.QueryParams(ws_url=emulator.ws_url, tenant=demo["tenant_id"], key=demo["widget_key"])
             info["chat_url"] = f"{emulator.http_url}/chat?{query}"

@@ -1,4 +1,4 @@
-"""Backing services of the local emulation: moto's server (DynamoDB, SQS) and a redis-server process."""
+"""Backing services of the local emulation: moto's server (DynamoDB, SQS, S3) and a redis-server process."""
 
 from __future__ import annotations
 
@@ -76,6 +76,8 @@ def _serialised_dynamodb(app: Any, snapshots: MotoSnapshots | None = None) -> An
 
     def serve(environ: dict[str, Any], start_response: Any) -> Any:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
+        # S3 (REST: no target header) reads change nothing either.
+        read_only = target in _READ_ONLY_TARGETS or (not target and environ.get("REQUEST_METHOD") in ("GET", "HEAD"))
         if snapshots is not None:
             if environ.get("PATH_INFO") == "/_kefu/snapshot" and environ.get("REQUEST_METHOD") == "POST":
                 snapshots.save()
@@ -87,7 +89,7 @@ def _serialised_dynamodb(app: Any, snapshots: MotoSnapshots | None = None) -> An
                 start_response("503 Service Unavailable", [("Content-Type", "application/x-amz-json-1.0")])
                 return [b'{"__type":"ServiceUnavailable","message":"moto is restarting"}']
             try:
-                if target not in _READ_ONLY_TARGETS:
+                if not read_only:
                     snapshots.changed()
                 return _serve(environ, start_response, target)
             finally:
@@ -113,7 +115,7 @@ def _fresh_condition(_: threading.Condition) -> Any:
 
 
 class MotoSnapshots:
-    """moto's DynamoDB and SQS state, pickled to one file and restored from it.
+    """moto's DynamoDB, SQS and S3 state, pickled to one file and restored from it.
 
     moto keeps its state in per-service backend objects (``dynamodb_backends[account][region]``); they
     are plain Python objects apart from their locks (re-created on restore), so a pickle of them is a
@@ -157,11 +159,18 @@ class MotoSnapshots:
         self.save()
 
     @staticmethod
-    def _backends() -> dict[str, Any]:
+    def _backends(with_s3: bool) -> dict[str, Any]:
+        """moto's backends; S3's only when asked (its import costs a restart ~0.2 s: S3 is imported
+        when the first S3 request arrives, so a moto that never served S3 has no S3 state)."""
         from moto.dynamodb.models import dynamodb_backends
         from moto.sqs.models import sqs_backends
 
-        return {"dynamodb": dynamodb_backends, "sqs": sqs_backends}
+        backends = {"dynamodb": dynamodb_backends, "sqs": sqs_backends}
+        if with_s3:
+            from moto.s3.models import s3_backends
+
+            backends["s3"] = s3_backends
+        return backends
 
     def changed(self) -> None:
         self._version += 1
@@ -173,7 +182,7 @@ class MotoSnapshots:
     def _dump(self) -> bytes:
         state = {
             service: {account: dict(regions.items()) for account, regions in backends.items()}
-            for service, backends in self._backends().items()
+            for service, backends in self._backends(with_s3="moto.s3.models" in sys.modules).items()
         }
         buffer = io.BytesIO()
         pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
@@ -218,7 +227,7 @@ class MotoSnapshots:
             self.path.replace(aside)
             logging.getLogger("kefu.local.moto").exception("cannot restore %s (kept as %s)", self.path, aside)
             return False
-        backends = self._backends()
+        backends = self._backends(with_s3="s3" in state)
         for service, accounts in state.items():
             for account, regions in accounts.items():
                 for region, backend in regions.items():
@@ -249,13 +258,14 @@ class MotoSnapshots:
 
 
 def _moto_app(snapshots: MotoSnapshots | None = None) -> Any:
-    """moto's WSGI app, with DynamoDB and SQS requests (what kefu calls) routed straight to their
+    """moto's WSGI app, with DynamoDB, SQS and S3 requests (what kefu calls) routed straight to their
     backends: moto's dispatcher works out the service of every request anew (it lists its own
     package directory each time, under a global lock), a sixth of its time per request here."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     dispatcher = DomainDispatcherApplication(create_backend_app)
     dynamodb, sqs = create_backend_app("dynamodb"), create_backend_app("sqs")
+    s3: list[Any] = []  # created by the first S3 request (see MotoSnapshots._backends)
 
     def route(environ: dict[str, Any], start_response: Any) -> Any:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
@@ -263,6 +273,10 @@ def _moto_app(snapshots: MotoSnapshots | None = None) -> Any:
             return dynamodb(environ, start_response)
         if target.startswith("AmazonSQS."):
             return sqs(environ, start_response)
+        if "/s3/aws4_request" in environ.get("HTTP_AUTHORIZATION", ""):  # SigV4's credential scope
+            if not s3:
+                s3.append(create_backend_app("s3"))
+            return s3[0](environ, start_response)
         return dispatcher(environ, start_response)
 
     return _serialised_dynamodb(route, snapshots)
@@ -330,7 +344,7 @@ def _cheap_dynamodb_transactions() -> None:
 
 @dataclass
 class MotoServer:
-    """moto in server mode: DynamoDB and SQS over their real wire protocols.
+    """moto in server mode: DynamoDB, SQS and S3 over their real wire protocols.
 
     In a child process of its own: moto is pure Python, and in the caller's process its request
     handling would compete with the handlers for one interpreter lock (the emulator runs every handler

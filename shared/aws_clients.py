@@ -19,10 +19,12 @@ def aws_client(
     attempts: int = 4,
     validate: bool = True,
     keepalive: bool = False,
+    path_style: bool = False,
 ) -> Any:
     """A boto3 client. ``attempts`` counts the first try (1: no retries of its own, for callers that
     retry and fall back themselves). ``validate=False`` skips botocore's per-call parameter check where
-    this code builds every parameter (as PynamoDB does for DynamoDB): it is paid on every call."""
+    this code builds every parameter (as PynamoDB does for DynamoDB): it is paid on every call.
+    ``path_style``: S3 buckets addressed by path (what a custom endpoint such as moto or MinIO serves)."""
     import boto3
     from botocore.config import Config
 
@@ -36,5 +38,6 @@ def aws_client(
             retries={"total_max_attempts": attempts, "mode": "standard"},
             parameter_validation=validate,
             tcp_keepalive=keepalive,
+            s3={"addressing_style": "path" if path_style else "auto"},
         ),
     )

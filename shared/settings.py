@@ -63,8 +63,24 @@ class Settings(BaseSettings):
     retrieve_function: str = "kefu-retrieve"
 
     # --- Knowledge ---
-    knowledge_backend: Literal["local", "opensearch"] = "local"
+    # local: files under knowledge_dir; s3: the same embedded index stored per tenant and version in
+    # knowledge_bucket, current version in knowledge_table (the default deployment: no idle cost);
+    # opensearch: an OpenSearch Serverless collection or domain.
+    knowledge_backend: Literal["local", "opensearch", "s3"] = "local"
     knowledge_dir: Path = Path(".kefu/knowledge")
+    s3_endpoint: str | None = None
+    knowledge_bucket: str = ""
+    # Empty: kefu-chunks-<embedder>-<dimension>/ (as OpenSearch's index names), so each embedder has
+    # its own versions and pointers, and a rebuild fills the next one while the current one serves.
+    knowledge_prefix: str = ""
+    knowledge_table: str = "kefu-knowledge"
+    # Unpacked versions, reused by a restarted handler in the same sandbox (Lambda's /tmp).
+    knowledge_cache_dir: Path = Path("/tmp/kefu-knowledge")  # Lambda: the only writable folder
+    # How long a warm function trusts the version pointer it read: a new upload is searched at most
+    # this long after it is stored (0: one DynamoDB GetItem per search).
+    knowledge_version_ttl_seconds: float = Field(default=1.0, ge=0, le=300)
+    # Tenants' indexes one function keeps loaded (least recently used ones are dropped).
+    knowledge_cached_tenants: int = Field(default=16, ge=1, le=10_000)
     opensearch_endpoint: str | None = None
     opensearch_service: Literal["aoss", "es"] = "aoss"
     # Empty: kefu-chunks-<embedder>-<dimension> (shared/knowledge/factory.py chunk_index_name), so each

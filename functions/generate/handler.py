@@ -2,17 +2,14 @@
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse as ItemFailures
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared import wiring
 from shared.chat.generation import Generator
 from shared.observability import logger, metrics, tracer
-from shared.wire.events import GenerateJobRecord
-
-# FIFO: a failed record fails the rest of the batch too, so a conversation's order is kept.
-processor = SqsFifoPartialProcessor(model=GenerateJobRecord)
+from shared.wire.events import GenerateJobRecord, generate_batch
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -27,4 +24,6 @@ def handler(event: dict[str, Any], context: LambdaContext, generator: Generator 
         logger.append_keys(**job.log_keys())
         logger.info("job done", extra={"outcome": answer(job)})
 
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=generate_batch(), context=context
+    )

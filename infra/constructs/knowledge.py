@@ -1,4 +1,7 @@
-"""The knowledge index: an OpenSearch Serverless vector collection, or an existing OpenSearch domain.
+"""The knowledge index. By default (``retrieval=s3``) the embedded hybrid index on S3: a bucket of
+per-tenant, per-version index objects and a DynamoDB table of version pointers, both pay-per-request,
+so an idle deployment pays only for the bytes stored (shared/knowledge/s3_index.py). With
+``-c retrieval=opensearch``: an OpenSearch Serverless vector collection, or an existing domain.
 
 Serverless needs three policies besides the collection: encryption (must exist before the collection),
 network (who can reach the endpoint) and data access (which IAM principals may do what to which index).
@@ -12,8 +15,10 @@ import json
 from typing import Literal
 
 import aws_cdk as cdk
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_opensearchserverless as aoss
+from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.config import DeployConfig
@@ -32,10 +37,11 @@ _ES_WRITE = [*_ES_READ, "es:ESHttpPut", "es:ESHttpDelete"]
 
 
 class KnowledgeStore(Construct):
-    """Where passages are indexed and searched. ``grant_read``/``grant_write`` are the only ways in."""
+    """Where passages are indexed and searched. ``grant_read``/``grant_write`` are the only ways in;
+    ``settings`` are the functions' KEFU_* fields that point them at it."""
 
     endpoint: str
-    service: Literal["aoss", "es"]
+    service: Literal["aoss", "es", "s3"]
     # Every embedder's index (kefu-chunks-<embedder>-<dimension>): a rebuild for a new embedder
     # creates and fills its index with the same grants, while the old one keeps serving.
     index_prefix = CHUNK_INDEX_PREFIX
@@ -46,13 +52,82 @@ class KnowledgeStore(Construct):
         self._readers: list[iam.IRole] = []
         self._writers: list[iam.IRole] = []
         self.collection: aoss.CfnCollection | None = None
-        if config.opensearch_endpoint and config.opensearch_domain_arn:
+        self.bucket: s3.Bucket | None = None
+        self.pointers: dynamodb.Table | None = None
+        if config.retrieval == "s3":
+            self.service = "s3"
+            self._create_bucket(config)
+        elif config.opensearch_endpoint and config.opensearch_domain_arn:
             self.endpoint = config.opensearch_endpoint
             self.service = "es"
             self._domain_arn = config.opensearch_domain_arn
         else:
             self.service = "aoss"
             self._create_collection(config)
+
+    @property
+    def settings(self) -> dict[str, str]:
+        """shared.settings.Settings fields of the functions that search or index."""
+        if self.service == "s3":
+            assert self.bucket is not None and self.pointers is not None
+            return {
+                "knowledge_backend": "s3",
+                "knowledge_bucket": self.bucket.bucket_name,
+                "knowledge_table": self.pointers.table_name,
+            }
+        return {
+            "knowledge_backend": "opensearch",
+            "opensearch_endpoint": self.endpoint,
+            "opensearch_service": self.service,
+        }
+
+    # --- S3 -------------------------------------------------------------------------------------
+
+    def _create_bucket(self, config: DeployConfig) -> None:
+        self.bucket = s3.Bucket(
+            self,
+            "Indexes",
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            # One object per knowledge version: the writer that replaces a version deletes the ones
+            # before it (s3_index.py); no versioning, so a deleted version is gone.
+            versioned=False,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="abort-incomplete-uploads", abort_incomplete_multipart_upload_after=cdk.Duration.days(1)
+                ),
+            ],
+            removal_policy=config.removal_policy,
+            auto_delete_objects=False,
+        )
+        # Version pointers: one item per tenant and embedder, moved by conditional writes.
+        self.pointers = dynamodb.Table(
+            self,
+            "Pointers",
+            table_name=resource_name(config.env, "knowledge"),
+            partition_key=dynamodb.Attribute(name="index_key", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            deletion_protection=config.is_production,
+            removal_policy=config.removal_policy,
+        )
+        self.endpoint = f"s3://{self.bucket.bucket_name}"
+        acknowledge(
+            self.bucket,
+            "AwsSolutions-S1",
+            "Only the stack's own functions read and write this bucket (least-privilege roles, CloudTrail "
+            "records their API calls); server access logs would need a second bucket and cost per request.",
+        )
+
+    @property
+    def _bucket_logical_id(self) -> str:
+        assert self.bucket is not None
+        return cdk.Stack.of(self).get_logical_id(self.bucket.node.default_child)  # type: ignore[arg-type]
 
     # --- Serverless -----------------------------------------------------------------------------
 
@@ -141,6 +216,28 @@ class KnowledgeStore(Construct):
         self._grant(role, write=True)
 
     def _grant(self, role: iam.IRole, *, write: bool) -> None:
+        if self.service == "s3":
+            assert self.bucket is not None and self.pointers is not None
+            objects = self.bucket.arn_for_objects("*")
+            # Readers: GetObject and the pointer's GetItem. Writers also put new versions, list and
+            # delete old ones, and move the pointer (a conditional PutItem).
+            actions = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"] if write else ["s3:GetObject"]
+            role.add_to_principal_policy(iam.PolicyStatement(actions=actions, resources=[objects]))
+            if write:
+                role.add_to_principal_policy(
+                    iam.PolicyStatement(actions=["s3:ListBucket"], resources=[self.bucket.bucket_arn])
+                )
+            table_actions = ["dynamodb:GetItem", "dynamodb:PutItem"] if write else ["dynamodb:GetItem"]
+            role.add_to_principal_policy(
+                iam.PolicyStatement(actions=table_actions, resources=[self.pointers.table_arn])
+            )
+            acknowledge(
+                role,
+                "AwsSolutions-IAM5",
+                "Knowledge index objects: one per tenant and version, named at run time under the stack's own bucket.",
+                findings=(f"Resource::<{self._bucket_logical_id}.Arn>/*",),
+            )
+            return
         if self.service == "aoss":
             assert self.collection is not None
             (self._writers if write else self._readers).append(role)

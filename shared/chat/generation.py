@@ -95,7 +95,9 @@ class Generator:
         Every job ends in one terminal frame for the visitor: ``answer.end`` (``complete`` true, or
         false when the model broke off after the first token) or ``error`` ``model_unavailable``
         when no model answered in time (or the retrieval it needs failed); only a crash of this
-        function (or of the state store it records the outcome in) leaves it to the queue."""
+        function (or of the state store it records the outcome in) leaves it to the queue. Its
+        redelivery answers afresh, or, when the crashed attempt had stored the outcome already,
+        sends that outcome's terminal frame again (the widget ignores one it has seen)."""
         started = time.monotonic()
         answer_id = answer_id_for(job.message_id)
         # Nothing before the model depends on another step: retrieval (a Lambda invoke and a query
@@ -106,8 +108,11 @@ class Generator:
         owned_soon = _WORK.submit(self.gate.may_answer, job)
         history_soon = _WORK.submit(self._history, job)
         tenant_model_soon = _WORK.submit(self.models.for_tenant, job.tenant_id)
-        if answered_soon.result() is not None:
-            return "already-answered"  # a redelivered job: never answer twice
+        answered = answered_soon.result()
+        if answered is not None:
+            # A redelivered job: never answered twice, but its stored outcome is sent again.
+            self._resend(job, answered, tenant_model_soon)
+            return "already-answered"
         if not owned_soon.result():
             return "not-bot-owned"
         history = history_soon.result()
@@ -130,6 +135,38 @@ class Generator:
             owner=f"{job.conversation_id}/{answer_id}",
         )
         return self._deliver(attempt, tenant_model, source, plan.citations)
+
+    def _resend(self, job: GenerateJob, stored: StoredMessage, tenant_model_soon: Future[TenantModel]) -> None:
+        """Send the terminal frame of an outcome an earlier attempt of this job stored. That attempt
+        failed or crashed after storing (before its end frame went out, or after: the store or the
+        queue failed later), so the visitor may never have seen it; the widget ignores a terminal
+        frame for an answer it already ended. Nothing is stored or counted again."""
+        frame: AnswerEnd | ErrorFrame
+        if stored.role == "bot":
+            frame = AnswerEnd(
+                conversation_id=job.conversation_id,
+                message_id=stored.message_id,
+                text=stored.text,
+                citations=stored.citations,
+                complete=not stored.incomplete,
+            )
+        elif stored.role == "event" and stored.event == "model_unavailable":
+            try:
+                unavailable_text = tenant_model_soon.result().unavailable_text
+            except Exception:  # the tenant's own text is a nicety here: ours goes out instead
+                unavailable_text = None
+            frame = ErrorFrame(
+                code="model_unavailable",
+                message=UNAVAILABLE_MESSAGE,
+                conversation_id=job.conversation_id,
+                message_id=stored.message_id,
+                question_id=job.message_id,
+                retryable=True,
+                text=unavailable_text,
+            )
+        else:
+            return
+        self._send_quietly(self.push_for(job.callback_url), job, frame)
 
     def _deliver(self, attempt: _Attempt, tenant_model: TenantModel, source: AnswerSource, cited: list[Passage]) -> str:
         job, push = attempt.job, attempt.push

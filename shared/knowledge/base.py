@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from shared.config_section import CamelModel
+from shared.state.records import Citation
 
 if TYPE_CHECKING:
     import numpy as np
@@ -81,16 +81,6 @@ class Passage(BaseModel):
 
     def citation(self) -> Citation:
         return Citation(document_id=self.document_id, title=self.title, snippet=self.snippet(), url=self.url)
-
-
-class Citation(CamelModel):
-    """Where an answer came from, as stored with the answer, sent in ``answer.end`` and shown in
-    transcripts (one model for all three: camelCase on the wire, field names in storage)."""
-
-    document_id: str
-    title: str
-    snippet: str
-    url: str | None = None
 
 
 class IndexResult(BaseModel):

@@ -112,8 +112,10 @@ def chunk_index_name(model: str, dimension: int) -> str:
 
 
 def build_index(settings: Settings, embedder: Embedder | None = None) -> KnowledgeIndex:
-    """The KnowledgeIndex for ``settings.knowledge_backend`` (local files or OpenSearch)."""
+    """The KnowledgeIndex for ``settings.knowledge_backend`` (local files, S3 or OpenSearch)."""
     embedder = embedder or build_embedder(settings)
+    if settings.knowledge_backend == "s3":
+        return build_s3_index(settings, embedder)
     if settings.knowledge_backend == "opensearch":
         # opensearch-py (~0.1 s to import) is loaded only by deployments that use it.
         from shared.knowledge.opensearch_index import build_opensearch_index
@@ -123,3 +125,29 @@ def build_index(settings: Settings, embedder: Embedder | None = None) -> Knowled
     from shared.knowledge.local_index import LocalHybridIndex
 
     return LocalHybridIndex(settings.knowledge_dir, embedder)
+
+
+def build_s3_index(settings: Settings, embedder: Embedder) -> KnowledgeIndex:
+    """The embedded index on S3 (shared/knowledge/s3_index.py), its pointer in the knowledge table."""
+    from shared.aws_clients import aws_client
+    from shared.knowledge.aws_storage import DynamoVersionPointer, S3ObjectStore
+    from shared.knowledge.s3_index import S3HybridIndex
+    from shared.state.tables import bind_models
+
+    if not settings.knowledge_bucket:
+        raise ValueError("KEFU_KNOWLEDGE_BACKEND=s3 needs KEFU_KNOWLEDGE_BUCKET")
+
+    bind_models(settings)
+    # A custom endpoint (moto, MinIO) serves buckets by path, not by host name.
+    client = aws_client(
+        "s3", region=settings.aws_region, endpoint_url=settings.s3_endpoint, path_style=bool(settings.s3_endpoint)
+    )
+    return S3HybridIndex(
+        S3ObjectStore(client, settings.knowledge_bucket),
+        DynamoVersionPointer(),
+        embedder,
+        settings.knowledge_cache_dir,
+        prefix=settings.knowledge_prefix or f"{chunk_index_name(embedding_model_name(settings), embedder.dimension)}/",
+        pointer_ttl_seconds=settings.knowledge_version_ttl_seconds,
+        cached_tenants=settings.knowledge_cached_tenants,
+    )

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from shared.knowledge.base import Citation
+from shared.config_section import CamelModel
 from shared.tenant_config import TenantConfig
 
 Role = Literal["visitor", "bot", "agent", "note", "event"]
@@ -202,6 +202,16 @@ class StatusChange:
     preview: str | None = None
     # For an assignment: only if the agent then holds fewer than this many conversations.
     capacity: int | None = None
+
+
+class Citation(CamelModel):
+    """Where an answer came from, as stored with the answer, sent in ``answer.end`` and shown in
+    transcripts (one model for all three: camelCase on the wire, field names in storage)."""
+
+    document_id: str
+    title: str
+    snippet: str
+    url: str | None = None
 
 
 class AnswerUsage(BaseModel):

@@ -250,8 +250,23 @@ class UsageCounterModel(Model):
     expires_at = TTLAttribute(null=True)
 
 
+class KnowledgePointerModel(Model):
+    """The current version of a tenant's knowledge index in S3 (shared/knowledge/s3_index.py), moved
+    only by a conditional write, and the version before it. Keyed ``<embedder prefix><tenant>``: during
+    an embedder rebuild the next embedder's index has its own pointer."""
+
+    class Meta:
+        table_name = "kefu-knowledge"
+
+    index_key = UnicodeAttribute(hash_key=True)
+    version = UnicodeAttribute()
+    previous = UnicodeAttribute(null=True)
+    updated_at = NumberAttribute()
+
+
 ALL_MODELS: tuple[type[Model], ...] = (
     TenantModel,
+    KnowledgePointerModel,
     AgentModel,
     ConnectionModel,
     ConversationModel,
@@ -270,6 +285,7 @@ def bind_models(settings: Settings) -> None:
         MessageModel: settings.messages_table,
         RateCounterModel: settings.limits_table,
         UsageCounterModel: settings.limits_table,
+        KnowledgePointerModel: settings.knowledge_table,
     }
     for model, table in tables.items():
         meta = model.Meta

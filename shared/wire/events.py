@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor
 from aws_lambda_powertools.utilities.parser.models import (
     APIGatewayWebSocketConnectEventModel,
     APIGatewayWebSocketDisconnectEventModel,
@@ -54,3 +55,12 @@ class GenerateJobRecord(SqsRecordModel):
     """One record of the generate queue: its body is a GenerateJob (JSON)."""
 
     body: Json[GenerateJob]
+
+
+def generate_batch() -> SqsFifoPartialProcessor:
+    """The generate function's batch processor, one per invocation. FIFO: a failed record fails the
+    rest of the batch too, so a conversation's order is kept. A processor holds its batch's records and
+    failures, so one shared by invocations running at once (threads of one process, as the local
+    emulator runs them) would process another invocation's records and report another's failures, and
+    a job could be deleted from the queue unanswered."""
+    return SqsFifoPartialProcessor(model=GenerateJobRecord)

@@ -9,7 +9,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from shared.config_section import ConfigSection
 from shared.errors import BadRequest, MessageTooLarge, UnknownAction, describe_validation_error
-from shared.knowledge.base import Citation
+from shared.state.records import Citation
 
 # Bytes of JSON accepted before parsing: the 8 KB text limit plus room for the envelope.
 MAX_FRAME_BYTES = 16 * 1024

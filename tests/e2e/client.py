@@ -23,6 +23,9 @@ class LocalStackInfo(BaseModel):
     widget_key: str
     chat_url: str
     redis_url: str | None = None
+    # Where the knowledge index is stored (moto's S3 and DynamoDB, as the default deployment's).
+    s3_endpoint: str | None = None
+    knowledge_bucket: str | None = None
 
     def visitor_url(self, visitor: str | None = None, key: str | None = None, token: str | None = None) -> str:
         query = httpx.QueryParams(tenant=self.tenant_id, key=key or self.widget_key, visitor=visitor or new_visitor())

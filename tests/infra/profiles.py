@@ -68,6 +68,9 @@ ON_PREM: dict[str, Any] = {
     **SKIP_BUNDLING,
 }
 
+# OpenSearch Serverless instead of the S3-backed index (-c retrieval=opensearch).
+OPENSEARCH: dict[str, Any] = {"env": "dev", "retrieval": "opensearch", **SKIP_BUNDLING}
+
 # A knowledge rebuild toward Bedrock's Titan v2 (docs/deploy.md "Changing the embedder").
 REBUILD: dict[str, Any] = {"env": "dev", "rebuild_embedding": '{"provider": "bedrock"}', **SKIP_BUNDLING}
 
@@ -79,6 +82,7 @@ TEMPLATE_PROFILES: dict[str, dict[str, Any]] = {
     "bedrock": BEDROCK,
     "on_prem": ON_PREM,
     "rebuild": REBUILD,
+    "opensearch": OPENSEARCH,
 }
 
 # Every profile fixture: dev (bundled) and the template-only ones; test_infra_lint.py lints each.

@@ -66,8 +66,13 @@ def test_dynamodb_actions_are_exactly_the_access_table(dev: Synth, name: Functio
             rendered = json.dumps(resource)
             [table] = [t for lid, t in table_ids.items() if lid in rendered]
             granted.setdefault(table, set()).update(actions)
-    # Then they are what access.py declares, per table, and nothing broader
+    # Then they are what access.py declares, per table, and nothing broader (the knowledge pointers:
+    # retrieve reads them, admin moves them; infra/constructs/knowledge.py)
     expected = {table: set(access.actions) for table, access in TABLE_ACCESS[name].items()}
+    expected |= {
+        "retrieve": {"knowledge": {"dynamodb:GetItem"}},
+        "admin": {"knowledge": {"dynamodb:GetItem", "dynamodb:PutItem"}},
+    }.get(name, {})
     assert granted == expected
 
 
@@ -130,7 +135,31 @@ def test_only_the_chat_functions_and_admin_use_connections(dev: Synth) -> None:
         assert endings == expected
 
 
-def test_knowledge_access(dev: Synth) -> None:
+def test_knowledge_access_on_s3(dev: Synth) -> None:
+    [bucket_id] = [lid for lid in dev.of_type("AWS::S3::Bucket") if lid.startswith("Knowledge")]
+    users = {name for name in FUNCTIONS if any(a.startswith("s3:") for a in dev.actions(name))}
+    assert users == {"retrieve", "admin"}  # generate goes through retrieve
+    objects = {"Fn::Join": ["", [{"Fn::GetAtt": [bucket_id, "Arn"]}, "/*"]]}
+    granted = {
+        name: {
+            action: [resource for s in dev.statements(name) if action in _actions(s) for resource in _resources(s)]
+            for action in dev.actions(name)
+            if action.startswith("s3:")
+        }
+        for name in users
+    }
+    # retrieve only reads index objects; admin writes new versions, lists and deletes old ones
+    assert granted["retrieve"] == {"s3:GetObject": [objects]}
+    assert granted["admin"] == {
+        "s3:GetObject": [objects],
+        "s3:PutObject": [objects],
+        "s3:DeleteObject": [objects],
+        "s3:ListBucket": [{"Fn::GetAtt": [bucket_id, "Arn"]}],
+    }
+
+
+def test_knowledge_access_on_opensearch(opensearch: Synth) -> None:
+    dev = opensearch
     [collection_id] = dev.of_type("AWS::OpenSearchServerless::Collection")
     holders = {name for name in FUNCTIONS if "aoss:APIAccessAll" in dev.actions(name)}
     assert holders == {"retrieve", "admin"}  # generate goes through retrieve

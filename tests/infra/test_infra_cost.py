@@ -1,12 +1,8 @@
 """What the synthesized templates bill with no traffic (local/cost/idle.py, docs/cost.md).
 
-The default profile may hold fixed-cost resources only within ``DEFAULT_ALLOWANCE``. On this branch the
-default profile still has the OpenSearch Serverless collection (~$175/month alone) until the S3-backed
-index becomes the default: the allowance check then runs on the profiles listed in
-``WITHIN_ALLOWANCE`` (an existing OpenSearch domain: the same stack without the collection), and the
-default profile is checked to hold nothing beyond the allowance except that collection.
-When the S3-backed index is the default: add "dev" to WITHIN_ALLOWANCE and delete
-``test_default_profile_holds_nothing_else_beyond_the_allowance``.
+The default profile (and prod) may hold fixed-cost resources only within ``DEFAULT_ALLOWANCE``: the S3-backed
+index has no idle cost; an OpenSearch Serverless collection (``-c retrieval=opensearch``) bills its minimum
+OCUs whether or not anything is searched.
 """
 
 from __future__ import annotations
@@ -19,8 +15,7 @@ from tests.infra.profiles import PROFILES
 from tests.infra.synthesis import Synth
 
 # Profiles that must stay within the default allowance (fixed cost by type and in dollars).
-WITHIN_ALLOWANCE: tuple[str, ...] = ("existing_domain",)
-# The collection the S3-backed index replaces as the default (the s3index branch).
+WITHIN_ALLOWANCE: tuple[str, ...] = ("dev", "prod", "existing_domain")
 COLLECTION = "AWS::OpenSearchServerless::Collection"
 
 
@@ -57,16 +52,11 @@ def test_fixed_monthly_costs_stay_within_the_allowance(profile: str, request: py
     assert idle_floor(template) <= _allowance_usd()
 
 
-def test_default_profile_holds_nothing_else_beyond_the_allowance(dev: Synth) -> None:
-    assert set(beyond_allowance(_template(dev), DEFAULT_ALLOWANCE)) <= {COLLECTION}
-
-
-def test_the_collection_is_priced_at_its_minimum_ocus(dev: Synth, prod: Synth) -> None:
-    # dev runs without standby replicas (1 OCU minimum), prod with them (2 OCUs): ~$175 and ~$350 a month.
-    for synth, ocus in ((dev, 1), (prod, 2)):
-        lines = [line for line in fixed_costs(_template(synth)) if line.cfn_type == COLLECTION]
-        for line in lines:
-            assert line.monthly_usd == pytest.approx(ocus * 0.24 * 730)
+def test_the_collection_is_priced_at_its_minimum_ocus(opensearch: Synth) -> None:
+    # A dev collection runs without standby replicas: 1 OCU minimum, ~$175 a month.
+    [line] = [line for line in fixed_costs(_template(opensearch)) if line.cfn_type == COLLECTION]
+    assert line.monthly_usd == pytest.approx(1 * 0.24 * 730)
+    assert set(beyond_allowance(_template(opensearch), DEFAULT_ALLOWANCE)) == {COLLECTION}
 
 
 def test_a_nat_gateway_is_a_fixed_cost(hybrid: Synth) -> None:

@@ -47,9 +47,9 @@ def _report(errors: list[Match]) -> str:
     return "\n".join(f"{m.rule.id} {m.message} ({m.path_string})" for m in errors[:30])
 
 
-def test_regions_outside_the_list_are_caught(dev: Synth) -> None:
-    # The region check is live: a region without OpenSearch Serverless fails the default profile.
-    errors = _errors(_template(dev), ("af-south-1",))
+def test_regions_outside_the_list_are_caught(opensearch: Synth) -> None:
+    # The region check is live: a region without OpenSearch Serverless fails retrieval=opensearch.
+    errors = _errors(_template(opensearch), ("af-south-1",))
     assert {m.rule.id for m in errors} == {"E3006"}
     assert all("OpenSearchServerless" in m.message for m in errors)
 

@@ -35,17 +35,18 @@ def test_resource_counts(dev: Synth) -> None:
     counts = {
         "AWS::Lambda::Function": 6,  # the five + CDK's BucketDeployment (uploads the widget and console)
         "AWS::Lambda::LayerVersion": 2,  # the shared code + BucketDeployment's AWS CLI
-        "AWS::DynamoDB::Table": 6,  # the five of the state layer + the rate-limit counters
+        "AWS::DynamoDB::Table": 7,  # the five of the state layer + the rate-limit counters + knowledge pointers
         "AWS::SQS::Queue": 2,
         "AWS::Lambda::EventSourceMapping": 1,
         "AWS::ApiGatewayV2::Api": 2,
         "AWS::ApiGatewayV2::Route": 5,  # 4 WebSocket routes + the admin catch-all
         "AWS::ApiGatewayV2::Stage": 2,
-        "AWS::OpenSearchServerless::Collection": 1,
-        "AWS::OpenSearchServerless::SecurityPolicy": 2,
-        "AWS::OpenSearchServerless::AccessPolicy": 1,
+        # The default knowledge index is on S3: no OpenSearch (its OCUs cost ~$176+ a month idle).
+        "AWS::OpenSearchServerless::Collection": 0,
+        "AWS::OpenSearchServerless::SecurityPolicy": 0,
+        "AWS::OpenSearchServerless::AccessPolicy": 0,
         "AWS::SecretsManager::Secret": 2,  # the admin key, the visitor-token key
-        "AWS::S3::Bucket": 1,  # widget + console files
+        "AWS::S3::Bucket": 2,  # widget + console files; knowledge index versions
         "AWS::CloudFront::Distribution": 1,
         "AWS::CloudFront::Function": 1,  # /console/ -> /console/index.html
         "AWS::SNS::Topic": 1,  # every alarm notifies it
@@ -102,20 +103,18 @@ def test_prod_keeps_its_data(prod: Synth) -> None:
     # replacement, but not a failed first create (RetainExceptOnCreate: its retry must not meet
     # "already exists")
     tables = prod.of_type("AWS::DynamoDB::Table")
-    assert len(tables) == len(TABLES)
+    assert len(tables) == len(TABLES) + 1  # and the knowledge pointers
     for table in tables.values():
         assert table["Properties"]["DeletionProtectionEnabled"] is True
     for cfn_type in (
         "AWS::DynamoDB::Table",
-        "AWS::OpenSearchServerless::Collection",
+        "AWS::S3::Bucket",
         "AWS::SecretsManager::Secret",
         "AWS::Logs::LogGroup",
     ):
         kept = list(prod.of_type(cfn_type).values())
         assert kept, cfn_type
         assert {(r["DeletionPolicy"], r["UpdateReplacePolicy"]) for r in kept} == {("RetainExceptOnCreate", "Retain")}
-    [collection] = prod.of_type("AWS::OpenSearchServerless::Collection").values()
-    assert collection["Properties"]["StandbyReplicas"] == "ENABLED"
     assert {r["Properties"].get("FunctionName") for r in prod.of_type("AWS::Lambda::Function").values()} - {None} == {
         f"kefu-prod-{name}" for name in FUNCTIONS
     }
@@ -123,8 +122,9 @@ def test_prod_keeps_its_data(prod: Synth) -> None:
 
 def test_nothing_retained_has_a_name_it_does_not_need(prod: Synth) -> None:
     # A retained resource with a fixed name blocks the next deploy after a stack deletion. Only the
-    # tables (operators, restores and scripts address them) and the collection (CloudFormation
-    # requires its name) keep one; log groups and the admin key secret get generated names.
+    # tables (operators, restores and scripts address them) keep one (and, with retrieval=opensearch,
+    # the collection: CloudFormation requires its name); buckets, log groups and the admin key secret
+    # get generated names.
     named = {
         r["Type"]
         for r in prod.resources.values()
@@ -133,7 +133,7 @@ def test_nothing_retained_has_a_name_it_does_not_need(prod: Synth) -> None:
         # aws-cdk-lib's BucketDeployment log group is named after its function, whose name is generated
         and "CustomCDKBucketDeployment" not in json.dumps(r["Properties"].get("LogGroupName", ""))
     }
-    assert named == {"AWS::DynamoDB::Table", "AWS::OpenSearchServerless::Collection"}
+    assert named == {"AWS::DynamoDB::Table"}
     for secret in prod.of_type("AWS::SecretsManager::Secret").values():
         assert "Name" not in secret["Properties"]
     # Nothing is retained even when its own creation failed (plain Retain), except the account-level
@@ -281,7 +281,8 @@ def test_outputs(dev: Synth) -> None:
 # --- OpenSearch Serverless -----------------------------------------------------------------------
 
 
-def test_vector_collection_and_its_policies(dev: Synth) -> None:
+def test_vector_collection_and_its_policies(opensearch: Synth) -> None:
+    dev = opensearch  # -c retrieval=opensearch on the dev environment
     [collection] = dev.of_type("AWS::OpenSearchServerless::Collection").values()
     assert collection["Properties"]["Type"] == "VECTORSEARCH"
     assert collection["Properties"]["StandbyReplicas"] == "DISABLED"  # dev: half the OCU floor
@@ -300,7 +301,8 @@ def test_vector_collection_and_its_policies(dev: Synth) -> None:
     }
 
 
-def test_data_access_policy_names_only_retrieve_and_admin(dev: Synth) -> None:
+def test_data_access_policy_names_only_retrieve_and_admin(opensearch: Synth) -> None:
+    dev = opensearch
     [policy] = dev.of_type("AWS::OpenSearchServerless::AccessPolicy").values()
     rendered = json.dumps(policy["Properties"]["Policy"])
     principals = {name for name in FUNCTIONS if dev.role_id(name) in rendered}
@@ -356,10 +358,9 @@ def test_function_environments(dev: Synth) -> None:
 
     assert env("generate")["KEFU_RETRIEVE_FUNCTION"] == {"Ref": dev.function_id("retrieve")}
     assert "KEFU_GENERATE_QUEUE_URL" in env("message")
-    for name in ("retrieve", "admin"):
-        assert env(name)["KEFU_KNOWLEDGE_BACKEND"] == "opensearch"
-        assert env(name)["KEFU_OPENSEARCH_SERVICE"] == "aoss"
-        assert "Fn::GetAtt" in env(name)["KEFU_OPENSEARCH_ENDPOINT"]
+    for name in ("retrieve", "admin"):  # the default: the index on S3 (test_infra_knowledge.py)
+        assert env(name)["KEFU_KNOWLEDGE_BACKEND"] == "s3"
+        assert "Ref" in env(name)["KEFU_KNOWLEDGE_BUCKET"] and "KEFU_OPENSEARCH_ENDPOINT" not in env(name)
     assert "KEFU_ADMIN_KEY_SECRET_ARN" in env("admin")
     for name in FUNCTIONS:  # chat text never lands in X-Ray metadata
         assert env(name)["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false"

@@ -12,7 +12,7 @@ from tests.infra.synthesis import Synth
 
 
 def test_bucket_is_private_encrypted_and_https_only(dev: Synth) -> None:
-    [(bucket_id, bucket)] = dev.of_type("AWS::S3::Bucket").items()
+    [(bucket_id, bucket)] = [(lid, b) for lid, b in dev.of_type("AWS::S3::Bucket").items() if lid.startswith("Web")]
     props = bucket["Properties"]
     assert props["PublicAccessBlockConfiguration"] == {
         "BlockPublicAcls": True,

@@ -33,10 +33,15 @@ def test_without_redis_each_container_still_counts() -> None:
     unreachable = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2, socket_timeout=0.2)
     limiter = RedisRateLimiter(unreachable)
     charge = Charge("visitor:t_down:v_1:questions", QUESTIONS)
+    # One instant in the middle of a window: the wall clock could turn the minute between two spends
+    # (each may wait for the unreachable Redis), and a new window rightly starts a new count.
+    middle = (1_700_000_000 // 60) * 60 + 30.0
     for _ in range(3):
-        limiter.spend([charge])
+        limiter.spend([charge], clock=lambda: middle)
     with pytest.raises(RateLimited):
-        limiter.spend([charge])
+        limiter.spend([charge], clock=lambda: middle)
+    # The same spends a window later start afresh (the count is per window, not for ever).
+    limiter.spend([charge], clock=lambda: middle + 60)
 
 
 def test_without_redis_the_counters_live_in_dynamodb(settings: Settings) -> None:

@@ -88,12 +88,73 @@ def test_answer_is_streamed_then_stored_once_with_citations() -> None:
     assert [(t.role, t.text) for t in model.histories[0]] == [("visitor", "hi"), ("bot", "hello")]
 
 
-def test_redelivered_job_is_not_answered_twice() -> None:
+def test_redelivered_job_is_not_answered_twice_but_its_end_is_sent_again() -> None:
     store, push = seeded_store(), FakePush()
     make(store, FakeAnswerModel(["a", "b"]), push).answer(JOB)
-    frames = len(push.frames)
-    assert make(store, FakeAnswerModel(["a", "b"]), push).answer(JOB) == "already-answered"
-    assert len(push.frames) == frames
+    frames, stored = len(push.frames), dict(store.messages)
+    again = FakeAnswerModel(["other"])
+    assert make(store, again, push).answer(JOB) == "already-answered"
+    # Only the stored answer's end frame again (the widget ignores it if it has the answer): no
+    # deltas, no model call, nothing stored twice.
+    assert push.frames[frames:] == [push.frames[frames - 1]]
+    assert push.frames[-1][1]["type"] == "answer.end" and push.frames[-1][1]["text"] == "ab"
+    assert again.consumed == 0 and store.messages == stored
+
+
+class CrashingPush(FakePush):
+    """The generate function dies while sending a frame of ``kind`` (once): the frame never arrives."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+
+    def send(self, connection_id: str, frame: str) -> None:
+        if self.kind and f'"type":"{self.kind}"' in frame.replace(" ", ""):
+            self.kind = ""
+            raise RuntimeError("the runtime died")
+        super().send(connection_id, frame)
+
+
+@pytest.mark.parametrize(
+    ("pieces", "fail_after", "terminal"),
+    [(["Yes, ", "within 30 days."], None, "answer.end"), (["Yes, ", "within"], 1, "answer.end"), (["a"], 0, "error")],
+    ids=["complete", "incomplete", "model_unavailable"],
+)
+def test_a_job_that_stored_its_outcome_and_died_before_telling_the_visitor_is_told_by_its_redelivery(
+    pieces: list[str], fail_after: int | None, terminal: str
+) -> None:
+    # The lost-job path of the fault suite: the first attempt stored the outcome, then crashed (or
+    # the store failed) before the terminal frame went out; the redelivery found "already answered".
+    store, push = seeded_store(), CrashingPush(terminal)
+    generator = make(store, FakeAnswerModel(pieces, fail_after=fail_after), push)
+    with pytest.raises(RuntimeError):
+        generator.answer(JOB)
+    assert terminal not in push.types()
+    stored = dict(store.messages)
+
+    assert make(store, FakeAnswerModel(["late"]), push).answer(JOB) == "already-answered"
+    assert push.types().count(terminal) == 1 and store.messages == stored
+    frame = push.frames[-1][1]
+    assert frame["messageId"] == answer_id_for(JOB.message_id)
+    record = store.get_message("c1", answer_id_for(JOB.message_id))
+    assert record is not None
+    if terminal == "error":
+        assert frame["code"] == "model_unavailable" and frame["questionId"] == JOB.message_id
+        assert record.event == "model_unavailable"
+    else:
+        assert frame["text"] == record.text and frame["complete"] is (fail_after is None)
+        assert frame["citations"][0]["documentId"] == "returns"
+
+
+def test_a_resent_model_unavailable_carries_the_tenants_text() -> None:
+    store, push = seeded_store(), CrashingPush("error")
+    generator = make(store, FakeAnswerModel(["a"], fail_after=0), push)
+    tenant_model = replace(generator.models.for_tenant("t"), unavailable_text="Back soon: call 555-0100.")
+    generator = replace(generator, models=_Gateway(tenant_model))
+    with pytest.raises(RuntimeError):
+        generator.answer(JOB)
+    assert generator.answer(JOB) == "already-answered"
+    assert push.frames[-1][1]["text"] == "Back soon: call 555-0100."
 
 
 def test_gone_connection_stops_the_model_and_stores_nothing() -> None:
@@ -116,9 +177,9 @@ def test_failure_before_any_frame_is_settled_with_model_unavailable() -> None:
     assert error["conversationId"] == "c1"
     record = store.get_message("c1", answer_id_for(JOB.message_id))
     assert record is not None and record.role == "event" and record.event == "model_unavailable"
-    # A redelivery of the same job finds it settled.
+    # A redelivery of the same job finds it settled: the same frame again, nothing stored twice.
     assert make(store, FakeAnswerModel(["late"]), push).answer(JOB) == "already-answered"
-    assert push.types() == ["error"]
+    assert push.frames == [push.frames[0]] * 2
 
 
 def test_a_failed_retrieval_is_settled_with_model_unavailable_too() -> None:

@@ -64,3 +64,24 @@ def test_the_opensearch_index_carries_the_embedder_and_its_dimension() -> None:
     assert chunk_index_name("BAAI/bge-m3", 1024) == "kefu-chunks-baai-bge-m3-1024"
     # and a changed dimension of the same model is another index (a k-NN field's size is fixed)
     assert chunk_index_name("BAAI/bge-m3", 1024) != chunk_index_name("BAAI/bge-m3", 768)
+
+
+def test_s3_backend_names_its_prefix_after_the_embedder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from shared.knowledge.s3_index import S3HybridIndex
+
+    # Credentials as Lambda gives them (else botocore asks the instance metadata service)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "unit")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "unit")
+
+    settings = Settings(knowledge_backend="s3", knowledge_bucket="kb", knowledge_cache_dir=tmp_path)
+    index = build_index(settings, FakeEmbedder())
+    assert isinstance(index, S3HybridIndex)
+    assert index.prefix == "kefu-chunks-use-512/" and index.cache_dir == tmp_path
+    assert index.pointer_ttl_seconds == settings.knowledge_version_ttl_seconds
+    pinned = build_index(settings.model_copy(update={"knowledge_prefix": "kb/v2/"}), FakeEmbedder())
+    assert isinstance(pinned, S3HybridIndex) and pinned.prefix == "kb/v2/"
+
+
+def test_s3_backend_needs_a_bucket() -> None:
+    with pytest.raises(ValueError, match="KEFU_KNOWLEDGE_BUCKET"):
+        build_index(Settings(knowledge_backend="s3"), FakeEmbedder())

@@ -43,3 +43,23 @@ def test_dynamodb_requests_never_overlap() -> None:
 
 def test_other_services_are_not_serialised() -> None:
     assert run_concurrently("AmazonSQS.ReceiveMessage") > 1
+
+
+def test_only_requests_that_may_change_state_make_a_snapshot_due(tmp_path: Any) -> None:
+    from local.services import MotoSnapshots
+
+    snapshots = MotoSnapshots(tmp_path / "state.pickle")
+    app = _serialised_dynamodb(ConcurrencyProbeApp(), snapshots)
+
+    def dirty_after(environ: dict[str, Any]) -> bool:
+        snapshots._saved_version = snapshots._version  # as if just saved
+        app(environ, lambda *a: None)
+        return snapshots.dirty
+
+    # S3 (REST, no target header): reads leave the state clean, writes do not
+    assert not dirty_after({"REQUEST_METHOD": "GET", "PATH_INFO": "/bucket/key"})
+    assert not dirty_after({"REQUEST_METHOD": "HEAD", "PATH_INFO": "/bucket"})
+    assert dirty_after({"REQUEST_METHOD": "PUT", "PATH_INFO": "/bucket/key"})
+    assert dirty_after({"REQUEST_METHOD": "POST", "PATH_INFO": "/bucket", "QUERY_STRING": "delete"})
+    assert not dirty_after({"REQUEST_METHOD": "POST", "HTTP_X_AMZ_TARGET": "DynamoDB_20120810.GetItem"})
+    assert dirty_after({"REQUEST_METHOD": "POST", "HTTP_X_AMZ_TARGET": "DynamoDB_20120810.PutItem"})

@@ -5,8 +5,7 @@ from fastapi import APIRouter
 from shared.admin.deps import ExistingTenant, Store
 from shared.config_section import CamelModel
 from shared.errors import NotFound
-from shared.knowledge.base import Citation
-from shared.state.records import AnswerUsage, StoredMessage
+from shared.state.records import AnswerUsage, Citation, StoredMessage
 
 router = APIRouter(prefix="/v1/tenants/{tenant_id}/conversations", tags=["conversations"])
 
