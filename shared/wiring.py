@@ -207,8 +207,7 @@ def retrieve_service() -> RetrieveService:
     """The retrieve function's use case: the tenant's retrieval settings, then the search path."""
     from shared.knowledge.retrieve_service import RetrieveService, StoredTenantConfigs
 
-    configs = StoredTenantConfigs(state_store().tenant_config, get_settings().tenant_config_ttl_seconds)
-    return RetrieveService(knowledge_service(), configs)
+    return RetrieveService(knowledge_service(), StoredTenantConfigs(tenant_configs()))
 
 
 @lru_cache(maxsize=1)

@@ -3,13 +3,11 @@
 
 from __future__ import annotations
 
-import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 
 from shared.knowledge.retrieve_contract import RetrieveRequest, RetrieveResponse
 from shared.knowledge.search import KnowledgeService
-from shared.tenant_config import TenantConfig, TenantConfigCache
+from shared.tenant_config import TenantConfigCache
 from shared.tenant_config.retrieval import RetrievalConfig
 
 
@@ -30,17 +28,11 @@ class StaticConfigs(TenantConfigSource):
 
 
 class StoredTenantConfigs(TenantConfigSource):
-    """Reads a tenant's settings (``read``: the state store's ``tenant_config``) and keeps its
-    RetrievalConfig ``ttl_seconds``: a threshold calibrated in the admin API reaches every warm retrieve
-    function within that time."""
+    """The tenant's stored RetrievalConfig, as the warm function's TenantConfigCache keeps it: a
+    threshold calibrated in the admin API reaches every warm retrieve function within its TTL."""
 
-    def __init__(
-        self,
-        read: Callable[[str], TenantConfig | None],
-        ttl_seconds: float,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._configs = TenantConfigCache(read, ttl_seconds, clock)
+    def __init__(self, configs: TenantConfigCache) -> None:
+        self._configs = configs
 
     def retrieval_config(self, tenant_id: str) -> RetrievalConfig:
         config = self._configs.get(tenant_id)

@@ -36,6 +36,11 @@ def redis_server() -> Iterator[RedisServer]:
 @pytest.fixture
 def settings(moto_server: MotoServer) -> Settings:
     """Settings with fresh table names on the moto server (tests do not see each other's data)."""
+    return fresh_tables(moto_server)
+
+
+def fresh_tables(moto_server: MotoServer) -> Settings:
+    """Settings naming tables of their own on the moto server, created."""
     prefix = f"it-{uuid.uuid4().hex[:8]}"
     settings = Settings(
         dynamodb_endpoint=moto_server.url,

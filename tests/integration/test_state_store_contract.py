@@ -6,7 +6,6 @@ costs seconds each on a busy machine; emptying a few items costs milliseconds)."
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import boto3
@@ -15,7 +14,7 @@ import pytest
 from local.services import MotoServer
 from shared.settings import Settings
 from shared.state.dynamodb import DynamoStateStore
-from shared.state.tables import create_tables
+from tests.integration.conftest import fresh_tables
 from tests.support.state_store_contract import StateStoreContract
 
 pytestmark = pytest.mark.integration
@@ -23,24 +22,13 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="class")
 def tables(moto_server: MotoServer) -> Settings:
-    prefix = f"contract-{uuid.uuid4().hex[:8]}"
-    settings = Settings(
-        dynamodb_endpoint=moto_server.url,
-        tenants_table=f"{prefix}-tenants",
-        connections_table=f"{prefix}-connections",
-        conversations_table=f"{prefix}-conversations",
-        messages_table=f"{prefix}-messages",
-        agents_table=f"{prefix}-agents",
-        limits_table=f"{prefix}-limits",
-    )
-    create_tables(settings)
-    return settings
+    return fresh_tables(moto_server)
 
 
 def _empty(settings: Settings) -> None:
     client = boto3.client("dynamodb", endpoint_url=settings.dynamodb_endpoint, region_name=settings.aws_region)
     for table in client.list_tables()["TableNames"]:
-        if not table.startswith(settings.tenants_table.removesuffix("tenants")):
+        if not table.startswith(settings.tenants_table.removesuffix("-tenants")):
             continue
         keys = [k["AttributeName"] for k in client.describe_table(TableName=table)["Table"]["KeySchema"]]
         for page in client.get_paginator("scan").paginate(TableName=table, ProjectionExpression=", ".join(keys)):

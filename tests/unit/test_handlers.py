@@ -21,7 +21,6 @@ from functions.message import handler as message
 from shared.admin import deps
 from shared.chat.generation import Generator
 from shared.chat.intake import Intake
-from shared.model.gateway import FixedModelGateway
 from shared.observability import logger
 from shared.settings import get_settings
 from shared.state.records import Connection, Conversation, StoredMessage, Tenant
@@ -31,12 +30,11 @@ from tests.unit.fakes import (
     FakeAnswerModel,
     FakePush,
     FakeQueue,
-    FakeRetriever,
     InMemoryContextCache,
     InMemoryStateStore,
 )
 from tests.unit.test_connections import TOKENS, admission
-from tests.unit.test_generation import PASSAGE
+from tests.unit.test_generation import make
 
 SHOP = Tenant(tenant_id="t_1", name="Shop", widget_key="wk_right", created_at=1)
 
@@ -181,17 +179,7 @@ def _question(store: InMemoryStateStore) -> GenerateJob:
 
 
 def _generator(store: InMemoryStateStore, push: FakePush, model: FakeAnswerModel) -> Generator:
-    return Generator(
-        store=store,
-        cache=InMemoryContextCache(),
-        retriever=FakeRetriever([PASSAGE]),
-        models=FixedModelGateway(model, identity="fake"),
-        push_for=lambda url: push,
-        history_turns=10,
-        top_k=4,
-        flush_ms=0,
-        flush_chars=400,
-    )
+    return make(store, model, push)  # test_generation's Generator on fakes
 
 
 def test_generate_answers_each_record_and_logs_the_jobs_keys(

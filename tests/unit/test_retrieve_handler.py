@@ -19,7 +19,7 @@ from shared.knowledge.retrieve_service import RetrieveService, StaticConfigs, St
 from shared.knowledge.search import KnowledgeService
 from shared.settings import get_settings
 from shared.state.records import Tenant
-from shared.tenant_config import TenantConfig
+from shared.tenant_config import TenantConfig, TenantConfigCache
 from shared.tenant_config.retrieval import RetrievalConfig
 from tests.events import lambda_context
 from tests.unit.fakes import InMemoryStateStore
@@ -108,7 +108,7 @@ def test_stored_tenant_configs_are_read_from_the_tenant_and_cached_for_the_ttl()
     config = TenantConfig(retrieval=RetrievalConfig(min_answer_score=0.61, keyword_weight=0.3))
     store.put_tenant(Tenant(tenant_id="acme", name="Acme", widget_key="wk", created_at=0, config=config))
     now = [100.0]
-    configs = StoredTenantConfigs(store.tenant_config, ttl_seconds=30, clock=lambda: now[0])
+    configs = StoredTenantConfigs(TenantConfigCache(store.tenant_config, ttl_seconds=30, clock=lambda: now[0]))
     assert configs.retrieval_config("acme").min_answer_score == 0.61
     changed = TenantConfig(retrieval=RetrievalConfig(min_answer_score=0.7))
     store.put_tenant(Tenant(tenant_id="acme", name="Acme", widget_key="wk", created_at=0, config=changed))
