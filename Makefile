@@ -4,23 +4,34 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run reset faults test lint typecheck unit integration e2e infra browser screenshots bench eval cost system-deps node-deps clean
+.PHONY: install runtime first-run run reset faults test lint typecheck unit integration e2e infra browser screenshots bench eval cost system-deps node-deps clean
+
+## Two installs in one .venv: what running needs (`make run`, `./kefu`: the runtime and the emulator's
+## moto/uvicorn, extra "local") and everything for tests and tooling (extra "dev": CDK, mypy, Playwright…).
+$(VENV)/.runtime: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[local]"
+	touch $@
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e ".[dev]"
-	touch $@
+	touch $@ $(VENV)/.runtime
 
 install: $(VENV)/.installed
 
+## Only what `make run` needs (no test or deploy tooling).
+runtime: $(VENV)/.runtime
+
 ## Local emulation on 127.0.0.1 (KEFU_PORT, default 8700) with a demo tenant; Ctrl-C stops it.
 ## State (tenants, keys, knowledge, agents, conversations) stays in .kefu/ across runs; FRESH=1 starts empty.
-run: install
+run: runtime
 	$(BIN)/python -m local.run $(if $(FRESH),--fresh)
 
 ## Forget the local state in .kefu/ (refused while a `make run` uses it).
-reset: install
+reset: runtime
 	$(BIN)/python -m local.run --reset
 
 ## What the tests need beyond Python packages: redis-server (Debian package) and the pinned CDK CLI.
@@ -71,6 +82,10 @@ test: install system-deps node-deps lint typecheck
 ## generate crashing) -> docs/reliability.md. `make test` runs a short version (tests/e2e/test_faults.py).
 faults: install system-deps
 	$(BIN)/python -m tests.support.faults --visitors 12 --messages 3 --state-dir .kefu-faults --report docs/reliability.md
+
+## What a new user's first `make run` installs and how long it takes (a fresh clone of HEAD; README figures).
+first-run:
+	$(PYTHON) local/first_run.py --port $(or $(KEFU_PORT),8765)
 
 bench: install system-deps
 	$(BIN)/python -m local.bench

@@ -344,6 +344,11 @@ class DeployConfig:
         return self.nat_public_subnet_id is not None
 
     @property
+    def tenant_channel_secrets(self) -> str:
+        """Where the admin API stores tenants' channel credentials (shared/channels/secrets.py)."""
+        return f"kefu/{self.env}/channels"
+
+    @property
     def tenant_model_secrets(self) -> str:
         """The name prefix tenants' model secrets must have (generate may read only those)."""
         return self.model_secrets_prefix or f"kefu/{self.env}/models/"

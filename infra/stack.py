@@ -8,7 +8,12 @@ from constructs import Construct
 from infra.bundling.python_assets import PythonBundler
 from infra.config import DeployConfig
 from infra.constants import PYTHON_VERSION, SERVICE
-from infra.constructs.access import grant_knowledge_model_access, grant_least_privilege, grant_model_access
+from infra.constructs.access import (
+    grant_channel_secrets,
+    grant_knowledge_model_access,
+    grant_least_privilege,
+    grant_model_access,
+)
 from infra.constructs.admin_api import AdminApi, AdminKey
 from infra.constructs.functions import SPECS, FunctionInputs, KefuFunctions
 from infra.constructs.identity import VisitorTokenSecret
@@ -81,6 +86,8 @@ class KefuStack(cdk.Stack):
             visitor_tokens.secret.grant_read(functions.roles[function])
         # The model gateway: secrets by reference, Bedrock/SageMaker, and the hybrid-cloud VPC placement.
         grant_model_access(functions=functions, config=config)
+        # Tenants' channel credentials (shared/channels/secrets.py, the admin API's /secrets route).
+        grant_channel_secrets(functions=functions, config=config)
         # The embedder and reranker of retrieve and admin, when they are Bedrock models.
         grant_knowledge_model_access(functions=functions, config=config)
         if config.in_vpc:

@@ -204,6 +204,8 @@ class LocalStack:
         defaults = {
             "KEFU_DYNAMODB_ENDPOINT": self.moto.url if self.moto else "",
             "KEFU_SQS_ENDPOINT": self.moto.url if self.moto else "",
+            # Tenants' secrets (channel credentials, model keys) live in moto's Secrets Manager locally.
+            "KEFU_SECRETSMANAGER_ENDPOINT": self.moto.url if self.moto else "",
             "KEFU_REDIS_URL": self.redis.url if self.redis else "",
             # The knowledge index as the default deployment keeps it: on S3 (moto's), current version
             # in DynamoDB; KEFU_KNOWLEDGE_BACKEND=local keeps it in files under KEFU_KNOWLEDGE_DIR.

@@ -3,6 +3,8 @@
     kefu ingest PATH... --tenant T      upload files (directories: every supported file inside)
     kefu search "question" --tenant T   the bot's retrieval for a question (the recall test)
     kefu calibrate --tenant T           show / move the "no good answer" threshold (set on every upload)
+    kefu documents --tenant T           the documents in a tenant's knowledge base (ids for delete)
+    kefu delete DOCUMENT_ID --tenant T  remove one document
 
 Where the admin API is: --admin-url/--admin-key, else KEFU_ADMIN_URL/KEFU_ADMIN_KEY, else
 ``.kefu/local.json`` (written by ``make run``). Files are uploaded one per request (API Gateway and
@@ -22,6 +24,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 LOCAL_JSON = Path(".kefu") / "local.json"
+# The ./kefu wrapper points here, so the CLI finds `make run`'s file from any directory.
+LOCAL_JSON_VARIABLE = "KEFU_LOCAL_JSON"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
@@ -54,20 +58,38 @@ def resolve_target(url: str | None, key: str | None, environ: dict[str, str], lo
     return AdminTarget(url.rstrip("/"), key)
 
 
-def expand_paths(paths: Sequence[str], extensions: Sequence[str]) -> list[Path]:
-    """Files as given, and every file with a supported extension under given directories (sorted)."""
+@dataclass(frozen=True)
+class Expanded:
+    """The files to upload, and those a directory walk passed over (each with its reason)."""
+
+    files: list[Path]
+    skipped: list[tuple[Path, str]]
+    hidden: int = 0  # dot files and files under dot folders (.git, .DS_Store …), counted, not named
+
+
+def expand_paths(paths: Sequence[str], extensions: Sequence[str]) -> Expanded:
+    """Files as given, and every file with a supported extension under given directories (sorted).
+    A file named on the command line is always sent (the server says why it refuses one); inside a
+    directory an unsupported type is skipped here and named with its reason."""
     found: list[Path] = []
+    skipped: list[tuple[Path, str]] = []
+    hidden = 0
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found.extend(
-                sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in extensions and not _hidden(p))
-            )
+            for candidate in sorted(p for p in path.rglob("*") if p.is_file()):
+                if _hidden(candidate.relative_to(path)):
+                    hidden += 1
+                elif candidate.suffix.lower() in extensions:
+                    found.append(candidate)
+                else:
+                    kind = candidate.suffix.lower() or "(no extension)"
+                    skipped.append((candidate, f"unsupported file type {kind}"))
         elif path.is_file():
             found.append(path)
         else:
             raise UsageError(f"no such file or directory: {raw}")
-    return list(dict.fromkeys(found))
+    return Expanded(list(dict.fromkeys(found)), list(dict.fromkeys(skipped)), hidden)
 
 
 def _hidden(path: Path) -> bool:
@@ -114,38 +136,52 @@ def _upload(client: Any, tenant: str, path: Path) -> tuple[bool, str, int]:
     return False, f"{result.get('status')} {refusal.get('code', '')}: {refusal.get('message', '')}", 0
 
 
-def _progress(items: list[Path], out: TextIO, enabled: bool) -> Iterator[tuple[Path, Any]]:
+def _progress(items: list[Path], out: TextIO, enabled: bool) -> Iterator[Path]:
     from tqdm import tqdm
 
     with tqdm(total=len(items), unit="file", file=out, disable=not enabled, dynamic_ncols=True) as bar:
         for item in items:
             bar.set_postfix_str(item.name[-40:], refresh=False)
-            yield item, bar
+            yield item
             bar.update(1)
 
 
 def ingest(args: argparse.Namespace, target: AdminTarget, out: TextIO, err: TextIO) -> int:
     from shared.ingest.files import SUPPORTED_EXTENSIONS
 
-    files = expand_paths(args.paths, SUPPORTED_EXTENSIONS)
+    expanded = expand_paths(args.paths, SUPPORTED_EXTENSIONS)
+    files, skipped = expanded.files, expanded.skipped
     if not files:
         raise UsageError(f"no files to ingest (supported: {', '.join(SUPPORTED_EXTENSIONS)})")
     failures: list[tuple[Path, str]] = []
     chunks = 0
     with _client(target, args.timeout) as client:
-        for path, bar in _progress(files, err, enabled=not args.quiet):
+        # One request first: an unknown tenant or a wrong key is one line, not one per file.
+        response = client.get(f"/v1/tenants/{args.tenant}/knowledge/version")
+        if response.status_code != 200:
+            print(f"kefu: nothing uploaded: {_error_message(response)}", file=err)
+            return EXIT_FAILED
+        for path in _progress(files, err, enabled=not args.quiet):
             ok, message, count = _upload(client, args.tenant, path)
             chunks += count
             if not ok:
                 failures.append((path, message))
-                bar.write(f"refused {path}: {message}", file=err)
         version = client.get(f"/v1/tenants/{args.tenant}/knowledge/version")
-    summary = f"ingested {len(files) - len(failures)} of {len(files)} files ({chunks} chunks) into {args.tenant}"
+    total = len(files) + len(skipped)
+    summary = f"ingested {len(files) - len(failures)} of {total} files ({chunks} chunks) into {args.tenant}"
     if version.status_code == 200:
         summary += f"; knowledge version {version.json()['knowledgeVersion']}"
     print(summary, file=out)
-    for path, message in failures:
-        print(f"  failed: {path}: {message}", file=out)
+    if failures:
+        print(f"refused {len(failures)}:", file=out)
+        for path, message in failures:
+            print(f"  {path}: {message}", file=out)
+    if skipped:
+        print(f"skipped {len(skipped)} (supported: {', '.join(SUPPORTED_EXTENSIONS)}):", file=out)
+        for path, reason in skipped:
+            print(f"  {path}: {reason}", file=out)
+    if expanded.hidden:
+        print(f"({expanded.hidden} hidden files, under dot folders or named .*, not read)", file=out)
     return EXIT_FAILED if failures else EXIT_OK
 
 
@@ -217,6 +253,37 @@ def calibrate(args: argparse.Namespace, target: AdminTarget, out: TextIO, err: T
     return EXIT_OK
 
 
+def documents(args: argparse.Namespace, target: AdminTarget, out: TextIO, err: TextIO) -> int:
+    with _client(target, args.timeout) as client:
+        response = client.get(f"/v1/tenants/{args.tenant}/knowledge")
+    if response.status_code != 200:
+        print(_error_message(response), file=err)
+        return EXIT_FAILED
+    body = response.json()
+    listed = body["documents"]
+    print(f"{len(listed)} document(s) in {args.tenant}; knowledge version {body['knowledgeVersion']}", file=out)
+    width = max((len(document["documentId"]) for document in listed), default=0)
+    for document in listed:
+        where = f"  {document['url']}" if document.get("url") else ""
+        print(
+            f"  {document['documentId']:<{width}}  {document['chunks']:>4} chunks  {document['title']}{where}", file=out
+        )
+    return EXIT_OK
+
+
+def delete(args: argparse.Namespace, target: AdminTarget, out: TextIO, err: TextIO) -> int:
+    from urllib.parse import quote
+
+    with _client(target, args.timeout) as client:
+        response = client.delete(f"/v1/tenants/{args.tenant}/knowledge/{quote(args.document_id, safe='')}")
+    if response.status_code != 200:
+        print(f"{_error_message(response)} (`kefu documents --tenant {args.tenant}` lists the ids)", file=err)
+        return EXIT_FAILED
+    body = response.json()
+    print(f"deleted {body['documentId']!r}; knowledge version {body['knowledgeVersion']}", file=out)
+    return EXIT_OK
+
+
 def dead_letters(args: argparse.Namespace, target: AdminTarget, out: TextIO, err: TextIO) -> int:
     with _client(target, args.timeout) as client:
         if args.redrive:
@@ -247,28 +314,40 @@ def build_parser() -> argparse.ArgumentParser:
 
     ingest_cmd = commands.add_parser("ingest", help="upload files into a tenant's knowledge base")
     ingest_cmd.add_argument("paths", nargs="+", metavar="PATH", help="files or directories")
-    ingest_cmd.add_argument("--tenant", required=True)
+    ingest_cmd.add_argument("--tenant", required=True, help="tenant id (t_…)")
     ingest_cmd.add_argument("--quiet", action="store_true", help="no progress bar")
     ingest_cmd.set_defaults(run=ingest)
 
     search_cmd = commands.add_parser("search", help="what the bot retrieves for a question")
     search_cmd.add_argument("query")
-    search_cmd.add_argument("--tenant", required=True)
-    search_cmd.add_argument("-k", type=int, default=5)
+    search_cmd.add_argument("--tenant", required=True, help="tenant id (t_…)")
+    search_cmd.add_argument("-k", type=int, default=5, help="passages to show (default 5)")
     search_cmd.set_defaults(run=search)
 
     calibrate_cmd = commands.add_parser("calibrate", help='set the "no good answer" threshold')
-    calibrate_cmd.add_argument("--tenant", required=True)
+    calibrate_cmd.add_argument("--tenant", required=True, help="tenant id (t_…)")
     calibrate_cmd.add_argument(
         "--target-decline",
         type=float,
-        help="share of off-topic questions to decline (0.5-0.99; kept for later uploads; default: the "
-        "tenant's last choice, else 0.9)",
+        metavar="SHARE",
+        help="share of off-topic questions the bot should decline, 0.5-0.99 (e.g. 0.8: declines 80%% of "
+        "them and answers more reworded in-scope questions; 0.95: declines more, answers fewer). Kept for "
+        "later uploads; default: the tenant's last choice, else 0.9. The report's trade-off line shows "
+        "what other values would give",
     )
     calibrate_cmd.add_argument("--off-topic", help="file: questions to decline, one per line")
     calibrate_cmd.add_argument("--in-scope", help="file: questions to answer, one per line")
     calibrate_cmd.add_argument("--dry-run", action="store_true", help="measure only")
     calibrate_cmd.set_defaults(run=calibrate)
+
+    documents_cmd = commands.add_parser("documents", help="list a tenant's documents (their ids, for delete)")
+    documents_cmd.add_argument("--tenant", required=True, help="tenant id (t_…)")
+    documents_cmd.set_defaults(run=documents)
+
+    delete_cmd = commands.add_parser("delete", help="remove one document from a tenant's knowledge base")
+    delete_cmd.add_argument("document_id", metavar="DOCUMENT_ID", help="as `kefu documents` lists it")
+    delete_cmd.add_argument("--tenant", required=True, help="tenant id (t_…)")
+    delete_cmd.set_defaults(run=delete)
 
     dead_cmd = commands.add_parser("dead-letters", help="jobs the generate function could not settle")
     dead_cmd.add_argument("--redrive", action="store_true", help="send them back to the generate queue")
@@ -281,13 +360,19 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     out, err = out or sys.stdout, err or sys.stderr
     args = build_parser().parse_args(argv)
     try:
-        target = resolve_target(args.admin_url, args.admin_key, dict(os.environ), LOCAL_JSON)
+        local_json = Path(os.environ.get(LOCAL_JSON_VARIABLE) or LOCAL_JSON)
+        target = resolve_target(args.admin_url, args.admin_key, dict(os.environ), local_json)
         code: int = args.run(args, target, out, err)
+        out.flush()
     except UsageError as error:
         print(f"kefu: {error}", file=err)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`kefu search … | head`): stop quietly, like any Unix filter.
+        _silence_stdout(out)
+        return EXIT_FAILED
     except Exception as error:  # a network failure etc.: one line, not a traceback
         import httpx
 
@@ -296,6 +381,17 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
             return EXIT_FAILED
         raise
     return code
+
+
+def _silence_stdout(out: TextIO) -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not raise again."""
+    if out is not sys.stdout:
+        return
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

@@ -195,6 +195,12 @@ class Settings(BaseSettings):
     admin_key: SecretStr | None = None
     admin_key_secret_arn: str | None = None
 
+    # --- Channels (shared/channels, docs/channels.md) ---
+    # Public base URL of the channels API: webhookUrl = <it>/channels/<channelId>. Empty: the admin API's own.
+    channels_public_url: str = ""
+    # Tenants' channel credentials live in Secrets Manager as <prefix>/<tenantId>/<name>.
+    tenant_secrets_prefix: str = "kefu/tenants"
+
     # --- Visitor identity (shared/chat/identity.py) ---
     # Signs visitor tokens: one secret per deployment (in AWS a Secrets Manager secret, by ARN).
     visitor_token_secret: SecretStr | None = None

@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING, Any
 from shared.settings import get_settings
 
 if TYPE_CHECKING:
+    from shared.channels.directory import ChannelDirectory
+    from shared.channels.secrets import TenantSecrets
+    from shared.channels.state import ChannelState
     from shared.chat.connections import Admission
     from shared.chat.gate import HandoffGate
     from shared.chat.generation import Generator
@@ -349,3 +352,31 @@ def forget_adapters() -> None:
     for value in list(vars(sys.modules[__name__]).values()):
         if hasattr(value, "cache_clear") and getattr(value, "__module__", None) == __name__:
             value.cache_clear()
+
+
+# --- Channels (issue 14): shared state, tenants' channel secrets, the channel directory ---
+
+
+@lru_cache(maxsize=1)
+def channel_state() -> ChannelState:
+    """Tokens, locks, cursors, windows and channel records, in the limits table (chan: keys)."""
+    from shared.channels.dynamodb_state import DynamoChannelState
+
+    settings = get_settings()
+    return DynamoChannelState(settings.limits_table, settings.dynamodb_endpoint, settings.aws_region)
+
+
+@lru_cache(maxsize=1)
+def tenant_secrets() -> TenantSecrets:
+    from shared.channels.secrets import SecretsManagerTenantSecrets
+
+    settings = get_settings()
+    return SecretsManagerTenantSecrets(
+        lambda: _client("secretsmanager", settings.secretsmanager_endpoint), settings.tenant_secrets_prefix
+    )
+
+
+def channel_directory() -> ChannelDirectory:
+    from shared.channels.directory import ChannelDirectory
+
+    return ChannelDirectory(channel_state())

@@ -5,8 +5,8 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared import wiring
-from shared.chat.connections import Admission
-from shared.errors import KefuError, http_status
+from shared.chat.connections import Admission, refused_handshake
+from shared.errors import KefuError
 from shared.observability import WEBSOCKET_REQUEST_ID, logger, metrics, tracer
 from shared.wire.events import ConnectEvent, door_event
 
@@ -24,7 +24,7 @@ def handler(event: dict[str, Any], context: LambdaContext, admission: Admission 
         connection, answer = admission.admit(door)
     except KefuError as exc:
         logger.info("handshake refused", extra={"code": exc.code, "reason": exc.message})
-        return {"statusCode": http_status(exc), "body": exc.message}
+        return refused_handshake(exc, door.header("sec-websocket-protocol"))
     logger.info("connected", extra={"tenant_id": connection.tenant_id, "role": connection.role})
     metrics.add_metric(name="Connections", unit="Count", value=1)
     return answer

@@ -125,8 +125,9 @@ TABLE_ACCESS: dict[FunctionName, dict[TableName, TableAccess]] = {
         "messages": TableAccess((QUERY,)),
         "agents": TableAccess((GET, PUT, UPDATE, DELETE, QUERY), indexes=(TENANT_INDEX,)),
         "connections": TableAccess((GET, DELETE, QUERY), indexes=(AGENT_CONNECTION_INDEX,)),
-        # The usage endpoint (shared/chat/quotas.py).
-        "limits": TableAccess((BATCH_GET,)),
+        # The usage endpoint (shared/chat/quotas.py); channel records (shared/channels/directory.py,
+        # chan: items: conditional puts and deletes).
+        "limits": TableAccess((BATCH_GET, GET, PUT, DELETE)),
     },
 }
 
@@ -244,6 +245,31 @@ def grant_bedrock(role: iam.Role, action: str, models: tuple[str, ...], why_wild
     role.add_to_policy(iam.PolicyStatement(actions=[action], resources=resources))
     if wildcards:
         acknowledge(role, "AwsSolutions-IAM5", why_wildcards, findings=tuple(wildcards))
+
+
+# What the admin API does with tenants' channel secrets: create, replace and check they exist; never read.
+CHANNEL_SECRET_ADMIN = (
+    "secretsmanager:CreateSecret",
+    "secretsmanager:PutSecretValue",
+    "secretsmanager:DescribeSecret",
+    "secretsmanager:TagResource",
+)
+
+
+def grant_channel_secrets(*, functions: KefuFunctions, config: DeployConfig) -> None:
+    """The admin API writes tenants' channel credentials under one prefix (never reads them back)."""
+    role = functions.roles["admin"]
+    stack = cdk.Stack.of(role)
+    prefix = f"{config.tenant_channel_secrets}/"
+    resource = f"arn:{stack.partition}:secretsmanager:{stack.region}:{stack.account}:secret:{prefix}*"
+    role.add_to_policy(iam.PolicyStatement(actions=list(CHANNEL_SECRET_ADMIN), resources=[resource]))
+    acknowledge(
+        role,
+        "AwsSolutions-IAM5",
+        "Tenants' channel credentials (WeChat AppSecret, WeCom corpsecret, webhook secrets) live under one "
+        "name prefix per deployment; admin may create and replace them there, not read them.",
+        findings=(arn_finding(role, "secretsmanager", f"secret:{prefix}*"),),
+    )
 
 
 def grant_model_access(*, functions: KefuFunctions, config: DeployConfig) -> None:

@@ -200,7 +200,9 @@ class KefuFunctions(Construct):
                 **ingest,
                 # The dead-letter routes find the DLQ through the job queue's RedrivePolicy.
                 **settings_env(
-                    admin_key_secret_arn=inputs.admin_key_secret_arn, generate_queue_url=inputs.generate_queue_url
+                    admin_key_secret_arn=inputs.admin_key_secret_arn,
+                    generate_queue_url=inputs.generate_queue_url,
+                    tenant_secrets_prefix=config.tenant_channel_secrets,
                 ),
             },
         }

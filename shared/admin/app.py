@@ -10,7 +10,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from shared.admin.deps import require_admin
-from shared.admin.routes import agents, config, conversations, dead_letters, knowledge, tenants, usage
+from shared.admin.routes import agents, channels, config, conversations, dead_letters, knowledge, tenants, usage
 from shared.errors import KefuError, http_status
 
 
@@ -26,7 +26,7 @@ def create_app() -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    for module in (tenants, config, knowledge, conversations, agents, dead_letters, usage):
+    for module in (tenants, config, knowledge, conversations, agents, dead_letters, usage, channels):
         app.include_router(module.router, dependencies=[Depends(require_admin)])
 
     @app.exception_handler(KefuError)

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from shared.chat.identity import VisitorTokens, origin_allowed, user_verified, visitor_id_for_user
 from shared.chat.rate_limits import ChatLimits, RateLimiter
-from shared.errors import BadRequest, ConnectionGone, Forbidden, Unauthorized, UpstreamError
+from shared.errors import BadRequest, ConnectionGone, Forbidden, KefuError, Unauthorized, UpstreamError, http_status
 from shared.handoff.agents import agent_id_of, key_matches
 from shared.state.records import Agent, Connection, Tenant, new_visitor_id
 from shared.state.store import StateStore
@@ -31,6 +31,12 @@ _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8}){0,3}$")
 _MAX_PAGE_CHARS = 500
 PROTOCOL = "kefu.v1"
 _KEY_PROTOCOL = "kefu.key."
+# A browser sees a refused handshake only as a closed socket, exactly like a network failure, and
+# would retry for ever. A client that also offers this subprotocol is told a permanent refusal
+# (wrong widget key, unknown tenant, origin not allowed, suspended, malformed request) by a handshake
+# that answers with it: nothing is stored, so the socket can do nothing, and the client closes it and
+# stops retrying. Throttling (429) stays a plain refusal: it passes.
+REFUSED_PROTOCOL = "kefu.refused"
 
 
 def offered_protocols(header: str | None) -> list[str]:
@@ -88,6 +94,14 @@ class Admission:
         url = self.callback_url_of(context.domain_name, context.stage)
         close_connection(self.store, context.connection_id, lambda: self.push_for(url))
         return {"statusCode": 200}
+
+
+def refused_handshake(error: KefuError, protocols: str | None) -> dict[str, Any]:
+    """The $connect response for a refused connection (see REFUSED_PROTOCOL)."""
+    permanent = isinstance(error, Unauthorized | Forbidden | BadRequest)
+    if permanent and REFUSED_PROTOCOL in offered_protocols(protocols):
+        return {"statusCode": 200, "headers": {"Sec-WebSocket-Protocol": REFUSED_PROTOCOL}}
+    return {"statusCode": http_status(error), "body": error.message}
 
 
 def open_connection(

@@ -97,6 +97,15 @@ class IndexResult(BaseModel):
         return cls(documents=documents, chunks=len(chunks), version=version, chunks_by_document=dict(counts))
 
 
+class DocumentSummary(BaseModel):
+    """One document of a tenant's knowledge base, as a listing shows it (its id is what delete takes)."""
+
+    document_id: str
+    title: str
+    url: str | None = None
+    chunks: int
+
+
 class SearchHits(BaseModel):
     """Passages and the knowledge version they were read from (one consistent snapshot)."""
 
@@ -123,6 +132,10 @@ class KnowledgeIndex(ABC):
     @abstractmethod
     def delete_document(self, tenant_id: str, document_id: str) -> bool:
         """Remove a document's chunks; False when it was not indexed."""
+
+    @abstractmethod
+    def documents(self, tenant_id: str) -> list[DocumentSummary]:
+        """Every document of the tenant, sorted by id."""
 
     @abstractmethod
     def version(self, tenant_id: str) -> str:

@@ -40,6 +40,7 @@ from shared.errors import UpstreamError
 from shared.knowledge.base import (
     EMPTY_VERSION,
     Document,
+    DocumentSummary,
     Embedder,
     IndexResult,
     KnowledgeIndex,
@@ -269,6 +270,21 @@ class LocalHybridIndex(KnowledgeIndex):
 
     def version(self, tenant_id: str) -> str:
         return self._load(tenant_id, self._tenant_dir(tenant_id)).version or EMPTY_VERSION
+
+    def documents(self, tenant_id: str) -> list[DocumentSummary]:
+        records = self._load(tenant_id, self._tenant_dir(tenant_id)).records
+        chunks: dict[str, set[int]] = {}
+        first: dict[str, ChunkRecord] = {}
+        for record in records:
+            chunks.setdefault(record["document_id"], set()).add(record["chunk"])
+            first.setdefault(record["document_id"], record)
+        return [
+            DocumentSummary(
+                document_id=document_id, title=first[document_id]["title"], url=first[document_id].get("url"),
+                chunks=len(chunks[document_id]),
+            )
+            for document_id in sorted(chunks)
+        ]
 
     def sample_questions(self, tenant_id: str, limit: int) -> list[str]:
         generation = self._load(tenant_id, self._tenant_dir(tenant_id))

@@ -47,6 +47,7 @@ from shared.errors import UpstreamError
 from shared.knowledge.base import (
     EMPTY_VERSION,
     Document,
+    DocumentSummary,
     Embedder,
     IndexResult,
     KnowledgeIndex,
@@ -177,6 +178,43 @@ def delete_body(
     if only_generation is not None:
         query["filter"].append({"term": {"generation": only_generation}})
     return {"query": {"bool": query}}
+
+
+# A tenant's listing reads at most this many documents (a terms aggregation's bucket count).
+MAX_LISTED_DOCUMENTS = 10_000
+
+
+def documents_body(tenant_id: str) -> dict[str, Any]:
+    """One bucket per document of the tenant: its chunk count and one chunk's title and URL."""
+    return {
+        "size": 0,
+        "query": {"bool": {"filter": [tenant_filter(tenant_id)]}},
+        "aggs": {
+            "documents": {
+                "terms": {"field": "document_id", "size": MAX_LISTED_DOCUMENTS, "order": {"_key": "asc"}},
+                "aggs": {
+                    "chunks": {"cardinality": {"field": "chunk"}},
+                    "first": {"top_hits": {"size": 1, "_source": ["title", "url", "tenant_id"]}},
+                },
+            }
+        },
+    }
+
+
+def documents_from_response(response: Mapping[str, Any], tenant_id: str) -> list[DocumentSummary]:
+    listed = []
+    for bucket in response.get("aggregations", {}).get("documents", {}).get("buckets", []):
+        hits = _own_hits(bucket.get("first", {}), tenant_id)
+        source = hits[0]["_source"] if hits else {}
+        listed.append(
+            DocumentSummary(
+                document_id=str(bucket["key"]),
+                title=str(source.get("title") or bucket["key"]),
+                url=source.get("url"),
+                chunks=int(bucket.get("chunks", {}).get("value", bucket.get("doc_count", 0))),
+            )
+        )
+    return listed
 
 
 def inner_product_from_score(score: float) -> float:
@@ -424,6 +462,16 @@ class OpenSearchIndex(KnowledgeIndex):
         validate_tenant_id(tenant_id)
         responses = self._msearch([version_body(tenant_id)])
         return EMPTY_VERSION if responses is None else version_from_response(responses[0])
+
+    def documents(self, tenant_id: str) -> list[DocumentSummary]:
+        validate_tenant_id(tenant_id)
+        response = self.client.msearch(body=[{"index": self.index_name}, documents_body(tenant_id)])
+        item = (response.get("responses") or [{}])[0]
+        if "error" in item:
+            if "index_not_found_exception" in str(item["error"]):
+                return []
+            raise UpstreamError(f"OpenSearch search failed: {item['error']}")
+        return documents_from_response(item, tenant_id)
 
     def sample_questions(self, tenant_id: str, limit: int) -> list[str]:
         validate_tenant_id(tenant_id)

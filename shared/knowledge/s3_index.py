@@ -47,6 +47,7 @@ from shared.errors import UpstreamError
 from shared.knowledge.base import (
     EMPTY_VERSION,
     Document,
+    DocumentSummary,
     Embedder,
     IndexResult,
     KnowledgeIndex,
@@ -171,6 +172,10 @@ class S3HybridIndex(KnowledgeIndex):
     def sample_questions(self, tenant_id: str, limit: int) -> list[str]:
         loaded = self._current(tenant_id)
         return [] if loaded is None else loaded.sample_questions(tenant_id, limit)
+
+    def documents(self, tenant_id: str) -> list[DocumentSummary]:
+        loaded = self._current(tenant_id)
+        return [] if loaded is None else loaded.documents(tenant_id)
 
     # --- reading ---
 

@@ -16,9 +16,12 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def kefu_command(stack: LocalStackInfo) -> list[str]:
+    return [sys.executable, "-m", "shared.cli", "--admin-url", stack.admin_url, "--admin-key", stack.admin_key]
+
+
 def kefu(stack: LocalStackInfo, *args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "shared.cli", "--admin-url", stack.admin_url, "--admin-key", stack.admin_key]
-    return subprocess.run([*command, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return subprocess.run([*kefu_command(stack), *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
 def test_cli_ingest_then_the_bot_answers_from_the_files(local_stack: LocalStackInfo, tmp_path: Path) -> None:
@@ -49,9 +52,24 @@ def test_cli_ingest_then_the_bot_answers_from_the_files(local_stack: LocalStackI
     searched = kefu(local_stack, "search", "Do you deliver to Macau?", "--tenant", tenant["tenantId"])
     assert searched.returncode == 0 and "faq.xlsx" in searched.stdout and "the bot answers" in searched.stdout
 
-    # Deleting the manual removes its passages: the bot no longer quotes it.
-    with local_stack.admin() as admin:
-        deleted = admin.delete(f"/v1/tenants/{tenant['tenantId']}/knowledge/kettle-manual.pdf")
-        assert deleted.status_code == 200 and deleted.json()["knowledgeVersion"]
+    # A reader that goes away (`kefu search … | head`): the CLI stops quietly, no traceback.
+    piped = subprocess.Popen(
+        [*kefu_command(local_stack), "search", "Do you deliver to Macau?", "-k", "20", "--tenant", tenant["tenantId"]],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert piped.stdout is not None and piped.stderr is not None
+    piped.stdout.close()  # closed before the answer comes back
+    complaint = piped.stderr.read()
+    assert piped.wait(timeout=120) == 1 and complaint == ""
+
+    # The documents, by the ids delete takes; deleting the manual removes its passages.
+    listed = kefu(local_stack, "documents", "--tenant", tenant["tenantId"])
+    assert listed.returncode == 0 and listed.stdout.startswith("2 document(s)")
+    assert [line.split()[0] for line in listed.stdout.splitlines()[1:]] == ["faq.xlsx", "kettle-manual.pdf"]
+    deleted = kefu(local_stack, "delete", "kettle-manual.pdf", "--tenant", tenant["tenantId"])
+    assert deleted.returncode == 0 and "deleted 'kettle-manual.pdf'" in deleted.stdout
     end = ask_tenant_bot(local_stack, tenant, "How often should I descale my kettle?")
     assert all(c["documentId"] != "kettle-manual.pdf" for c in end["citations"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 from collections.abc import Iterator
@@ -42,7 +43,12 @@ def test_directories_expand_to_supported_files(tmp_path: Path) -> None:
     for name in ("docs/a.md", "docs/deep/b.pdf", "docs/c.png", "docs/.hidden.md", "d.txt"):
         (tmp_path / name).write_bytes(b"x")
     found = cli.expand_paths([str(tmp_path / "docs"), str(tmp_path / "d.txt")], (".md", ".pdf", ".txt"))
-    assert [p.relative_to(tmp_path).as_posix() for p in found] == ["docs/a.md", "docs/deep/b.pdf", "d.txt"]
+    assert [p.relative_to(tmp_path).as_posix() for p in found.files] == ["docs/a.md", "docs/deep/b.pdf", "d.txt"]
+    # What a directory walk passes over is named with its reason (dot files only counted).
+    assert [(p.relative_to(tmp_path).as_posix(), why) for p, why in found.skipped] == [
+        ("docs/c.png", "unsupported file type .png")
+    ]
+    assert found.hidden == 1
     with pytest.raises(cli.UsageError, match="no such file"):
         cli.expand_paths([str(tmp_path / "nope")], (".md",))
 
@@ -83,11 +89,17 @@ def test_ingest_uploads_every_file_continues_past_bad_ones_and_exits_1(admin: Kn
     (folder / "manual.pdf").write_bytes(make_pdf([["Descale the kettle every month."]]))
     (folder / "broken.pdf").write_bytes(b"%PDF-1.4 not really")
     (folder / "empty.txt").write_bytes(b"")
+    (folder / "logo.png").write_bytes(b"\x89PNG")
+    (folder / "font.ttf").write_bytes(b"\x00\x01")
     code, out, err = run("ingest", str(folder), "--tenant", "acme")
     assert code == 1
-    assert "ingested 3 of 5 files" in out and f"knowledge version {admin.index.version('acme')}" in out
-    assert "failed:" in out and "broken.pdf: 422 corrupt_file" in out and "empty.txt: 422 empty_file" in out
-    assert "refused" in err  # reported under the progress bar as it happens
+    assert "ingested 3 of 7 files" in out and f"knowledge version {admin.index.version('acme')}" in out
+    assert "refused 2:" in out and "broken.pdf: 422 corrupt_file" in out and "empty.txt: 422 empty_file" in out
+    assert "skipped 2 " in out and "logo.png: unsupported file type .png" in out
+    assert "font.ttf: unsupported file type .ttf" in out
+    for name in ("broken.pdf", "empty.txt", "logo.png", "font.ttf"):  # each named once, in one place
+        assert out.count(name) == 1, (name, out)
+    assert "refused" not in err and ".png" not in err  # stderr has only the progress bar
     found = admin.search("acme", admin_config(), "descale the kettle", 1)
     assert found.passages[0].document_id == "manual.pdf"
 
@@ -103,8 +115,53 @@ def test_ingest_of_good_files_exits_0_and_a_bad_tenant_is_reported(admin: Knowle
     good.write_text("Opening hours are 9 to 5.")
     code, out, _ = run("ingest", str(good), "--tenant", "acme", "--quiet")
     assert code == 0 and "ingested 1 of 1 files (1 chunks)" in out
-    code, out, _ = run("ingest", str(good), "--tenant", "nobody", "--quiet")
-    assert code == 1 and "unknown tenant" in out
+    many = [str(good)] + [str(tmp_path / f"more{n}.txt") for n in range(5)]
+    for name in many[1:]:
+        Path(name).write_text("More notes.")
+    code, out, err = run("ingest", *many, "--tenant", "nobody", "--quiet")
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1 and "nothing uploaded" in err and "unknown tenant 'nobody'" in err
+
+
+def test_documents_lists_ids_that_delete_takes(admin: KnowledgeService, tmp_path: Path) -> None:
+    (tmp_path / "faq.csv").write_bytes(faq_csv())
+    (tmp_path / "help.md").write_text(MARKDOWN)
+    run("ingest", str(tmp_path / "faq.csv"), str(tmp_path / "help.md"), "--tenant", "acme", "--quiet")
+    code, out, _ = run("documents", "--tenant", "acme")
+    assert code == 0 and out.startswith("2 document(s) in acme")
+    listed = [line.split()[0] for line in out.splitlines()[1:]]
+    assert listed == ["faq.csv", "help.md"]
+    assert [d.document_id for d in admin.index.documents("acme")] == listed
+    code, out, _ = run("delete", "help.md", "--tenant", "acme")
+    assert code == 0 and "deleted 'help.md'" in out
+    assert [d.document_id for d in admin.index.documents("acme")] == ["faq.csv"]
+    code, _, err = run("delete", "help.md", "--tenant", "acme")
+    assert code == 1 and "not in the knowledge base" in err and "kefu documents --tenant acme" in err
+
+
+class ClosedPipe(io.StringIO):
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_closed_pipe_ends_quietly(admin: KnowledgeService, tmp_path: Path) -> None:
+    (tmp_path / "faq.csv").write_bytes(faq_csv())
+    run("ingest", str(tmp_path / "faq.csv"), "--tenant", "acme", "--quiet")
+    err = io.StringIO()
+    argv = ["--admin-url", "http://admin.test", "--admin-key", "ak_test", "search", "delivery", "--tenant", "acme"]
+    assert cli.main(argv, out=ClosedPipe(), err=err) == 1
+    assert err.getvalue() == ""
+
+
+def test_every_option_has_help_text() -> None:
+    parser = cli.build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sub in {"kefu": parser, **commands.choices}.items():
+        for action in sub._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help, f"{name} {action.option_strings} has no help"
+    calibrate_help = commands.choices["calibrate"].format_help()
+    assert "--target-decline SHARE" in calibrate_help and "0.5-0.99" in calibrate_help
 
 
 def test_usage_errors_exit_2_with_a_reason(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

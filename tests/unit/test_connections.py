@@ -1,9 +1,9 @@
 import pytest
 
-from shared.chat.connections import Admission, close_connection, open_connection
+from shared.chat.connections import Admission, close_connection, open_connection, refused_handshake
 from shared.chat.identity import VisitorTokens
 from shared.chat.rate_limits import ChatLimits, InMemoryRateLimiter, Limit
-from shared.errors import BadRequest, Forbidden, Unauthorized
+from shared.errors import BadRequest, Forbidden, Throttled, Unauthorized
 from shared.state.records import Tenant
 from tests.unit.fakes import FakePush, InMemoryStateStore
 
@@ -278,3 +278,19 @@ def test_an_agent_key_in_the_url_is_refused_even_when_right(store: InMemoryState
             tokens=TOKENS,
         )
     assert store.connections == {}
+
+
+def test_a_permanent_refusal_is_told_to_clients_that_ask_for_it(store: InMemoryStateStore) -> None:
+    with pytest.raises(Forbidden) as refused:
+        connect(store, tenant="t_1", key="wk_wrong")
+    # A browser cannot read a refused handshake's status: a client offering kefu.refused gets a
+    # handshake that names the refusal (and nothing is stored, so the socket can do nothing).
+    assert refused_handshake(refused.value, "kefu.v1, kefu.refused") == {
+        "statusCode": 200,
+        "headers": {"Sec-WebSocket-Protocol": "kefu.refused"},
+    }
+    assert store.get_connection("abc=") is None
+    assert refused_handshake(refused.value, "kefu.v1") == {"statusCode": 403, "body": refused.value.message}
+    assert refused_handshake(Unauthorized("no key"), "kefu.refused")["statusCode"] == 200
+    # Throttling passes: the client should retry later, so it stays a plain refusal.
+    assert refused_handshake(Throttled("slow down"), "kefu.v1, kefu.refused")["statusCode"] == 429

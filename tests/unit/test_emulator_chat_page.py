@@ -34,7 +34,11 @@ class El {
 const els = {};
 for (const id of ["log", "status", "text", "send", "title", "composer"]) els[id] = new El("div");
 global.document = { getElementById: (id) => els[id], createElement: (t) => new El(t) };
-global.location = { search: "?ws_url=ws%3A%2F%2F127.0.0.1%3A9%2Flocal&tenant=t1&key=k1", hostname: "127.0.0.1" };
+global.location = {
+  search: "?ws_url=ws%3A%2F%2F127.0.0.1%3A9%2Flocal&tenant=t1&key=k1", hostname: "127.0.0.1",
+  origin: "http://127.0.0.1:8700", pathname: "/chat",
+};
+Object.defineProperty(global, "navigator", { value: { language: "zh-CN" }, configurable: true });
 const store = {};
 global.localStorage = { getItem: (k) => (k in store ? store[k] : null), setItem: (k, v) => { store[k] = String(v); } };
 global.window = global;
@@ -53,6 +57,9 @@ SCENARIO = r"""
 const ws = sockets[0];
 const url = new URL(ws.url);
 check(url.searchParams.get("tenant") === "t1" && url.searchParams.get("key") === "k1", "query " + ws.url);
+// Agents see the visitor's language and page (without its query).
+check(url.searchParams.get("lang") === "zh-CN", "lang " + ws.url);
+check(url.searchParams.get("page") === "http://127.0.0.1:8700/chat", "page " + ws.url);
 // A first visit: no identity yet; the server issues it (the session frame) and the page keeps it.
 check(!url.searchParams.get("visitor") && !url.searchParams.get("token"), "no identity yet in " + ws.url);
 ws.onopen();
@@ -107,7 +114,8 @@ console.log("chat.html OK");
 
 def test_page_is_self_contained() -> None:
     html = PAGE.read_text(encoding="utf-8")
-    assert not re.search(r"<script[^>]+src=|<link[^>]+href=", html), "no external scripts or styles"
+    assert not re.search(r"<script[^>]+src=|<link[^>]+href=\"(?!data:)", html), "no external scripts or styles"
+    assert re.search(r"<link rel=\"icon\"[^>]+href=\"data:image/svg\+xml,", html), "an inline favicon"
 
 
 def test_script_renders_ack_deltas_end_citations_and_errors(tmp_path: Path) -> None:

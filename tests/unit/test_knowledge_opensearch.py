@@ -232,6 +232,29 @@ def test_delete_document_is_scoped_to_the_tenant(index: OpenSearchIndex, client:
     }
 
 
+def test_documents_are_listed_from_a_tenant_filtered_aggregation(
+    index: OpenSearchIndex, client: FakeOpenSearchClient
+) -> None:
+    def bucket(document_id: str, chunks: int, tenant: str) -> dict[str, Any]:
+        source = {"title": document_id.title(), "url": None, "tenant_id": tenant}
+        return {
+            "key": document_id,
+            "doc_count": chunks + 1,
+            "chunks": {"value": chunks},
+            "first": {"hits": {"hits": [{"_source": source}]}},
+        }
+
+    aggregations = {"documents": {"buckets": [bucket("faq", 3, "acme"), bucket("returns", 1, "other")]}}
+    client.msearch_responses.append({"responses": [{"aggregations": aggregations}]})
+    listed = index.documents("acme")
+    assert [(d.document_id, d.title, d.chunks) for d in listed] == [("faq", "Faq", 3), ("returns", "returns", 1)]
+    (body,) = client.msearches
+    assert body[1]["query"] == {"bool": {"filter": [{"term": {"tenant_id": "acme"}}]}} and body[1]["size"] == 0
+    missing = {"error": {"type": "index_not_found_exception"}}
+    client.msearch_responses.append({"responses": [missing]})
+    assert index.documents("acme") == []
+
+
 def test_search_sends_keyword_and_knn_queries_both_filtered_by_tenant(
     index: OpenSearchIndex, client: FakeOpenSearchClient
 ) -> None:

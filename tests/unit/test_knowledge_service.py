@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.knowledge.base import Document, IndexResult, KnowledgeIndex, Passage, SearchHits
+from shared.knowledge.base import Document, DocumentSummary, IndexResult, KnowledgeIndex, Passage, SearchHits
 from shared.knowledge.calibration import (
     CalibrationRequest,
     calibrate,
@@ -191,6 +191,9 @@ class FixedIndex(KnowledgeIndex):
         return SearchHits(passages=self.passages[:k], version="v1")
 
     def delete_document(self, tenant_id: str, document_id: str) -> bool:
+        raise NotImplementedError
+
+    def documents(self, tenant_id: str) -> list[DocumentSummary]:
         raise NotImplementedError
 
     def version(self, tenant_id: str) -> str:

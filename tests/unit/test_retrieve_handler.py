@@ -12,7 +12,7 @@ import pytest
 import functions.retrieve.handler as retrieve
 from shared import wiring
 from shared.errors import Forbidden
-from shared.knowledge.base import Document, IndexResult, KnowledgeIndex, SearchHits
+from shared.knowledge.base import Document, DocumentSummary, IndexResult, KnowledgeIndex, SearchHits
 from shared.knowledge.local_index import LocalHybridIndex
 from shared.knowledge.retrieve_contract import RetrieveRequest
 from shared.knowledge.retrieve_service import RetrieveService, StaticConfigs, StoredTenantConfigs
@@ -160,6 +160,9 @@ class ExplodingIndex(KnowledgeIndex):
         raise self.error
 
     def delete_document(self, tenant_id: str, document_id: str) -> bool:
+        raise self.error
+
+    def documents(self, tenant_id: str) -> list[DocumentSummary]:
         raise self.error
 
     def version(self, tenant_id: str) -> str:

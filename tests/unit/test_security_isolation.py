@@ -16,7 +16,7 @@ import json
 import re
 import typing
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +28,11 @@ from fastapi.testclient import TestClient
 from shared.admin import deps
 from shared.admin.app import create_app
 from shared.admin.keys import new_tenant_key
+from shared.admin.routes import channels as channel_routes
 from shared.admin.routes import dead_letters as dead_letter_routes
 from shared.admin.routes import knowledge as knowledge_routes
 from shared.admin.routes import usage as usage_routes
+from shared.channels.directory import ChannelDirectory, ChannelRecord
 from shared.chat.intake import Intake
 from shared.handoff.agents import new_agent_key
 from shared.knowledge.base import Document
@@ -42,6 +44,7 @@ from shared.tenant_config import TenantConfig
 from shared.tenant_config.handoff import HandoffConfig
 from shared.wire.dead_letters import DeadLetter, DeadLetters
 from shared.wire.protocol import AGENT_ACTIONS, VISITOR_ACTIONS, AgentFrame, VisitorFrame
+from tests.support.channel_state_fake import FakeChannelState, FakeTenantSecrets
 from tests.unit.admin_support import ADMIN_KEY
 from tests.unit.fakes import FakePush, FakeQueue, InMemoryContextCache, InMemoryStateStore
 from tests.unit.test_knowledge_local_index import FakeEmbedder
@@ -49,8 +52,17 @@ from tests.unit.test_quotas import FakeUsageLedger
 
 ATTACKER, VICTIM = "t_a", "t_b"
 # Texts only the victim's data holds: none may appear in anything the attacker gets.
-SECRETS = ("VICTIM-QUESTION-7f3a", "VICTIM-AGENT-NAME-91c2", "VICTIM-DOC-TEXT-5d8e", "VICTIM-PAGE-0b4c")
+SECRETS = (
+    "VICTIM-QUESTION-7f3a",
+    "VICTIM-AGENT-NAME-91c2",
+    "VICTIM-DOC-TEXT-5d8e",
+    "VICTIM-PAGE-0b4c",
+    "VICTIM-APP-SECRET-3e1d",
+    "wxVICTIMAPP42",
+)
 VICTIM_IDS = {
+    "channel_id": "ch_victimchannel",
+    "name": "victim-app-secret",
     "conversation_id": "c_victim",
     "agent_id": "a_victim",
     "document_id": "victim-doc",
@@ -86,7 +98,15 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/tenants/{tenant_id}/admin-keys"): {"json": {"name": "Mallory's key"}},
     ("POST", "/v1/tenants/{tenant_id}/widget-key"): {"json": {}},
     ("POST", "/v1/tenants/{tenant_id}/suspend"): {"json": {}},
+    ("PUT", "/v1/tenants/{tenant_id}/secrets/{name}"): {"json": {"value": "attacker-value"}},
+    ("POST", "/v1/tenants/{tenant_id}/channels"): {
+        "json": {"kind": "webhook", "deliveryUrl": "https://evil.example/", "secret": "victim-app-secret"}
+    },
+    ("PATCH", "/v1/tenants/{tenant_id}/channels/{channel_id}"): {"json": {"enabled": False}},
 }
+# Routes whose second path parameter is a name the caller chooses inside its own tenant (an upsert),
+# not an object of someone else's: the victim's name there must still leave the victim's data alone.
+NAMED_BY_CALLER = {("PUT", "/v1/tenants/{tenant_id}/secrets/{name}")}
 
 
 @dataclass(frozen=True)
@@ -125,6 +145,8 @@ class World:
     queue: FakeQueue
     attacker_agent_key: str
     attacker_admin_key: str
+    channel_state: FakeChannelState = field(default_factory=FakeChannelState)
+    tenant_secrets: FakeTenantSecrets = field(default_factory=FakeTenantSecrets)
 
     def victim_state(self) -> str:
         """Everything of the victim's: it must be the same after any attack."""
@@ -134,6 +156,8 @@ class World:
         parts += [m.model_dump(mode="json") for m in store.messages.values() if m.tenant_id == VICTIM]
         parts += [a.model_dump(mode="json") for a in store.agents.values() if a.tenant_id == VICTIM]
         parts += [c.model_dump(mode="json") for c in store.connections.values() if c.tenant_id == VICTIM]
+        parts += [c.model_dump(mode="json") for c in ChannelDirectory(self.channel_state).list(VICTIM)]
+        parts.append(sorted((k[1], v) for k, v in self.tenant_secrets.values.items() if k[0] == VICTIM))
         found = self.knowledge.index.search_hits(VICTIM, "VICTIM-DOC-TEXT-5d8e delivery", 4, keyword_weight=0.5)
         parts.append(sorted((p.document_id, p.text) for p in found.passages))
         return json.dumps(parts, sort_keys=True, default=str)
@@ -205,7 +229,7 @@ def build_world(tmp_path: Path) -> World:
         )
     document = Document(id="victim-doc", title="Delivery", text="VICTIM-DOC-TEXT-5d8e delivery takes two days.")
     knowledge.index.index(VICTIM, [document])
-    return World(
+    world = World(
         store,
         knowledge,
         FakePush(),
@@ -213,6 +237,18 @@ def build_world(tmp_path: Path) -> World:
         attacker_agent_key=keys[ATTACKER],
         attacker_admin_key=admin_keys[ATTACKER],
     )
+    world.tenant_secrets.put(VICTIM, "victim-app-secret", "VICTIM-APP-SECRET-3e1d")
+    channel = ChannelRecord(
+        channel_id="ch_victimchannel",
+        tenant_id=VICTIM,
+        kind="wechat_oa",
+        fields={"appId": "wxVICTIMAPP42", "token": "tok123", "appSecret": "victim-app-secret"},
+        created_at=1,
+        updated_at=1,
+    )
+    world.channel_state.put("chan:config:ch_victimchannel", channel.model_dump(mode="json"), 3600)
+    world.channel_state.put_if_version(f"chan:tenant:{VICTIM}", {"ids": ["ch_victimchannel"]}, None, 3600)
+    return world
 
 
 @pytest.fixture
@@ -266,6 +302,8 @@ def app(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[FastAPI]:
     app.dependency_overrides[knowledge_routes._knowledge] = lambda: world.knowledge
     app.dependency_overrides[usage_routes._ledger] = lambda: ledger
     app.dependency_overrides[dead_letter_routes._dead_letters] = EmptyDeadLetters
+    app.dependency_overrides[channel_routes._directory] = lambda: ChannelDirectory(world.channel_state)
+    app.dependency_overrides[channel_routes._secrets] = lambda: world.tenant_secrets
     yield app
     get_settings.cache_clear()
     deps._admin_key.cache_clear()
@@ -321,7 +359,7 @@ def test_every_tenant_route_keeps_the_victims_objects_out_of_the_attackers_tenan
         for method, path in tenant_routes:
             response = request(client, method, path, platform.headers, ATTACKER)
             assert response.status_code < 500, f"{method} {path}: {response.status_code} {response.text[:200]}"
-            if path.count("{") > 1:
+            if path.count("{") > 1 and (method, path) not in NAMED_BY_CALLER:
                 assert response.status_code == 404, (
                     f"{method} {path} reached the victim's object: {response.text[:200]}"
                 )

@@ -242,6 +242,9 @@ function handle(frame) {
       if (arrived.length) alerts.notify(`Waiting for a person: ${arrived[0].preview || visitorName(arrived[0])}`);
       state.queue = [...state.queue, ...arrived].sort((a, b) => (a.waitingSince || 0) - (b.waitingSince || 0));
       arrived.forEach(upsert);
+      // The open conversation came back (e.g. after "Return to bot" the visitor asked for a person again):
+      // what was said while the bot had it reaches this console only through the history.
+      if (arrived.some((q) => q.conversationId === state.selected)) requestHistory(state.selected, true);
       renderAll();
       break;
     }
@@ -415,6 +418,11 @@ function visitorName(c) {
   return c.visitor.alias;
 }
 
+// "Visitor 3F2A · zh-CN"; a client that sent no language shows none (not a "?").
+function withLanguage(name, visitor) {
+  return visitor && visitor.language ? `${name} · ${visitor.language}` : name;
+}
+
 // A left message belongs to a conversation the agent may never have listed: a minimal summary lets
 // them open it (its history brings the full one).
 function setTickets(tickets) {
@@ -447,7 +455,7 @@ function renderTickets() {
     li.className = state.selected === t.conversationId ? "selected" : "";
     const name = document.createElement("span");
     name.className = "name";
-    name.textContent = `${t.name || visitorName({ visitor: t.visitor })} · ${t.visitor.language || "?"}`;
+    name.textContent = withLanguage(t.name || visitorName({ visitor: t.visitor }), t.visitor);
     const when = document.createElement("span");
     when.className = "when";
     when.textContent = new Date(t.createdAt).toLocaleString();
@@ -494,7 +502,7 @@ function renderList(ul, items, emptyText, waiting) {
     li.className = state.selected === c.conversationId ? "selected" : "";
     const name = document.createElement("span");
     name.className = "name";
-    name.textContent = `${visitorName(c)} · ${c.visitor.language || "?"}`;
+    name.textContent = withLanguage(visitorName(c), c.visitor);
     li.append(name);
     if (waiting && c.waitingSince) {
       const wait = document.createElement("span");

@@ -36,6 +36,9 @@
       sources: "Sources",
       typing: "{name} is typing…",
       reconnecting: "Reconnecting…",
+      refused: "This chat is not set up for this page (its widget key or this site's address was refused), so messages cannot be sent. Please contact the site by other means.",
+      queuedNotice: "Connecting you with a member of our team. Someone will reply here shortly.",
+      nobodyNotice: "No one from our team was available. You can leave your contact details.",
       read: "Read",
       helpful: "Helpful",
       notHelpful: "Not helpful",
@@ -68,6 +71,9 @@
       sources: "参考来源",
       typing: "{name} 正在输入…",
       reconnecting: "正在重新连接…",
+      refused: "本页面的客服组件配置有误（组件密钥或网站地址未被接受），消息无法发送。请通过其他方式联系本网站。",
+      queuedNotice: "正在为您转接人工客服，请稍候，客服会在这里回复您。",
+      nobodyNotice: "当时没有客服在线，您可以留下联系方式。",
       read: "已读",
       helpful: "有帮助",
       notHelpful: "没帮助",
@@ -136,6 +142,10 @@
   var visitorToken = load("token", null);
   var conversationId = load("conversation", null);
   var outbox = load("outbox", []); // sendMessage frames not acked yet
+  // Who owned the conversation when this page last knew (a person may write while the page is away).
+  var storedStatus = conversationId ? load("status", "bot") : "bot";
+  // The notices the server last sent for a handoff, in the tenant's words, shown again after a reload.
+  var noticeTexts = load("notices", {});
 
   // --- DOM (in a shadow root) ---
   var host = document.createElement("div");
@@ -159,6 +169,7 @@
     "header .who{flex:1;min-width:0}.title{font-weight:600;font-size:15px}.subtitle{font-size:12px;opacity:.9;margin-top:2px}" +
     "header button{background:transparent;border:0;color:#fff;font-size:22px;cursor:pointer;line-height:1}" +
     ".conn{background:#fff4e5;color:#8a5300;font-size:12px;padding:4px 12px}" +
+    ".conn.refused{background:#fff1f0;color:#a8071a;padding:8px 12px;line-height:1.4}" +
     ".log{flex:1;overflow-y:auto;padding:14px;display:flex;flex-direction:column;gap:8px;background:#f6f7fb}" +
     ".msg{max-width:82%;padding:8px 11px;border-radius:12px;white-space:pre-wrap;line-height:1.45;word-wrap:break-word}" +
     ".visitor{align-self:flex-end;background:" + color + ";color:#fff;border-bottom-right-radius:4px}" +
@@ -221,8 +232,10 @@
   sendButton.textContent = TEXT.send;
 
   // --- state ---
-  var socket = null, online = false, retries = 0;
-  var status = "bot", agentName = null;
+  var socket = null, online = false, retries = 0, retryTimer = null;
+  var refused = false; // the server refused this page's configuration: never retried on this page
+  var deferred = []; // frames (other than messages, which wait in the outbox) sent once connected
+  var status = storedStatus, agentName = null;
   var unread = 0;
   var rendered = {}; // message id -> element
   var pendingByClientId = {}; // clientMessageId -> element
@@ -237,6 +250,7 @@
     panel.hidden = !open;
     try { sessionStorage.setItem(prefix + "open", open ? "1" : ""); } catch (e) { /* ignore */ }
     if (open) {
+      ensureConnected();
       unread = 0;
       renderBadge();
       if (!log.children.length) notice(TEXT.greeting);
@@ -261,14 +275,37 @@
       : status === "resolved" ? TEXT.resolved
       : TEXT.bot;
     humanButton.hidden = status === "queued" || status === "assigned";
-    humanButton.disabled = !online;
+    humanButton.disabled = refused || ended;
+  }
+  function setStatus(value) {
+    status = value;
+    save("status", conversationId ? status : null);
   }
   function setOnline(value) {
     online = value;
-    conn.hidden = value;
-    conn.textContent = TEXT.reconnecting;
-    sendButton.disabled = false; // messages typed offline wait in the outbox
+    if (refused) {
+      conn.hidden = false;
+      conn.className = "conn refused";
+      conn.textContent = TEXT.refused;
+    } else {
+      // "Reconnecting…" only while a reconnect is under way (an idle page simply stays disconnected).
+      conn.hidden = value || !retryTimer;
+      conn.textContent = TEXT.reconnecting;
+    }
+    sendButton.disabled = refused; // messages typed offline wait in the outbox
+    input.disabled = refused;
     renderStatus();
+  }
+  function showRefused() {
+    refused = true;
+    Array.prototype.forEach.call(root.querySelectorAll(".msg.visitor.pending"), function (el) {
+      el.classList.add("failed");
+    });
+    setOnline(false);
+    if (window.console) {
+      console.error("kefu widget: the server refused this widget's configuration: check data-tenant and data-key, " +
+        "and that this page's origin (" + location.origin + ") is in the tenant's widget.allowedOrigins");
+    }
   }
   function scrollDown() {
     log.scrollTop = log.scrollHeight;
@@ -345,7 +382,8 @@
       if (fields.name.value.trim()) frame.name = fields.name.value.trim();
       if (fields.text.value.trim()) frame.text = fields.text.value.trim();
       if (conversationId) frame.conversationId = conversationId;
-      if (send(frame)) submit.disabled = true;
+      sendSoon(frame);
+      submit.disabled = true;
     });
     return place(form, null);
   }
@@ -385,7 +423,7 @@
       button.dataset.rating = option[0];
       if (chosen === option[0]) button.className = "chosen";
       button.addEventListener("click", function () {
-        send({ action: "feedback", messageId: messageId, rating: option[0], conversationId: conversationId });
+        sendSoon({ action: "feedback", messageId: messageId, rating: option[0], conversationId: conversationId });
       });
       row.appendChild(button);
     });
@@ -503,6 +541,23 @@
     else if (m.role === "agent") agentMessage(m, before);
     else if (m.role === "event" && m.event === "assigned" && m.agent) notice(t("joined", { name: m.agent.name }), m.messageId, before);
     else if (m.role === "event" && /^(transferred|resolved|returned_to_bot)/.test(m.event || "")) notice(eventText(m), m.messageId, before);
+    else if (m.role === "event" && /^(handoff|no_agents)(:|$)/.test(m.event || "")) handoffNotice(m, before);
+  }
+  // A handoff (or nobody there to take it) as the visitor saw it: the server's notice, in the words it
+  // used (kept from the live notice), else ours. The live notice, if this page showed it, takes the id.
+  var liveNotices = {};
+  function handoffNotice(m, before) {
+    var kind = m.event.split(":")[0];
+    var live = liveNotices[kind];
+    if (live && !live.dataset.id) {
+      live.dataset.id = m.messageId;
+      rendered[m.messageId] = live;
+      track(m.messageId);
+      delete liveNotices[kind];
+      return;
+    }
+    var text = noticeTexts[kind] || (kind === "handoff" ? TEXT.queuedNotice : TEXT.nobodyNotice);
+    notice(text, m.messageId, before);
   }
   function eventText(m) {
     var name = (m.agent && m.agent.name) || TEXT.agent;
@@ -517,8 +572,29 @@
     socket.send(JSON.stringify(frame));
     return true;
   }
+  // A frame the visitor asked for (a person, a rating, a left message): sent now, or once connected.
+  function sendSoon(frame) {
+    if (send(frame)) return true;
+    deferred.push(frame);
+    ensureConnected();
+    return false;
+  }
+  // The socket is opened when the chat is opened or something waits: a message or request to send, an
+  // answer streaming, a person who may write (queued or assigned); not on every page view. After a
+  // close (API Gateway closes idle sockets after 10 minutes) it is reopened only while something
+  // waits; an idle chat reconnects when the visitor next writes.
+  function needed() {
+    return outbox.length > 0 || deferred.length > 0 || Object.keys(answers).length > 0 ||
+      (!!conversationId && (status === "queued" || status === "assigned"));
+  }
+  function ensureConnected() {
+    if (socket || ended || refused) return;
+    clearTimeout(retryTimer);
+    retryTimer = null;
+    connect();
+  }
   function connect() {
-    if (ended) return;
+    if (ended || refused) return;
     var query = new URLSearchParams({
       tenant: data.tenant,
       key: data.key,
@@ -533,9 +609,21 @@
       query.set("userId", data.userId);
       query.set("userHash", data.userHash);
     }
-    socket = new WebSocket(data.ws + (data.ws.indexOf("?") < 0 ? "?" : "&") + query.toString());
+    // The second subprotocol asks the server to say so when it refuses this page for good (a wrong key,
+    // an origin it does not allow): a closed handshake alone looks just like a network failure.
+    var opened = new WebSocket(data.ws + (data.ws.indexOf("?") < 0 ? "?" : "&") + query.toString(),
+      ["kefu.v1", "kefu.refused"]);
+    socket = opened;
+    var established = false;
     socket.onopen = function () {
+      established = true;
+      if (opened.protocol === "kefu.refused") {
+        showRefused();
+        opened.close();
+        return;
+      }
       retries = 0;
+      retryTimer = null;
       setOnline(true);
       // Who am I? The answer (``session``) resumes the conversation, or starts afresh as a new visitor.
       send({ action: "session" });
@@ -546,10 +634,17 @@
       handle(frame);
     };
     socket.onclose = function () {
-      setOnline(false);
-      if (ended) return;
+      if (socket === opened) socket = null;
+      // A failed attempt while the visitor looks at the chat is retried; an idle socket closed after
+      // use is not (until something waits).
+      if (ended || refused || !(needed() || (isOpen() && !established))) {
+        retryTimer = null;
+        setOnline(false);
+        return;
+      }
       var delay = Math.min(8000, 500 * Math.pow(2, retries++)) * (0.75 + Math.random() / 2);
-      setTimeout(connect, delay);
+      retryTimer = setTimeout(function () { retryTimer = null; ensureConnected(); }, delay);
+      setOnline(false);
     };
   }
   var ended = false; // the service was suspended: no more reconnects on this page
@@ -574,6 +669,12 @@
     }
     outbox.forEach(function (frame) {
       if (conversationId && !frame.conversationId) frame.conversationId = conversationId;
+      send(frame);
+    });
+    var waiting = deferred;
+    deferred = [];
+    waiting.forEach(function (frame) {
+      if (conversationId && frame.action !== "feedback") frame.conversationId = conversationId;
       send(frame);
     });
   }
@@ -602,6 +703,7 @@
       // The conversation may start without a message (the "talk to a human" button).
       conversationId = frame.conversationId;
       save("conversation", conversationId);
+      save("status", status);
     }
     switch (frame.type) {
       case "session": {
@@ -657,14 +759,20 @@
         break;
       }
       case "conversation.status": {
-        status = frame.status;
+        setStatus(frame.status);
         agentName = frame.agent ? frame.agent.name : status === "assigned" ? agentName : null;
         renderStatus();
         break;
       }
       case "notice": {
         if (frame.agent) agentName = frame.agent.name;
-        notice(frame.text);
+        var shown = notice(frame.text);
+        var kind = frame.code === "queued" ? "handoff" : /^(no_agents|offline)$/.test(frame.code) ? "no_agents" : null;
+        if (kind) {
+          liveNotices[kind] = shown;
+          noticeTexts[kind] = frame.text;
+          save("notices", noticeTexts);
+        }
         if (frame.leaveMessage) leaveForm();
         if (frame.code === "message_left") {
           var form = root.querySelector(".leave");
@@ -714,7 +822,7 @@
         break;
       }
       case "history": {
-        status = frame.status;
+        setStatus(frame.status);
         agentName = frame.agent ? frame.agent.name : null;
         var page = frame.messages;
         var earlierPage = page.length > 0 && oldestId && page[page.length - 1].messageId < oldestId;
@@ -781,7 +889,7 @@
   humanButton.addEventListener("click", function () {
     var frame = { action: "requestHuman" };
     if (conversationId) frame.conversationId = conversationId;
-    send(frame);
+    sendSoon(frame);
   });
   function submitText(text) {
     var clientMessageId = "m-" + Date.now().toString(36) + "-" + randomId(10);
@@ -791,7 +899,8 @@
     save("outbox", outbox);
     var el = place(element("visitor pending", text), null);
     pendingByClientId[clientMessageId] = el;
-    send(frame);
+    if (refused) el.classList.add("failed");
+    if (!send(frame)) ensureConnected();
   }
   $("form.compose").addEventListener("submit", function (event) {
     event.preventDefault();
@@ -829,8 +938,8 @@
     renderStatus();
     var wasOpen = false;
     try { wasOpen = !!sessionStorage.getItem(prefix + "open"); } catch (e) { /* ignore */ }
-    if (wasOpen) setOpen(true);
-    connect();
+    if (wasOpen) setOpen(true); // connects
+    else if (needed()) ensureConnected(); // a message to resend, or a person who may write meanwhile
   }
   if (document.body) start();
   else document.addEventListener("DOMContentLoaded", start);

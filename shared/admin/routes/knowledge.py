@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from shared.admin.deps import ExistingTenant, Store
 from shared.config_section import CamelModel
 from shared.errors import BadRequest, NotFound
-from shared.knowledge.base import Document
+from shared.knowledge.base import Document, DocumentSummary
 from shared.knowledge.calibration import CalibrationReport, CalibrationRequest, calibrate
 from shared.knowledge.search import KnowledgeService
 from shared.settings import get_settings
@@ -123,6 +123,18 @@ def _recalibrate(store: StateStore, tenant: Tenant, knowledge: KnowledgeService)
 
 
 class Version(CamelModel):
+    knowledge_version: str
+
+
+class ListedDocument(CamelModel):
+    document_id: str
+    title: str
+    url: str | None = None
+    chunks: int
+
+
+class DocumentList(CamelModel):
+    documents: list[ListedDocument]
     knowledge_version: str
 
 
@@ -280,6 +292,16 @@ def search(
         reranked=outcome.reranked,
         knowledge_version=outcome.knowledge_version,
         config_version=outcome.config_version,
+    )
+
+
+@router.get("", response_model=DocumentList, response_model_by_alias=True)
+def list_documents(tenant: ExistingTenant, knowledge: Knowledge) -> DocumentList:
+    """The tenant's documents (sorted by id; ``documentId`` is what ``DELETE …/knowledge/{id}`` takes)."""
+    listed: list[DocumentSummary] = knowledge.index.documents(tenant.tenant_id)
+    return DocumentList(
+        documents=[ListedDocument(**summary.model_dump()) for summary in listed],
+        knowledge_version=knowledge.index.version(tenant.tenant_id),
     )
 
 
