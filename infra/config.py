@@ -27,6 +27,9 @@ _RERANKER_PROVIDERS: tuple[str, ...] = get_args(Settings.model_fields["reranker_
 
 
 RETRIEVAL_BACKENDS = ("s3", "opensearch")
+# Which alarms the stack creates (``-c alarms=...``; infra/constructs/monitoring.py): every one, the
+# essential few (a visitor got no answer), or none. Each alarm bills $0.10 a month (docs/cost.md).
+ALARM_LEVELS = ("full", "essential", "none")
 
 
 class ConfigError(ValueError):
@@ -81,6 +84,8 @@ class DeployConfig:
     # Where alarm notifications go besides the SNS topic the stack creates (an e-mail subscription,
     # confirmed by a link AWS sends); None: subscribe to the topic yourself (chat webhook, pager).
     alarm_email: str | None = None
+    # "full", "essential" or "none" (ALARM_LEVELS); None: full in prod, essential elsewhere.
+    alarms: str | None = None
     # Where tenants' knowledge is indexed (``-c retrieval=...``): "s3" (default) keeps the embedded
     # hybrid index on S3 with its current version in DynamoDB, nothing running while idle;
     # "opensearch" creates an OpenSearch Serverless collection (a fixed monthly floor of OCUs) for
@@ -151,6 +156,8 @@ class DeployConfig:
             )
         if self.alarm_email and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", self.alarm_email):
             raise ConfigError(f"'alarm_email' must be an e-mail address; got {self.alarm_email!r}")
+        if self.alarms is not None and self.alarms not in ALARM_LEVELS:
+            raise ConfigError(f"context 'alarms' must be one of {', '.join(ALARM_LEVELS)}; got {self.alarms!r}")
         self.fallback_targets  # noqa: B018 - validates llm_fallbacks
         self._check_network()
         self._check_knowledge_models()
@@ -370,6 +377,11 @@ class DeployConfig:
         return self.env == "prod"
 
     @property
+    def alarm_level(self) -> str:
+        """Every alarm in prod; in dev the essential ones, keeping the idle floor under $1 (docs/cost.md)."""
+        return self.alarms or ("full" if self.is_production else "essential")
+
+    @property
     def removal_policy(self) -> cdk.RemovalPolicy:
         """Production keeps its data when the stack (or a resource) is deleted or replaced; dev cleans up.
 
@@ -445,6 +457,7 @@ class DeployConfig:
             nat_route_table_ids=items("nat_route_table_ids"),
             generate_reserved_concurrency=number("generate_reserved_concurrency", int),
             alarm_email=text("alarm_email"),
+            alarms=text("alarms"),
             # An existing domain implies OpenSearch.
             retrieval=text("retrieval") or ("opensearch" if text("opensearch_endpoint") else "s3"),
             opensearch_endpoint=text("opensearch_endpoint"),

@@ -16,7 +16,7 @@ from infra.constructs.access import (
 )
 from infra.constructs.admin_api import AdminApi, AdminKey
 from infra.constructs.functions import SPECS, FunctionInputs, KefuFunctions
-from infra.constructs.identity import VisitorTokenSecret
+from infra.constructs.identity import VisitorTokenKey
 from infra.constructs.knowledge import KnowledgeStore
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.network import ModelNetwork
@@ -47,7 +47,7 @@ class KefuStack(cdk.Stack):
         queue = GenerateQueue(self, "Queue", config=config, consumer_timeout=SPECS["generate"].timeout)
         knowledge = KnowledgeStore(self, "Knowledge", config=config)
         admin_key = AdminKey(self, "AdminKey", config=config)
-        visitor_tokens = VisitorTokenSecret(self, "VisitorTokens", config=config)
+        visitor_tokens = VisitorTokenKey(self, "VisitorTokens", config=config)
         functions = KefuFunctions(
             self,
             "Functions",
@@ -59,7 +59,7 @@ class KefuStack(cdk.Stack):
                 generate_queue_url=queue.queue.queue_url,
                 knowledge=knowledge.settings,
                 admin_key_secret_arn=admin_key.secret.secret_arn,
-                visitor_token_secret_arn=visitor_tokens.secret.secret_arn,
+                visitor_token_parameter=visitor_tokens.parameter_name,
             ),
         )
         queue.feed(functions.functions["generate"])
@@ -83,7 +83,9 @@ class KefuStack(cdk.Stack):
             websocket=websocket,
         )
         for function in ("connect", "message"):
-            visitor_tokens.secret.grant_read(functions.roles[function])
+            visitor_tokens.grant_read(functions.roles[function])
+            # the key exists before either function can take a visitor
+            functions.functions[function].node.add_dependency(visitor_tokens.resource)
         # The model gateway: secrets by reference, Bedrock/SageMaker, and the hybrid-cloud VPC placement.
         grant_model_access(functions=functions, config=config)
         # Tenants' channel credentials (shared/channels/secrets.py, the admin API's /secrets route).
@@ -124,6 +126,12 @@ class KefuStack(cdk.Stack):
             "AdminKeySecretArn",
             value=admin_key.secret.secret_arn,
             description="aws secretsmanager get-secret-value --secret-id <this> --query SecretString",
+        )
+        cdk.CfnOutput(
+            self,
+            "VisitorTokenKeyParameter",
+            value=visitor_tokens.parameter_name,
+            description="SSM SecureString signing visitor tokens (rotate only after a leak: docs/deploy.md)",
         )
         cdk.CfnOutput(
             self, "KnowledgeEndpoint", value=knowledge.endpoint, description="Knowledge index: S3 bucket or OpenSearch"

@@ -202,9 +202,9 @@ class Settings(BaseSettings):
     tenant_secrets_prefix: str = "kefu/tenants"
 
     # --- Visitor identity (shared/chat/identity.py) ---
-    # Signs visitor tokens: one secret per deployment (in AWS a Secrets Manager secret, by ARN).
+    # Signs visitor tokens: one key per deployment (in AWS an SSM Parameter Store SecureString, by name).
     visitor_token_secret: SecretStr | None = None
-    visitor_token_secret_arn: str | None = None
+    visitor_token_parameter: str | None = None
     # A rotated widget key keeps admitting new connections this long unless the rotation says otherwise.
     widget_key_grace_seconds: int = Field(default=0, ge=0, le=7 * 24 * 3600)
 

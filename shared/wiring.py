@@ -120,18 +120,18 @@ def _client(service: str, endpoint: str | None) -> Any:
 
 @lru_cache(maxsize=1)
 def visitor_tokens() -> VisitorTokens:
-    """Signs visitor tokens with the deployment's secret (a setting locally, Secrets Manager in AWS)."""
+    """Signs visitor tokens with the deployment's key (a setting locally, an SSM SecureString in AWS)."""
     from shared.chat.identity import VisitorTokens
     from shared.errors import UpstreamError
 
     settings = get_settings()
     if settings.visitor_token_secret is not None:
         return VisitorTokens(settings.visitor_token_secret.get_secret_value().encode())
-    if settings.visitor_token_secret_arn:
-        from aws_lambda_powertools.utilities.parameters import get_secret
+    if settings.visitor_token_parameter:
+        from aws_lambda_powertools.utilities.parameters import get_parameter
 
-        return VisitorTokens(str(get_secret(settings.visitor_token_secret_arn)).encode())
-    raise UpstreamError("no visitor-token secret (KEFU_VISITOR_TOKEN_SECRET or KEFU_VISITOR_TOKEN_SECRET_ARN)")
+        return VisitorTokens(str(get_parameter(settings.visitor_token_parameter, decrypt=True)).encode())
+    raise UpstreamError("no visitor-token secret (KEFU_VISITOR_TOKEN_SECRET or KEFU_VISITOR_TOKEN_PARAMETER)")
 
 
 @lru_cache(maxsize=1)

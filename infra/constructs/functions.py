@@ -74,7 +74,7 @@ class FunctionInputs:
     # KnowledgeStore.settings: the backend and where it is (bucket and pointer table, or OpenSearch).
     knowledge: Mapping[str, str]
     admin_key_secret_arn: str
-    visitor_token_secret_arn: str
+    visitor_token_parameter: str
 
 
 class KefuFunctions(Construct):
@@ -181,14 +181,14 @@ class KefuFunctions(Construct):
             if value:
                 model |= settings_env(**{field: value})
         return {
-            "connect": {**common, **tables, **settings_env(visitor_token_secret_arn=inputs.visitor_token_secret_arn)},
+            "connect": {**common, **tables, **settings_env(visitor_token_parameter=inputs.visitor_token_parameter)},
             "message": {
                 **common,
                 **tables,
                 **cache,
                 **settings_env(
                     generate_queue_url=inputs.generate_queue_url,
-                    visitor_token_secret_arn=inputs.visitor_token_secret_arn,
+                    visitor_token_parameter=inputs.visitor_token_parameter,
                 ),
             },
             # retrieve reads the tenant's RetrievalConfig (threshold, weights) from the tenants table.

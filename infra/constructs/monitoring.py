@@ -11,6 +11,12 @@
 
 Every alarm notifies the topic when it fires and when it recovers. Subscribe to it with
 ``alarm_email`` (context) or any SNS subscriber (a chat webhook through a Lambda, a pager).
+
+Each alarm bills $0.10 a month, idle or not, so ``-c alarms=...`` chooses how many (DeployConfig.alarm_level):
+``full`` (prod's default) creates every one above; ``essential`` (every other env's default) only the two
+that mean a visitor got no answer whatever the cause: jobs in the dead-letter queue (generate failed,
+timed out or was throttled past its retries) and the WebSocket API's ``ExecutionError`` (connect or message
+could not run); ``none`` keeps only the topic.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ from infra.nag import acknowledge
 # is throttled, failing or too few, and visitors are staring at a typing indicator.
 OLDEST_JOB_AGE_SECONDS = 60
 _PERIOD = Duration.minutes(5)
+# The alarms ``alarms=essential`` keeps (construct ids).
+ESSENTIAL_ALARMS = ("DeadLetters", "WebSocketExecutionErrors")
 
 
 class Monitoring(Construct):
@@ -52,6 +60,7 @@ class Monitoring(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self._env: Environment = config.env
+        self._level = config.alarm_level
         self.topic = sns.Topic(
             self,
             "AlarmTopic",
@@ -150,7 +159,9 @@ class Monitoring(Construct):
         *,
         threshold: float = 1,
         evaluation_periods: int = 1,
-    ) -> cloudwatch.Alarm:
+    ) -> cloudwatch.Alarm | None:
+        if self._level == "none" or (self._level == "essential" and construct_id not in ESSENTIAL_ALARMS):
+            return None
         alarm = cloudwatch.Alarm(
             self,
             construct_id,

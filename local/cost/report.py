@@ -217,6 +217,12 @@ def _variant_lines(measured: Mapping[str, Any], memory: Mapping[str, int], warm_
     return out
 
 
+def _receives(p: dict[str, Any]) -> float:
+    """Empty receives a month of one event source mapping's idle pollers, as local/cost/idle.py prices them."""
+    sqs = p["sqs"]
+    return float(sqs["idle_pollers_per_mapping"] * p["hours_per_month"] * 3600 / sqs["idle_long_poll_seconds"])
+
+
 def _usd(value: float) -> str:
     if value == 0:
         return "$0"
@@ -272,9 +278,16 @@ def render(
         f"${price('secretsmanager', 'secret_month', p):.2f}/month; an alarm "
         f"${price('cloudwatch', 'alarm_standard_month', p):.2f} "
         "per metric per month; a NAT gateway by the hour plus its public IPv4 address; the SQS event source "
-        f"mapping's pollers: Lambda long-polls the queue all the time and those receives are billed (AWS publishes "
-        f"no idle poller count: {p['sqs']['idle_pollers_per_mapping']} pollers × one "
-        f"{p['sqs']['idle_long_poll_seconds']} s poll each is an estimate). Everything else in the templates bills "
+        "mapping's pollers: Lambda long-polls the queue all the time and those empty receives are billed as SQS "
+        "requests. AWS's Lambda guide (\"Configuring scaling behavior for SQS event source mappings\") says Lambda "
+        "long-polls a standard queue until it becomes active, starts with five concurrent batches, and at low "
+        "traffic can go down to as few as 2 (not with maximum concurrency set); it gives no idle count for FIFO "
+        "queues like generate's, and SQS's longest wait is 20 s. So the floor is priced at "
+        f"{p['sqs']['idle_pollers_per_mapping']} pollers × one "
+f"{p['sqs']['idle_long_poll_seconds']} s poll each, the documented upper end (2 pollers would be 40% of it), "
+        f"{_receives(p) / 1e3:,.0f}k receives a month at the FIFO price: an estimate, and within SQS's always-free "
+        f"{p['free_tier']['sqs_requests'] / 1e6:g} million requests a month (so $0 on an account with no other SQS "
+        "traffic). Everything else in the templates bills "
         f"only per use (requests, GB-s, bytes stored: the widget's and console's files in S3 are "
         f"{static_bytes / 1024:,.0f} KB, {_usd(static_bytes / 1024**3 * price('s3', 'storage_gb_month', p))} a month). "
         "A resource type the calculator has not classified makes it fail.",
@@ -336,8 +349,10 @@ def _per_conversation_section(
         "",
         "Not counted: the model's tokens; CloudFront serving the widget script (per page view, not per conversation); "
         "custom CloudWatch metrics (billed per metric per month once published, not per conversation); "
-        "DynamoDB storage (the conversation's items, kept by TTL); Secrets Manager reads (connect and message read "
-        "the visitor-token secret once per cold start, $0.000005 a read; locally it comes from the environment). "
+        "DynamoDB storage (the conversation's items, kept by TTL); reading the deployment's keys once per cold start "
+        "(admin: the admin key from Secrets Manager, $0.000005 a read; connect and message: the visitor-token key "
+        "from Parameter Store, free at standard throughput, plus a KMS decrypt with aws/ssm, $0.000003 past the free "
+        "20,000 a month; locally both come from the environment). "
         "The SQS receives the emulator's poller made while "
         "jobs were in flight and found nothing are left out (Lambda's pollers do not short-poll like that; their "
         "empty receives are in the idle floor). DynamoDB units are computed from the items' sizes by AWS's rules "
@@ -369,8 +384,9 @@ def _per_conversation_section(
         f"- Idle ≤ ${GOAL_IDLE_USD:.2f}/month for the default profile: **{_usd(default_idle)}** at list price, "
         f"{_usd(default_free)} with the always-free tier: "
         + ("met." if default_idle <= GOAL_IDLE_USD else "**not met**.")
-        + " What is left once no collection remains (see the table): the alarms (first 10 free per account), the "
-        "two secrets ($0.40 each, no free tier) and the queue's idle pollers (within SQS's free million).",
+        + " What is left (see the table): one secret, the admin key ($0.40, no free tier; the visitor-token key is "
+        "an SSM SecureString, free), the essential alarms (`-c alarms=essential`, dev's default; the first 10 alarm "
+        "metrics of an account are free) and the queue's idle pollers (within SQS's free million requests).",
         f"- Infra ≤ ${GOAL_PER_CONVERSATION_USD} per conversation, model excluded: **{_usd(warm_total)}** warm, "
         f"{_usd(cold_total)} with cold starts: "
         + ("met (warm)." if warm_total <= GOAL_PER_CONVERSATION_USD else "**not met** (warm).")

@@ -179,7 +179,7 @@ def test_handoff_survives_a_reload_and_the_console_follows_a_conversation_back_f
     # The visitor asks the bot, then for a person again: the open transcript shows all of it.
     ask(visitor, "How can I return an item?")
     expect(visitor.locator(f"{WIDGET} .msg.bot")).to_have_count(2)
-    # Only once the answer has ended (its sources shown): a handoff that lands mid-answer drops it, by design.
+    # Its answer has ended (Sources come with answer.end) before the visitor asks for a person.
     expect(visitor.locator(f"{WIDGET} .msg.bot").nth(1).locator(".sources a").first).to_be_visible()
     visitor.locator(f"{WIDGET} .human").click()
     expect(queued).to_have_count(1)

@@ -23,7 +23,7 @@ EXISTING_DOMAIN: dict[str, Any] = {
 }
 
 # Hybrid cloud: generate in the customer's VPC with a NAT gateway, a reserved concurrency, the model
-# gateway's secrets and Bedrock/SageMaker models, and alarm e-mails.
+# gateway's secrets and Bedrock/SageMaker models, and every alarm (``alarms=full``) e-mailed.
 HYBRID: dict[str, Any] = {
     "env": "dev",
     "llm_provider": "openai",
@@ -43,6 +43,7 @@ HYBRID: dict[str, Any] = {
     "nat_route_table_ids": "rtb-0aaaaaaaaaaaaaaa1,rtb-0bbbbbbbbbbbbbbb2",
     "generate_reserved_concurrency": "50",
     "alarm_email": "oncall@example.com",
+    "alarms": "full",
     **SKIP_BUNDLING,
 }
 

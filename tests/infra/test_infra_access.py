@@ -81,8 +81,8 @@ def test_connect_cannot_queue_invoke_or_read_other_secrets(dev: Synth) -> None:
     assert "sqs:SendMessage" not in actions
     assert "lambda:InvokeFunction" not in actions
     assert not any(a.startswith("aoss:") for a in actions)
-    [read] = [s for s in dev.statements("connect") if any(a.startswith("secretsmanager:") for a in _actions(s))]
-    assert _resources(read) == [{"Ref": _secret_id(dev, "VisitorTokens")}]
+    assert not any(a.startswith("secretsmanager:") for a in actions)  # its key is an SSM parameter
+    assert {a for a in actions if a.startswith("ssm:")} == {"ssm:GetParameter"}
 
 
 def _queue_id(dev: Synth, name: str) -> str:
@@ -175,17 +175,73 @@ def _secret_id(dev: Synth, construct: str) -> str:
 
 def test_only_admin_reads_the_admin_key(dev: Synth) -> None:
     secret_id = _secret_id(dev, "AdminKey")
-    assert len(dev.of_type("AWS::SecretsManager::Secret")) == 2  # the admin key, the visitor-token key
+    assert len(dev.of_type("AWS::SecretsManager::Secret")) == 1  # the admin key (the visitor-token key: SSM)
     readers = {name for name in FUNCTIONS if "secretsmanager:GetSecretValue" in dev.actions(name)}
-    # generate reads tenants' model secrets, under their own prefix only (test_infra_model_gateway.py);
-    # connect and message the visitor-token key only
-    assert readers == {"admin", "generate", "connect", "message"}
-    for name in ("connect", "message"):
-        reads = [s for s in dev.statements(name) if "secretsmanager:GetSecretValue" in _actions(s)]
-        assert [_resources(r) for r in reads] == [[{"Ref": _secret_id(dev, "VisitorTokens")}]]
+    # generate reads tenants' model secrets, under their own prefix only (test_infra_model_gateway.py)
+    assert readers == {"admin", "generate"}
     [read] = [s for s in dev.statements("admin") if "secretsmanager:GetSecretValue" in _actions(s)]
     assert _resources(read) == [{"Ref": secret_id}]
     [model_secrets] = [s for s in dev.statements("generate") if "secretsmanager:GetSecretValue" in _actions(s)]
     assert _actions(model_secrets) == ["secretsmanager:GetSecretValue"]
     assert "secret:kefu/dev/models/*" in json.dumps(_resources(model_secrets))
     assert {"Ref": secret_id} not in _resources(model_secrets)
+
+
+def _parameter_arn(dev: Synth) -> dict[str, Any]:
+    [key] = dev.of_type("Custom::SecureParameter").values()
+    name = key["Properties"]["Name"]
+    assert name == "/kefu/dev/visitor-token-key"
+    return {
+        "Fn::Join": [
+            "",
+            [
+                "arn:",
+                {"Ref": "AWS::Partition"},
+                ":ssm:",
+                {"Ref": "AWS::Region"},
+                ":",
+                {"Ref": "AWS::AccountId"},
+                ":parameter" + name,
+            ],
+        ]
+    }
+
+
+def test_only_connect_and_message_read_the_visitor_token_key(dev: Synth) -> None:
+    arn = _parameter_arn(dev)
+    readers = {name for name in FUNCTIONS if any(a.startswith("ssm:") for a in dev.actions(name))}
+    assert readers == {"connect", "message"}
+    for name in readers:
+        [read] = [s for s in dev.statements(name) if any(a.startswith("ssm:") for a in _actions(s))]
+        assert _actions(read) == ["ssm:GetParameter"]
+        assert _resources(read) == [arn]
+        # the key exists before either function takes a visitor
+        [key_id] = dev.of_type("Custom::SecureParameter")
+        assert key_id in dev.function(name)["DependsOn"]
+        assert dev.function(name)["Properties"]["Environment"]["Variables"]["KEFU_VISITOR_TOKEN_PARAMETER"] == (
+            "/kefu/dev/visitor-token-key"
+        )
+
+
+def test_the_key_writer_only_puts_and_deletes_that_parameter(dev: Synth) -> None:
+    [key] = dev.of_type("Custom::SecureParameter").values()
+    writer_id = key["Properties"]["ServiceToken"]["Fn::GetAtt"][0]
+    writer = dev.resources[writer_id]
+    role_id = writer["Properties"]["Role"]["Fn::GetAtt"][0]
+    statements = [
+        statement
+        for policy in dev.of_type("AWS::IAM::Policy").values()
+        if {"Ref": role_id} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    ssm = [s for s in statements if any(a.startswith("ssm:") for a in _actions(s))]
+    assert [sorted(_actions(s)) for s in ssm] == [["ssm:DeleteParameter", "ssm:PutParameter"]]
+    assert _resources(ssm[0]) == [_parameter_arn(dev)]
+    assert {a.split(":")[0] for s in statements for a in _actions(s)} == {"ssm", "logs"}
+    # the value is generated in the function, never in the template
+    assert "Value" not in key["Properties"]
+
+
+def test_prod_retains_the_visitor_token_key(prod: Synth) -> None:
+    [key] = prod.of_type("Custom::SecureParameter").values()
+    assert (key["DeletionPolicy"], key["UpdateReplacePolicy"]) == ("RetainExceptOnCreate", "Retain")

@@ -9,13 +9,27 @@ from __future__ import annotations
 
 import pytest
 
-from local.cost.idle import DEFAULT_ALLOWANCE, UnpricedResource, beyond_allowance, fixed_costs, idle_floor
+from local.cost.idle import (
+    DEFAULT_ALLOWANCE,
+    PROD_ALLOWANCE,
+    UnpricedResource,
+    beyond_allowance,
+    fixed_costs,
+    idle_floor,
+)
 from local.cost.prices import load_prices
 from tests.infra.profiles import PROFILES
 from tests.infra.synthesis import Synth
 
-# Profiles that must stay within the default allowance (fixed cost by type and in dollars).
-WITHIN_ALLOWANCE: tuple[str, ...] = ("dev", "prod", "existing_domain")
+# Profiles that must stay within an allowance (fixed cost by type and in dollars): the default one, and
+# prod's, which keeps every alarm.
+WITHIN_ALLOWANCE: dict[str, dict[str, int]] = {
+    "dev": DEFAULT_ALLOWANCE,
+    "existing_domain": DEFAULT_ALLOWANCE,
+    "prod": PROD_ALLOWANCE,
+}
+# Issue 12's goal for the default profile (``cdk deploy`` with no context), at list price.
+DEFAULT_IDLE_GOAL_USD = 1.00
 COLLECTION = "AWS::OpenSearchServerless::Collection"
 
 
@@ -23,12 +37,12 @@ def _template(synth: Synth) -> dict[str, object]:
     return {"Resources": synth.resources}
 
 
-def _allowance_usd() -> float:
+def _allowance_usd(allowance: dict[str, int]) -> float:
     prices = load_prices()
     return (
-        DEFAULT_ALLOWANCE["AWS::SecretsManager::Secret"] * prices["secretsmanager"]["secret_month"]
-        + DEFAULT_ALLOWANCE["AWS::CloudWatch::Alarm"] * prices["cloudwatch"]["alarm_standard_month"]
-        + 0.50  # the generate queue's idle pollers (~$0.33 at 5 pollers)
+        allowance["AWS::SecretsManager::Secret"] * prices["secretsmanager"]["secret_month"]
+        + allowance["AWS::CloudWatch::Alarm"] * prices["cloudwatch"]["alarm_standard_month"]
+        + 0.34  # the generate queue's idle pollers (~$0.33 at 5 pollers)
     )
 
 
@@ -48,8 +62,21 @@ def test_an_unknown_resource_type_fails_the_calculation() -> None:
 def test_fixed_monthly_costs_stay_within_the_allowance(profile: str, request: pytest.FixtureRequest) -> None:
     synth: Synth = request.getfixturevalue(profile)
     template = _template(synth)
-    assert beyond_allowance(template, DEFAULT_ALLOWANCE) == {}
-    assert idle_floor(template) <= _allowance_usd()
+    allowance = WITHIN_ALLOWANCE[profile]
+    assert beyond_allowance(template, allowance) == {}
+    assert idle_floor(template) <= _allowance_usd(allowance)
+
+
+def test_the_default_profile_idles_under_a_dollar(dev: Synth) -> None:
+    # One secret (the admin key), the two essential alarms and the queue's idle pollers, at list price.
+    lines = fixed_costs(_template(dev))
+    assert sorted(line.cfn_type for line in lines) == [
+        "AWS::CloudWatch::Alarm",
+        "AWS::CloudWatch::Alarm",
+        "AWS::Lambda::EventSourceMapping",
+        "AWS::SecretsManager::Secret",
+    ]
+    assert idle_floor(_template(dev)) <= DEFAULT_IDLE_GOAL_USD
 
 
 def test_the_collection_is_priced_at_its_minimum_ocus(opensearch: Synth) -> None:

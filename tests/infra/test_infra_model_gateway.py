@@ -81,11 +81,11 @@ def test_model_secrets_are_read_by_reference(hybrid: Synth) -> None:
 def test_without_bedrock_or_sagemaker_models_nothing_is_granted(dev: Synth) -> None:
     assert not any(a.startswith(("bedrock:", "sagemaker:", "ec2:")) for a in dev.actions("generate"))
     readers = {name for name in FUNCTIONS if "secretsmanager:GetSecretValue" in dev.actions(name)}
-    # tenants' model secrets; the admin key; the visitor-token secret (connect issues, message checks)
-    assert readers == {"generate", "admin", "connect", "message"}
-    for name in ("connect", "message"):
-        reads = [str(s["Resource"]) for s in statements_with(dev, name, "secretsmanager:GetSecretValue")]
-        assert reads and not any("models" in r for r in reads)  # never a model's secret
+    # tenants' model secrets; the admin key (the visitor-token key is an SSM parameter: connect and
+    # message read no secret at all, so never a model's)
+    assert readers == {"generate", "admin"}
+    reads = [str(s["Resource"]) for s in statements_with(dev, "admin", "secretsmanager:GetSecretValue")]
+    assert reads and not any("models" in r for r in reads)  # never a model's secret
 
 
 def test_the_nat_option_routes_generates_subnets_to_a_new_nat_gateway(hybrid: Synth) -> None:

@@ -1,10 +1,17 @@
-"""Alarms: what they watch, and that every one of them notifies the alarm topic."""
+"""Alarms: what they watch, and that every one of them notifies the alarm topic.
+
+Prod creates every alarm (``alarms=full``); dev, the default profile, the essential two (each alarm bills
+$0.10 a month idle: docs/cost.md); the hybrid profile asks for the full set with ``-c alarms=full``.
+"""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+import pytest
+
+from infra.config import ConfigError, DeployConfig
 from infra.constants import FUNCTIONS, WEBSOCKET_STAGE
 from infra.constructs.monitoring import OLDEST_JOB_AGE_SECONDS
 from tests.infra.synthesis import Synth
@@ -45,45 +52,45 @@ def test_every_alarm_notifies_the_topic_when_it_fires_and_recovers(dev: Synth) -
     assert not dev.of_type("AWS::SNS::Subscription")
 
 
-def test_errors_and_throttles_of_every_function(dev: Synth) -> None:
-    alarms = _alarms(dev)
+def test_errors_and_throttles_of_every_function(prod: Synth) -> None:
+    alarms = _alarms(prod)
     for name in FUNCTIONS:
         for metric in ("Errors", "Throttles"):
-            alarm = alarms[f"kefu-dev-{name}-{metric.lower()}"]
+            alarm = alarms[f"kefu-prod-{name}-{metric.lower()}"]
             assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == ("AWS/Lambda", metric, "Sum")
-            assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": dev.function_id(name)}}]
+            assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": prod.function_id(name)}}]
             assert alarm["Threshold"] == 1
 
 
-def test_queue_age_and_dead_letters(dev: Synth) -> None:
-    queues = {r["Properties"]["QueueName"]: lid for lid, r in dev.of_type("AWS::SQS::Queue").items()}
-    alarms = _alarms(dev)
-    age = alarms["kefu-dev-generate-oldest-job"]
+def test_queue_age_and_dead_letters(prod: Synth) -> None:
+    queues = {r["Properties"]["QueueName"]: lid for lid, r in prod.of_type("AWS::SQS::Queue").items()}
+    alarms = _alarms(prod)
+    age = alarms["kefu-prod-generate-oldest-job"]
     assert (age["Namespace"], age["MetricName"], age["Statistic"]) == (
         "AWS/SQS",
         "ApproximateAgeOfOldestMessage",
         "Maximum",
     )
     assert age["Dimensions"] == [
-        {"Name": "QueueName", "Value": {"Fn::GetAtt": [queues["kefu-dev-generate.fifo"], "QueueName"]}}
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": [queues["kefu-prod-generate.fifo"], "QueueName"]}}
     ]
     assert age["Threshold"] == OLDEST_JOB_AGE_SECONDS and age["Period"] == 60
-    dead = alarms["kefu-dev-generate-dead-letters"]
+    dead = alarms["kefu-prod-generate-dead-letters"]
     assert dead["MetricName"] == "ApproximateNumberOfMessagesVisible"
-    assert dead["Dimensions"][0]["Value"] == {"Fn::GetAtt": [queues["kefu-dev-generate-dlq.fifo"], "QueueName"]}
+    assert dead["Dimensions"][0]["Value"] == {"Fn::GetAtt": [queues["kefu-prod-generate-dlq.fifo"], "QueueName"]}
 
 
-def test_api_gateway_failures_of_both_apis(dev: Synth) -> None:
-    alarms = _alarms(dev)
-    chat = alarms["kefu-dev-chat-execution-errors"]
+def test_api_gateway_failures_of_both_apis(prod: Synth) -> None:
+    alarms = _alarms(prod)
+    chat = alarms["kefu-prod-chat-execution-errors"]
     assert (chat["Namespace"], chat["MetricName"], chat["Statistic"]) == ("AWS/ApiGateway", "ExecutionError", "Sum")
     assert {d["Name"]: d["Value"] for d in chat["Dimensions"]} == {
-        "ApiId": {"Ref": _api_id(dev, "WEBSOCKET")},
+        "ApiId": {"Ref": _api_id(prod, "WEBSOCKET")},
         "Stage": WEBSOCKET_STAGE,
     }
-    admin = alarms["kefu-dev-admin-5xx"]
+    admin = alarms["kefu-prod-admin-5xx"]
     assert (admin["Namespace"], admin["MetricName"], admin["Statistic"]) == ("AWS/ApiGateway", "5xx", "Sum")
-    assert admin["Dimensions"] == [{"Name": "ApiId", "Value": {"Ref": _api_id(dev, "HTTP")}}]
+    assert admin["Dimensions"] == [{"Name": "ApiId", "Value": {"Ref": _api_id(prod, "HTTP")}}]
 
 
 def test_alarm_email_subscribes_to_the_topic(hybrid: Synth) -> None:
@@ -94,3 +101,28 @@ def test_alarm_email_subscribes_to_the_topic(hybrid: Synth) -> None:
         "TopicArn": {"Ref": topic_id},
         "Endpoint": "oncall@example.com",
     }
+
+
+def test_dev_keeps_the_essential_alarms(dev: Synth) -> None:
+    # A visitor got no answer: jobs dead-lettered, or connect/message could not run.
+    assert set(_alarms(dev)) == {"kefu-dev-generate-dead-letters", "kefu-dev-chat-execution-errors"}
+
+
+def test_every_alarm_on_request_and_in_prod(prod: Synth, hybrid: Synth) -> None:
+    for synth, env in ((prod, "prod"), (hybrid, "dev")):
+        alarms = _alarms(synth)
+        assert len(alarms) == 2 * len(FUNCTIONS) + 4, sorted(alarms)  # errors + throttles, DLQ, age, 2 APIs
+        assert all(name.startswith(f"kefu-{env}-") for name in alarms)
+
+
+@pytest.mark.parametrize(
+    ("env", "alarms", "level"),
+    [("dev", None, "essential"), ("prod", None, "full"), ("dev", "full", "full"), ("prod", "none", "none")],
+)
+def test_alarm_level(env: str, alarms: str | None, level: str) -> None:
+    assert DeployConfig(env=env, alarms=alarms).alarm_level == level  # type: ignore[arg-type]
+
+
+def test_an_unknown_alarm_level_is_refused() -> None:
+    with pytest.raises(ConfigError, match="alarms"):
+        DeployConfig(env="dev", alarms="some")  # type: ignore[arg-type]

@@ -33,7 +33,8 @@ from tests.infra.synthesis import Synth
 def test_resource_counts(dev: Synth) -> None:
     # Given the dev stack / Then it has exactly the walking skeleton's resources
     counts = {
-        "AWS::Lambda::Function": 6,  # the five + CDK's BucketDeployment (uploads the widget and console)
+        # the five + CDK's BucketDeployment (uploads the widget and console) + the visitor-token key's writer
+        "AWS::Lambda::Function": 7,
         "AWS::Lambda::LayerVersion": 2,  # the shared code + BucketDeployment's AWS CLI
         "AWS::DynamoDB::Table": 7,  # the five of the state layer + the rate-limit counters + knowledge pointers
         "AWS::SQS::Queue": 2,
@@ -45,12 +46,15 @@ def test_resource_counts(dev: Synth) -> None:
         "AWS::OpenSearchServerless::Collection": 0,
         "AWS::OpenSearchServerless::SecurityPolicy": 0,
         "AWS::OpenSearchServerless::AccessPolicy": 0,
-        "AWS::SecretsManager::Secret": 2,  # the admin key, the visitor-token key
+        "AWS::SecretsManager::Secret": 1,  # the admin key
+        "Custom::SecureParameter": 1,  # the visitor-token key (SSM SecureString: no monthly fee)
         "AWS::S3::Bucket": 2,  # widget + console files; knowledge index versions
         "AWS::CloudFront::Distribution": 1,
         "AWS::CloudFront::Function": 1,  # /console/ -> /console/index.html
         "AWS::SNS::Topic": 1,  # every alarm notifies it
-        "AWS::CloudWatch::Alarm": 2 + 2 * len(FUNCTIONS) + 2,  # queues, per function, the two APIs
+        # dev's essential two (dead letters, the WebSocket API's execution errors; prod: every one,
+        # test_infra_monitoring.py)
+        "AWS::CloudWatch::Alarm": 2,
         "AWS::EC2::NatGateway": 0,  # only the hybrid profile's option
     }
     for cfn_type, count in counts.items():
@@ -124,7 +128,8 @@ def test_nothing_retained_has_a_name_it_does_not_need(prod: Synth) -> None:
     # A retained resource with a fixed name blocks the next deploy after a stack deletion. Only the
     # tables (operators, restores and scripts address them) keep one (and, with retrieval=opensearch,
     # the collection: CloudFormation requires its name); buckets, log groups and the admin key secret
-    # get generated names.
+    # get generated names. The visitor-token key's parameter has a fixed name, but its writer adopts a
+    # parameter left by an earlier stack instead of failing (infra/constructs/identity.py).
     named = {
         r["Type"]
         for r in prod.resources.values()
@@ -133,7 +138,7 @@ def test_nothing_retained_has_a_name_it_does_not_need(prod: Synth) -> None:
         # aws-cdk-lib's BucketDeployment log group is named after its function, whose name is generated
         and "CustomCDKBucketDeployment" not in json.dumps(r["Properties"].get("LogGroupName", ""))
     }
-    assert named == {"AWS::DynamoDB::Table"}
+    assert named == {"AWS::DynamoDB::Table", "Custom::SecureParameter"}
     for secret in prod.of_type("AWS::SecretsManager::Secret").values():
         assert "Name" not in secret["Properties"]
     # Nothing is retained even when its own creation failed (plain Retain), except the account-level
@@ -274,7 +279,9 @@ def test_admin_iam_auth_puts_the_admin_api_behind_sigv4(prod: Synth) -> None:
 
 
 def test_outputs(dev: Synth) -> None:
-    assert {"WebSocketUrl", "AdminUrl", "AdminKeySecretArn", "KnowledgeEndpoint"} <= set(dev.outputs)
+    assert {"WebSocketUrl", "AdminUrl", "AdminKeySecretArn", "VisitorTokenKeyParameter", "KnowledgeEndpoint"} <= set(
+        dev.outputs
+    )
     assert "wss://" in json.dumps(dev.outputs["WebSocketUrl"]["Value"])
 
 

@@ -240,3 +240,36 @@ def test_a_suspended_tenant_is_refused_everywhere_and_its_consoles_closed(
     assert client.post("/v1/tenants/acme/resume").json()["suspended"] is False
     assert visit(store, "back").tenant_id == "acme"
     assert console("alice-tab-3").role == "agent"
+
+
+@pytest.fixture
+def deployed_key(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The deployment's signing key as AWS holds it: an SSM SecureString (moto in process, no network)."""
+    from moto import mock_aws
+
+    from shared import wiring
+    from shared.settings import get_settings
+
+    monkeypatch.delenv("KEFU_VISITOR_TOKEN_SECRET", raising=False)
+    monkeypatch.setenv("KEFU_VISITOR_TOKEN_PARAMETER", "/kefu/dev/visitor-token-key")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(variable, "testing")
+    get_settings.cache_clear()
+    wiring.visitor_tokens.cache_clear()
+    with mock_aws():
+        import boto3
+
+        key = "deployed-visitor-token-key-" + "x" * 40
+        boto3.client("ssm").put_parameter(Name="/kefu/dev/visitor-token-key", Type="SecureString", Value=key)
+        yield key
+    get_settings.cache_clear()
+    wiring.visitor_tokens.cache_clear()
+
+
+def test_functions_sign_with_the_key_in_parameter_store(deployed_key: str) -> None:
+    from shared import wiring
+
+    token = VisitorTokens(deployed_key.encode()).issue("acme", "v_1234567890")
+    assert wiring.visitor_tokens().visitor_of("acme", token) == "v_1234567890"
+    assert TOKENS.visitor_of("acme", wiring.visitor_tokens().issue("acme", "v_1234567890")) is None
