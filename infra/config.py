@@ -18,8 +18,8 @@ from constructs import Node
 
 from infra.constants import DEFAULT_ENVIRONMENT, ENVIRONMENTS, Environment
 from shared.knowledge.factory import DEFAULT_BEDROCK_EMBEDDING_MODEL, DEFAULT_BEDROCK_RERANK_MODEL, chunk_index_name
-from shared.model.config import ModelTarget
 from shared.settings import Settings
+from shared.tenant_config.model import ModelTarget
 
 _LLM_PROVIDERS: tuple[str, ...] = get_args(Settings.model_fields["llm_provider"].annotation)
 _EMBEDDING_PROVIDERS: tuple[str, ...] = get_args(Settings.model_fields["embedding_provider"].annotation)
@@ -244,7 +244,7 @@ class DeployConfig:
                 "'embedding_model' and 'embedding_dimension'"
             )
         if self.embedding_provider == "bedrock":
-            from shared.knowledge.embedders import BedrockEmbedder
+            from shared.knowledge.remote_embedders import BedrockEmbedder
 
             try:  # the adapter's own check of the model's vector sizes
                 BedrockEmbedder(None, self.bedrock_embedding_model or "", self.embedding_dimension)
@@ -294,11 +294,11 @@ class DeployConfig:
     def embedding_dimension_used(self) -> int:
         """The vector size of the chosen embedder (the k-NN field's dimension of its index)."""
         if self.embedding_provider == "use":
-            from shared.knowledge.embedder import UseEmbedder
+            from shared.knowledge.use_embedder import UseEmbedder
 
             return UseEmbedder.dimension
         if self.embedding_provider == "bedrock":
-            from shared.knowledge.embedders import BedrockEmbedder
+            from shared.knowledge.remote_embedders import BedrockEmbedder
 
             return BedrockEmbedder(None, self.bedrock_embedding_model or "", self.embedding_dimension).dimension
         assert self.embedding_dimension is not None  # required for openai (checked above)

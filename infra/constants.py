@@ -20,7 +20,7 @@ HANDLER: Final = "handler.handler"
 FunctionName = Literal["connect", "message", "retrieve", "generate", "admin"]
 FUNCTIONS: Final[tuple[FunctionName, ...]] = ("connect", "message", "retrieve", "generate", "admin")
 
-# --- DynamoDB (keys must match shared/state/models.py) ---
+# --- DynamoDB (keys must match shared/state/tables.py) ---
 TableName = Literal["tenants", "connections", "conversations", "messages", "agents", "limits"]
 TABLES: Final[tuple[TableName, ...]] = ("tenants", "connections", "conversations", "messages", "agents", "limits")
 TTL_ATTRIBUTE: Final = "expires_at"

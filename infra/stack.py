@@ -72,7 +72,7 @@ class KefuStack(cdk.Stack):
         )
         admin_api = AdminApi(self, "Admin", config=config, admin=functions.functions["admin"])
         site = StaticSite(
-            self, "Web", config=config, static_dir=bundler.repo_root / "local" / "static", websocket_url=websocket.url
+            self, "Web", config=config, static_dir=bundler.repo_root / "web", websocket_url=websocket.url
         )
         grant_least_privilege(
             functions=functions,

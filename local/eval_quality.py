@@ -42,6 +42,7 @@ from typing import Any
 import httpx
 
 from local.bench import machine_line
+from local.stats import percentile
 
 DEFAULT_DATA = Path("/work/shared/eval")
 QUALITY_DOC = Path(__file__).resolve().parents[1] / "docs" / "quality.md"
@@ -70,7 +71,7 @@ def admin_api(knowledge_dir: Path) -> Iterator[AdminApi]:
 
     from local.services import MotoServer, free_port, wait_for_port
     from shared.settings import get_settings
-    from shared.state.models import create_tables
+    from shared.state.tables import create_tables
 
     moto = MotoServer().start()
     key = "ak_" + secrets.token_urlsafe(16)
@@ -113,11 +114,9 @@ def admin_api(knowledge_dir: Path) -> Iterator[AdminApi]:
 def _clear_caches() -> None:
     from shared import wiring
     from shared.admin import deps
-    from shared.knowledge.factory import knowledge_service
-    from shared.settings import get_settings
 
-    for cached in (get_settings, wiring.state_store, wiring.knowledge_index, knowledge_service, deps._admin_key):
-        cached.cache_clear()
+    wiring.forget_adapters()
+    deps._admin_key.cache_clear()
 
 
 def _check(response: httpx.Response) -> Any:
@@ -159,11 +158,6 @@ def rrf(*rankings: Sequence[str]) -> list[str]:
         for position, doc in enumerate(ranking, start=1):
             scores[doc] = scores.get(doc, 0.0) + 1.0 / (RRF_K + position)
     return sorted(scores, key=lambda doc: -scores[doc])
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
 # --- StackFAQ ---------------------------------------------------------------------------------------
@@ -219,8 +213,8 @@ def reference_rankings(
     knowledge_dir: Path, tenant: str, queries: list[str], golds: list[set[str]]
 ) -> list[tuple[str, dict[str, float]]]:
     """Single-signal rankings of the same index (what the fusion is measured against)."""
-    from shared.knowledge.embedder import shared_embedder
     from shared.knowledge.local_index import LocalHybridIndex
+    from shared.knowledge.use_embedder import shared_embedder
 
     index = LocalHybridIndex(knowledge_dir, shared_embedder())
 

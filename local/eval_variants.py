@@ -31,6 +31,7 @@ from numpy.typing import NDArray
 from local.bench import machine_line
 from local.eval_quality import DEFAULT_DATA, ranking_metrics, read_jsonl
 from shared.knowledge.scoring import DEFAULT_KEYWORD_WEIGHT, fuse
+from shared.knowledge.vectors import unit_rows as unit
 
 Matrix = NDArray[np.float32]
 _CJK_WORD = re.compile(r"^[\u3400-\u9fff]{2,}$")
@@ -65,10 +66,6 @@ def embed_unit(embedder: Any, texts: list[str]) -> Matrix:
     return unit(np.asarray(embedder.embed_matrix(texts), dtype=np.float32))
 
 
-def unit(matrix: Matrix) -> Matrix:
-    return (matrix / np.maximum(np.linalg.norm(matrix, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
-
-
 def telecom(data: Path) -> Corpus:
     folder = data / "telecom_zh"
     queries = read_jsonl(folder / "queries.jsonl")
@@ -97,9 +94,9 @@ def stackfaq(data: Path) -> Corpus:
 
 def signals_for(corpus: Corpus, root: Path) -> Signals:
     from shared.knowledge.base import Document
-    from shared.knowledge.embedder import shared_embedder
     from shared.knowledge.local_index import LocalHybridIndex
     from shared.knowledge.text import fold_chinese
+    from shared.knowledge.use_embedder import shared_embedder
 
     index = LocalHybridIndex(root, shared_embedder())
     index.index(corpus.name, [Document(**d) for d in corpus.documents])

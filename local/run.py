@@ -39,7 +39,8 @@ from local.services import MotoServer, RedisServer, free_port, use_dummy_aws_cre
 from shared.settings import Settings
 
 DEMO_KNOWLEDGE = Path(__file__).parent / "demo" / "faq.json"
-STATIC = Path(__file__).parent / "static"
+WEB = Path(__file__).resolve().parent.parent / "web"  # the shipped widget and console
+DEMO_SHOP = Path(__file__).parent / "demo" / "shop.html"  # the local demo page that embeds the widget
 DEMO_AGENTS = ({"name": "Alice 王丽", "capacity": 3}, {"name": "Bob 陈博", "capacity": 3})
 STAGE = "local"
 QUEUE_NAME = "kefu-generate.fifo"
@@ -282,7 +283,7 @@ def web_app(admin_app: Any, page_values: dict[str, str]) -> Any:
 
     async def demo(request: Request) -> HTMLResponse:
         language = "zh-CN" if request.query_params.get("lang", "").startswith("zh") else "en"
-        page = (STATIC / "demo" / "index.html").read_text(encoding="utf-8")
+        page = DEMO_SHOP.read_text(encoding="utf-8")
         values = {**page_values, "LANG": language}
         for name, value in values.items():
             page = page.replace(f"__{name}__", html.escape(value, quote=True))
@@ -295,8 +296,8 @@ def web_app(admin_app: Any, page_values: dict[str, str]) -> Any:
         routes=[
             Route("/demo", demo, methods=["GET"]),
             Route("/console/config.json", console_config, methods=["GET"]),
-            Mount("/widget", app=StaticFiles(directory=STATIC / "widget"), name="widget"),
-            Mount("/console", app=StaticFiles(directory=STATIC / "console", html=True), name="console"),
+            Mount("/widget", app=StaticFiles(directory=WEB / "widget"), name="widget"),
+            Mount("/console", app=StaticFiles(directory=WEB / "console", html=True), name="console"),
             Mount("/", app=admin_app),
         ]
     )
@@ -364,7 +365,7 @@ def seed_demo_tenant(admin_url: str, admin_key: str) -> dict[str, Any]:
 async def serve(stack: LocalStack, seed: bool, previous: dict[str, Any] | None = None) -> None:
     from shared.admin.app import create_app
     from shared.settings import get_settings
-    from shared.state.models import create_tables
+    from shared.state.tables import create_tables
 
     get_settings.cache_clear()
     settings = get_settings()

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 
 class KefuError(Exception):
     """Base class: ``code`` is machine-readable and goes on the wire; the message is for humans."""
@@ -76,3 +82,20 @@ def http_status(exc: KefuError) -> int:
         if cls in _HTTP_STATUS:
             return _HTTP_STATUS[cls]
     return 500
+
+
+def describe_validation_error(
+    error: ValidationError, *, whole: str | None = "request", most: int | None = None, hide: Collection[str] = ()
+) -> str:
+    """One line naming each bad field and why, never echoing the input back: ``whole`` names a problem
+    with no field (None: the message alone), ``most`` keeps the first problems only, and leading
+    location parts in ``hide`` (a tagged union's tag, which says nothing to the sender) are dropped."""
+    problems = []
+    for item in error.errors(include_input=False, include_url=False)[:most]:
+        loc = [str(part) for part in item["loc"]]
+        if loc and loc[0] in hide:
+            loc = loc[1:]
+        message = str(item["msg"]).removeprefix("Value error, ")
+        where = ".".join(loc) or whole
+        problems.append(f"{where}: {message}" if where else message)
+    return "; ".join(problems)

@@ -63,7 +63,7 @@ class LazyTracer:
             traced: Callable[..., Any] | None = None
 
             @functools.wraps(function)
-            def wrapper(event: Any, context: Any) -> Any:
+            def wrapper(event: Any, context: Any, **kwargs: Any) -> Any:
                 nonlocal traced
                 if traced is None:
                     tracer = self.real()
@@ -74,7 +74,7 @@ class LazyTracer:
                             function, capture_response=capture_response, capture_error=capture_error
                         )
                     )
-                return traced(event, context)
+                return traced(event, context, **kwargs)
 
             return wrapper  # type: ignore[return-value]
 
@@ -93,6 +93,9 @@ class LazyTracer:
 
         return wrapper  # type: ignore[return-value]
 
+
+# Where a WebSocket event's request id is: every log line of the invocation carries it.
+WEBSOCKET_REQUEST_ID = "requestContext.requestId"
 
 logger = Logger(service=SERVICE)
 tracer = LazyTracer(service=SERVICE)

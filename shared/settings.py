@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     quota_questions_per_month: int = Field(default=50_000, ge=0)
     quota_tokens_per_month: int = Field(default=50_000_000, ge=0)
     # Answers generating at once per tenant: its jobs go to this many SQS FIFO message groups
-    # (shared/chat/jobs.py), so one tenant's flood cannot take every generate instance.
+    # (shared/wire/jobs.py), so one tenant's flood cannot take every generate instance.
     generate_groups_per_tenant: int = Field(default=4, ge=1, le=100)
     # New WebSocket connections per network address per minute ($connect); 0: no limit.
     rate_address_connections_per_minute: int = Field(default=60, ge=0)
@@ -134,7 +134,7 @@ class Settings(BaseSettings):
     # How many fused candidates the reranker re-orders.
     rerank_candidates: int = Field(default=20, ge=1, le=100)
 
-    # --- Model gateway (the deployment's model; tenants may choose their own, see shared/model/config.py) ---
+    # --- Model gateway (the deployment's model; tenants may choose their own, see shared/tenant_config/model.py) ---
     llm_provider: Literal["extractive", "openai", "azure", "bedrock", "sagemaker"] = "extractive"
     # openai/azure: the API root URL; sagemaker: the endpoint name.
     llm_base_url: str | None = None
@@ -151,7 +151,7 @@ class Settings(BaseSettings):
     llm_fallbacks: list[dict[str, Any]] = Field(default_factory=list)
     # Non-streaming calls: the whole request.
     llm_timeout_seconds: float = 60.0
-    # Deadlines of each model target (a tenant's target may set its own, shared/model/config.py):
+    # Deadlines of each model target (a tenant's target may set its own, shared/tenant_config/model.py):
     # connecting; the first text of one attempt; silence between pieces once the answer streams.
     llm_connect_timeout_seconds: float = Field(default=3.0, gt=0)
     llm_first_token_timeout_seconds: float = Field(default=10.0, gt=0)

@@ -1,5 +1,8 @@
-"""The composition root: adapters built from settings once per cold start, shared by the handlers.
+"""The composition root: the only place that builds adapters from settings (once per cold start) and
+hands them to the use cases the handlers call (connect: ``admission``, message: ``intake``, generate:
+``generator``, retrieve: ``retrieve_service``; the admin API reads ``state_store``, ``knowledge_service``…).
 
+Nothing under shared/ imports this module except the admin API's dependencies (an entry point too).
 Each factory imports its adapter's libraries only when called, so a function pays only for what it uses.
 """
 
@@ -7,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shared.settings import get_settings
 
@@ -15,19 +18,27 @@ if TYPE_CHECKING:
     from shared.channels.directory import ChannelDirectory
     from shared.channels.secrets import TenantSecrets
     from shared.channels.state import ChannelState
-    from shared.chat.dead_letters import DeadLetters
+    from shared.chat.connections import Admission
+    from shared.chat.gate import HandoffGate
+    from shared.chat.generation import Generator
     from shared.chat.identity import VisitorTokens
-    from shared.chat.jobs import GenerationQueue
+    from shared.chat.intake import Intake
     from shared.chat.quotas import MonthlyQuota, UsageLedger
     from shared.chat.rate_limits import ChatLimits, RateLimiter
-    from shared.chat.retriever import Retriever
     from shared.knowledge.base import KnowledgeIndex
+    from shared.knowledge.retrieve_client import Retriever
+    from shared.knowledge.retrieve_service import RetrieveService
+    from shared.knowledge.search import KnowledgeService
     from shared.model.answer_cache import AnswerCache
     from shared.model.gateway import ConfiguredModelGateway
     from shared.model.secrets import SecretResolver
     from shared.observability import AnswerMeter
     from shared.state.cache import ContextCache
     from shared.state.store import StateStore
+    from shared.tenant_config import TenantConfigCache
+    from shared.wire.dead_letters import DeadLetters
+    from shared.wire.jobs import GenerationQueue
+    from shared.wire.push import ClientPush
 
 
 @lru_cache(maxsize=1)
@@ -52,7 +63,7 @@ def context_cache() -> ContextCache:
 @lru_cache(maxsize=1)
 def rate_limiter() -> RateLimiter:
     from shared.chat.rate_limits import DynamoRateLimiter, RedisRateLimiter
-    from shared.state.models import bind_models
+    from shared.state.tables import bind_models
 
     settings = get_settings()
     bind_models(settings)
@@ -65,7 +76,7 @@ def rate_limiter() -> RateLimiter:
 @lru_cache(maxsize=1)
 def usage_ledger() -> UsageLedger:
     from shared.chat.quotas import DynamoUsageLedger
-    from shared.state.models import bind_models
+    from shared.state.tables import bind_models
 
     bind_models(get_settings())
     return DynamoUsageLedger()
@@ -99,23 +110,12 @@ def chat_limits() -> ChatLimits:
     )
 
 
-def _client(service: str, endpoint: str | None):  # type: ignore[no-untyped-def]
-    import boto3
-    from botocore.config import Config
+def _client(service: str, endpoint: str | None) -> Any:
+    from shared.aws_clients import aws_client
 
-    return boto3.client(
-        service,
-        endpoint_url=endpoint,
-        region_name=get_settings().aws_region,
-        # Parameters are built by this code, not typed by people: botocore's per-call validation is
-        # skipped, as PynamoDB does for DynamoDB (it is paid on every queue send and Lambda invoke).
-        config=Config(
-            connect_timeout=2,
-            read_timeout=30,
-            retries={"max_attempts": 3, "mode": "standard"},
-            parameter_validation=False,
-        ),
-    )
+    # Parameters are built by this code, not typed by people: no per-call validation (it is paid on
+    # every queue send and Lambda invoke).
+    return aws_client(service, region=get_settings().aws_region, endpoint_url=endpoint, validate=False)
 
 
 @lru_cache(maxsize=1)
@@ -134,10 +134,12 @@ def visitor_tokens() -> VisitorTokens:
     raise UpstreamError("no visitor-token secret (KEFU_VISITOR_TOKEN_SECRET or KEFU_VISITOR_TOKEN_PARAMETER)")
 
 
-def tenant_suspension(ttl_seconds: float) -> Callable[[str], bool]:
-    """Whether a tenant is suspended, each answer kept ``ttl_seconds`` by a warm function."""
+@lru_cache(maxsize=1)
+def tenant_suspension() -> Callable[[str], bool]:
+    """Whether a tenant is suspended, each answer kept ``tenant_config_ttl_seconds`` by a warm function."""
     import time
 
+    ttl_seconds = get_settings().tenant_config_ttl_seconds
     store = state_store()
     seen: dict[str, tuple[float, bool]] = {}
 
@@ -156,7 +158,7 @@ def tenant_suspension(ttl_seconds: float) -> Callable[[str], bool]:
 
 @lru_cache(maxsize=1)
 def dead_letters() -> DeadLetters:
-    from shared.chat.dead_letters import DeadLetters
+    from shared.wire.dead_letters import DeadLetters
 
     settings = get_settings()
     return DeadLetters(_client("sqs", settings.sqs_endpoint), settings.generate_queue_url)
@@ -164,7 +166,7 @@ def dead_letters() -> DeadLetters:
 
 @lru_cache(maxsize=1)
 def generation_queue() -> GenerationQueue:
-    from shared.chat.jobs import SqsGenerationQueue
+    from shared.wire.jobs import SqsGenerationQueue
 
     settings = get_settings()
     return SqsGenerationQueue(
@@ -174,7 +176,7 @@ def generation_queue() -> GenerationQueue:
 
 @lru_cache(maxsize=1)
 def retriever() -> Retriever:
-    from shared.chat.retriever import LambdaRetriever
+    from shared.knowledge.retrieve_client import LambdaRetriever
 
     settings = get_settings()
     return LambdaRetriever(_client("lambda", settings.lambda_endpoint), settings.retrieve_function)
@@ -185,6 +187,30 @@ def knowledge_index() -> KnowledgeIndex:
     from shared.knowledge.factory import build_index
 
     return build_index(get_settings())
+
+
+@lru_cache(maxsize=1)
+def knowledge_service() -> KnowledgeService:
+    """The one search path (retrieve function and admin API)."""
+    from shared.knowledge.factory import build_reranker
+    from shared.knowledge.search import KnowledgeService
+
+    settings = get_settings()
+    return KnowledgeService(
+        knowledge_index(),
+        default_threshold=settings.min_answer_score,
+        default_k=settings.retrieve_top_k,
+        reranker=build_reranker(settings),
+        rerank_candidates=settings.rerank_candidates,
+    )
+
+
+@lru_cache(maxsize=1)
+def retrieve_service() -> RetrieveService:
+    """The retrieve function's use case: the tenant's retrieval settings, then the search path."""
+    from shared.knowledge.retrieve_service import RetrieveService, StoredTenantConfigs
+
+    return RetrieveService(knowledge_service(), StoredTenantConfigs(tenant_configs()))
 
 
 @lru_cache(maxsize=1)
@@ -225,6 +251,107 @@ def answer_meter() -> AnswerMeter:
     from shared.observability import PowertoolsAnswerMeter
 
     return PowertoolsAnswerMeter()
+
+
+def push_for(callback_url: str) -> ClientPush:
+    """The client-push adapter of one API stage (@connections), cached per URL."""
+    from shared.wire.push import api_gateway_push
+
+    return api_gateway_push(callback_url, get_settings().aws_region)
+
+
+def callback_url_of(domain_name: str, stage: str) -> str:
+    from shared.wire.push import callback_url
+
+    return callback_url(get_settings(), domain_name, stage)
+
+
+@lru_cache(maxsize=1)
+def tenant_configs() -> TenantConfigCache:
+    from shared.tenant_config import TenantConfigCache
+
+    return TenantConfigCache(state_store().tenant_config, get_settings().tenant_config_ttl_seconds)
+
+
+@lru_cache(maxsize=1)
+def admission() -> Admission:
+    """The connect function's use case ($connect and $disconnect)."""
+    from shared.chat.connections import Admission
+
+    return Admission(
+        store=state_store(),
+        tokens=visitor_tokens,
+        limiter=rate_limiter(),
+        limits=chat_limits(),
+        push_for=push_for,
+        callback_url_of=callback_url_of,
+    )
+
+
+def intake(domain_name: str, stage: str) -> Intake:
+    """The message function's use case, answering on the API stage the frame came from (its adapters
+    are built once per container; this only binds them to the stage's callback URL)."""
+    from shared.chat.intake import Intake
+
+    settings = get_settings()
+    url = callback_url_of(domain_name, stage)
+    return Intake(
+        store=state_store(),
+        cache=context_cache(),
+        queue=generation_queue(),
+        push=push_for(url),
+        callback_url=url,
+        max_message_chars=settings.max_message_chars,
+        tenant_configs=tenant_configs(),
+        limiter=rate_limiter(),
+        limits=chat_limits(),
+        usage=usage_ledger(),
+        default_quota=default_quota(),
+        visitor_tokens=visitor_tokens(),
+        tenant_suspended=tenant_suspension(),
+    )
+
+
+@lru_cache(maxsize=1)
+def handoff_gate() -> HandoffGate:
+    """The answer gate of the generate function (the bot answers only while it owns the conversation)."""
+    from shared.chat.gate import HandoffGate
+
+    return HandoffGate(state_store(), push_for)
+
+
+@lru_cache(maxsize=1)
+def generator() -> Generator:
+    """The generate function's use case, built once per container (not per record)."""
+    from shared.chat.generation import Generator
+
+    settings = get_settings()
+    return Generator(
+        store=state_store(),
+        cache=context_cache(),
+        retriever=retriever(),
+        push_for=push_for,
+        history_turns=settings.history_turns,
+        top_k=settings.retrieve_top_k,
+        flush_ms=settings.stream_flush_ms,
+        flush_chars=settings.stream_flush_chars,
+        models=model_gateway(),
+        answers=answer_cache(),
+        meter=answer_meter(),
+        gate=handoff_gate(),
+        usage=usage_ledger(),
+    )
+
+
+def forget_adapters() -> None:
+    """Drop every adapter built so far (and the settings), so the next call builds them from the
+    current environment: for tools and tests that change settings within one process."""
+    import sys
+
+    get_settings.cache_clear()
+    for value in list(vars(sys.modules[__name__]).values()):
+        if hasattr(value, "cache_clear") and getattr(value, "__module__", None) == __name__:
+            value.cache_clear()
 
 
 # --- Channels (issue 14): shared state, tenants' channel secrets, the channel directory ---

@@ -195,3 +195,39 @@ __all__ = [
     "sqs_event",
     "sqs_message",
 ]
+
+
+def http_api_event(
+    method: str, path: str, *, headers: Mapping[str, str] | None = None, body: Any = None
+) -> dict[str, Any]:
+    """An HTTP API (payload format 2.0) request, as the admin function receives it; a non-str body is
+    JSON-encoded."""
+    text = body if body is None or isinstance(body, str) else json.dumps(body)
+    now = builders.epoch_ms()
+    return {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {"content-type": "application/json", "host": "admin.example.com", **(headers or {})},
+        "requestContext": {
+            "accountId": "000000000000",
+            "apiId": "adminapi01",
+            "domainName": "admin.example.com",
+            "domainPrefix": "admin",
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "203.0.113.9",
+                "userAgent": "pytest",
+            },
+            "requestId": builders.new_request_id(),
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": builders.clf_time(now),
+            "timeEpoch": now,
+        },
+        "body": text,
+        "isBase64Encoded": False,
+    }

@@ -35,7 +35,7 @@ Derived from what the code calls (shared/state/dynamodb.py and the logic modules
   logs the agent out: ``agent_connections`` (Query on the agent index), ``get_connection`` +
   ``delete_connection``, the colleagues' presence frame and closing the sockets through @connections.
   Usage (``GET …/usage``): BatchGetItem on the limits table.
-  Dead letters (shared/chat/dead_letters.py): reads the job queue's RedrivePolicy, receives/deletes on
+  Dead letters (shared/wire/dead_letters.py): reads the job queue's RedrivePolicy, receives/deletes on
   the dead-letter queue and sends its jobs back to the job queue.
 - retrieve and admin, the knowledge models (``grant_knowledge_model_access``; shared/knowledge/factory.py):
   a Bedrock embedder calls InvokeModel on its model (passages at ingestion, each question at search);
@@ -113,7 +113,7 @@ TABLE_ACCESS: dict[FunctionName, dict[TableName, TableAccess]] = {
         # Monthly usage counters: answers and tokens (shared/chat/quotas.py).
         "limits": TableAccess((UPDATE,)),
         "messages": TableAccess((GET, PUT, QUERY)),
-        # The answer gate and the no-answer handoff (shared/handoff/gate.py).
+        # The answer gate and the no-answer handoff (shared/chat/gate.py).
         "tenants": TableAccess((GET,)),
         "agents": TableAccess((UPDATE, QUERY), indexes=(TENANT_INDEX,)),
         "connections": TableAccess((DELETE, QUERY), indexes=(CONVERSATION_INDEX, AGENT_CONNECTION_INDEX)),
@@ -155,7 +155,7 @@ def grant_least_privilege(
     for function in CLOSES_CONNECTIONS:
         websocket.grant_post_to_connections(roles[function], method="DELETE")
     queue.queue.grant_send_messages(roles["message"])
-    # The admin API lists the dead-letter queue and sends its jobs back (shared/chat/dead_letters.py).
+    # The admin API lists the dead-letter queue and sends its jobs back (shared/wire/dead_letters.py).
     queue.dead_letters.grant_consume_messages(roles["admin"])
     queue.queue.grant_send_messages(roles["admin"])
     # Only generate may invoke retrieve (the event source grants it the queue's consume actions).
@@ -182,17 +182,13 @@ def grant_knowledge_model_access(*, functions: KefuFunctions, config: DeployConf
         if not models:
             continue
         role = functions.roles[name]
-        stack = cdk.Stack.of(role)
-        resources, wildcards = bedrock_resources(stack, models)
-        role.add_to_policy(iam.PolicyStatement(actions=[BEDROCK_INVOKE], resources=resources))
-        if wildcards:
-            acknowledge(
-                role,
-                "AwsSolutions-IAM5",
-                "A cross-region inference profile serves the embedding or rerank model from any region of its "
-                "geography.",
-                findings=tuple(wildcards),
-            )
+        grant_bedrock(
+            role,
+            BEDROCK_INVOKE,
+            models,
+            "A cross-region inference profile serves the embedding or rerank model from any region of its "
+            "geography.",
+        )
         if chosen.bedrock_rerank_model:
             # bedrock:Rerank has no resource types (Service Authorization Reference); the model it may use
             # is bounded by the InvokeModel statement above.
@@ -242,6 +238,15 @@ def bedrock_resources(stack: cdk.Stack, models: tuple[str, ...]) -> tuple[list[s
     return resources, wildcards
 
 
+def grant_bedrock(role: iam.Role, action: str, models: tuple[str, ...], why_wildcards: str) -> None:
+    """``action`` on these Bedrock models (ids, inference profiles or ARNs); the cross-region wildcards
+    an inference profile needs are acknowledged to cdk-nag with ``why_wildcards``."""
+    resources, wildcards = bedrock_resources(cdk.Stack.of(role), models)
+    role.add_to_policy(iam.PolicyStatement(actions=[action], resources=resources))
+    if wildcards:
+        acknowledge(role, "AwsSolutions-IAM5", why_wildcards, findings=tuple(wildcards))
+
+
 # What the admin API does with tenants' channel secrets: create, replace and check they exist; never read.
 CHANNEL_SECRET_ADMIN = (
     "secretsmanager:CreateSecret",
@@ -285,16 +290,13 @@ def grant_model_access(*, functions: KefuFunctions, config: DeployConfig) -> Non
         findings=(arn_finding(role, "secretsmanager", f"secret:{prefix}*"),),
     )
     if config.bedrock_model_ids:
-        resources, wildcards = bedrock_resources(stack, config.bedrock_model_ids)
-        role.add_to_policy(iam.PolicyStatement(actions=[BEDROCK_STREAM], resources=resources))
-        if wildcards:
-            acknowledge(
-                role,
-                "AwsSolutions-IAM5",
-                "Cross-region inference profiles serve the model from any region of their geography; '*' "
-                "in the bedrock_models context allows every model.",
-                findings=tuple(wildcards),
-            )
+        grant_bedrock(
+            role,
+            BEDROCK_STREAM,
+            config.bedrock_model_ids,
+            "Cross-region inference profiles serve the model from any region of their geography; '*' "
+            "in the bedrock_models context allows every model.",
+        )
     if config.sagemaker_endpoint_names:
         names = config.sagemaker_endpoint_names
         arns = [f"arn:{stack.partition}:sagemaker:{stack.region}:{stack.account}:endpoint/{n.lower()}" for n in names]

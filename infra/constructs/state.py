@@ -1,4 +1,4 @@
-"""DynamoDB tables: tenants, connections, conversations, messages, agents, limits (schema of shared/state/models.py)."""
+"""DynamoDB tables: tenants, connections, conversations, messages, agents, limits (schema of shared/state/tables.py)."""
 
 from __future__ import annotations
 

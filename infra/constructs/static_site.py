@@ -1,6 +1,6 @@
 """The chat widget script and the agent console as static files: a private S3 bucket behind CloudFront.
 
-``local/static/widget/`` and ``local/static/console/`` are uploaded as they are (no build step), plus
+``web/widget/`` and ``web/console/`` are uploaded as they are (no build step), plus
 ``console/config.json`` with the WebSocket URL, so the console knows where to connect. A site embeds
 
     <script src="https://{distribution}/widget/kefu-widget.js" data-ws="{WebSocketUrl}"
@@ -26,7 +26,7 @@ from constructs import Construct
 from infra.config import DeployConfig
 from infra.nag import acknowledge
 
-# What a deployment serves from local/static/ (the rest is local-only: the demo page, the test page).
+# What a deployment serves from web/ (the chat page is served by the local emulator only, so far).
 PUBLISHED_DIRECTORIES = ("widget", "console")
 
 # cloudfront-js-2.0, on every viewer request: a URI ending in "/" is served its "index.html"; a
@@ -184,7 +184,7 @@ class StaticSite(Construct):
             uploader,
             "AwsSolutions-IAM5",
             "CDK's BucketDeployment copies every object of the staged asset into the site bucket and prunes "
-            "files no longer in local/static: object-level wildcards on those two buckets only.",
+            "files no longer in web/: object-level wildcards on those two buckets only.",
             findings=(
                 "Action::s3:GetObject*",
                 "Action::s3:GetBucket*",

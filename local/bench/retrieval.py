@@ -31,11 +31,13 @@ from typing import Any
 import numpy as np
 
 from local.bench import machine_line
+from local.stats import percentile
 from shared.knowledge.base import Block, Document, Embedder
-from shared.knowledge.embedder import MAX_AUTO_WORKERS, UseEmbedder, available_cpus, resolve_workers
 from shared.knowledge.local_index import LocalHybridIndex
 from shared.knowledge.scoring import fuse, rank_groups
 from shared.knowledge.text import tokenize
+from shared.knowledge.use_embedder import MAX_AUTO_WORKERS, UseEmbedder, available_cpus, resolve_workers
+from shared.knowledge.vectors import unit_rows
 
 SEED = 20261122
 REPO = Path(__file__).resolve().parents[2]
@@ -123,16 +125,14 @@ class HashingEmbedder(Embedder):
         for n, text in enumerate(texts):
             seed = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
             out[n] = np.random.default_rng(seed).standard_normal(self.dimension)
-        return out / np.linalg.norm(out, axis=1, keepdims=True)
+        return unit_rows(out)
 
     def embed_query(self, query: str) -> Any:
         return self.query_encoder.embed_query(query)
 
 
 def _percentiles(samples_ms: list[float]) -> tuple[float, float, float]:
-    ordered = sorted(samples_ms)
-    p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
-    return statistics.median(ordered), p99, statistics.fmean(ordered)
+    return percentile(samples_ms, 50), percentile(samples_ms, 99), statistics.fmean(samples_ms)
 
 
 def measure_ingestion(corpus: Corpus) -> list[IngestionRow]:

@@ -27,9 +27,9 @@ from local.bench import machine_line
 from local.bench.retrieval import SEED, SIZES, Corpus, HashingEmbedder, _load_average, _percentiles
 from local.services import MotoServer
 from shared.knowledge.base import Document
-from shared.knowledge.embedder import UseEmbedder
 from shared.knowledge.factory import build_s3_index
 from shared.knowledge.s3_index import S3HybridIndex
+from shared.knowledge.use_embedder import UseEmbedder
 from shared.settings import Settings
 
 QUERIES = 100
@@ -176,7 +176,7 @@ def run() -> str:
             gc.collect()
             baseline_mb = _rss_mb()  # the process with the USE model, before any index
             from shared.knowledge.aws_storage import create_bucket
-            from shared.state.models import create_tables
+            from shared.state.tables import create_tables
 
             settings = _settings(server, Path(work), 1.0)
             create_tables(settings)

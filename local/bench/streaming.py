@@ -33,6 +33,7 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
 from local.bench import machine_line
+from local.stats import percentile
 
 ROOT = Path(__file__).resolve().parents[2]
 QUESTIONS = [
@@ -266,14 +267,6 @@ def join_fixture(samples: list[Sample], fixture: Fixture) -> list[Sample]:
     return joined
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
-
-
 # --- the measurements ---
 
 
@@ -398,9 +391,9 @@ def cold_start() -> dict[str, float]:
     lambda_env = {"LAMBDA_TASK_ROOT": str(ROOT), "AWS_LAMBDA_FUNCTION_NAME": "bench", "AWS_REGION": "us-east-1"}
     # In the order shared/model/factory.py imports them when it builds the first model.
     first_use = {
-        "openai-compatible adapter": "import shared.model.chat_model, shared.model.openai_compatible",
-        "Bedrock adapter": "import shared.model.chat_model, shared.model.aws_errors, shared.model.bedrock",
-        "SageMaker adapter": "import shared.model.chat_model, shared.model.aws_errors, shared.model.sagemaker",
+        "openai-compatible adapter": "import shared.model.chat_answers, shared.model.openai_compatible",
+        "Bedrock adapter": "import shared.model.chat_answers, shared.model.aws_errors, shared.model.bedrock",
+        "SageMaker adapter": "import shared.model.chat_answers, shared.model.aws_errors, shared.model.sagemaker",
     }
     # What the admin function cannot go below with FastAPI: the framework, Mangum, and the settings
     # and Powertools every handler imports.

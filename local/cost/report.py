@@ -11,7 +11,7 @@ from typing import Any
 from local.cost.idle import FIXED, USAGE_ONLY, FixedCost, fixed_costs
 from local.cost.prices import load_prices, price
 
-STATIC_DIR = Path(__file__).resolve().parents[1] / "static"  # what infra/constructs/static_site.py uploads
+STATIC_DIR = Path(__file__).resolve().parents[2] / "web"  # what infra/constructs/static_site.py uploads
 DAYS_PER_MONTH = 365 / 12
 DAILY_VOLUMES = (1, 100, 10_000)
 # Lambda's own lines per invocation (START, END, REPORT with the X-Ray segment): ~400 bytes. An

@@ -31,7 +31,7 @@ from local.emulator.invoke import CrashPlan, LambdaRuntime
 
 logger = logging.getLogger("local.emulator.http")
 
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+WEB_DIR = Path(__file__).resolve().parents[2] / "web"  # the shipped web assets
 # Synchronous Invoke request/response payload quota.
 MAX_INVOKE_PAYLOAD_BYTES = 6 * 1024 * 1024
 
@@ -186,7 +186,7 @@ class _Handlers:
         return JSONResponse(meter.snapshot())
 
     async def chat_page(self, request: Request) -> Response:
-        return FileResponse(STATIC_DIR / "chat.html", media_type="text/html; charset=utf-8")
+        return FileResponse(WEB_DIR / "chat.html", media_type="text/html; charset=utf-8")
 
 
 def function_name_from(identifier: str) -> str:

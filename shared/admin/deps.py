@@ -11,12 +11,12 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from shared.admin.keys import TENANT_KEY_PREFIX, hash_key, parse_tenant_key
-from shared.chat.push import ClientPush
 from shared.errors import Forbidden, NotFound, Unauthorized
 from shared.knowledge.base import KnowledgeIndex
 from shared.settings import Settings, get_settings
 from shared.state.records import Connection, Tenant
 from shared.state.store import StateStore
+from shared.wire.push import ClientPush
 from shared.wiring import knowledge_index, state_store
 
 
@@ -94,7 +94,7 @@ def require_platform(request: Request) -> None:
 
 def _connection_push() -> Callable[[Connection], ClientPush]:
     """The @connections client of a stored connection (its API's domain and stage)."""
-    from shared.chat.push import api_gateway_push, callback_url
+    from shared.wire.push import api_gateway_push, callback_url
 
     settings = get_settings()
     return lambda connection: api_gateway_push(

@@ -8,19 +8,15 @@ import secrets
 import time
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-from pydantic.alias_generators import to_camel
-
 from shared.channels.base import ChannelError
 from shared.channels.state import ChannelState
+from shared.config_section import CamelModel
 
 MAX_CHANNELS = 50
 _FOREVER = 10 * 365 * 24 * 3600.0
 
 
-class ChannelRecord(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
-
+class ChannelRecord(CamelModel):
     channel_id: str
     tenant_id: str
     kind: str

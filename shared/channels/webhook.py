@@ -22,8 +22,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
-from pydantic.alias_generators import to_camel
+from pydantic import BaseModel, Field, HttpUrl
 
 from shared.channels.base import (
     Acknowledgement,
@@ -39,6 +38,7 @@ from shared.channels.base import (
     WindowState,
 )
 from shared.channels.state import ChannelState
+from shared.config_section import ConfigSection
 
 TIMESTAMP_HEADER = "x-kefu-timestamp"
 SIGNATURE_HEADER = "x-kefu-signature"
@@ -253,10 +253,9 @@ class WebhookChannel(Channel):
         return WindowState(open=True, expires_at=None, remaining=None)
 
 
-class Fields(BaseModel):
+class Fields(ConfigSection):
     """What the admin API stores for a ``webhook`` channel (the signing secret by name)."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
     delivery_url: HttpUrl
     secret: str = Field(min_length=1, max_length=256, description="name of the tenant secret that signs both ways")

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
-from pydantic.alias_generators import to_camel
+from pydantic import BaseModel, Field, HttpUrl
 
 from shared.channels.base import (
     Acknowledgement,
@@ -36,6 +35,7 @@ from shared.channels.state import ChannelState
 from shared.channels.tokens import AccessTokens, FetchedToken
 from shared.channels.wechat_crypto import WeChatCipher, check_signature, parse_xml
 from shared.channels.windows import WECHAT_OA_WINDOWS, ReplyWindows
+from shared.config_section import ConfigSection
 
 WECHAT_API = "https://api.weixin.qq.com"
 # Events that open the short window (1 minute, 3 messages) and carry no question.
@@ -175,10 +175,9 @@ class WeChatOAChannel(Channel):
         self.api.post("/cgi-bin/message/custom/typing", {"touser": customer_id, "command": "Typing"})
 
 
-class Fields(BaseModel):
+class Fields(ConfigSection):
     """What the admin API stores for a ``wechat_oa`` channel (secrets by name)."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
     app_id: str = Field(min_length=1, max_length=64)
     token: str = Field(min_length=3, max_length=32, pattern=r"^[A-Za-z0-9]+$")  # WeChat's rule for the token

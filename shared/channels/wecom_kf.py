@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
-from pydantic.alias_generators import to_camel
+from pydantic import BaseModel, Field, HttpUrl
 
 from shared.channels.base import (
     Acknowledgement,
@@ -41,6 +40,7 @@ from shared.channels.state import ChannelState
 from shared.channels.tokens import AccessTokens, FetchedToken
 from shared.channels.wechat_crypto import WeChatCipher, check_signature, parse_xml
 from shared.channels.windows import WECOM_KF_WINDOWS, ReplyWindows
+from shared.config_section import ConfigSection
 
 WECOM_API = "https://qyapi.weixin.qq.com"
 MAX_CLOCK_SKEW_SECONDS = 300.0
@@ -260,10 +260,9 @@ def _secret_tag(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()[:12]
 
 
-class Fields(BaseModel):
+class Fields(ConfigSection):
     """What the admin API stores for a ``wecom_kf`` channel (secrets by name)."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
     corp_id: str = Field(min_length=1, max_length=64)
     token: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9]+$")

@@ -13,15 +13,18 @@ import functools
 import hmac
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from shared.chat.identity import VisitorTokens, origin_allowed, user_verified, visitor_id_for_user
-from shared.chat.protocol import SessionEnded
-from shared.chat.push import ClientPush
+from shared.chat.rate_limits import ChatLimits, RateLimiter
 from shared.errors import BadRequest, ConnectionGone, Forbidden, KefuError, Unauthorized, UpstreamError, http_status
 from shared.handoff.agents import agent_id_of, key_matches
 from shared.state.records import Agent, Connection, Tenant, new_visitor_id
 from shared.state.store import StateStore
+from shared.wire.events import ConnectEvent, DisconnectEvent
+from shared.wire.protocol import SessionEnded
+from shared.wire.push import ClientPush
 
 _VISITOR_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8}){0,3}$")
@@ -45,6 +48,52 @@ def accepted_protocol(header: str | None) -> str | None:
     """What the handshake must answer in ``Sec-WebSocket-Protocol`` (a browser refuses the connection
     when it offered subprotocols and none comes back)."""
     return PROTOCOL if PROTOCOL in offered_protocols(header) else None
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The connect function's use case: a handshake admitted (or refused with a KefuError) and stored;
+    a closed socket forgotten."""
+
+    store: StateStore
+    # Built at the first visitor handshake (a deployment without a token secret fails only then).
+    tokens: Callable[[], VisitorTokens]
+    limiter: RateLimiter | None
+    limits: ChatLimits
+    push_for: Callable[[str], ClientPush]
+    callback_url_of: Callable[[str, str], str]
+
+    def admit(self, event: ConnectEvent) -> tuple[Connection, dict[str, Any]]:
+        """The stored connection, and the handshake's answer (with the subprotocol a browser needs)."""
+        context = event.request_context
+        if self.limiter is not None:
+            self.limiter.spend(self.limits.for_connect(event.source_ip))
+        protocols = event.header("sec-websocket-protocol")
+        connection = open_connection(
+            self.store,
+            connection_id=context.connection_id,
+            query=event.query_string_parameters,
+            connected_at=int(context.connected_at.timestamp() * 1000),
+            domain_name=context.domain_name,
+            stage=context.stage,
+            protocols=protocols,
+            tokens=self.tokens(),
+            origin=event.header("origin"),
+            source_ip=event.source_ip,
+        )
+        protocol = accepted_protocol(protocols)
+        answer: dict[str, Any] = {"statusCode": 200}
+        if protocol:
+            answer["headers"] = {"Sec-WebSocket-Protocol": protocol}
+        return connection, answer
+
+    def leave(self, event: DisconnectEvent) -> dict[str, Any]:
+        """Forget the connection (an agent's last tab closing shows them offline); API Gateway ignores
+        the answer to $disconnect."""
+        context = event.request_context
+        url = self.callback_url_of(context.domain_name, context.stage)
+        close_connection(self.store, context.connection_id, lambda: self.push_for(url))
+        return {"statusCode": 200}
 
 
 def refused_handshake(error: KefuError, protocols: str | None) -> dict[str, Any]:

@@ -8,22 +8,21 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from shared.chat.jobs import GenerateJob
-from shared.chat.protocol import AnswerDelta, AnswerEnd, ErrorFrame
-from shared.chat.protocol import Citation as CitationFrame
-from shared.chat.push import ClientPush
 from shared.chat.quotas import UsageLedger, month_of
-from shared.chat.retriever import RetrievalResult, Retriever
 from shared.chat.streaming import FrameCoalescer
 from shared.errors import ConnectionGone, KefuError
 from shared.knowledge.base import Passage
+from shared.knowledge.retrieve_client import RetrievalResult, Retriever
 from shared.model.answer_cache import AnswerCache, AnswerKey, AnswerSource, NoAnswerCache, answer_key
-from shared.model.base import Turn
+from shared.model.answer_model import Turn
 from shared.model.gateway import ModelGateway, TenantModel
 from shared.observability import AnswerMeter, AnswerRecord, NoAnswerMeter, logger, metrics
 from shared.state.cache import ContextCache
-from shared.state.records import AnswerUsage, Citation, StoredMessage, answer_id_for, now_ms
+from shared.state.records import AnswerUsage, StoredMessage, answer_id_for, now_ms
 from shared.state.store import StateStore
+from shared.wire.jobs import GenerateJob
+from shared.wire.protocol import AnswerDelta, AnswerEnd, ErrorFrame
+from shared.wire.push import ClientPush
 
 # A job's independent reads (retrieval, the checks, history, the tenant's model) run side by side;
 # threads are made as needed and reused by a warm container.
@@ -148,7 +147,7 @@ class Generator:
                 conversation_id=job.conversation_id,
                 message_id=stored.message_id,
                 text=stored.text,
-                citations=[CitationFrame(**c.model_dump()) for c in stored.citations],
+                citations=stored.citations,
                 complete=not stored.incomplete,
             )
         elif stored.role == "event" and stored.event == "model_unavailable":
@@ -232,7 +231,7 @@ class Generator:
             return "dropped-handoff"
         # A model that said the passages do not answer (no_answer.py) cites nothing: no good source.
         citations = [
-            Citation(document_id=p.document_id, title=p.title, snippet=p.snippet(), url=p.url)
+            p.citation()
             for p in ([] if source.declined else cited)
         ]
         record = self._answer_record(job, tenant_model, source, attempt.started, *timing, bool(citations))
@@ -254,7 +253,7 @@ class Generator:
             conversation_id=job.conversation_id,
             message_id=answer_id,
             text=text,
-            citations=[CitationFrame(**c.model_dump()) for c in citations],
+            citations=citations,
             complete=complete,
         )
         self._send_quietly(push, job, end)

@@ -15,9 +15,8 @@ import hmac
 import re
 from urllib.parse import urlsplit
 
-# Only verified users' ids start with this (fresh ones are "v_…"; tokens are issued only for ids the
-# server assigned), so agents can tell a signed-in user from an anonymous visitor.
-VERIFIED_USER_PREFIX = "u_"
+from shared.state.records import VERIFIED_USER_PREFIX
+
 _TOKEN = re.compile(r"^vt1\.([A-Za-z0-9_-]{8,64})\.([A-Za-z0-9_-]{43})$")
 
 
@@ -66,16 +65,6 @@ def user_verified(identity_secret: str | None, user_id: str, given_hash: str) ->
 def visitor_id_for_user(tenant_id: str, user_id: str) -> str:
     """A verified user's visitor id: stable across devices, and never the tenant's own user id."""
     return VERIFIED_USER_PREFIX + hashlib.sha256(f"{tenant_id}\n{user_id}".encode()).hexdigest()[:32]
-
-
-def alias(visitor_id: str, language: str | None = None) -> str:
-    """What agents call a visitor: four hex digits derived from the id (the id itself is a credential's
-    subject and stays off agents' screens). A user the tenant's site signed in is a "User"."""
-    tag = hashlib.sha256(visitor_id.encode()).hexdigest()[:4].upper()
-    chinese = (language or "").lower().startswith("zh")
-    if visitor_id.startswith(VERIFIED_USER_PREFIX):
-        return f"用户 {tag}" if chinese else f"User {tag}"
-    return f"访客 {tag}" if chinese else f"Visitor {tag}"
 
 
 def origin_allowed(allowed: list[str], origin: str | None) -> bool:

@@ -20,11 +20,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import Field
-
-from shared.config_section import ConfigSection
 from shared.errors import Throttled
 from shared.observability import logger
+from shared.tenant_config.quota import QuotaConfig
 
 # Where an answer's text came from (AnswerRecord.source): only "model" spends model tokens.
 ANSWER_SOURCES = ("model", "cache", "shared")
@@ -34,14 +32,6 @@ _KEEP = timedelta(days=400)
 
 class QuotaExceeded(Throttled):
     code = "quota_exceeded"
-
-
-class QuotaConfig(ConfigSection):
-    """A tenant's monthly quotas (its plan). None: the deployment's default (Settings.quota_*);
-    0: unlimited."""
-
-    questions_per_month: int | None = Field(default=None, ge=0)
-    tokens_per_month: int | None = Field(default=None, ge=0)
 
 
 @dataclass(frozen=True)
@@ -122,7 +112,7 @@ class DynamoUsageLedger(UsageLedger):
     def count_question(self, tenant_id: str, month: str, quota: MonthlyQuota) -> None:
         from pynamodb.exceptions import UpdateError
 
-        from shared.state.models import UsageCounterModel as Usage
+        from shared.state.tables import UsageCounterModel as Usage
 
         condition: Any = None
         if quota.questions:
@@ -141,7 +131,7 @@ class DynamoUsageLedger(UsageLedger):
             logger.warning("could not count the question against the quota", extra={"error": str(exc)[:300]})
 
     def add_answer(self, tenant_id: str, month: str, source: str, input_tokens: int, output_tokens: int) -> None:
-        from shared.state.models import UsageCounterModel as Usage
+        from shared.state.tables import UsageCounterModel as Usage
 
         expires = Usage.expires_at.set(_expiry(month))
         tokens = [Usage.input_tokens.add(input_tokens), Usage.output_tokens.add(output_tokens)]
@@ -150,7 +140,7 @@ class DynamoUsageLedger(UsageLedger):
         Usage(f"usage:{tenant_id}:{month}:source:{source}").update(actions=[Usage.answers.add(1), *tokens, expires])
 
     def usage(self, tenant_id: str, month: str) -> MonthUsage:
-        from shared.state.models import UsageCounterModel as Usage
+        from shared.state.tables import UsageCounterModel as Usage
 
         keys = [f"usage:{tenant_id}:{month}"] + [f"usage:{tenant_id}:{month}:source:{s}" for s in ANSWER_SOURCES]
         items = {item.counter_key: item for item in Usage.batch_get(keys, consistent_read=True)}

@@ -147,7 +147,7 @@ class DynamoRateLimiter(RateLimiter):
     def _add(charge: Charge, now: float) -> int:
         from datetime import UTC, datetime
 
-        from shared.state.models import RateCounterModel
+        from shared.state.tables import RateCounterModel
 
         window = charge.limit.window_seconds
         item = RateCounterModel(_window_key(charge, now))

@@ -6,7 +6,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from shared.chat.protocol import (
+from shared.errors import BadRequest, Forbidden
+from shared.handoff.notify import Notifier
+from shared.handoff.service import Handoff
+from shared.handoff.views import agent_ref, fit, history_frame, summary
+from shared.state.cache import ContextCache
+from shared.state.records import Agent, Connection, Conversation, StoredMessage, new_message_id, now_ms
+from shared.state.store import StateStore
+from shared.wire.protocol import (
     Accept,
     Ack,
     AgentFrame,
@@ -30,13 +37,6 @@ from shared.chat.protocol import (
     Typing,
     TypingFrame,
 )
-from shared.errors import BadRequest, Forbidden
-from shared.handoff.notify import Notifier
-from shared.handoff.service import Handoff
-from shared.handoff.views import agent_ref, fit, history_frame, summary
-from shared.state.cache import ContextCache
-from shared.state.records import Agent, Connection, Conversation, StoredMessage, new_message_id, now_ms
-from shared.state.store import StateStore
 
 # Any agent frame (the console sends a heartbeat every minute) also checks the tenant's queue for
 # visitors waiting past the limit: a conversation is queued only while someone is on duty, so their

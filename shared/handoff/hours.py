@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from shared.handoff.config import WEEKDAYS, AgentHours, parse_span
+from shared.tenant_config.handoff import WEEKDAYS, AgentHours, parse_span
 
 _NAMES = {
     "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"),

@@ -3,12 +3,12 @@ agents of a tenant. Best effort per connection: a gone connection is forgotten, 
 
 from __future__ import annotations
 
-from shared.chat.protocol import Frame
-from shared.chat.push import ClientPush
 from shared.errors import ConnectionGone
 from shared.observability import logger
 from shared.state.records import Connection, now_ms
 from shared.state.store import StateStore
+from shared.wire.protocol import Frame
+from shared.wire.push import ClientPush
 
 # A post to a connection whose $connect has not finished (its record is already stored) fails as gone,
 # and $connect may take up to the 29 s integration timeout: only a connection older

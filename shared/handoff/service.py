@@ -15,21 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-from shared.chat.protocol import (
-    AgentJoined,
-    AgentPresence,
-    ConversationAssigned,
-    ConversationStatusFrame,
-    ConversationUpdated,
-    Notice,
-    PresenceFrame,
-    QueueRemoval,
-    QueueUpdated,
-    TicketOut,
-    TicketsUpdated,
-)
 from shared.errors import Conflict, Forbidden, NotFound
-from shared.handoff.config import HandoffConfig
 from shared.handoff.hours import describe, is_open, next_open
 from shared.handoff.notify import Notifier
 from shared.handoff.texts import chinese, notice_text
@@ -46,6 +32,20 @@ from shared.state.records import (
     now_ms,
 )
 from shared.state.store import StateStore
+from shared.tenant_config.handoff import HandoffConfig
+from shared.wire.protocol import (
+    AgentJoined,
+    AgentPresence,
+    ConversationAssigned,
+    ConversationStatusFrame,
+    ConversationUpdated,
+    Notice,
+    PresenceFrame,
+    QueueRemoval,
+    QueueUpdated,
+    TicketOut,
+    TicketsUpdated,
+)
 
 Reason = str  # visitor_request | no_answer | negative_feedback
 _REASONS = {

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from shared.chat.identity import alias
-from shared.chat.protocol import (
+import hashlib
+
+from shared.state.records import VERIFIED_USER_PREFIX, Agent, Conversation, StoredMessage
+from shared.wire.protocol import (
     AgentRef,
-    Citation,
     ConversationSummary,
     Frame,
     HistoryFrame,
@@ -13,7 +14,6 @@ from shared.chat.protocol import (
     TicketOut,
     VisitorInfo,
 )
-from shared.state.records import Agent, Conversation, StoredMessage
 
 
 def agent_ref(agent: Agent) -> AgentRef:
@@ -78,7 +78,7 @@ def message_out(message: StoredMessage) -> MessageOut:
         text=message.text,
         created_at=message.created_at,
         client_message_id=message.client_message_id,
-        citations=[Citation(**c.model_dump()) for c in message.citations] if message.role == "bot" else None,
+        citations=message.citations if message.role == "bot" else None,
         agent=agent,
         event=message.event,
         feedback=message.feedback,
@@ -127,3 +127,13 @@ def fit(frame: Frame, *lists: str) -> Frame:
             break
         setattr(frame, longest, entries[:-1])
     return frame
+
+
+def alias(visitor_id: str, language: str | None = None) -> str:
+    """What agents call a visitor: four hex digits derived from the id (the id itself is a credential's
+    subject and stays off agents' screens). A user the tenant's site signed in is a "User"."""
+    tag = hashlib.sha256(visitor_id.encode()).hexdigest()[:4].upper()
+    chinese = (language or "").lower().startswith("zh")
+    if visitor_id.startswith(VERIFIED_USER_PREFIX):
+        return f"用户 {tag}" if chinese else f"User {tag}"
+    return f"访客 {tag}" if chinese else f"Visitor {tag}"

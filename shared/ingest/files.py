@@ -11,6 +11,7 @@ from io import BytesIO
 
 from pydantic import ValidationError
 
+from shared.errors import describe_validation_error
 from shared.ingest.errors import FileRejected, corrupt, empty, too_large, unsupported
 from shared.ingest.limits import ParseLimits, check_archive, run_bounded
 from shared.knowledge.base import Block, Document
@@ -160,5 +161,4 @@ def parse_file(
     try:
         return Document(id=identifier, title=(title or found_title or fallback)[:512], url=url, blocks=blocks)
     except ValidationError as error:
-        first = error.errors(include_input=False, include_url=False)[0]
-        raise FileRejected(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        raise FileRejected(describe_validation_error(error, whole="document", most=1)) from None

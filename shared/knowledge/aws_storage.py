@@ -41,10 +41,10 @@ class S3ObjectStore(ObjectStore):
 
 
 class DynamoVersionPointer(VersionPointer):
-    """One item per index in the knowledge table (shared/state/models.py KnowledgePointerModel)."""
+    """One item per index in the knowledge table (shared/state/tables.py KnowledgePointerModel)."""
 
     def read(self, index_key: str, *, consistent: bool = False) -> Pointer | None:
-        from shared.state.models import KnowledgePointerModel
+        from shared.state.tables import KnowledgePointerModel
 
         try:
             item = KnowledgePointerModel.get(index_key, consistent_read=consistent)
@@ -55,7 +55,7 @@ class DynamoVersionPointer(VersionPointer):
     def swap(self, index_key: str, expected: str | None, new: str) -> bool:
         from pynamodb.exceptions import PutError
 
-        from shared.state.models import KnowledgePointerModel
+        from shared.state.tables import KnowledgePointerModel
 
         item = KnowledgePointerModel(index_key, version=new, previous=expected, updated_at=int(time.time()))
         condition = (
@@ -74,9 +74,9 @@ class DynamoVersionPointer(VersionPointer):
 
 def create_bucket(settings: Settings) -> None:
     """Create the knowledge bucket where missing (local emulation and tests; the CDK app owns it in AWS)."""
-    import boto3
+    from shared.aws_clients import aws_client
 
-    client = boto3.client("s3", endpoint_url=settings.s3_endpoint, region_name=settings.aws_region)
+    client = aws_client("s3", region=settings.aws_region, endpoint_url=settings.s3_endpoint)
     try:
         client.head_bucket(Bucket=settings.knowledge_bucket)
     except client.exceptions.ClientError:

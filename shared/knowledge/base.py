@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from shared.state.records import Citation
+
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
@@ -76,6 +78,9 @@ class Passage(BaseModel):
     def snippet(self, max_chars: int = 240) -> str:
         text = " ".join(self.text.split())
         return text if len(text) <= max_chars else text[: max_chars - 1].rstrip() + "…"
+
+    def citation(self) -> Citation:
+        return Citation(document_id=self.document_id, title=self.title, snippet=self.snippet(), url=self.url)
 
 
 class IndexResult(BaseModel):

@@ -28,13 +28,13 @@ import re
 import time
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from pydantic.alias_generators import to_camel
+from pydantic import Field, StringConstraints
 
-from shared.knowledge.config import DEFAULT_TARGET_DECLINE, RetrievalConfig
+from shared.config_section import CamelModel, ConfigSection
 from shared.knowledge.probes import OFF_TOPIC_EN, OFF_TOPIC_ZH
-from shared.knowledge.service import KnowledgeService
+from shared.knowledge.search import KnowledgeService
 from shared.knowledge.text import has_cjk, tokenize
+from shared.tenant_config.retrieval import DEFAULT_TARGET_DECLINE, RetrievalConfig
 
 MIN_THRESHOLD = 0.05
 MAX_THRESHOLD = 0.95
@@ -44,8 +44,7 @@ Probe = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, ma
 STEP = 0.0001
 
 
-class CalibrationRequest(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+class CalibrationRequest(ConfigSection):
 
     # Questions the tenant must not answer; default: kefu's generic off-topic probes (English + Chinese).
     off_topic: list[Probe] | None = Field(default=None, min_length=5, max_length=2000)
@@ -58,17 +57,13 @@ class CalibrationRequest(BaseModel):
     apply: bool = True
 
 
-class TradeoffPoint(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
-
+class TradeoffPoint(CamelModel):
     target_decline: float
     threshold: float
     paraphrase_answer_rate: float | None
 
 
-class CalibrationReport(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
-
+class CalibrationReport(CamelModel):
     threshold: float
     previous_threshold: float
     target_decline: float

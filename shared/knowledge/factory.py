@@ -4,8 +4,7 @@ for the chosen ones."""
 from __future__ import annotations
 
 import re
-from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shared.knowledge.base import Embedder, KnowledgeIndex
 
@@ -19,33 +18,26 @@ CHUNK_INDEX_PREFIX = "kefu-chunks"
 
 if TYPE_CHECKING:
     from shared.knowledge.rerank import Reranker
-    from shared.knowledge.service import KnowledgeService
     from shared.settings import Settings
 
 
-def _aws_client(settings: Settings, service: str, endpoint: str | None):  # type: ignore[no-untyped-def]
-    import boto3
-    from botocore.config import Config
+def _aws_client(settings: Settings, service: str, endpoint: str | None) -> Any:
+    from shared.aws_clients import aws_client
 
-    return boto3.client(
-        service,
-        endpoint_url=endpoint,
-        region_name=settings.aws_region,
-        config=Config(connect_timeout=2, read_timeout=30, retries={"max_attempts": 3, "mode": "standard"}),
-    )
+    return aws_client(service, region=settings.aws_region, endpoint_url=endpoint)
 
 
 def build_embedder(settings: Settings | None = None) -> Embedder:
     """The embedder ``settings.embedding_provider`` names (the shared local USE model by default)."""
     if settings is None or settings.embedding_provider == "use":
-        from shared.knowledge.embedder import shared_embedder
+        from shared.knowledge.use_embedder import shared_embedder
 
         use = shared_embedder()
         if settings is not None:
             use.workers = settings.embedding_workers  # one model per process; its settings are the process's
         embedder: Embedder = use
     elif settings.embedding_provider == "bedrock":
-        from shared.knowledge.embedders import BedrockEmbedder
+        from shared.knowledge.remote_embedders import BedrockEmbedder
 
         embedder = BedrockEmbedder(
             _aws_client(settings, "bedrock-runtime", settings.bedrock_endpoint),
@@ -53,7 +45,7 @@ def build_embedder(settings: Settings | None = None) -> Embedder:
             settings.embedding_dimension,
         )
     else:
-        from shared.knowledge.embedders import OpenAICompatibleEmbedder
+        from shared.knowledge.remote_embedders import OpenAICompatibleEmbedder
 
         if not (settings.embedding_base_url and settings.embedding_model and settings.embedding_dimension):
             raise ValueError(
@@ -137,28 +129,18 @@ def build_index(settings: Settings, embedder: Embedder | None = None) -> Knowled
 
 def build_s3_index(settings: Settings, embedder: Embedder) -> KnowledgeIndex:
     """The embedded index on S3 (shared/knowledge/s3_index.py), its pointer in the knowledge table."""
-    from botocore.config import Config
-
+    from shared.aws_clients import aws_client
     from shared.knowledge.aws_storage import DynamoVersionPointer, S3ObjectStore
     from shared.knowledge.s3_index import S3HybridIndex
-    from shared.state.models import bind_models
+    from shared.state.tables import bind_models
 
     if not settings.knowledge_bucket:
         raise ValueError("KEFU_KNOWLEDGE_BACKEND=s3 needs KEFU_KNOWLEDGE_BUCKET")
-    import boto3
 
     bind_models(settings)
-    client = boto3.client(
-        "s3",
-        endpoint_url=settings.s3_endpoint,
-        region_name=settings.aws_region,
-        config=Config(
-            connect_timeout=2,
-            read_timeout=30,
-            retries={"max_attempts": 3, "mode": "standard"},
-            # A custom endpoint (moto, MinIO) serves buckets by path, not by host name.
-            s3={"addressing_style": "path" if settings.s3_endpoint else "auto"},
-        ),
+    # A custom endpoint (moto, MinIO) serves buckets by path, not by host name.
+    client = aws_client(
+        "s3", region=settings.aws_region, endpoint_url=settings.s3_endpoint, path_style=bool(settings.s3_endpoint)
     )
     return S3HybridIndex(
         S3ObjectStore(client, settings.knowledge_bucket),
@@ -168,21 +150,4 @@ def build_s3_index(settings: Settings, embedder: Embedder) -> KnowledgeIndex:
         prefix=settings.knowledge_prefix or f"{chunk_index_name(embedding_model_name(settings), embedder.dimension)}/",
         pointer_ttl_seconds=settings.knowledge_version_ttl_seconds,
         cached_tenants=settings.knowledge_cached_tenants,
-    )
-
-
-@lru_cache(maxsize=1)
-def knowledge_service() -> KnowledgeService:
-    """The one search path (retrieve function and admin API), built once per process from settings."""
-    from shared.knowledge.service import KnowledgeService
-    from shared.settings import get_settings
-    from shared.wiring import knowledge_index
-
-    settings = get_settings()
-    return KnowledgeService(
-        knowledge_index(),
-        default_threshold=settings.min_answer_score,
-        default_k=settings.retrieve_top_k,
-        reranker=build_reranker(settings),
-        rerank_candidates=settings.rerank_candidates,
     )

@@ -14,6 +14,7 @@ import numpy as np
 from shared.knowledge.base import Embedder
 from shared.knowledge.chunking import Chunk
 from shared.knowledge.text import tokenize
+from shared.knowledge.vectors import unit_rows
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -55,9 +56,4 @@ def embed_rows_with_leads(embedder: Embedder, rows: list[Row]) -> tuple[NDArray[
     matrix = embedder.embed_matrix(strings)
     leads = matrix[[position[row.lead] for row in rows]]
     combined = leads + matrix[[position[row.chunk.text] for row in rows]]
-    norms = np.linalg.norm(combined, axis=1, keepdims=True)
-    lead_norms = np.linalg.norm(leads, axis=1, keepdims=True)
-    return (
-        (combined / np.maximum(norms, 1e-12)).astype(np.float32),
-        (leads / np.maximum(lead_norms, 1e-12)).astype(np.float32),
-    )
+    return unit_rows(combined), unit_rows(leads)

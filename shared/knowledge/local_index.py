@@ -48,7 +48,7 @@ from shared.knowledge.base import (
     SearchHits,
 )
 from shared.knowledge.chunking import DEFAULT_MAX_CHARS, DEFAULT_OVERLAP_CHARS, chunk_document
-from shared.knowledge.entry_model import (
+from shared.knowledge.entry_classifier import (
     EntryModel,
     affordable,
     apply_entry_confidence,

@@ -444,15 +444,24 @@ class OpenSearchIndex(KnowledgeIndex):
             return False
         return int(response.get("deleted", 0)) > 0
 
+    def _msearch(self, bodies: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+        """One ``_msearch`` round trip of these searches over this index: their responses in order, or
+        None when the index does not exist yet (nothing ingested); any other failure is an UpstreamError."""
+        searches = [part for body in bodies for part in ({"index": self.index_name}, body)]
+        responses: list[dict[str, Any]] = self.client.msearch(body=searches).get("responses") or []
+        if len(responses) != len(bodies):
+            raise UpstreamError(f"OpenSearch answered {len(responses)} of {len(bodies)} searches")
+        for item in responses:
+            if "error" in item:
+                if "index_not_found_exception" in str(item["error"]):
+                    return None
+                raise UpstreamError(f"OpenSearch search failed: {item['error']}")
+        return responses
+
     def version(self, tenant_id: str) -> str:
         validate_tenant_id(tenant_id)
-        response = self.client.msearch(body=[{"index": self.index_name}, version_body(tenant_id)])
-        item = (response.get("responses") or [{}])[0]
-        if "error" in item:
-            if "index_not_found_exception" in str(item["error"]):
-                return EMPTY_VERSION
-            raise UpstreamError(f"OpenSearch search failed: {item['error']}")
-        return version_from_response(item)
+        responses = self._msearch([version_body(tenant_id)])
+        return EMPTY_VERSION if responses is None else version_from_response(responses[0])
 
     def documents(self, tenant_id: str) -> list[DocumentSummary]:
         validate_tenant_id(tenant_id)
@@ -472,11 +481,13 @@ class OpenSearchIndex(KnowledgeIndex):
             "query": {"bool": {"filter": [tenant_filter(tenant_id)]}},
             "sort": [{"kind": "asc"}, {"chunk": "asc"}],  # "qa" sorts first: FAQ questions lead
         }
-        response = self.client.msearch(body=[{"index": self.index_name}, body])
-        item = (response.get("responses") or [{}])[0]
-        if "error" in item:
+        try:
+            responses = self._msearch([body])
+        except UpstreamError:
+            return []  # suggestions are optional: a failed read offers none
+        if responses is None:
             return []
-        hits = _own_hits(item, tenant_id)
+        hits = _own_hits(responses[0], tenant_id)
         questions = [str(hit["_source"].get("lead") or hit["_source"].get("title") or "") for hit in hits]
         return [q for q in dict.fromkeys(questions) if q.strip()]
 
@@ -492,20 +503,11 @@ class OpenSearchIndex(KnowledgeIndex):
         alternatives = [t for t in alternative_terms(query) if t not in required]
         terms = required + alternatives
         query_vector = self.embedder.embed_query(fold_chinese(query))
-        searches: list[dict[str, Any]] = []
-        if terms:
-            searches += [{"index": self.index_name}, keyword_search_body(tenant_id, terms, size)]
-        searches += [{"index": self.index_name}, vector_search_body(tenant_id, query_vector.tolist(), size)]
-        searches += [{"index": self.index_name}, version_body(tenant_id)]
-        response = self.client.msearch(body=searches)
-        responses = response.get("responses", [])
-        if len(responses) != len(searches) // 2:
-            raise UpstreamError(f"OpenSearch answered {len(responses)} of {len(searches) // 2} searches")
-        for item in responses:
-            if "error" in item:
-                if "index_not_found_exception" in str(item["error"]):
-                    return SearchHits(passages=[], version=EMPTY_VERSION)
-                raise UpstreamError(f"OpenSearch search failed: {item['error']}")
+        searches = [keyword_search_body(tenant_id, terms, size)] if terms else []
+        searches += [vector_search_body(tenant_id, query_vector.tolist(), size), version_body(tenant_id)]
+        responses = self._msearch(searches)
+        if responses is None:
+            return SearchHits(passages=[], version=EMPTY_VERSION)
         version = version_from_response(responses[-1])
         keyword_hits = _own_hits(responses[0], tenant_id) if terms else []
         vector_hits = _own_hits(responses[-2], tenant_id)

@@ -10,13 +10,11 @@ same path).
 from __future__ import annotations
 
 import math
-import time
 from abc import ABC, abstractmethod
 from typing import Any
 
 from shared.errors import UpstreamError
-
-_RETRY_STATUSES = {429, 500, 502, 503, 504}
+from shared.knowledge.http_json import post_json
 
 
 class Reranker(ABC):
@@ -105,28 +103,12 @@ class HttpReranker(Reranker):
         return [(int(item["index"]), float(item["relevance_score"])) for item in payload["results"]]
 
     def rerank(self, query: str, texts: list[str]) -> list[float]:
-        import httpx
-
         if not texts:
             return []
-        for attempt in range(self.retries + 1):
-            try:
-                response = self._http.post(self.url, json=self._body(query, texts))
-            except httpx.HTTPError as error:
-                if attempt < self.retries:
-                    time.sleep(0.2)
-                    continue
-                raise UpstreamError(f"rerank server {self.url} unreachable: {error}") from error
-            if response.status_code in _RETRY_STATUSES and attempt < self.retries:
-                time.sleep(0.2)
-                continue
-            if response.status_code != 200:
-                raise UpstreamError(f"rerank server answered {response.status_code}: {response.text[:300]}")
-            try:
-                return _scores_by_index(self._parse(response.json()), len(texts))
-            except (ValueError, KeyError, TypeError) as error:
-                raise UpstreamError(f"rerank server sent an unexpected body: {response.text[:300]}") from error
-        raise UpstreamError("rerank server kept failing")  # pragma: no cover - the loop returns or raises
+        pairs = post_json(
+            self._http, self.url, self._body(query, texts), read=self._parse, what="rerank server", retries=self.retries
+        )
+        return _scores_by_index(pairs, len(texts))
 
 
 def _scores_by_index(pairs: list[tuple[int, float]], count: int) -> list[float]:

@@ -35,7 +35,7 @@ from typing import Any
 
 from shared.errors import UpstreamError
 from shared.knowledge.base import Passage
-from shared.model.base import ModelUsage, Turn, close_stream
+from shared.model.answer_model import ModelUsage, Turn, close_stream
 from shared.model.language import split_into_pieces
 from shared.observability import logger
 from shared.redis_support import Backoff, redis_client

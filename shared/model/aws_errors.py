@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from shared.model.chat_base import MAX_ERROR_CHARS, ModelServerError
+from shared.model.streaming_chat import MAX_ERROR_CHARS, ModelServerError
 
 
 def model_client(
@@ -22,19 +22,16 @@ def model_client(
     read_timeout: float,
 ) -> Any:
     """A client with our timeouts and no retries of its own (the gateway retries and falls back)."""
-    import boto3
-    from botocore.config import Config
+    from shared.aws_clients import aws_client
 
-    return boto3.client(
+    return aws_client(
         service,
-        region_name=region,
+        region=region,
         endpoint_url=endpoint_url,
-        config=Config(
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            retries={"total_max_attempts": 1, "mode": "standard"},
-            tcp_keepalive=True,
-        ),
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        attempts=1,
+        keepalive=True,
     )
 
 

@@ -19,7 +19,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import Field
 
 from shared.model.aws_errors import aws_model_errors
-from shared.model.chat_base import StreamEnd, StreamingChatModel
+from shared.model.streaming_chat import StreamEnd, StreamingChatModel
 
 _ROLES = {"human": "user", "ai": "assistant"}
 
@@ -90,7 +90,7 @@ class BedrockConverseChatModel(StreamingChatModel):
             inference["temperature"] = self.temperature
         if self.top_p is not None:
             inference["topP"] = self.top_p
-        if stop:
+        if stop := self._stop(stop):
             inference["stopSequences"] = stop
         request: dict[str, Any] = {"modelId": self.model_id, "messages": turns}
         if system:

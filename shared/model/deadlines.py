@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from shared.errors import UpstreamError
-from shared.model.base import close_stream
+from shared.model.answer_model import close_stream
 
 
 class StreamDeadlineExceeded(UpstreamError):

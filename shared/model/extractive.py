@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from shared.knowledge.base import Passage
-from shared.model.base import Answer, AnswerModel, Turn
+from shared.model.answer_model import Answer, AnswerModel, Turn
 from shared.model.language import Language, detect_language, split_into_pieces
 from shared.model.no_answer import not_found_text
 from shared.model.sentences import DEFAULT_BUDGET, select, width

@@ -5,15 +5,15 @@ SageMaker targets create boto3 clients for them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr, ValidationError
 
-from shared.errors import KefuError
-from shared.model.base import AnswerModel
-from shared.model.config import ModelParameters, ModelTarget
+from shared.errors import KefuError, describe_validation_error
+from shared.model.answer_model import AnswerModel
 from shared.model.extractive import ExtractiveModel
 from shared.settings import Settings
+from shared.tenant_config.model import ModelParameters, ModelTarget
 
 if TYPE_CHECKING:
     from langchain_core.language_models.chat_models import BaseChatModel
@@ -91,7 +91,7 @@ def deployment_target(settings: Settings) -> ModelTarget:
     try:
         return ModelTarget.model_validate(fields, context={"key_given": settings.llm_api_key is not None})
     except ValidationError as exc:
-        problems = describe(exc)
+        problems = describe_validation_error(exc, whole=None)
         for field, variable in _SETTING_NAMES.items():
             problems = problems.replace(f"'{field}'", variable)
         raise ModelNotConfigured(f"invalid model settings: {problems}") from None
@@ -112,7 +112,7 @@ def build_target(
     if target.provider == "extractive":
         return ExtractiveModel(min_answer_score=min_answer_score, language=answer_language)
     # Deferred: langchain-core costs ~0.3 s of cold start that the extractive default never pays.
-    from shared.model.chat_model import LangChainAnswerModel
+    from shared.model.chat_answers import LangChainAnswerModel
 
     chat_model = _chat_model(target, settings=settings, secrets=secrets, api_key=api_key)
     return LangChainAnswerModel(
@@ -130,11 +130,17 @@ def _chat_model(
     target: ModelTarget, *, settings: Settings, secrets: SecretResolver | None, api_key: SecretStr | None
 ) -> BaseChatModel:
     parameters = target.parameters
-    temperature = parameters.temperature if parameters.temperature is not None else settings.llm_temperature
-    max_tokens = parameters.max_tokens if parameters.max_tokens is not None else settings.llm_max_tokens
     connect, first_token, between = target_deadlines(target, settings)
     # The socket read timeout is only the backstop of the stream deadlines (shared/model/deadlines.py).
     read = max(first_token, between)
+    # What every provider's chat model takes (StreamingChatModel's fields).
+    sampling: dict[str, Any] = {
+        "temperature": parameters.temperature if parameters.temperature is not None else settings.llm_temperature,
+        "max_tokens": parameters.max_tokens if parameters.max_tokens is not None else settings.llm_max_tokens,
+        "top_p": parameters.top_p,
+        "stop_sequences": parameters.stop or None,
+        "first_token_timeout": read,
+    }
     if target.provider in ("openai", "azure"):
         from shared.model.openai_compatible import OpenAICompatibleChatModel
 
@@ -158,15 +164,13 @@ def _chat_model(
                 query={"api-version": target.api_version} if target.api_version else {},
                 timeout=settings.llm_timeout_seconds,
                 connect_timeout=connect,
-                first_token_timeout=read,
-                temperature=temperature,
-                max_tokens=max_tokens,
-                top_p=parameters.top_p,
                 ssl_context=ssl_context,
                 transport=guarded,
+                **sampling,
             )
         except ValidationError as exc:
-            raise ModelNotConfigured(f"invalid model settings: {describe(exc)}") from None
+            problems = describe_validation_error(exc, whole=None)
+            raise ModelNotConfigured(f"invalid model settings: {problems}") from None
     from shared.model.aws_errors import model_client
 
     region = target.region or settings.aws_region
@@ -180,14 +184,7 @@ def _chat_model(
             connect_timeout=connect,
             read_timeout=read,
         )
-        return BedrockConverseChatModel(
-            model_id=target.model or "",
-            client=client,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            top_p=parameters.top_p,
-            first_token_timeout=read,
-        )
+        return BedrockConverseChatModel(model_id=target.model or "", client=client, **sampling)
     if target.provider == "sagemaker":
         from shared.model.sagemaker import SageMakerChatModel
 
@@ -203,10 +200,7 @@ def _chat_model(
             client=client,
             payload_format=target.payload_format or "messages",
             model=target.model,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            top_p=parameters.top_p,
-            first_token_timeout=read,
+            **sampling,
         )
     raise ModelNotConfigured(f"unknown provider {target.provider!r}")
 
@@ -224,12 +218,3 @@ def _secret(secrets: SecretResolver | None, reference: str) -> str:
     if secrets is None:
         raise ModelNotConfigured(f"the model needs secret {reference!r} but no secret store is configured")
     return secrets.get(reference)
-
-
-def describe(exc: ValidationError) -> str:
-    problems = []
-    for err in exc.errors(include_input=False, include_url=False):
-        where = ".".join(map(str, err["loc"]))
-        message = str(err["msg"]).removeprefix("Value error, ")
-        problems.append(f"{where}: {message}" if where else message)
-    return "; ".join(problems)

@@ -19,8 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from shared.errors import KefuError
-from shared.model.base import AnswerModel
-from shared.model.config import TIMEOUT_FIELDS, ModelConfig, ModelParameters, ModelTarget
+from shared.model.answer_model import AnswerModel
 from shared.model.extractive import ExtractiveModel
 from shared.model.factory import ModelNotConfigured, build_target, deployment_target, target_deadlines
 from shared.model.resilience import CircuitBreakers, FallbackAnswerModel, ModelTargetRef
@@ -28,6 +27,7 @@ from shared.model.secrets import SecretResolver
 from shared.observability import logger
 from shared.settings import Settings
 from shared.tenant_config import TenantConfig, TenantConfigCache
+from shared.tenant_config.model import TIMEOUT_FIELDS, ModelConfig, ModelParameters, ModelTarget
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import Field, PrivateAttr, SecretStr, field_validator
 
-from shared.model.chat_base import (
+from shared.model.streaming_chat import (
     MAX_ERROR_CHARS,
     FirstTextDeadline,
     ModelServerError,
@@ -199,7 +199,7 @@ class OpenAICompatibleChatModel(StreamingChatModel):
             temperature=self.temperature,
             max_tokens=self.max_tokens,
             top_p=self.top_p,
-            stop=stop,
+            stop=self._stop(stop),
             stream_usage=self.stream_usage,
         )
 

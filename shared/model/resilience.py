@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from shared.errors import UpstreamError
 from shared.knowledge.base import Passage
-from shared.model.base import Answer, AnswerModel, AnswerStream, ModelUsage, Turn, close_stream
+from shared.model.answer_model import Answer, AnswerModel, AnswerStream, ModelUsage, Turn, close_stream
 from shared.model.deadlines import StreamDeadlineExceeded, StreamDeadlines, within_deadlines
 from shared.observability import logger
 

@@ -26,7 +26,7 @@ from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from pydantic import Field
 
 from shared.model.aws_errors import aws_model_errors
-from shared.model.chat_base import (
+from shared.model.streaming_chat import (
     MAX_ERROR_CHARS,
     ModelServerError,
     StreamEnd,
@@ -94,6 +94,7 @@ class SageMakerChatModel(StreamingChatModel):
                 events.close()
 
     def _body(self, messages: list[BaseMessage], stop: list[str] | None) -> dict[str, Any]:
+        stop = self._stop(stop)
         if self.payload_format == "messages":
             return chat_completions_body(
                 messages,

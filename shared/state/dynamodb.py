@@ -12,14 +12,6 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from shared.settings import Settings
-from shared.state.models import (
-    AgentModel,
-    ConnectionModel,
-    ConversationModel,
-    MessageModel,
-    TenantModel,
-    bind_models,
-)
 from shared.state.records import (
     DIALOGUE_ROLES,
     AdminKeyRecord,
@@ -37,6 +29,14 @@ from shared.state.records import (
     now_ms,
 )
 from shared.state.store import ReadSide, StateStore
+from shared.state.tables import (
+    AgentModel,
+    ConnectionModel,
+    ConversationModel,
+    MessageModel,
+    TenantModel,
+    bind_models,
+)
 from shared.tenant_config import TenantConfig
 
 _M = TypeVar("_M", bound=Model)

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from shared.config_section import CamelModel
 from shared.tenant_config import TenantConfig
 
 Role = Literal["visitor", "bot", "agent", "note", "event"]
@@ -38,6 +39,11 @@ def new_conversation_id() -> str:
 
 def new_visitor_id() -> str:
     return "v_" + uuid.uuid4().hex
+
+
+# Only verified users' ids start with this (fresh ones are "v_…"; tokens are issued only for ids the
+# server assigned), so agents can tell a signed-in user from an anonymous visitor.
+VERIFIED_USER_PREFIX = "u_"
 
 
 _last_ms = 0
@@ -198,7 +204,10 @@ class StatusChange:
     capacity: int | None = None
 
 
-class Citation(BaseModel):
+class Citation(CamelModel):
+    """Where an answer came from, as stored with the answer, sent in ``answer.end`` and shown in
+    transcripts (one model for all three: camelCase on the wire, field names in storage)."""
+
     document_id: str
     title: str
     snippet: str

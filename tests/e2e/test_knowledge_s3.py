@@ -14,9 +14,9 @@ import boto3
 import pytest
 
 from local.services import use_dummy_aws_credentials
-from shared.knowledge.embedder import shared_embedder
 from shared.knowledge.factory import build_s3_index
 from shared.knowledge.s3_index import BUNDLE_SUFFIX, S3HybridIndex
+from shared.knowledge.use_embedder import shared_embedder
 from shared.settings import Settings
 from tests.e2e.client import LocalStackInfo
 

@@ -163,7 +163,7 @@ def test_the_default_keeps_the_index_in_a_private_encrypted_bucket(dev: Synth) -
 
 
 def test_the_pointer_table_is_the_models_and_functions_are_pointed_at_bucket_and_table(dev: Synth) -> None:
-    from shared.state.models import KnowledgePointerModel
+    from shared.state.tables import KnowledgePointerModel
 
     [table] = [
         t for t in dev.of_type("AWS::DynamoDB::Table").values() if t["Properties"]["TableName"] == "kefu-dev-knowledge"

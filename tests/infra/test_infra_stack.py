@@ -16,9 +16,8 @@ from infra.constants import (
     FunctionName,
 )
 from infra.constructs.functions import SPECS
-from shared.model.config import ModelConfig
 from shared.settings import Settings
-from shared.state.models import (
+from shared.state.tables import (
     AgentModel,
     ConnectionModel,
     ConversationModel,
@@ -26,6 +25,7 @@ from shared.state.models import (
     RateCounterModel,
     TenantModel,
 )
+from shared.tenant_config.model import ModelConfig
 from tests.infra.profiles import PROFILES
 from tests.infra.synthesis import Synth
 

@@ -10,7 +10,7 @@ import pytest
 
 from local.services import MotoServer, RedisServer
 from shared.settings import Settings
-from shared.state.models import create_tables
+from shared.state.tables import create_tables
 
 # The model servers these tests stand up listen on loopback, which deployments refuse
 # (shared/model/endpoint_guard.py); `make run` allows it the same way.
@@ -36,6 +36,11 @@ def redis_server() -> Iterator[RedisServer]:
 @pytest.fixture
 def settings(moto_server: MotoServer) -> Settings:
     """Settings with fresh table names on the moto server (tests do not see each other's data)."""
+    return fresh_tables(moto_server)
+
+
+def fresh_tables(moto_server: MotoServer) -> Settings:
+    """Settings naming tables of their own on the moto server, created."""
     prefix = f"it-{uuid.uuid4().hex[:8]}"
     settings = Settings(
         dynamodb_endpoint=moto_server.url,

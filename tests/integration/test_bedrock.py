@@ -11,8 +11,8 @@ from local.services import use_dummy_aws_credentials
 from shared.chat.streaming import FrameCoalescer
 from shared.errors import ConnectionGone
 from shared.knowledge.base import Passage
+from shared.model.answer_model import AnswerStream, Turn
 from shared.model.aws_errors import model_client
-from shared.model.base import AnswerStream, Turn
 from shared.model.bedrock import BedrockConverseChatModel
 from shared.model.factory import build_answer_model
 from shared.model.openai_compatible import ModelServerError

@@ -19,9 +19,9 @@ from shared import cli
 from shared.admin import deps
 from shared.admin.app import create_app
 from shared.admin.routes import dead_letters as routes
-from shared.chat.dead_letters import DeadLetters
-from shared.chat.jobs import GenerateJob, SqsGenerationQueue, message_group
 from shared.settings import get_settings
+from shared.wire.dead_letters import DeadLetters
+from shared.wire.jobs import GenerateJob, SqsGenerationQueue, message_group
 
 CREDENTIALS = {"region_name": "us-east-1", "aws_access_key_id": "local", "aws_secret_access_key": "local"}
 

@@ -12,18 +12,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from shared.chat.gate import HandoffGate
 from shared.chat.generation import Generator
 from shared.chat.intake import Intake
-from shared.chat.jobs import GenerateJob, GenerationQueue
-from shared.chat.push import ClientPush
-from shared.chat.retriever import Retriever
 from shared.errors import Conflict
 from shared.handoff.agents import new_agent_key
-from shared.handoff.gate import HandoffGate
 from shared.handoff.notify import Notifier
 from shared.handoff.service import Handoff
 from shared.knowledge.base import Passage
-from shared.model.base import Answer, AnswerModel, Turn
+from shared.knowledge.retrieve_client import Retriever
+from shared.model.answer_model import Answer, AnswerModel, Turn
 from shared.model.gateway import FixedModelGateway
 from shared.settings import Settings
 from shared.state.cache import NoCache
@@ -39,6 +37,8 @@ from shared.state.records import (
     answer_id_for,
     new_message_id,
 )
+from shared.wire.jobs import GenerateJob, GenerationQueue
+from shared.wire.push import ClientPush
 
 pytestmark = pytest.mark.integration
 

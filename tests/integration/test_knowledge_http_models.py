@@ -16,11 +16,11 @@ import pytest
 
 from shared.errors import UpstreamError
 from shared.knowledge.base import Document
-from shared.knowledge.config import RetrievalConfig
-from shared.knowledge.embedders import OpenAICompatibleEmbedder
 from shared.knowledge.local_index import LocalHybridIndex
+from shared.knowledge.remote_embedders import OpenAICompatibleEmbedder
 from shared.knowledge.rerank import HttpReranker
-from shared.knowledge.service import KnowledgeService
+from shared.knowledge.search import KnowledgeService
+from shared.tenant_config.retrieval import RetrievalConfig
 
 pytestmark = pytest.mark.integration
 DIMENSION = 64

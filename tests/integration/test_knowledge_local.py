@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.knowledge.embedder import shared_embedder
 from shared.knowledge.local_index import MANIFEST, LocalHybridIndex
+from shared.knowledge.use_embedder import shared_embedder
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +22,7 @@ WRITER = """
 import sys
 from pathlib import Path
 from shared.knowledge.base import Document
-from shared.knowledge.embedder import UseEmbedder
+from shared.knowledge.use_embedder import UseEmbedder
 from shared.knowledge.local_index import LocalHybridIndex
 
 root, tenant, prefix, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
@@ -35,7 +35,7 @@ CRASHING_WRITER = """
 import os, sys
 from pathlib import Path
 from shared.knowledge.base import Document
-from shared.knowledge.embedder import UseEmbedder
+from shared.knowledge.use_embedder import UseEmbedder
 from shared.knowledge.local_index import MANIFEST, LocalHybridIndex
 
 real_replace = os.replace

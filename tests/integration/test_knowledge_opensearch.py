@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from shared.knowledge.base import Document
-from shared.knowledge.embedder import shared_embedder
 from shared.knowledge.opensearch_index import OpenSearchIndex, build_client
+from shared.knowledge.use_embedder import shared_embedder
 from shared.settings import Settings
 
 URL = os.environ.get("KEFU_TEST_OPENSEARCH_URL")

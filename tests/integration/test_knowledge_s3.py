@@ -18,7 +18,7 @@ from shared.knowledge.base import EMPTY_VERSION, Document
 from shared.knowledge.factory import build_index
 from shared.knowledge.s3_index import BUNDLE_SUFFIX, S3HybridIndex
 from shared.settings import Settings
-from shared.state.models import KnowledgePointerModel, bind_models
+from shared.state.tables import KnowledgePointerModel, bind_models
 from tests.unit.test_knowledge_local_index import DOCS, FakeEmbedder
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,7 @@ import boto3
 import pytest
 
 from local.services import MotoServer, use_dummy_aws_credentials
-from shared.model.base import AnswerStream
+from shared.model.answer_model import AnswerStream
 from shared.model.gateway import ConfiguredModelGateway
 from shared.model.resilience import CircuitBreakers
 from shared.model.secrets import SecretsManagerResolver

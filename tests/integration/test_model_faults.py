@@ -12,7 +12,7 @@ import pytest
 
 from shared.errors import UpstreamError
 from shared.knowledge.base import Passage
-from shared.model.base import Answer
+from shared.model.answer_model import Answer
 from shared.model.gateway import ConfiguredModelGateway
 from shared.model.resilience import CircuitBreakers, ModelUnavailable
 from shared.model.secrets import SecretsManagerResolver

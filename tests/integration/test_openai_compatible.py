@@ -12,7 +12,7 @@ from langchain_core.messages import HumanMessage
 from shared.chat.streaming import FrameCoalescer
 from shared.errors import ConnectionGone, UpstreamError
 from shared.knowledge.base import Passage
-from shared.model.base import Turn
+from shared.model.answer_model import Turn
 from shared.model.factory import build_answer_model
 from shared.model.openai_compatible import ModelServerError, OpenAICompatibleChatModel
 from shared.model.secrets import SecretUnavailable, StaticSecrets, client_certificate_context

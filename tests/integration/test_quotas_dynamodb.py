@@ -14,7 +14,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_concurrent_questions_stop_exactly_at_the_quota(settings: Settings) -> None:
-    from shared.state.models import bind_models
+    from shared.state.tables import bind_models
 
     bind_models(settings)
     quota = MonthlyQuota(questions=25, tokens=0)
@@ -37,7 +37,7 @@ def test_concurrent_questions_stop_exactly_at_the_quota(settings: Settings) -> N
 
 
 def test_answers_count_tokens_by_source_and_model_tokens_spend_the_token_quota(settings: Settings) -> None:
-    from shared.state.models import UsageCounterModel, bind_models
+    from shared.state.tables import UsageCounterModel, bind_models
 
     bind_models(settings)
     ledger = DynamoUsageLedger()
@@ -58,7 +58,7 @@ def test_answers_count_tokens_by_source_and_model_tokens_spend_the_token_quota(s
 
 
 def test_a_counter_that_cannot_be_written_lets_the_question_through(settings: Settings) -> None:
-    from shared.state.models import bind_models
+    from shared.state.tables import bind_models
 
     bind_models(settings.model_copy(update={"limits_table": "no-such-table"}))
     try:

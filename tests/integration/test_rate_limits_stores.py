@@ -45,7 +45,7 @@ def test_without_redis_each_container_still_counts() -> None:
 
 
 def test_without_redis_the_counters_live_in_dynamodb(settings: Settings) -> None:
-    from shared.state.models import RateCounterModel, bind_models
+    from shared.state.tables import RateCounterModel, bind_models
 
     bind_models(settings)
     one, other = DynamoRateLimiter(), DynamoRateLimiter()  # two message function containers

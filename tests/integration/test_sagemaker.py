@@ -11,8 +11,8 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from local.services import use_dummy_aws_credentials
 from shared.chat.streaming import FrameCoalescer
 from shared.errors import ConnectionGone
+from shared.model.answer_model import AnswerStream
 from shared.model.aws_errors import model_client
-from shared.model.base import AnswerStream
 from shared.model.factory import build_answer_model
 from shared.model.openai_compatible import ModelServerError
 from shared.model.sagemaker import SageMakerChatModel

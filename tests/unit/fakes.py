@@ -6,12 +6,10 @@ import json
 import threading
 from collections.abc import Iterator
 
-from shared.chat.jobs import GenerateJob, GenerationQueue
-from shared.chat.push import ClientPush
-from shared.chat.retriever import Retriever
 from shared.errors import ConnectionGone
 from shared.knowledge.base import Passage
-from shared.model.base import Answer, AnswerModel, Turn
+from shared.knowledge.retrieve_client import Retriever
+from shared.model.answer_model import Answer, AnswerModel, Turn
 from shared.state.cache import ContextCache
 from shared.state.records import (
     DIALOGUE_ROLES,
@@ -27,6 +25,8 @@ from shared.state.records import (
     now_ms,
 )
 from shared.state.store import ReadSide, StateStore
+from shared.wire.jobs import GenerateJob, GenerationQueue
+from shared.wire.push import ClientPush
 
 
 class InMemoryStateStore(StateStore):

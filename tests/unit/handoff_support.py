@@ -9,10 +9,10 @@ from typing import Any
 
 from shared.chat.intake import Intake
 from shared.handoff.agents import new_agent_key
-from shared.handoff.config import HandoffConfig
 from shared.handoff.notify import Notifier
 from shared.handoff.service import Handoff
 from shared.state.records import Agent, Connection, Conversation, StoredMessage, Tenant, answer_id_for
+from shared.tenant_config.handoff import HandoffConfig
 from tests.unit.fakes import FakePush, FakeQueue, InMemoryContextCache, InMemoryStateStore
 
 TENANT = "t_1"

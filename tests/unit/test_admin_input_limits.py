@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from shared.admin.routes import knowledge as routes
 from shared.knowledge.local_index import LocalHybridIndex
-from shared.knowledge.service import KnowledgeService
+from shared.knowledge.search import KnowledgeService
 from shared.state.records import Tenant
 from tests.unit.admin_support import admin_client
 from tests.unit.fakes import InMemoryStateStore

@@ -17,7 +17,7 @@ from shared.admin import deps
 from shared.admin.app import create_app
 from shared.admin.routes import knowledge as routes
 from shared.knowledge.local_index import LocalHybridIndex
-from shared.knowledge.service import KnowledgeService
+from shared.knowledge.search import KnowledgeService
 from shared.settings import get_settings
 from shared.state.records import Tenant
 from tests.support.knowledge_samples import MARKDOWN, faq_csv, make_pdf
@@ -105,7 +105,7 @@ def test_ingest_uploads_every_file_continues_past_bad_ones_and_exits_1(admin: Kn
 
 
 def admin_config() -> Any:
-    from shared.knowledge.config import RetrievalConfig
+    from shared.tenant_config.retrieval import RetrievalConfig
 
     return RetrievalConfig(min_answer_score=0.0)
 

@@ -1,6 +1,6 @@
 import pytest
 
-from shared.chat.connections import close_connection, open_connection, refused_handshake
+from shared.chat.connections import Admission, close_connection, open_connection, refused_handshake
 from shared.chat.identity import VisitorTokens
 from shared.chat.rate_limits import ChatLimits, InMemoryRateLimiter, Limit
 from shared.errors import BadRequest, Forbidden, Throttled, Unauthorized
@@ -16,6 +16,21 @@ def store() -> InMemoryStateStore:
 
 
 TOKENS = VisitorTokens(b"unit-test-visitor-token-secret")
+
+
+def admission(
+    store: InMemoryStateStore, limiter: InMemoryRateLimiter | None = None, limits: ChatLimits | None = None
+) -> Admission:
+    """The connect function's use case on in-memory fakes (what the handler gets in place of wiring's)."""
+    push = FakePush()
+    return Admission(
+        store=store,
+        tokens=lambda: TOKENS,
+        limiter=limiter,
+        limits=limits or ChatLimits(),
+        push_for=lambda url: push,
+        callback_url_of=lambda domain, stage: f"https://{domain}/{stage}",
+    )
 
 
 def connect(store: InMemoryStateStore, *, origin: str | None = None, **query: str):  # type: ignore[no-untyped-def]
@@ -197,13 +212,11 @@ def test_the_connect_handler_echoes_the_subprotocol_for_an_agent(
     from tests import events
 
     key = _agent(store)
-    monkeypatch.setattr(connect_handler, "state_store", lambda: store)
-    monkeypatch.setattr(connect_handler, "rate_limiter", InMemoryRateLimiter)
-    monkeypatch.setattr(connect_handler, "visitor_tokens", lambda: TOKENS)
+    doors = admission(store, InMemoryRateLimiter())
     event = events.connect_event({"role": "agent"}, headers=[("Sec-WebSocket-Protocol", f"kefu.v1, kefu.key.{key}")])
-    response = connect_handler.handler(event, events.lambda_context())
+    response = connect_handler.handler(event, events.lambda_context(), admission=doors)
     assert response == {"statusCode": 200, "headers": {"Sec-WebSocket-Protocol": "kefu.v1"}}
-    refused = connect_handler.handler(events.connect_event({"role": "agent"}), events.lambda_context())
+    refused = connect_handler.handler(events.connect_event({"role": "agent"}), events.lambda_context(), admission=doors)
     assert refused["statusCode"] == 401 and "kefu.key." in refused["body"]
 
 
@@ -235,15 +248,14 @@ def test_new_connections_from_one_address_are_limited_before_the_key_is_checked(
 
     limiter = InMemoryRateLimiter()
     limits = ChatLimits(address_connections=Limit("new connections from this network address", 3, 60))
-    monkeypatch.setattr(connect_handler, "state_store", lambda: store)
-    monkeypatch.setattr(connect_handler, "rate_limiter", lambda: limiter)
-    monkeypatch.setattr(connect_handler, "chat_limits", lambda: limits)
-    monkeypatch.setattr(connect_handler, "visitor_tokens", lambda: TOKENS)
+    doors = admission(store, limiter, limits)
     query = {"tenant": "t_1", "key": "wk_right"}
 
     def open_from(address: str) -> dict:
         return connect_handler.handler(
-            events.connect_event(query, conn=events.connection(source_ip=address)), events.lambda_context()
+            events.connect_event(query, conn=events.connection(source_ip=address)),
+            events.lambda_context(),
+            admission=doors,
         )
 
     assert [open_from("203.0.113.9")["statusCode"] for _ in range(3)] == [200, 200, 200]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-PAGE = Path(__file__).resolve().parents[2] / "local" / "static" / "chat.html"
+PAGE = Path(__file__).resolve().parents[2] / "web" / "chat.html"
 
 FAKE_BROWSER = r"""
 class El {

@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.chat.intake import Intake
-from shared.chat.protocol import KNOWN_ACTIONS, MAX_FRAME_BYTES, parse_client_frame
 from shared.errors import BadRequest
 from shared.state.records import Connection, Tenant
+from shared.wire.protocol import KNOWN_ACTIONS, MAX_FRAME_BYTES, parse_client_frame
 from tests.unit.fakes import FakePush, FakeQueue, InMemoryContextCache, InMemoryStateStore
 
 JSON = st.recursive(

@@ -9,10 +9,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import pytest
-
 import functions.generate.handler as generate
-from shared.chat.jobs import GenerateJob
+from shared.wire.jobs import GenerateJob
 from tests.events import lambda_context, sqs_event, sqs_message
 
 
@@ -27,35 +25,37 @@ def _job(name: str) -> dict[str, Any]:
     ).model_dump()
 
 
-def test_invocations_at_once_each_settle_their_own_job(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_invocations_at_once_each_settle_their_own_job() -> None:
     handled: list[str] = []
     slow_started, fast_done = threading.Event(), threading.Event()
 
-    def answer(record: generate.GenerateJobRecord) -> None:
-        job = record.body.conversation_id
-        handled.append(job)
-        if job == "c_slow":
-            # The slow job is still being answered while a second invocation takes and fails its own.
-            slow_started.set()
-            assert fast_done.wait(10)
-            return
-        raise RuntimeError("the state store is down")
+    class Answers:
+        """Stands in for the Generator the composition root would build (the handler's argument)."""
 
-    monkeypatch.setattr(generate, "_answer", answer)
+        def answer(self, job: GenerateJob) -> str:
+            handled.append(job.conversation_id)
+            if job.conversation_id == "c_slow":
+                # The slow job is still being answered while a second invocation takes and fails its own.
+                slow_started.set()
+                assert fast_done.wait(10)
+                return "answered"
+            raise RuntimeError("the state store is down")
+
+    answers: Any = Answers()
     slow = sqs_event(sqs_message(_job("slow"), message_id="msg-slow", group_id="t_1:0"))
     failing = sqs_event(sqs_message(_job("failing"), message_id="msg-failing", group_id="t_1:1"))
 
     def invoke_failing() -> Any:
         assert slow_started.wait(10)
         try:
-            return generate.handler(failing, lambda_context("kefu-generate"))
+            return generate.handler(failing, lambda_context("kefu-generate"), generator=answers)
         except Exception as exc:  # every record failed: Powertools raises, Lambda retries the batch
             return exc
         finally:
             fast_done.set()
 
     with ThreadPoolExecutor(2) as pool:
-        slow_result = pool.submit(generate.handler, slow, lambda_context("kefu-generate"))
+        slow_result = pool.submit(generate.handler, slow, lambda_context("kefu-generate"), generator=answers)
         failing_result = pool.submit(invoke_failing)
         slow_response, failing_response = slow_result.result(20), failing_result.result(20)
 

@@ -8,14 +8,14 @@ from typing import Any
 import pytest
 
 from shared.chat.generation import AnswerGate, Generator
-from shared.chat.jobs import GenerateJob
-from shared.chat.retriever import RetrievalResult
 from shared.knowledge.base import Passage
+from shared.knowledge.retrieve_client import RetrievalResult
 from shared.model.answer_cache import AnswerKey, Flight, InMemoryAnswerCache
-from shared.model.base import Answer, AnswerModel, AnswerStream, ModelUsage, Turn
+from shared.model.answer_model import Answer, AnswerModel, AnswerStream, ModelUsage, Turn
 from shared.model.gateway import FixedModelGateway, ModelGateway, TenantModel
 from shared.observability import AnswerMeter, AnswerRecord
 from shared.state.records import Conversation, StoredMessage, answer_id_for
+from shared.wire.jobs import GenerateJob
 from tests.unit.fakes import FakeAnswerModel, FakePush, FakeRetriever, InMemoryContextCache, InMemoryStateStore
 
 PASSAGE = Passage(document_id="returns", title="Returns", text="Return within 30 days.", url="https://x/r", score=0.9)

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from shared.chat.retriever import LambdaRetriever
 from shared.errors import UpstreamError
+from shared.knowledge.retrieve_client import LambdaRetriever
 
 PASSAGE = {
     "documentId": "returns",
@@ -61,5 +61,5 @@ def test_a_failed_retrieval_is_an_upstream_error(body: Any, function_error: bool
 
 
 def test_a_malformed_passage_is_an_upstream_error_not_a_crash() -> None:
-    with pytest.raises(UpstreamError, match="malformed passage"):
+    with pytest.raises(UpstreamError, match="malformed answer: passages.0.documentId: Field required"):
         LambdaRetriever(FakeLambda({"passages": [{"title": "no id"}]}), "kefu-retrieve").search("acme", "q", 4)

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 
 from shared.handoff import desk as desk_module
-from shared.handoff.config import AgentHours, HandoffConfig
 from shared.state.records import now_ms
+from shared.tenant_config.handoff import AgentHours, HandoffConfig
 from tests.unit.fakes import FakeAnswerModel
 from tests.unit.handoff_support import Desk
 from tests.unit.test_handoff_gate import gate, generator, visitor_message

@@ -3,13 +3,13 @@ handoff mid-answer drops it, and N answers without a source in a row hand the co
 
 from collections.abc import Iterator
 
+from shared.chat.gate import HandoffGate
 from shared.chat.generation import Generator
-from shared.chat.jobs import GenerateJob
-from shared.handoff.gate import HandoffGate
 from shared.knowledge.base import Passage
-from shared.model.base import Answer, AnswerModel, Turn
+from shared.model.answer_model import Answer, AnswerModel, Turn
 from shared.model.gateway import FixedModelGateway
 from shared.state.records import StatusChange, StoredMessage, answer_id_for
+from shared.wire.jobs import GenerateJob
 from tests.unit.fakes import FakeAnswerModel, FakeRetriever
 from tests.unit.handoff_support import Desk
 

@@ -1,8 +1,8 @@
 """Fan-out forgets connections that @connections reports gone, but not ones still inside their $connect."""
 
-from shared.chat.protocol import TypingFrame
 from shared.handoff.notify import CONNECT_GRACE_MS, Notifier
 from shared.state.records import Connection, now_ms
+from shared.wire.protocol import TypingFrame
 from tests.unit.fakes import FakePush, InMemoryStateStore
 
 

@@ -5,10 +5,10 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from shared.handoff.config import AgentHours, HandoffConfig, LocalizedText
 from shared.handoff.hours import describe, is_open, next_open
 from shared.handoff.triggers import asks_for_human
 from shared.tenant_config import TenantConfig
+from shared.tenant_config.handoff import AgentHours, HandoffConfig, LocalizedText
 
 SHANGHAI_WEEKDAYS = AgentHours(
     timezone="Asia/Shanghai",

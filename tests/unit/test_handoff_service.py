@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 
 from shared.errors import Conflict, Forbidden, NotFound
-from shared.handoff.config import AgentHours
+from shared.tenant_config.handoff import AgentHours
 from tests.unit.handoff_support import Desk
 
 

@@ -5,10 +5,10 @@ import threading
 import pytest
 
 from shared.chat.intake import Intake
-from shared.chat.jobs import GenerateJob, SqsGenerationQueue, message_group
 from shared.errors import ConnectionGone
 from shared.state.records import Connection, Conversation, StoredMessage, Tenant, answer_id_for
 from shared.tenant_config import TenantConfigCache
+from shared.wire.jobs import GenerateJob, SqsGenerationQueue, message_group
 from tests.unit.fakes import FakePush, FakeQueue, InMemoryContextCache, InMemoryStateStore
 
 

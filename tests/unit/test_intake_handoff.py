@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from shared.chat.identity import alias
-from shared.chat.protocol import parse_client_frame
 from shared.errors import BadRequest, UnknownAction
+from shared.handoff.views import alias
+from shared.wire.protocol import parse_client_frame
 from tests.unit.handoff_support import Desk
 
 

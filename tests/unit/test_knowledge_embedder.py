@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from shared.knowledge import embedder as embedder_module
-from shared.knowledge.embedder import UseEmbedder, resolve_workers, shared_embedder
+from shared.knowledge import use_embedder as embedder_module
 from shared.knowledge.factory import build_embedder
+from shared.knowledge.use_embedder import UseEmbedder, resolve_workers, shared_embedder
 from shared.settings import Settings
 
 TEXTS = [f"How long does delivery to region {n} take? Parcels arrive in {n % 7 + 1} days." for n in range(40)]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from shared.knowledge.base import Block, Document, Embedder
-from shared.knowledge.entry_model import (
+from shared.knowledge.entry_classifier import (
     EntryModel,
     apply_entry_confidence,
     fit_entry_model,
@@ -202,7 +202,7 @@ def test_an_index_written_without_a_model_gets_one_when_paraphrases_arrive(tmp_p
 def test_a_faq_too_large_to_fit_on_every_write_keeps_fused_scores_and_costs_no_extra_embedding(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("shared.knowledge.entry_model.MAX_FIT_COST", 1000.0)
+    monkeypatch.setattr("shared.knowledge.entry_classifier.MAX_FIT_COST", 1000.0)
     embedder = FakeEmbedder()
     index = LocalHybridIndex(tmp_path, embedder)
     documents = [faq_document(entry, phrasings) for entry, phrasings in FAQ.items()]

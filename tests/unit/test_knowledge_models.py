@@ -14,10 +14,10 @@ from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
 
 from shared.errors import UpstreamError
-from shared.knowledge.embedder import UseEmbedder
-from shared.knowledge.embedders import BedrockEmbedder, OpenAICompatibleEmbedder
 from shared.knowledge.factory import build_embedder, build_reranker
+from shared.knowledge.remote_embedders import BedrockEmbedder, OpenAICompatibleEmbedder
 from shared.knowledge.rerank import BedrockReranker, HttpReranker, _scores_by_index, bedrock_model_arn
+from shared.knowledge.use_embedder import UseEmbedder
 from shared.settings import Settings
 
 

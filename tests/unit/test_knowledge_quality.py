@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from shared.knowledge.base import Document
-from shared.knowledge.embedder import shared_embedder
 from shared.knowledge.local_index import LocalHybridIndex
+from shared.knowledge.use_embedder import shared_embedder
 from shared.settings import Settings
 
 DEMO_FAQ = Path(__file__).resolve().parents[2] / "local" / "demo" / "faq.json"

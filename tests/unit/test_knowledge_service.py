@@ -15,10 +15,10 @@ from shared.knowledge.calibration import (
     reword,
     threshold_for_decline,
 )
-from shared.knowledge.config import RetrievalConfig
 from shared.knowledge.local_index import LocalHybridIndex
 from shared.knowledge.rerank import Reranker
-from shared.knowledge.service import KnowledgeService
+from shared.knowledge.search import KnowledgeService
+from shared.tenant_config.retrieval import RetrievalConfig
 from tests.unit.test_knowledge_local_index import DOCS, FakeEmbedder
 
 QUESTION = "how many days do I have to return an item for a refund?"

@@ -18,7 +18,7 @@ from shared.model.answer_cache import (
     answer_key,
     normalise_question,
 )
-from shared.model.base import AnswerStream, ModelUsage, Turn
+from shared.model.answer_model import AnswerStream, ModelUsage, Turn
 
 WAIT = 10  # bounds a hang only
 

@@ -12,8 +12,8 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 
 from shared.errors import UpstreamError
 from shared.knowledge.base import Passage
-from shared.model.base import Answer, AnswerStream, Turn
-from shared.model.chat_model import NO_PASSAGES, LangChainAnswerModel, build_messages, system_prompt
+from shared.model.answer_model import Answer, AnswerStream, Turn
+from shared.model.chat_answers import NO_PASSAGES, LangChainAnswerModel, build_messages, system_prompt
 from shared.model.openai_compatible import ModelServerError
 
 

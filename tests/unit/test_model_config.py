@@ -10,9 +10,9 @@ from pydantic import ValidationError
 
 from shared.admin.app import create_app
 from shared.admin.deps import _store, require_admin
-from shared.model.config import ModelConfig, ModelTarget
 from shared.state.records import Tenant
 from shared.tenant_config import TenantConfig
+from shared.tenant_config.model import ModelConfig, ModelTarget
 from tests.unit.fakes import InMemoryStateStore
 
 

@@ -10,9 +10,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from shared.model.config import ModelTarget
-from shared.model.endpoint_guard import GuardedTransport, check_host
+from shared.addresses import check_host
+from shared.model.endpoint_guard import GuardedTransport
 from shared.settings import get_settings
+from shared.tenant_config.model import ModelTarget
 
 
 def problem(endpoint: str) -> str:

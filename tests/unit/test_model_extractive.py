@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from shared.knowledge.base import Passage
-from shared.model.base import Answer, Turn
+from shared.model.answer_model import Answer, Turn
 from shared.model.extractive import ExtractiveModel
 from shared.model.language import detect_language, split_into_pieces
 from shared.model.sentences import DEFAULT_BUDGET, split_sentences, terms, width

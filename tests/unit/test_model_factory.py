@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.model.chat_model import LangChainAnswerModel
+from shared.model.chat_answers import LangChainAnswerModel
 from shared.model.extractive import ExtractiveModel
 from shared.model.factory import ModelNotConfigured, build_answer_model
 from shared.model.openai_compatible import OpenAICompatibleChatModel

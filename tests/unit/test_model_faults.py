@@ -12,18 +12,18 @@ import pytest
 from langchain_core.messages import HumanMessage
 
 from shared.knowledge.base import Passage
-from shared.model.base import Answer, AnswerModel, Turn
+from shared.model.answer_model import Answer, AnswerModel, Turn
 from shared.model.bedrock import BedrockConverseChatModel
-from shared.model.chat_base import ModelServerError
-from shared.model.config import ModelConfig, ModelTarget
 from shared.model.deadlines import StreamDeadlineExceeded, StreamDeadlines, within_deadlines
 from shared.model.extractive import ExtractiveModel
 from shared.model.gateway import ConfiguredModelGateway
 from shared.model.resilience import CircuitBreakers, FallbackAnswerModel, ModelTargetRef, ModelUnavailable
 from shared.model.sagemaker import SageMakerChatModel
 from shared.model.secrets import SecretsManagerResolver
+from shared.model.streaming_chat import ModelServerError
 from shared.settings import Settings
 from shared.tenant_config import TenantConfig
+from shared.tenant_config.model import ModelConfig, ModelTarget
 
 # --- within_deadlines ---
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from shared.model.chat_model import LangChainAnswerModel
+from shared.model.chat_answers import LangChainAnswerModel
 from shared.model.extractive import ExtractiveModel
 from shared.model.factory import ModelNotConfigured
 from shared.model.gateway import ConfiguredModelGateway
@@ -181,3 +181,39 @@ def test_nothing_buildable_is_a_clear_error() -> None:
 
 def test_an_unknown_tenant_gets_the_deployment_model() -> None:
     assert isinstance(gateway(Tenants({})).for_tenant("nobody").model, ExtractiveModel)
+
+
+def test_a_tenants_stop_sequences_reach_every_providers_request() -> None:
+    """model.parameters.stop is validated with the tenant's config and sent in each wire format."""
+    from langchain_core.messages import HumanMessage
+
+    stop = {"parameters": {"stop": ["\nVisitor:", "###"]}}
+    config = {
+        "model": {
+            **ONPREM,
+            **stop,
+            "fallbacks": [
+                {"provider": "bedrock", "model": "amazon.nova-lite-v1:0", **stop},
+                {"provider": "sagemaker", "endpoint": "tgi-endpoint", "payloadFormat": "generate", **stop},
+            ],
+        }
+    }
+    model = gateway(Tenants({"t": config})).for_tenant("t").model
+    openai, bedrock, sagemaker = [target.model._chat_model for target in model.targets]  # type: ignore[attr-defined]
+    messages = [HumanMessage("hi")]
+
+    assert openai._payload(messages, None, stream=True)["stop"] == ["\nVisitor:", "###"]
+    assert bedrock._request(messages, None)["inferenceConfig"]["stopSequences"] == ["\nVisitor:", "###"]
+    assert sagemaker._body(messages, None)["parameters"]["stop"] == ["\nVisitor:", "###"]
+    # A caller's own stop list still wins over the tenant's.
+    assert openai._payload(messages, ["END"], stream=False)["stop"] == ["END"]
+
+
+def test_the_deployment_model_takes_the_tenants_stop_sequences() -> None:
+    settings = Settings(llm_provider="openai", llm_base_url="http://gpu:8000/v1", llm_model="m")
+
+    [chat] = chat_models(
+        gateway(Tenants({"t": {"model": {"parameters": {"stop": ["</s>"]}}}}), settings).for_tenant("t").model
+    )
+
+    assert chat._payload([], None, stream=True)["stop"] == ["</s>"]

@@ -8,7 +8,7 @@ import pytest
 
 from shared.errors import UpstreamError
 from shared.knowledge.base import Passage
-from shared.model.base import Answer, AnswerModel, AnswerStream, ModelUsage, Turn
+from shared.model.answer_model import Answer, AnswerModel, AnswerStream, ModelUsage, Turn
 from shared.model.openai_compatible import ModelServerError
 from shared.model.resilience import CircuitBreakers, FallbackAnswerModel, ModelTargetRef
 

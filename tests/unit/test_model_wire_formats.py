@@ -10,9 +10,9 @@ import sys
 import pytest
 from botocore.eventstream import ChecksumMismatch, EventStreamBuffer
 
-from shared.model.chat_base import sse_data
 from shared.model.openai_compatible import ModelServerError
 from shared.model.sagemaker import _chunk, _lines
+from shared.model.streaming_chat import sse_data
 from shared.observability import LazyTracer
 from tests.support import aws_eventstream as es
 

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from shared.chat.protocol import AnswerDelta, parse_client_frame
 from shared.errors import BadRequest, MessageTooLarge, UnknownAction
+from shared.wire.protocol import AnswerDelta, parse_client_frame
 
 
 def frame(**fields: object) -> str:

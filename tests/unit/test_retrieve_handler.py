@@ -13,14 +13,14 @@ import functions.retrieve.handler as retrieve
 from shared import wiring
 from shared.errors import Forbidden
 from shared.knowledge.base import Document, DocumentSummary, IndexResult, KnowledgeIndex, SearchHits
-from shared.knowledge.config import RetrievalConfig
-from shared.knowledge.factory import knowledge_service
 from shared.knowledge.local_index import LocalHybridIndex
-from shared.knowledge.retrieval import RetrieveRequest, RetrieveService, StaticConfigs, StoredTenantConfigs
-from shared.knowledge.service import KnowledgeService
+from shared.knowledge.retrieve_contract import RetrieveRequest
+from shared.knowledge.retrieve_service import RetrieveService, StaticConfigs, StoredTenantConfigs
+from shared.knowledge.search import KnowledgeService
 from shared.settings import get_settings
 from shared.state.records import Tenant
-from shared.tenant_config import TenantConfig
+from shared.tenant_config import TenantConfig, TenantConfigCache
+from shared.tenant_config.retrieval import RetrievalConfig
 from tests.events import lambda_context
 from tests.unit.fakes import InMemoryStateStore
 from tests.unit.test_knowledge_local_index import DOCS, FakeEmbedder
@@ -35,7 +35,7 @@ def service_for(index: KnowledgeIndex, default_k: int = 2, config: RetrievalConf
 def index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> LocalHybridIndex:
     index = LocalHybridIndex(tmp_path, FakeEmbedder())
     index.index("acme", DOCS)
-    monkeypatch.setattr(retrieve, "_service", lambda: service_for(index))
+    monkeypatch.setattr(wiring, "retrieve_service", lambda: service_for(index))
     return index
 
 
@@ -83,13 +83,13 @@ def test_the_tenant_threshold_filters_passages_and_is_reported(
     best, second = everything["passages"][0]["score"], everything["passages"][1]["score"]
     threshold = round((best + second) / 2, 4)
     strict = service_for(index, config=RetrievalConfig(min_answer_score=threshold))
-    monkeypatch.setattr(retrieve, "_service", lambda: strict)
+    monkeypatch.setattr(wiring, "retrieve_service", lambda: strict)
     response = invoke({"tenantId": "acme", "query": "how do I return an item for a refund?", "k": 3})
     assert [p["documentId"] for p in response["passages"]] == ["returns"]
     assert response["threshold"] == threshold and response["bestScore"] == best and response["matched"] is True
     assert response["configVersion"] != everything["configVersion"]  # a new threshold: cached answers are stale
     nothing = service_for(index, config=RetrievalConfig(min_answer_score=1.0))
-    monkeypatch.setattr(retrieve, "_service", lambda: nothing)
+    monkeypatch.setattr(wiring, "retrieve_service", lambda: nothing)
     declined = invoke({"tenantId": "acme", "query": "how do I return an item for a refund?", "k": 3})
     assert declined["passages"] == [] and declined["matched"] is False and declined["bestScore"] == best
 
@@ -108,7 +108,7 @@ def test_stored_tenant_configs_are_read_from_the_tenant_and_cached_for_the_ttl()
     config = TenantConfig(retrieval=RetrievalConfig(min_answer_score=0.61, keyword_weight=0.3))
     store.put_tenant(Tenant(tenant_id="acme", name="Acme", widget_key="wk", created_at=0, config=config))
     now = [100.0]
-    configs = StoredTenantConfigs(store, ttl_seconds=30, clock=lambda: now[0])
+    configs = StoredTenantConfigs(TenantConfigCache(store.tenant_config, ttl_seconds=30, clock=lambda: now[0]))
     assert configs.retrieval_config("acme").min_answer_score == 0.61
     changed = TenantConfig(retrieval=RetrievalConfig(min_answer_score=0.7))
     store.put_tenant(Tenant(tenant_id="acme", name="Acme", widget_key="wk", created_at=0, config=changed))
@@ -170,15 +170,24 @@ class ExplodingIndex(KnowledgeIndex):
 
 
 def test_unexpected_failures_become_an_internal_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(retrieve, "_service", lambda: service_for(ExplodingIndex(RuntimeError("boom")), 4))
+    monkeypatch.setattr(wiring, "retrieve_service", lambda: service_for(ExplodingIndex(RuntimeError("boom")), 4))
     response = invoke({"tenantId": "acme", "query": "refund"})
     assert response["error"]["code"] == "internal_error"
     assert "boom" not in response["error"]["message"]
 
 
 def test_typed_errors_keep_their_code(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(retrieve, "_service", lambda: service_for(ExplodingIndex(Forbidden("no access")), 4))
+    monkeypatch.setattr(wiring, "retrieve_service", lambda: service_for(ExplodingIndex(Forbidden("no access")), 4))
     assert invoke({"tenantId": "acme", "query": "refund"}) == {"error": {"code": "forbidden", "message": "no access"}}
+
+
+def test_the_handler_takes_its_service_as_an_argument(index: LocalHybridIndex) -> None:
+    """A test (or another entry point) passes the use case; nothing is built from settings."""
+    response = retrieve.handler(
+        {"tenantId": "acme", "query": "refund"}, lambda_context("kefu-retrieve"), service=service_for(index, 1)
+    )
+
+    assert len(response["passages"]) == 1 and response["matched"] in (True, False)
 
 
 def test_request_model_accepts_camel_and_snake_case() -> None:
@@ -193,18 +202,16 @@ def settings_from_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     monkeypatch.setenv("KEFU_KNOWLEDGE_BACKEND", "local")
     monkeypatch.setenv("KEFU_KNOWLEDGE_DIR", str(tmp_path))
     monkeypatch.setenv("KEFU_RETRIEVE_TOP_K", "3")
-    for cached in (get_settings, wiring.knowledge_index, retrieve._service, knowledge_service):
-        cached.cache_clear()
+    wiring.forget_adapters()
     yield tmp_path
-    for cached in (get_settings, wiring.knowledge_index, retrieve._service, knowledge_service):
-        cached.cache_clear()
+    wiring.forget_adapters()
 
 
 def test_the_handler_builds_its_index_from_settings(settings_from_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The tenant's settings come from the state store: an in-memory one here (no network in unit tests).
     monkeypatch.setattr(wiring, "state_store", lambda: InMemoryStateStore())
     # Written by "the admin API" (another index object on the same directory), read by the handler.
-    from shared.knowledge.embedder import shared_embedder
+    from shared.knowledge.use_embedder import shared_embedder
 
     LocalHybridIndex(settings_from_env, shared_embedder()).index("acme", DOCS)
     response = invoke({"tenantId": "acme", "query": "how long does standard delivery take?"})

@@ -33,17 +33,17 @@ from shared.admin.routes import dead_letters as dead_letter_routes
 from shared.admin.routes import knowledge as knowledge_routes
 from shared.admin.routes import usage as usage_routes
 from shared.channels.directory import ChannelDirectory, ChannelRecord
-from shared.chat.dead_letters import DeadLetter, DeadLetters
 from shared.chat.intake import Intake
-from shared.chat.protocol import AGENT_ACTIONS, VISITOR_ACTIONS, AgentFrame, VisitorFrame
 from shared.handoff.agents import new_agent_key
-from shared.handoff.config import HandoffConfig
 from shared.knowledge.base import Document
 from shared.knowledge.local_index import LocalHybridIndex
-from shared.knowledge.service import KnowledgeService
+from shared.knowledge.search import KnowledgeService
 from shared.settings import get_settings
 from shared.state.records import AdminKeyRecord, Agent, Connection, Conversation, StoredMessage, Tenant
 from shared.tenant_config import TenantConfig
+from shared.tenant_config.handoff import HandoffConfig
+from shared.wire.dead_letters import DeadLetter, DeadLetters
+from shared.wire.protocol import AGENT_ACTIONS, VISITOR_ACTIONS, AgentFrame, VisitorFrame
 from tests.support.channel_state_fake import FakeChannelState, FakeTenantSecrets
 from tests.unit.admin_support import ADMIN_KEY
 from tests.unit.fakes import FakePush, FakeQueue, InMemoryContextCache, InMemoryStateStore

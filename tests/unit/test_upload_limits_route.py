@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from shared.admin.routes import knowledge as routes
 from shared.knowledge.local_index import LocalHybridIndex
-from shared.knowledge.service import KnowledgeService
+from shared.knowledge.search import KnowledgeService
 from shared.state.records import Tenant
 from tests.support.knowledge_samples import faq_csv
 from tests.support.upload_bombs import docx_expanding_to

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from shared.admin.routes import usage as usage_routes
-from shared.chat.quotas import MonthlyQuota, QuotaConfig
+from shared.chat.quotas import MonthlyQuota
 from shared.state.records import Tenant
 from shared.tenant_config import TenantConfig
+from shared.tenant_config.quota import QuotaConfig
 from tests.unit.admin_support import admin_client
 from tests.unit.fakes import InMemoryStateStore
 from tests.unit.test_quotas import FakeUsageLedger

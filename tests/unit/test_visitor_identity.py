@@ -11,9 +11,10 @@ from fastapi.testclient import TestClient
 
 from shared.admin import deps
 from shared.chat.connections import open_connection
-from shared.chat.identity import VisitorTokens, alias, origin_allowed, user_hash
+from shared.chat.identity import VisitorTokens, origin_allowed, user_hash
 from shared.chat.intake import Intake
 from shared.errors import Forbidden
+from shared.handoff.views import alias
 from shared.state.records import Connection, Tenant, now_ms
 from tests.unit.admin_support import admin_client
 from tests.unit.fakes import FakePush, FakeQueue, InMemoryContextCache, InMemoryStateStore

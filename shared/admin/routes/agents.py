@@ -3,11 +3,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, status
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import Field
 
 from shared.admin.deps import ConnectionPush, ExistingTenant, Store
 from shared.chat.connections import close_agent_sessions
+from shared.config_section import CamelModel, ConfigSection
 from shared.errors import Conflict, NotFound
 from shared.handoff.agents import new_agent_key
 from shared.state.records import Agent, AgentEdit, new_agent_id, now_ms
@@ -15,25 +15,19 @@ from shared.state.records import Agent, AgentEdit, new_agent_id, now_ms
 router = APIRouter(prefix="/v1/tenants/{tenant_id}/agents", tags=["agents"])
 
 
-class _Camel(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
-
-
-class CreateAgent(_Camel):
+class CreateAgent(CamelModel):
     name: str = Field(min_length=1, max_length=80)
     # Conversations held at once; omitted: the tenant's handoff.agentCapacity.
     capacity: int | None = Field(default=None, ge=1, le=100)
 
 
-class UpdateAgent(_Camel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
-
+class UpdateAgent(ConfigSection):
     name: str | None = Field(default=None, min_length=1, max_length=80)
     capacity: int | None = Field(default=None, ge=1, le=100)
     disabled: bool | None = None
 
 
-class AgentOut(_Camel):
+class AgentOut(CamelModel):
     agent_id: str
     name: str
     capacity: int | None
@@ -47,7 +41,7 @@ class AgentWithKey(AgentOut):
     agent_key: str
 
 
-class Agents(_Camel):
+class Agents(CamelModel):
     agents: list[AgentOut]
 
 

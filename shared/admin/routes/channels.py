@@ -6,15 +6,15 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic.alias_generators import to_camel
+from pydantic import BaseModel, Field, ValidationError
 
 from shared.admin.deps import ExistingTenant
 from shared.channels.base import ChannelError
 from shared.channels.directory import ChannelDirectory, ChannelRecord
 from shared.channels.registry import KINDS, validate_fields
 from shared.channels.secrets import SECRET_NAME, SecretStoreUnavailable, TenantSecrets
-from shared.errors import BadRequest, NotFound, UpstreamError
+from shared.config_section import CamelModel
+from shared.errors import BadRequest, NotFound, UpstreamError, describe_validation_error
 from shared.settings import get_settings
 from shared.wiring import channel_directory, tenant_secrets
 
@@ -38,20 +38,16 @@ SecretName = Annotated[str, Path(pattern=SECRET_NAME.pattern, description="lette
 ChannelId = Annotated[str, Path(max_length=40, pattern=r"^ch_[A-Za-z0-9_-]+$")]
 
 
-class _Camel(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
-
-
 class SecretIn(BaseModel):
     value: str = Field(min_length=1, max_length=8192)
 
 
-class SecretOut(_Camel):
+class SecretOut(CamelModel):
     name: str
     stored: bool = True
 
 
-class ChannelOut(_Camel):
+class ChannelOut(CamelModel):
     channel_id: str
     kind: str
     enabled: bool
@@ -80,7 +76,7 @@ def _checked_fields(tenant_id: str, kind: str, fields: dict[str, Any], secrets: 
     except ChannelError as exc:
         raise BadRequest(exc.reason) from None
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+        problems = describe_validation_error(exc, whole="channel", most=5)
         raise BadRequest(problems) from None
     stored = model.model_dump(mode="json", by_alias=True, exclude_none=True)
     for name in sorted(_SECRET_FIELDS & stored.keys()):

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Body
 from pydantic import ValidationError
 
 from shared.admin.deps import ExistingTenant, Store
-from shared.errors import BadRequest
+from shared.errors import BadRequest, describe_validation_error
 from shared.tenant_config import TenantConfig
 
 router = APIRouter(prefix="/v1/tenants/{tenant_id}/config", tags=["tenant configuration"])
@@ -29,8 +29,7 @@ def update_config(
     try:
         config = TenantConfig.model_validate(merged)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
-        raise BadRequest(problems) from None
+        raise BadRequest(describe_validation_error(exc, whole="config", most=5)) from None
     store.put_tenant(tenant.model_copy(update={"config": config}))
     return config
 

@@ -1,36 +1,26 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict
-from pydantic.alias_generators import to_camel
 
 from shared.admin.deps import ExistingTenant, Store
+from shared.config_section import CamelModel
 from shared.errors import NotFound
 from shared.state.records import AnswerUsage, Citation, StoredMessage
 
 router = APIRouter(prefix="/v1/tenants/{tenant_id}/conversations", tags=["conversations"])
 
 
-class _Camel(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
-
-
-class CitationOut(Citation, _Camel):
-    """A stored citation in the API's camelCase (not the chat protocol's frame model: the admin function
-    does not import every frame model)."""
-
-
-class UsageOut(AnswerUsage, _Camel):
+class UsageOut(AnswerUsage, CamelModel):
     """A bot answer's cost and speed: ``AnswerUsage`` in the API's camelCase."""
 
 
-class MessageOut(_Camel):
+class MessageOut(CamelModel):
     message_id: str
     role: str
     text: str
     created_at: int
     client_message_id: str | None = None
-    citations: list[CitationOut] = []
+    citations: list[Citation] = []
     # Bot answers only.
     usage: UsageOut | None = None
     # Bot answers cut by a model failure: false.
@@ -39,7 +29,7 @@ class MessageOut(_Camel):
     event: str | None = None
 
 
-class ConversationUsage(_Camel):
+class ConversationUsage(CamelModel):
     """Totals over the conversation's bot answers (tokens the providers reported)."""
 
     answers: int
@@ -48,7 +38,7 @@ class ConversationUsage(_Camel):
     output_tokens: int
 
 
-class Transcript(_Camel):
+class Transcript(CamelModel):
     conversation_id: str
     visitor_id: str
     status: str
@@ -83,7 +73,7 @@ def transcript(conversation_id: str, tenant: ExistingTenant, store: Store) -> Tr
                 text=m.text,
                 created_at=m.created_at,
                 client_message_id=m.client_message_id,
-                citations=[CitationOut(**c.model_dump()) for c in m.citations],
+                citations=m.citations,
                 usage=UsageOut(**m.usage.model_dump()) if m.usage is not None else None,
                 complete=not m.incomplete,
                 event=m.event,

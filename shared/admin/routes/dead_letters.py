@@ -5,27 +5,22 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict
-from pydantic.alias_generators import to_camel
 
 from shared.admin.deps import PlatformOnly
-from shared.chat.dead_letters import DeadLetter, DeadLetters
+from shared.config_section import CamelModel
+from shared.wire.dead_letters import DeadLetter, DeadLetters
 from shared.wiring import dead_letters
 
 router = APIRouter(prefix="/v1/dead-letters", tags=["operations"], dependencies=[PlatformOnly])
 
 
-class _Camel(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
-
-
-class DeadLetterList(_Camel):
+class DeadLetterList(CamelModel):
     # SQS's approximate count of the whole queue; ``jobs`` holds at most ``limit`` of them.
     count: int
     jobs: list[DeadLetter]
 
 
-class Redriven(_Camel):
+class Redriven(CamelModel):
     redriven: int
     jobs: list[DeadLetter]
 

@@ -9,14 +9,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import BaseModel, Field
 
 from shared.admin.deps import ExistingTenant, Store
+from shared.config_section import CamelModel
 from shared.errors import BadRequest, NotFound
 from shared.knowledge.base import Document, DocumentSummary
 from shared.knowledge.calibration import CalibrationReport, CalibrationRequest, calibrate
-from shared.knowledge.service import KnowledgeService
+from shared.knowledge.search import KnowledgeService
 from shared.settings import get_settings
 from shared.state.records import Tenant
 from shared.state.store import StateStore
@@ -27,7 +27,7 @@ _MIN_PARSE_SECONDS = 0.5
 
 
 def _knowledge() -> KnowledgeService:
-    from shared.knowledge.factory import knowledge_service
+    from shared.wiring import knowledge_service
 
     return knowledge_service()
 
@@ -35,15 +35,11 @@ def _knowledge() -> KnowledgeService:
 Knowledge = Annotated[KnowledgeService, Depends(_knowledge)]
 
 
-class _Camel(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
-
-
 class IngestDocuments(BaseModel):
     documents: list[Document] = Field(min_length=1, max_length=500)
 
 
-class Indexed(_Camel):
+class Indexed(CamelModel):
     documents: int
     chunks: int
     knowledge_version: str
@@ -53,12 +49,12 @@ class Indexed(_Camel):
     calibration: CalibrationReport | None = None
 
 
-class FileError(_Camel):
+class FileError(CamelModel):
     code: str
     message: str
 
 
-class FileResult(_Camel):
+class FileResult(CamelModel):
     filename: str
     status: int  # 200, or the 4xx this file alone would have got
     document_id: str | None = None
@@ -67,7 +63,7 @@ class FileResult(_Camel):
     error: FileError | None = None
 
 
-class FilesIndexed(_Camel):
+class FilesIndexed(CamelModel):
     files: list[FileResult]
     indexed: int
     failed: int
@@ -77,7 +73,7 @@ class FilesIndexed(_Camel):
     calibration: CalibrationReport | None = None
 
 
-class SearchResult(_Camel):
+class SearchResult(CamelModel):
     document_id: str
     title: str
     section: str | None = None
@@ -88,7 +84,7 @@ class SearchResult(_Camel):
     above_threshold: bool
 
 
-class SearchResults(_Camel):
+class SearchResults(CamelModel):
     results: list[SearchResult]
     best_score: float | None
     threshold: float
@@ -98,7 +94,7 @@ class SearchResults(_Camel):
     config_version: str
 
 
-class Deleted(_Camel):
+class Deleted(CamelModel):
     document_id: str
     deleted: bool
     knowledge_version: str
@@ -126,18 +122,18 @@ def _recalibrate(store: StateStore, tenant: Tenant, knowledge: KnowledgeService)
     return report
 
 
-class Version(_Camel):
+class Version(CamelModel):
     knowledge_version: str
 
 
-class ListedDocument(_Camel):
+class ListedDocument(CamelModel):
     document_id: str
     title: str
     url: str | None = None
     chunks: int
 
 
-class DocumentList(_Camel):
+class DocumentList(CamelModel):
     documents: list[ListedDocument]
     knowledge_version: str
 

@@ -3,27 +3,23 @@ from __future__ import annotations
 import secrets
 
 from fastapi import APIRouter, status
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import BaseModel, Field
 
 from shared.admin.deps import ConnectionPush, ExistingTenant, PlatformOnly, Store
 from shared.admin.keys import new_tenant_key
 from shared.chat.connections import close_agent_sessions
+from shared.config_section import CamelModel, ConfigSection
 from shared.errors import Conflict, NotFound
 from shared.state.records import AdminKeyRecord, Tenant, new_tenant_id, new_widget_key, now_ms
 
 router = APIRouter(prefix="/v1/tenants", tags=["tenants"])
 
 
-class _Camel(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
-
-
 class CreateTenant(BaseModel):
     name: str = Field(min_length=1, max_length=200)
 
 
-class TenantCreated(_Camel):
+class TenantCreated(CamelModel):
     tenant_id: str
     widget_key: str
     name: str
@@ -43,7 +39,7 @@ def create_tenant(body: CreateTenant, store: Store) -> TenantCreated:
     return TenantCreated(tenant_id=tenant.tenant_id, widget_key=tenant.widget_key, name=tenant.name)
 
 
-class TenantOut(_Camel):
+class TenantOut(CamelModel):
     tenant_id: str
     name: str
     widget_key: str
@@ -73,9 +69,7 @@ def get_tenant(tenant: ExistingTenant) -> TenantOut:
     return _tenant_out(tenant)
 
 
-class RotateWidgetKey(_Camel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
-
+class RotateWidgetKey(ConfigSection):
     # How long the old key still admits new connections (0: refused at once). Open connections stay.
     grace_seconds: int = Field(default=0, ge=0, le=7 * 24 * 3600)
 
@@ -123,7 +117,7 @@ def resume_tenant(tenant: ExistingTenant, store: Store) -> TenantOut:
     return _tenant_out(resumed)
 
 
-class IdentitySecret(_Camel):
+class IdentitySecret(CamelModel):
     # Shown once. The tenant's server signs its logged-in user: userHash = hex HMAC-SHA256(secret, userId).
     identity_secret: str
 
@@ -140,7 +134,7 @@ class CreateAdminKey(BaseModel):
     name: str = Field(min_length=1, max_length=80)
 
 
-class AdminKeyOut(_Camel):
+class AdminKeyOut(CamelModel):
     key_id: str
     name: str
     created_at: int
@@ -151,7 +145,7 @@ class AdminKeyWithSecret(AdminKeyOut):
     admin_key: str
 
 
-class AdminKeys(_Camel):
+class AdminKeys(CamelModel):
     admin_keys: list[AdminKeyOut]
 
 

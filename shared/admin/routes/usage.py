@@ -6,11 +6,10 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict
-from pydantic.alias_generators import to_camel
 
 from shared.admin.deps import ExistingTenant
 from shared.chat.quotas import UsageLedger, month_of, quota_for
+from shared.config_section import CamelModel
 from shared.wiring import default_quota, usage_ledger
 
 _MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
@@ -18,22 +17,18 @@ _MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
 router = APIRouter(prefix="/v1/tenants/{tenant_id}/usage", tags=["usage"])
 
 
-class _Camel(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
-
-
-class SourceUsageOut(_Camel):
+class SourceUsageOut(CamelModel):
     answers: int
     input_tokens: int
     output_tokens: int
 
 
-class QuotaOut(_Camel):
+class QuotaOut(CamelModel):
     questions_per_month: int  # 0: unlimited
     tokens_per_month: int
 
 
-class UsageOut(_Camel):
+class UsageOut(CamelModel):
     tenant_id: str
     month: str
     questions: int

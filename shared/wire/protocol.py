@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
-from pydantic.alias_generators import to_camel
+from pydantic import Field, TypeAdapter, ValidationError
 
-from shared.errors import BadRequest, MessageTooLarge, UnknownAction
+from shared.config_section import ConfigSection
+from shared.errors import BadRequest, MessageTooLarge, UnknownAction, describe_validation_error
+from shared.state.records import Citation
 
 # Bytes of JSON accepted before parsing: the 8 KB text limit plus room for the envelope.
 MAX_FRAME_BYTES = 16 * 1024
@@ -19,9 +20,7 @@ MessageId = Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[A-Za-z
 AgentId = Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
-class _Frame(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
-
+class _Frame(ConfigSection):
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True, exclude_none=True)
 
@@ -233,24 +232,12 @@ def parse_client_frame(body: str | None, max_chars: int) -> ClientFrame:
     try:
         frame = _CLIENT_FRAME.validate_python(raw)
     except ValidationError as exc:
-        raise BadRequest(_describe(exc)) from None
+        raise BadRequest(describe_validation_error(exc, whole="frame", most=3, hide=KNOWN_ACTIONS)) from None
     if isinstance(frame, SendMessage | AgentMessage | Note) and not frame.text.strip():
         raise BadRequest("text: must not be blank")
     if isinstance(frame, LeaveMessage) and len(frame.contact.strip()) < 3:
         raise BadRequest("contact: an e-mail address or phone number is required")
     return frame
-
-
-def _describe(exc: ValidationError) -> str:
-    problems = []
-    for err in exc.errors()[:3]:
-        # The union's discriminator value leads the location; it says nothing to the sender.
-        loc = [str(p) for p in err["loc"]]
-        if loc and loc[0] in KNOWN_ACTIONS:
-            loc = loc[1:]
-        where = ".".join(loc) or "frame"
-        problems.append(f"{where}: {err['msg']}")
-    return "; ".join(problems)
 
 
 # --- server -> client: answers (visitors) ---
@@ -269,13 +256,6 @@ class AnswerDelta(_Frame):
     message_id: str
     seq: int
     text: str
-
-
-class Citation(_Frame):
-    document_id: str
-    title: str
-    snippet: str
-    url: str | None = None
 
 
 class AnswerEnd(_Frame):

@@ -49,18 +49,10 @@ class ApiGatewayPush(ClientPush):
 @lru_cache(maxsize=16)
 def api_gateway_push(endpoint_url: str, region: str) -> ApiGatewayPush:
     """One management-API client per callback URL, reused across invocations of a warm function."""
-    import boto3
-    from botocore.config import Config
+    from shared.aws_clients import aws_client
 
-    client = boto3.client(
-        "apigatewaymanagementapi",
-        endpoint_url=endpoint_url,
-        region_name=region,
-        config=Config(
-            connect_timeout=2,
-            read_timeout=5,
-            retries={"max_attempts": 2, "mode": "standard"},
-            parameter_validation=False,  # every frame is a post: its parameters are built here
-        ),
+    # Every frame is a post whose parameters are built here: no per-call validation.
+    client = aws_client(
+        "apigatewaymanagementapi", region=region, endpoint_url=endpoint_url, read_timeout=5, attempts=3, validate=False
     )
     return ApiGatewayPush(client)

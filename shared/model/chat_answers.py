@@ -10,7 +10,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 
 from shared.errors import KefuError, UpstreamError
 from shared.knowledge.base import Passage
-from shared.model.base import Answer, AnswerModel, AnswerStream, ModelUsage, Turn, close_stream
+from shared.model.answer_model import Answer, AnswerModel, AnswerStream, ModelUsage, Turn, close_stream
 from shared.model.language import detect_language
 from shared.model.no_answer import NO_ANSWER_MARKER, NoAnswerFilter, not_found_text
 

@@ -72,8 +72,13 @@ class StreamingChatModel(BaseChatModel):
     temperature: float | None = Field(default=0.2, ge=0)
     max_tokens: int | None = Field(default=1024, ge=1)
     top_p: float | None = Field(default=None, gt=0, le=1)
+    # The tenant's stop sequences (model.parameters.stop); a caller's own ``stop`` argument wins.
+    stop_sequences: list[str] | None = Field(default=None, max_length=4)
     # Seconds to the first text (keep-alives and empty deltas do not count).
     first_token_timeout: float | None = Field(default=DEFAULT_FIRST_TOKEN_SECONDS, gt=0)
+
+    def _stop(self, stop: list[str] | None) -> list[str] | None:
+        return stop or self.stop_sequences or None
 
     def _first_text_seconds(self) -> float:
         return self.first_token_timeout or DEFAULT_FIRST_TOKEN_SECONDS

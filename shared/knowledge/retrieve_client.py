@@ -7,8 +7,11 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
-from shared.errors import UpstreamError
+from pydantic import ValidationError
+
+from shared.errors import UpstreamError, describe_validation_error
 from shared.knowledge.base import KnowledgeIndex, Passage
+from shared.knowledge.retrieve_contract import RetrieveRequest, RetrieveResponse
 
 
 @dataclass(frozen=True)
@@ -54,26 +57,17 @@ class LambdaRetriever(Retriever):
         return self.search(tenant_id, query, k).passages
 
     def search(self, tenant_id: str, query: str, k: int) -> RetrievalResult:
-        payload = json.dumps({"tenantId": tenant_id, "query": query, "k": k}).encode()
+        request = RetrieveRequest(tenant_id=tenant_id, query=query, k=k)
+        payload = request.model_dump_json(by_alias=True).encode()
         response = self._client.invoke(FunctionName=self._function, Payload=payload)
         body: Any = json.loads(response["Payload"].read() or b"null")
         if response.get("FunctionError") or not isinstance(body, dict) or "passages" not in body:
             raise UpstreamError(f"retrieve failed: {str(body)[:300]}")
-        version = body.get("knowledgeVersion")
         try:
-            passages = [
-                Passage(
-                    document_id=p["documentId"],
-                    title=p["title"],
-                    section=p.get("section"),
-                    text=p["text"],
-                    url=p.get("url"),
-                    score=p["score"],
-                )
-                for p in body["passages"]
-            ]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise UpstreamError(f"retrieve returned a malformed passage: {exc!r}") from None
+            answer = RetrieveResponse.model_validate(body)
+        except ValidationError as exc:
+            raise UpstreamError(f"retrieve returned a malformed answer: {describe_validation_error(exc)}") from None
         # An older retrieve function sends no version: then nothing is cached.
-        known = version if isinstance(version, str) and version else None
-        return RetrievalResult(passages=passages, knowledge_version=known)
+        return RetrievalResult(
+            passages=[p.to_passage() for p in answer.passages], knowledge_version=answer.knowledge_version or None
+        )

@@ -214,7 +214,7 @@ def check_endpoint_url(url: str) -> None:
     (shared/model/endpoint_guard.py)."""
     from urllib.parse import urlsplit
 
-    from shared.model.endpoint_guard import check_host
+    from shared.addresses import check_host
     from shared.settings import get_settings
 
     parts = urlsplit(url.strip())

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from shared.knowledge.base import KnowledgeIndex, Passage
-from shared.knowledge.config import RetrievalConfig
 from shared.knowledge.rerank import Reranker
 from shared.observability import logger
+from shared.tenant_config.retrieval import RetrievalConfig
 
 
 @dataclass(frozen=True)

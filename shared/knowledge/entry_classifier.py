@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from shared.knowledge.vectors import unit_rows
+
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
@@ -67,7 +69,7 @@ class EntryModel:
             columns = [self.vocabulary[t] for t in set(tokens) if t in self.vocabulary]
             keyword[n, columns] = 1.0  # presence, not counts: phrasings are short
         keyword *= self.idf
-        keyword /= np.maximum(np.linalg.norm(keyword, axis=1, keepdims=True), 1e-9)
+        keyword = unit_rows(keyword)
         bias = np.ones((len(token_lists), 1), dtype=np.float32)
         return np.hstack([DENSE_SCALE * vectors.astype(np.float32), KEYWORD_SCALE * keyword, bias])
 

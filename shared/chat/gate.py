@@ -13,15 +13,15 @@ import time
 from collections.abc import Callable
 
 from shared.chat.generation import AnswerGate
-from shared.chat.jobs import GenerateJob
-from shared.chat.protocol import AnswerCancelled
-from shared.chat.push import ClientPush
 from shared.errors import ConnectionGone
 from shared.handoff.notify import Notifier
 from shared.handoff.service import Handoff
 from shared.observability import logger
 from shared.state.records import answer_id_for
 from shared.state.store import StateStore
+from shared.wire.jobs import GenerateJob
+from shared.wire.protocol import AnswerCancelled
+from shared.wire.push import ClientPush
 
 
 class HandoffGate(AnswerGate):
@@ -77,13 +77,3 @@ class HandoffGate(AnswerGate):
             Handoff(self._store, Notifier(self._store, push)).request(conversation, "no_answer", preview=job.text)
         except Exception:
             logger.exception("could not record the answer's grounding", extra={"conversation_id": job.conversation_id})
-
-
-def handoff_gate() -> HandoffGate:
-    """The gate the generate function uses (adapters from settings, built once per cold start)."""
-    from shared.chat.push import api_gateway_push
-    from shared.settings import get_settings
-    from shared.wiring import state_store
-
-    region = get_settings().aws_region
-    return HandoffGate(state_store(), lambda url: api_gateway_push(url, region))

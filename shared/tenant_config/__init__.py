@@ -9,11 +9,11 @@ from typing import Annotated
 
 from pydantic import Field
 
-from shared.chat.quotas import QuotaConfig
 from shared.config_section import ConfigSection
-from shared.handoff.config import HandoffConfig
-from shared.knowledge.config import RetrievalConfig
-from shared.model.config import ModelConfig
+from shared.tenant_config.handoff import HandoffConfig
+from shared.tenant_config.model import ModelConfig
+from shared.tenant_config.quota import QuotaConfig
+from shared.tenant_config.retrieval import RetrievalConfig
 
 
 class WidgetConfig(ConfigSection):

@@ -1,4 +1,6 @@
-"""The retrieve function's contract and logic: a tenant's question in, ranked passages out.
+"""The retrieve function's contract: the one definition of its request, response and failure, used
+by both sides (the retrieve handler validates with it; the generate function's LambdaRetriever builds
+and parses with it).
 
 Wire format (camelCase, what the generate function sends with ``lambda.invoke``)::
 
@@ -10,34 +12,33 @@ Wire format (camelCase, what the generate function sends with ``lambda.invoke``)
 
 ``passages`` holds only passages scoring at least the tenant's threshold (RetrievalConfig
 .min_answer_score, else Settings.min_answer_score) and the other chunks of their entries, best
-first: an empty list with ``matched`` false
-means "no good answer" (``bestScore`` still tells how close the best passage came).
-``knowledgeVersion`` changes whenever the tenant's knowledge changes; ``configVersion`` whenever the
-settings that shaped the result do (threshold, weight, reranking, k): answer caches key on both.
+first: an empty list with ``matched`` false means "no good answer" (``bestScore`` still tells how
+close the best passage came). ``knowledgeVersion`` changes whenever the tenant's knowledge changes;
+``configVersion`` whenever the settings that shaped the result do (threshold, weight, reranking, k):
+answer caches key on both.
 """
 
 from __future__ import annotations
 
-import time
-from abc import ABC, abstractmethod
-from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic.alias_generators import to_camel
+from pydantic import ConfigDict, Field, ValidationError, field_validator
 
-from shared.errors import BadRequest
+from shared.config_section import CamelModel
+from shared.errors import BadRequest, describe_validation_error
 from shared.knowledge.base import Passage
-from shared.knowledge.config import RetrievalConfig
 from shared.knowledge.ids import validate_tenant_id
-from shared.knowledge.service import KnowledgeService, RetrievalOutcome
-from shared.state.store import StateStore
-from shared.tenant_config import TenantConfigCache
+
+if TYPE_CHECKING:
+    from shared.knowledge.search import RetrievalOutcome
+
 
 MAX_QUERY_CHARS = 8192
 
 
-class _CamelModel(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+class _CamelModel(CamelModel):
+    # Unknown fields are ignored, so either side can be deployed first with a new optional field.
+    model_config = ConfigDict(extra="ignore")
 
 
 class RetrieveRequest(_CamelModel):
@@ -95,10 +96,11 @@ class RetrievedPassage(_CamelModel):
 
 class RetrieveResponse(_CamelModel):
     passages: list[RetrievedPassage]
-    knowledge_version: str
+    # Defaults: what an older retrieve function (passages only) means: no version, so nothing cached.
+    knowledge_version: str = ""
     best_score: float | None = None
-    threshold: float
-    matched: bool
+    threshold: float = 0.0
+    matched: bool = False
     reranked: bool = False
     config_version: str = ""
 
@@ -117,14 +119,29 @@ class RetrieveResponse(_CamelModel):
     def to_wire(self) -> dict[str, object]:
         return self.model_dump(by_alias=True)
 
+    def log_summary(self) -> dict[str, Any]:
+        """What the retrieve function logs about its answer (no passage text)."""
+        return {
+            "passages": len(self.passages),
+            "best_score": self.best_score,
+            "threshold": self.threshold,
+            "matched": self.matched,
+            "knowledge_version": self.knowledge_version,
+        }
 
-def describe_validation_error(error: ValidationError) -> str:
-    """One line naming each bad field and why (no input echoed back)."""
-    problems = []
-    for item in error.errors(include_input=False, include_url=False):
-        where = ".".join(str(part) for part in item["loc"]) or "request"
-        problems.append(f"{where}: {item['msg']}")
-    return "; ".join(problems)
+
+class RetrieveFailure(_CamelModel):
+    """``{"error": {"code", "message"}}``: the request was refused or the search failed."""
+
+    class Detail(_CamelModel):
+        code: str
+        message: str
+
+    error: Detail
+
+
+def retrieve_error(code: str, message: str) -> dict[str, object]:
+    return RetrieveFailure(error=RetrieveFailure.Detail(code=code, message=message)).model_dump(by_alias=True)
 
 
 def parse_request(event: object) -> RetrieveRequest:
@@ -135,46 +152,3 @@ def parse_request(event: object) -> RetrieveRequest:
         return RetrieveRequest.model_validate(event)
     except ValidationError as error:
         raise BadRequest(describe_validation_error(error)) from None
-
-
-class TenantConfigSource(ABC):
-    @abstractmethod
-    def retrieval_config(self, tenant_id: str) -> RetrievalConfig:
-        """The tenant's retrieval settings (defaults for a tenant without any)."""
-
-
-class StaticConfigs(TenantConfigSource):
-    """Fixed settings for every tenant (tests, benchmarks, tools without a state store)."""
-
-    def __init__(self, config: RetrievalConfig | None = None) -> None:
-        self.config = config or RetrievalConfig()
-
-    def retrieval_config(self, tenant_id: str) -> RetrievalConfig:
-        return self.config
-
-
-class StoredTenantConfigs(TenantConfigSource):
-    """Reads the tenant record (StateStore.get_tenant) and keeps its RetrievalConfig ``ttl_seconds``:
-    a threshold calibrated in the admin API reaches every warm retrieve function within that time."""
-
-    def __init__(self, store: StateStore, ttl_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self._configs = TenantConfigCache(store.tenant_config, ttl_seconds, clock)
-
-    def retrieval_config(self, tenant_id: str) -> RetrievalConfig:
-        config = self._configs.get(tenant_id)
-        # An unknown tenant searches with defaults and finds nothing: its index is empty.
-        return config.retrieval if config is not None else RetrievalConfig()
-
-
-class RetrieveService:
-    """What the retrieve function does, behind its handler: the tenant's settings, then the shared
-    search path (KnowledgeService) that the admin recall test uses too."""
-
-    def __init__(self, knowledge: KnowledgeService, configs: TenantConfigSource) -> None:
-        self.knowledge = knowledge
-        self.configs = configs
-
-    def retrieve(self, request: RetrieveRequest) -> RetrieveResponse:
-        config = self.configs.retrieval_config(request.tenant_id)
-        outcome = self.knowledge.search(request.tenant_id, config, request.query, request.k)
-        return RetrieveResponse.from_outcome(outcome)

@@ -17,6 +17,11 @@ class GenerateJob(BaseModel):
     callback_url: str
     text: str
 
+    def log_keys(self) -> dict[str, str]:
+        """What every log line about this job carries (Logs Insights filters on them)."""
+        ids = ("tenant_id", "conversation_id", "connection_id")
+        return {name: getattr(self, name) for name in ids}
+
 
 class GenerationQueue(ABC):
     @abstractmethod

@@ -1,6 +1,6 @@
 """Remote embedding models behind the Embedder port: Amazon Bedrock and OpenAI-compatible servers.
 
-The local USE encoder (shared/knowledge/embedder.py) is the default; these are chosen by settings
+The local USE encoder (shared/knowledge/use_embedder.py) is the default; these are chosen by settings
 (``KEFU_EMBEDDING_PROVIDER``). Every adapter returns unit vectors of ``dimension`` floats, so dot
 product == cosine for both index backends. An index must be rebuilt when the model changes (the local
 index checks the dimension; scores from two models are not comparable anyway).
@@ -9,7 +9,6 @@ index checks the dimension; scores from two models are not comparable anyway).
 from __future__ import annotations
 
 import json
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +16,8 @@ import numpy as np
 
 from shared.errors import UpstreamError
 from shared.knowledge.base import Embedder
+from shared.knowledge.http_json import post_json
+from shared.knowledge.vectors import unit_rows
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -28,12 +29,6 @@ TITAN_DIMENSIONS = (256, 512, 1024)
 COHERE_DIMENSION = 1024
 COHERE_BATCH = 96  # texts per InvokeModel call (Cohere's limit on Bedrock)
 COHERE_MAX_CHARS = 2048  # per text (Cohere's limit on Bedrock); longer texts are cut
-_RETRY_STATUSES = {429, 500, 502, 503, 504}
-
-
-def unit_rows(matrix: NDArray[np.float32]) -> NDArray[np.float32]:
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return (matrix / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
 def _blank_safe(texts: list[str]) -> list[str]:
@@ -169,28 +164,8 @@ class OpenAICompatibleEmbedder(Embedder):
         self._http = client or httpx.Client(timeout=timeout_seconds, headers=headers)
 
     def _post(self, texts: list[str]) -> list[list[float]]:
-        import httpx
-
         body = {"model": self.model, "input": texts, "encoding_format": "float"}
-        for attempt in range(self.retries + 1):
-            try:
-                response = self._http.post(self.url, json=body)
-            except httpx.HTTPError as error:
-                if attempt < self.retries:
-                    time.sleep(0.2 * 2**attempt)
-                    continue
-                raise UpstreamError(f"embedding server {self.url} unreachable: {error}") from error
-            if response.status_code in _RETRY_STATUSES and attempt < self.retries:
-                time.sleep(0.2 * 2**attempt)
-                continue
-            if response.status_code != 200:
-                raise UpstreamError(f"embedding server answered {response.status_code}: {response.text[:300]}")
-            try:
-                data = sorted(response.json()["data"], key=lambda item: item["index"])
-                return [item["embedding"] for item in data]
-            except (ValueError, KeyError, TypeError) as error:
-                raise UpstreamError(f"embedding server sent an unexpected body: {response.text[:300]}") from error
-        raise UpstreamError("embedding server kept failing")  # pragma: no cover - the loop returns or raises
+        return post_json(self._http, self.url, body, read=_embeddings, what="embedding server", retries=self.retries)
 
     def embed(self, texts: list[str]) -> list[list[float]]:
         rows: list[list[float]] = self.embed_matrix(texts).tolist()
@@ -214,3 +189,8 @@ class OpenAICompatibleEmbedder(Embedder):
                 f"({len(texts)}, {self.dimension}) (check KEFU_EMBEDDING_DIMENSION)"
             )
         return unit_rows(matrix)
+
+
+def _embeddings(payload: Any) -> list[list[float]]:
+    """An OpenAI ``/embeddings`` answer's vectors, in input order."""
+    return [item["embedding"] for item in sorted(payload["data"], key=lambda item: item["index"])]

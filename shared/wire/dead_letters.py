@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
-from pydantic.alias_generators import to_camel
+from pydantic import ValidationError
 
-from shared.chat.jobs import GenerateJob
+from shared.config_section import CamelModel
 from shared.errors import NotFound
+from shared.wire.jobs import GenerateJob
 
 # SQS returns at most 10 messages per receive.
 _BATCH = 10
@@ -23,11 +23,7 @@ _BATCH = 10
 _PEEK_SECONDS = 30
 
 
-class _Camel(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
-
-
-class DeadLetter(_Camel):
+class DeadLetter(CamelModel):
     """One job in the dead-letter queue."""
 
     sqs_message_id: str
