@@ -12,7 +12,6 @@ read with ``GET /_emulator/usage``.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import functools
 import logging
 import sys
@@ -22,11 +21,11 @@ from typing import cast
 import local.run as runner
 from infra.constants import FunctionName
 from infra.constructs.functions import SPECS
+from local.bench._stack import serve_adjusted
 from local.cost.meter import CountingStream, instrument_aws_clients
 from local.emulator.config import ApiConfig
 from local.emulator.usage import Usage
-from local.services import RedisServer, free_port
-from shared.settings import Settings
+from local.services import RedisServer
 
 
 def main() -> None:
@@ -39,10 +38,8 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     instrument_aws_clients(usage)
     RedisServer.available = staticmethod(lambda: False)  # type: ignore[method-assign]
-    standard = runner.api_config
 
-    def api_config(settings: Settings, queue_url: str) -> ApiConfig:
-        config = standard(settings, queue_url)
+    def billed_memory(config: ApiConfig) -> ApiConfig:
         # The memory each function has in AWS (infra/constructs/functions.py): the meter bills it.
         functions = {
             name: function.model_copy(update={"memory_mb": SPECS[_spec_name(function.handler)].memory_mb})
@@ -50,14 +47,8 @@ def main() -> None:
         }
         return config.model_copy(update={"functions": functions})
 
-    runner.api_config = api_config
     runner.Emulator = functools.partial(runner.Emulator, usage=usage)  # type: ignore[assignment,misc]
-    stack = runner.LocalStack(http_port=free_port(), ws_port=free_port(), state_dir=args.state_dir.resolve())
-    try:
-        stack.start_services()
-        asyncio.run(runner.serve(stack, seed=True))
-    finally:
-        stack.stop_services()
+    serve_adjusted(args.state_dir, billed_memory)
 
 
 def _spec_name(handler: str) -> FunctionName:
