@@ -174,7 +174,8 @@ def test_fifo_message_in_flight_across_a_moto_restart_comes_back_and_frees_its_g
     first = MotoServer(state_file=state_file).start()
     try:
         sqs = boto3.client("sqs", endpoint_url=first.url, region_name="us-east-1")
-        attributes = {"FifoQueue": "true", "VisibilityTimeout": "2"}
+        # Long enough to outlast moto's restart on a loaded 2-core machine (2 s did not, once).
+        attributes = {"FifoQueue": "true", "VisibilityTimeout": "10"}
         queue = sqs.create_queue(QueueName="jobs.fifo", Attributes=attributes)["QueueUrl"]
         for body in ("first", "second"):
             sqs.send_message(QueueUrl=queue, MessageBody=body, MessageGroupId="g", MessageDeduplicationId=body)
