@@ -22,7 +22,7 @@ from pathlib import Path
 from websockets.asyncio.client import connect
 
 from local.bench import machine_line
-from local.bench.streaming import QUESTIONS, Fixture, Stack, ask
+from local.bench._streaming_harness import QUESTIONS, Fixture, Stack, ask
 
 GENERATE_CONCURRENCY = 8  # the event source mapping's concurrent batches (make run's default)
 GROUPS_PER_TENANT = 2
