@@ -354,13 +354,15 @@ class Handoff:
         return conversation
 
     def visible(self, agent: Agent, conversation_id: str) -> Conversation:
-        """The conversation, if this agent may read it: queued, theirs, with an open ticket (every
-        agent of the tenant lists those), or any of the tenant's with ``handoff.agentsSeeAll``. Others
-        look absent, as foreign ones do."""
+        """The conversation, if this agent may read it: queued, theirs, one they handed back to the
+        bot or resolved (and nobody held since: their console follows what the bot says next), with
+        an open ticket (every agent of the tenant lists those), or any of the tenant's with
+        ``handoff.agentsSeeAll``. Others look absent, as foreign ones do."""
         conversation = self.owned(agent, conversation_id)
         if (
             conversation.status == "queued"
             or conversation.assignee_id == agent.agent_id
+            or (conversation.status in _BOT_OWNED and conversation.last_assignee_id == agent.agent_id)
             or (conversation.ticket is not None and conversation.ticket.status == "open")
             or self.config(agent.tenant_id).agents_see_all
         ):

@@ -194,6 +194,25 @@ def test_only_the_holder_resolves_or_returns_to_the_bot(desk: Desk) -> None:
     assert desk.frames("v-tab", "conversation.status")[0]["status"] == "bot"
 
 
+def test_who_handed_a_conversation_back_keeps_reading_it_until_someone_else_holds_it(desk: Desk) -> None:
+    desk.configure(auto_assign=False)
+    alice, bob = desk.agent("a_1", "Alice"), desk.agent("a_2", "Bob")
+    desk.handoff().request(desk.conversation(), "visitor_request")
+    desk.handoff().accept(alice, "c_1")
+    desk.handoff().return_to_bot(alice, "c_1")
+
+    assert desk.handoff().visible(alice, "c_1").status == "bot"  # her console follows the bot's answers
+    with pytest.raises(NotFound):
+        desk.handoff().visible(bob, "c_1")
+
+    desk.handoff().request(desk.store.conversations["c_1"], "visitor_request")
+    desk.handoff().accept(bob, "c_1")
+    desk.handoff().resolve(bob, "c_1")
+    assert desk.handoff().visible(bob, "c_1").status == "resolved"
+    with pytest.raises(NotFound):
+        desk.handoff().visible(alice, "c_1")
+
+
 def test_a_queued_conversation_can_be_resolved_by_any_agent(desk: Desk) -> None:
     desk.configure(auto_assign=False)
     bob = desk.agent("a_2", "Bob")

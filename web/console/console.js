@@ -31,6 +31,7 @@ const state = {
   outbox: [], // agentMessage / note frames waiting for their ack
   reportedRead: {},
   visitorTyping: null,
+  unfollowable: new Set(), // bot-owned conversations this agent may not read (the server said not_found)
 };
 
 // --- login ---
@@ -374,6 +375,12 @@ function handle(frame) {
       break;
     }
     case "error":
+      if (frame.code === "not_found" && following && frame.message.includes(following)) {
+        // Following a conversation this agent may no longer read (someone else held it since): stop.
+        state.unfollowable.add(following);
+        following = null;
+        break;
+      }
       toast(`${frame.code}: ${frame.message}`);
       if (frame.clientMessageId) {
         state.outbox = state.outbox.filter((f) => f.clientMessageId !== frame.clientMessageId);
@@ -804,6 +811,20 @@ document.addEventListener("visibilitychange", reportRead);
 setInterval(() => {
   for (const el of document.querySelectorAll(".wait[data-since]")) el.textContent = formatWait(Number(el.dataset.since));
 }, 1000);
+
+// An open conversation the bot owns (handed back, or resolved): no frame tells this console what the
+// visitor and the bot say there, so its newer messages are fetched every few seconds while the page is
+// visible (one small history read; nothing while the console is hidden or shows something else).
+const FOLLOW_BOT_MS = 3000;
+let following = null; // the conversation the last follow-up read was for
+setInterval(() => {
+  const c = selectedSummary();
+  if (!c || !state.opened || document.visibilityState !== "visible") return;
+  if (!["bot", "resolved"].includes(c.status) || state.unfollowable.has(c.conversationId)) return;
+  if (!state.transcripts[c.conversationId]) return; // its first page is still on its way
+  following = c.conversationId;
+  requestHistory(c.conversationId, true);
+}, FOLLOW_BOT_MS);
 
 // "Still here": keeps the connection from idling out and lets the server tell visitors who wait too long.
 setInterval(() => send({ action: "heartbeat" }), 60_000);
