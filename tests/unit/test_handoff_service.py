@@ -299,6 +299,8 @@ def test_a_visitor_who_declared_no_language_and_writes_chinese_is_queued_in_chin
     desk.send("v-undeclared", action="sendMessage", clientMessageId="cmid-zh-0001", text="转人工")
     [notice] = desk.frames("v-undeclared", "notice")
     assert notice["code"] == "queued" and notice["text"] == HandoffConfig().queued_text.zh
+    [entry] = desk.frames("tab-a_1", "queue.updated")[-1]["added"]
+    assert entry["visitor"]["language"] == "zh"  # agents see it too, not "?"
 
     # Later notices, with no text at hand, go by the visitor's last words kept for the agents.
     desk.send("v-undeclared", action="requestHuman")
