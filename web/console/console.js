@@ -190,6 +190,8 @@ function requestHistory(conversationId, onlyNewer, before) {
 
 function upsert(summary) {
   state.conversations[summary.conversationId] = summary;
+  // Queued or held again: once it is back with the bot, this console may follow it again.
+  if (summary.status === "queued" || summary.status === "assigned") state.unfollowable.delete(summary.conversationId);
 }
 
 function endSession(message) {
