@@ -14,7 +14,7 @@ from shared.model.answer_model import ModelUsage, close_stream
 from shared.model.language import split_into_pieces
 from shared.observability import logger
 
-# Stored before the text of an answer the model declined (no_answer.py), so a reused answer still
+# Stored before the text of an answer the model declined (shared/model/no_answer.py), so a reused answer still
 # counts as having no good source.
 _DECLINED = "\x00kefu:declined\x00"
 
