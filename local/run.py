@@ -26,6 +26,7 @@ import secrets
 import shutil
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ import httpx
 from infra.constants import GENERATE_MAX_RECEIVES, VISIBILITY_TIMEOUT_FACTOR
 from local.emulator.config import ApiConfig, EventSourceMapping
 from local.emulator.emulator import Emulator
+from local.emulator.usage import Usage
 from local.services import MotoServer, RedisServer, free_port, use_dummy_aws_credentials
 from shared.settings import Settings
 
@@ -170,6 +172,9 @@ class LocalStack:
     redis: RedisServer | None = None
     env: dict[str, str] = field(default_factory=dict)
     stopping: bool = False
+    # False: no redis-server even when installed (the cost benchmark meters the default deployment,
+    # which has no Redis).
+    start_redis: bool = True
 
     def start_services(self) -> None:
         use_dummy_aws_credentials()
@@ -194,7 +199,7 @@ class LocalStack:
             )
         if configured.get("KEFU_REDIS_URL"):
             log.info("redis: %s (configured)", configured["KEFU_REDIS_URL"])
-        elif RedisServer.available():
+        elif self.start_redis and RedisServer.available():
             self.redis = RedisServer().start(workdir=self.state_dir)
             log.info("redis-server: %s", self.redis.url)
         else:
@@ -362,7 +367,20 @@ def seed_demo_tenant(admin_url: str, admin_key: str) -> dict[str, Any]:
     return dict(created)
 
 
-async def serve(stack: LocalStack, seed: bool, previous: dict[str, Any] | None = None) -> None:
+def _unchanged(config: ApiConfig) -> ApiConfig:
+    return config
+
+
+async def serve(
+    stack: LocalStack,
+    seed: bool,
+    previous: dict[str, Any] | None = None,
+    *,
+    adjust_api: Callable[[ApiConfig], ApiConfig] = _unchanged,
+    usage: Usage | None = None,
+) -> None:
+    """``adjust_api`` and ``usage`` are the benchmarks' (local/bench/_stack.py, local/cost/_stack.py):
+    the emulator's config passed through it first, and the usage meter it counts into."""
     from shared.admin.app import create_app
     from shared.settings import get_settings
     from shared.state.tables import create_tables
@@ -381,11 +399,12 @@ async def serve(stack: LocalStack, seed: bool, previous: dict[str, Any] | None =
     # Filled once the demo tenant exists (the demo page reads them per request).
     page_values: dict[str, str] = {"TENANT": "", "WIDGET_KEY": "", "WS_URL": ""}
     emulator = Emulator(
-        api_config(get_settings(), queue_url),
+        adjust_api(api_config(get_settings(), queue_url)),
         host=stack.host,
         ws_port=stack.ws_port,
         http_port=stack.http_port,
         extra_app=web_app(create_app(), page_values),
+        usage=usage,
     )
     await emulator.start()
     watchdog = asyncio.create_task(stack.restart_moto_when_it_dies())

@@ -236,7 +236,8 @@ def model_gateway() -> ConfiguredModelGateway:
 @lru_cache(maxsize=1)
 def answer_cache() -> AnswerCache:
     """Redis when configured (shared by every container), else this container's memory."""
-    from shared.model.answer_cache import InMemoryAnswerCache, RedisAnswerCache
+    from shared.model.answer_cache_memory import InMemoryAnswerCache
+    from shared.model.answer_cache_redis import RedisAnswerCache
 
     settings = get_settings()
     if settings.redis_url:

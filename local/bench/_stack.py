@@ -16,22 +16,25 @@ from pathlib import Path
 
 import local.run as runner
 from local.emulator.config import ApiConfig
+from local.emulator.usage import Usage
 from local.services import free_port
-from shared.settings import Settings
 
 
-def serve_adjusted(state_dir: Path, adjust: Callable[[ApiConfig], ApiConfig]) -> None:
-    """Run what ``make run`` runs, with the emulator's API config passed through ``adjust`` first."""
-    standard = runner.api_config
-
-    def api_config(settings: Settings, queue_url: str) -> ApiConfig:
-        return adjust(standard(settings, queue_url))
-
-    runner.api_config = api_config
-    stack = runner.LocalStack(http_port=free_port(), ws_port=free_port(), state_dir=state_dir.resolve())
+def serve_adjusted(
+    state_dir: Path,
+    adjust: Callable[[ApiConfig], ApiConfig],
+    *,
+    usage: Usage | None = None,
+    start_redis: bool = True,
+) -> None:
+    """Run what ``make run`` runs, with the emulator's API config passed through ``adjust`` first
+    (and, for the cost benchmark, its usage meter and no Redis)."""
+    stack = runner.LocalStack(
+        http_port=free_port(), ws_port=free_port(), state_dir=state_dir.resolve(), start_redis=start_redis
+    )
     try:
         stack.start_services()
-        asyncio.run(runner.serve(stack, seed=True))
+        asyncio.run(runner.serve(stack, seed=True, adjust_api=adjust, usage=usage))
     finally:
         stack.stop_services()
 

@@ -22,7 +22,8 @@ from pathlib import Path
 from websockets.asyncio.client import connect
 
 from local.bench import machine_line
-from local.bench.streaming import QUESTIONS, Fixture, Stack, ask
+from local.bench._streaming_harness import QUESTIONS, Fixture, Stack, ask
+from local.stats import percentile
 
 GENERATE_CONCURRENCY = 8  # the event source mapping's concurrent batches (make run's default)
 GROUPS_PER_TENANT = 2
@@ -112,8 +113,7 @@ def _median(values: list[float]) -> str:
 def _p90(values: list[float]) -> str:
     if not values:
         return "—"
-    ordered = sorted(values)
-    return f"{ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]:.0f} ms"
+    return f"{percentile(values, 90):.0f} ms"
 
 
 def report(outcomes: list[Outcome], elapsed: float) -> str:

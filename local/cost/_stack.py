@@ -12,20 +12,17 @@ read with ``GET /_emulator/usage``.
 from __future__ import annotations
 
 import argparse
-import functools
 import logging
 import sys
 from pathlib import Path
 from typing import cast
 
-import local.run as runner
 from infra.constants import FunctionName
 from infra.constructs.functions import SPECS
 from local.bench._stack import serve_adjusted
 from local.cost.meter import CountingStream, instrument_aws_clients
 from local.emulator.config import ApiConfig
 from local.emulator.usage import Usage
-from local.services import RedisServer
 
 
 def main() -> None:
@@ -37,7 +34,6 @@ def main() -> None:
     sys.stdout = CountingStream(sys.stdout, usage)
     logging.basicConfig(level=logging.WARNING)
     instrument_aws_clients(usage)
-    RedisServer.available = staticmethod(lambda: False)  # type: ignore[method-assign]
 
     def billed_memory(config: ApiConfig) -> ApiConfig:
         # The memory each function has in AWS (infra/constructs/functions.py): the meter bills it.
@@ -47,8 +43,7 @@ def main() -> None:
         }
         return config.model_copy(update={"functions": functions})
 
-    runner.Emulator = functools.partial(runner.Emulator, usage=usage)  # type: ignore[assignment,misc]
-    serve_adjusted(args.state_dir, billed_memory)
+    serve_adjusted(args.state_dir, billed_memory, usage=usage, start_redis=False)
 
 
 def _spec_name(handler: str) -> FunctionName:

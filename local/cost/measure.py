@@ -22,7 +22,7 @@ import httpx
 from websockets.asyncio.client import connect
 
 from local.bench import machine_line
-from local.bench.streaming import HANDLERS, QUESTIONS, Fixture, Stack, _timed_import, ask
+from local.bench._streaming_harness import HANDLERS, QUESTIONS, Fixture, Stack, ask, timed_import
 from shared.settings import Settings
 
 CONVERSATIONS = 20
@@ -69,7 +69,7 @@ def cold_starts() -> dict[str, float]:
     runs: dict[str, list[float]] = {name: [] for name in HANDLERS}
     for _ in range(COLD_START_RUNS):
         for name in HANDLERS:
-            runs[name].append(_timed_import(f"import functions.{name}.handler"))
+            runs[name].append(timed_import(f"import functions.{name}.handler"))
     return {name: round(statistics.median(values), 1) for name, values in runs.items()}
 
 

@@ -17,7 +17,7 @@ from shared.settings import Settings, get_settings
 from shared.state.records import Connection, Tenant
 from shared.state.store import StateStore
 from shared.wire.push import ClientPush
-from shared.wiring import knowledge_index, state_store
+from shared.wiring import callback_url_of, knowledge_index, push_for, state_store
 
 
 @lru_cache(maxsize=1)
@@ -94,12 +94,7 @@ def require_platform(request: Request) -> None:
 
 def _connection_push() -> Callable[[Connection], ClientPush]:
     """The @connections client of a stored connection (its API's domain and stage)."""
-    from shared.wire.push import api_gateway_push, callback_url
-
-    settings = get_settings()
-    return lambda connection: api_gateway_push(
-        callback_url(settings, connection.domain_name, connection.stage), settings.aws_region
-    )
+    return lambda connection: push_for(callback_url_of(connection.domain_name, connection.stage))
 
 
 def _index() -> KnowledgeIndex:

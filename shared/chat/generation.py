@@ -8,12 +8,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+from shared.chat.answer_source import AnswerSource
 from shared.chat.quotas import UsageLedger, month_of
 from shared.chat.streaming import FrameCoalescer
 from shared.errors import ConnectionGone, KefuError
 from shared.knowledge.base import Passage
 from shared.knowledge.retrieve_client import RetrievalResult, Retriever
-from shared.model.answer_cache import AnswerCache, AnswerKey, AnswerSource, NoAnswerCache, answer_key
+from shared.model.answer_cache import AnswerCache, NoAnswerCache
+from shared.model.answer_keys import AnswerKey, answer_key
 from shared.model.answer_model import Turn
 from shared.model.gateway import ModelGateway, TenantModel
 from shared.observability import AnswerMeter, AnswerRecord, NoAnswerMeter, logger, metrics

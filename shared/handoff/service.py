@@ -18,7 +18,7 @@ from typing import Literal
 from shared.errors import Conflict, Forbidden, NotFound
 from shared.handoff.hours import describe, is_open, next_open
 from shared.handoff.notify import Notifier
-from shared.handoff.texts import chinese, notice_text
+from shared.handoff.texts import chinese, notice_language, notice_text
 from shared.handoff.views import agent_ref, assignee_ref, fit, preview_of, summary, ticket_out
 from shared.observability import logger, metrics
 from shared.state.records import (
@@ -146,15 +146,15 @@ class Handoff:
         a new handoff never goes ahead of conversations already waiting."""
         config = self.config(conversation.tenant_id)
         if not config.enabled:
-            self._tell_visitor(conversation, "unavailable")
+            self._tell_visitor(conversation, "unavailable", said=preview)
             return conversation
         if conversation.status in ("queued", "assigned"):
             if reason == "visitor_request":
-                self._tell_visitor(conversation, "already_waiting")
+                self._tell_visitor(conversation, "already_waiting", said=preview)
             return conversation
         available = self.availability(conversation.tenant_id)
         if not available.someone:
-            return self._nobody(conversation, reason, config)
+            return self._nobody(conversation, reason, config, said=preview)
         queued = self.store.change_status(
             conversation,
             StatusChange(
@@ -168,7 +168,7 @@ class Handoff:
         if queued is None:
             current = self.store.get_conversation(conversation.conversation_id) or conversation
             if current.status in ("queued", "assigned") and reason == "visitor_request":
-                self._tell_visitor(current, "already_waiting")
+                self._tell_visitor(current, "already_waiting", said=preview)
             return current
         metrics.add_metric(name="Handoffs", unit="Count", value=1)
         logger.info("handed off", extra={"conversation_id": conversation.conversation_id, "reason": reason})
@@ -184,7 +184,7 @@ class Handoff:
             Notice(
                 conversation_id=queued.conversation_id,
                 code="queued",
-                text=config.queued_text.pick(queued.visitor_language),
+                text=config.queued_text.pick(notice_language(queued, preview)),
             ),
         )
         if not config.auto_assign:
@@ -193,14 +193,16 @@ class Handoff:
         assigned = self.drain(queued.tenant_id, newest=queued, agents=available.with_room)
         return assigned.get(queued.conversation_id, queued)
 
-    def _nobody(self, conversation: Conversation, reason: Reason, config: HandoffConfig) -> Conversation:
+    def _nobody(
+        self, conversation: Conversation, reason: Reason, config: HandoffConfig, *, said: str | None = None
+    ) -> Conversation:
         """Nobody can take the conversation now: it stays with the bot."""
         metrics.add_metric(name="HandoffsWithNobodyAvailable", unit="Count", value=1)
         extra = {"conversation_id": conversation.conversation_id, "reason": reason}
         logger.info("no handoff: nobody available", extra=extra)
         if reason != "visitor_request":
             return conversation  # the bot keeps answering; the next trigger checks again
-        language = conversation.visitor_language
+        language = notice_language(conversation, said)
         now = self.clock()
         opening = next_open(config.hours, now) if config.hours is not None else now
         if config.hours is not None and opening != now:
@@ -287,7 +289,7 @@ class Handoff:
             notice = Notice(
                 conversation_id=conversation.conversation_id,
                 code="still_waiting",
-                text=config.still_waiting_text.pick(conversation.visitor_language),
+                text=config.still_waiting_text.pick(notice_language(conversation)),
                 leave_message=True,
             )
             self.notifier.visitor(conversation.conversation_id, notice)
@@ -312,7 +314,7 @@ class Handoff:
         detail = f" ({ticket.name})" if ticket.name else ""
         message = f": {ticket.text}" if ticket.text else ""
         self._event(stored, "ticket", f"Left contact details {ticket.contact}{detail}{message}")
-        self._tell_visitor(stored, "message_left", contact=ticket.contact)
+        self._tell_visitor(stored, "message_left", said=ticket.text, contact=ticket.contact)
         self.broadcast_tickets(stored.tenant_id, changed=stored)
         return stored
 
@@ -352,13 +354,15 @@ class Handoff:
         return conversation
 
     def visible(self, agent: Agent, conversation_id: str) -> Conversation:
-        """The conversation, if this agent may read it: queued, theirs, with an open ticket (every
-        agent of the tenant lists those), or any of the tenant's with ``handoff.agentsSeeAll``. Others
-        look absent, as foreign ones do."""
+        """The conversation, if this agent may read it: queued, theirs, one they handed back to the
+        bot or resolved (and nobody held since: their console follows what the bot says next), with
+        an open ticket (every agent of the tenant lists those), or any of the tenant's with
+        ``handoff.agentsSeeAll``. Others look absent, as foreign ones do."""
         conversation = self.owned(agent, conversation_id)
         if (
             conversation.status == "queued"
             or conversation.assignee_id == agent.agent_id
+            or (conversation.status in _BOT_OWNED and conversation.last_assignee_id == agent.agent_id)
             or (conversation.ticket is not None and conversation.ticket.status == "open")
             or self.config(agent.tenant_id).agents_see_all
         ):
@@ -534,11 +538,11 @@ class Handoff:
         self.notifier.agents(tenant_id, fit(frame, "added"))
         self.check_waits(tenant_id)
 
-    def _tell_visitor(self, conversation: Conversation, code: str, **values: str) -> None:
+    def _tell_visitor(self, conversation: Conversation, code: str, *, said: str | None = None, **values: str) -> None:
         notice = Notice(
             conversation_id=conversation.conversation_id,
             code=code,
-            text=notice_text(code, conversation.visitor_language, **values),
+            text=notice_text(code, notice_language(conversation, said), **values),
             agent=assignee_ref(conversation) if code == "transferred" else None,
         )
         self.notifier.visitor(conversation.conversation_id, notice)

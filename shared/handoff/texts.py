@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from shared.model.language import detect_language
+from shared.state.records import Conversation
+
 _TEXTS: dict[str, tuple[str, str]] = {
     "unavailable": (
         "Sorry, our team can't chat here. Our assistant will keep helping you.",
@@ -25,6 +28,17 @@ _TEXTS: dict[str, tuple[str, str]] = {
         "已切换回智能助手为您服务，如需人工客服可随时提出。",
     ),
 }
+
+
+def notice_language(conversation: Conversation, said: str | None = None) -> str | None:
+    """The language a notice is written in: the one the visitor's connection declared, else that of
+    the visitor's own words (``said``: the message at hand, else the last one kept as the preview),
+    judged by the share of Chinese characters. A channel or page that declares nothing still gets
+    notices in the language the visitor writes."""
+    if conversation.visitor_language:
+        return conversation.visitor_language
+    words = said or conversation.preview
+    return detect_language(words) if words and words.strip() else None
 
 
 def chinese(language: str | None) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+from shared.handoff.texts import notice_language
 from shared.state.records import VERIFIED_USER_PREFIX, Agent, Conversation, StoredMessage
 from shared.wire.protocol import (
     AgentRef,
@@ -30,7 +31,8 @@ def visitor_info(conversation: Conversation, *, page_chars: int = 200) -> Visito
     return VisitorInfo(
         alias=alias(conversation.visitor_id, conversation.visitor_language),
         page=conversation.visitor_page[:page_chars] if conversation.visitor_page else None,
-        language=conversation.visitor_language,
+        # Declared by the page, else that of the visitor's last words (a channel declares none).
+        language=notice_language(conversation),
         first_seen=conversation.created_at,
     )
 

@@ -465,13 +465,8 @@ class OpenSearchIndex(KnowledgeIndex):
 
     def documents(self, tenant_id: str) -> list[DocumentSummary]:
         validate_tenant_id(tenant_id)
-        response = self.client.msearch(body=[{"index": self.index_name}, documents_body(tenant_id)])
-        item = (response.get("responses") or [{}])[0]
-        if "error" in item:
-            if "index_not_found_exception" in str(item["error"]):
-                return []
-            raise UpstreamError(f"OpenSearch search failed: {item['error']}")
-        return documents_from_response(item, tenant_id)
+        responses = self._msearch([documents_body(tenant_id)])
+        return [] if responses is None else documents_from_response(responses[0], tenant_id)
 
     def sample_questions(self, tenant_id: str, limit: int) -> list[str]:
         validate_tenant_id(tenant_id)

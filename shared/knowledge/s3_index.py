@@ -55,6 +55,7 @@ from shared.knowledge.base import (
 )
 from shared.knowledge.ids import validate_tenant_id
 from shared.knowledge.local_index import MANIFEST, LocalHybridIndex
+from shared.knowledge.vectors import unit_rows
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -400,17 +401,8 @@ def unpack_bundle(data: bytes, tenant_dir: Path) -> None:
         version = str(manifest["version"])
         (tenant_dir / f"chunks-{version}.json").write_bytes(bundle.read("chunks.json"))
         half = np.load(io.BytesIO(bundle.read("vectors.npy")), allow_pickle=False)
-        np.save(tenant_dir / f"vectors-{version}.npy", _unit_rows(half), allow_pickle=False)
+        np.save(tenant_dir / f"vectors-{version}.npy", unit_rows(half), allow_pickle=False)
         if "entries.npz" in bundle.namelist():
             (tenant_dir / f"entries-{version}.npz").write_bytes(bundle.read("entries.npz"))
         # Last: the manifest is what makes the folder a readable index.
         (tenant_dir / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
-
-
-def _unit_rows(vectors: NDArray[Any]) -> NDArray[np.float32]:
-    full = np.asarray(vectors, dtype=np.float32)
-    if full.size == 0:
-        return full
-    norms = np.linalg.norm(full, axis=1, keepdims=True)
-    unit: NDArray[np.float32] = (full / np.where(norms > 0, norms, 1.0)).astype(np.float32, copy=False)
-    return unit

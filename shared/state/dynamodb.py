@@ -233,6 +233,8 @@ class DynamoStateStore(StateStore):
             actions.append(model.assignee_name.set(change.assignee_name or change.assignee_id))
         else:
             actions += [model.queued_tenant_id.remove(), model.assignee_id.remove(), model.assignee_name.remove()]
+            if change.expected_assignee_id is not None:
+                actions.append(model.last_assignee_id.set(change.expected_assignee_id))
         if change.reason is not None:
             actions.append(model.handoff_reason.set(change.reason))
         if change.preview is not None:
@@ -553,6 +555,7 @@ def _to_conversation(item: ConversationModel) -> Conversation:
         handoff_reason=item.handoff_reason,
         assignee_id=item.assignee_id,
         assignee_name=item.assignee_name,
+        last_assignee_id=item.last_assignee_id,
         no_answer_streak=int(item.no_answer_streak or 0),
         visitor_page=item.visitor_page,
         visitor_language=item.visitor_language,

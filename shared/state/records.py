@@ -140,6 +140,8 @@ class Conversation(BaseModel):
     handoff_reason: str | None = None
     assignee_id: str | None = None
     assignee_name: str | None = None
+    # The agent who last held it and handed it back (to the bot, or resolved): they may keep reading it.
+    last_assignee_id: str | None = None
     # Bot answers without a good source, in a row (reset by a grounded answer or a status change).
     no_answer_streak: int = 0
     visitor_page: str | None = None

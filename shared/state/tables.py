@@ -168,6 +168,7 @@ class ConversationModel(Model):
     handoff_reason = UnicodeAttribute(null=True)
     assignee_id = UnicodeAttribute(null=True)
     assignee_name = UnicodeAttribute(null=True)
+    last_assignee_id = UnicodeAttribute(null=True)
     no_answer_streak = NumberAttribute(default=0)
     visitor_page = UnicodeAttribute(null=True)
     visitor_language = UnicodeAttribute(null=True)

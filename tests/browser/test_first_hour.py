@@ -5,8 +5,8 @@
 - A wrong widget key says the configuration is wrong (and stops retrying); a network failure still
   says "Reconnecting…".
 - After a reload the widget shows the handoff notice again; the chat page restores its conversation.
-- The console's open transcript follows a conversation handed back to the bot and queued again; the
-  chat page's visitors have a language.
+- The console's open transcript follows a conversation handed back to the bot, live while the bot
+  answers and when it is queued again; the chat page's visitors have a language.
 - The demo shop fits a 390 px phone and its chat bubble can be tapped; every page has a favicon.
 """
 
@@ -191,6 +191,45 @@ def test_handoff_survives_a_reload_and_the_console_follows_a_conversation_back_f
     expect(console.locator("#mine li[data-conversation]")).to_have_count(1)
     console.locator("#resolve").click()
     expect(console.locator("#mine li[data-conversation]")).to_have_count(0)
+    visitor_context.close()
+    agent_context.close()
+
+
+def test_the_open_transcript_follows_the_bot_after_return_to_bot(browser: Browser, stack: dict[str, Any]) -> None:
+    """No frame tells agents what is said while the bot owns a conversation: the console that handed it
+    back keeps its transcript open and current, before any new handoff brings it back to the queue."""
+    expect.set_options(timeout=TIMEOUT_MS)
+    with admin(stack) as client:
+        client.patch(f"/v1/tenants/{stack['tenant_id']}/config", json={"handoff": {"autoAssign": False}})
+    agent_context = new_context(browser)
+    console = agent_context.new_page()
+    log_in(console, stack)
+    visitor_context = new_context(browser)
+    visitor = visitor_context.new_page()
+    visitor.goto(stack["demo_url"])
+    visitor.locator(f"{WIDGET} .bubble").click()
+    visitor.locator(f"{WIDGET} .human").click()
+    expect(visitor.locator(f"{WIDGET} .notice").last).to_contain_text("Connecting you")
+
+    queued = console.locator("#queue li[data-conversation]")
+    expect(queued).to_have_count(1)
+    queued.click()
+    console.locator("#accept").click()
+    expect(console.locator("#mine li[data-conversation]")).to_have_count(1)
+    console.locator("#return-to-bot").click()
+    expect(console.locator("#chat-status")).to_have_text("bot")
+    expect(visitor.locator(f"{WIDGET} .subtitle")).to_have_text(re.compile("Assistant"))
+
+    transcript = console.locator("#transcript")
+    ask(visitor, "How long does delivery take?")
+    expect(visitor.locator(f"{WIDGET} .msg.bot .sources a").first).to_be_visible()
+    expect(transcript.locator(".m.visitor").last).to_contain_text("How long does delivery take?")
+    expect(transcript.locator(".m.bot")).to_have_count(1)
+    expect(transcript.locator(".m.bot").last).to_contain_text(re.compile("working days"))
+    ask(visitor, "How can I return an item?")
+    expect(transcript.locator(".m.visitor").last).to_contain_text("How can I return an item?")
+    expect(transcript.locator(".m.bot")).to_have_count(2)
+    expect(queued).to_have_count(0)  # all of it while the bot owns the conversation
     visitor_context.close()
     agent_context.close()
 

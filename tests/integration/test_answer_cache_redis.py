@@ -8,7 +8,9 @@ import pytest
 import redis
 
 from local.services import RedisServer
-from shared.model.answer_cache import FlightAbandoned, RedisAnswerCache, SoloFlight, answer_key
+from shared.model.answer_cache import FlightAbandoned, SoloFlight
+from shared.model.answer_cache_redis import RedisAnswerCache
+from shared.model.answer_keys import answer_key
 
 pytestmark = pytest.mark.integration
 

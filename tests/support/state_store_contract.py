@@ -212,6 +212,7 @@ class StateStoreContract:
             conversation("c_1"), StatusChange(status="bot", from_statuses=OPEN, expected_assignee_id="a_2")
         )
         assert released is not None and released.status == "bot" and released.assignee_id is None
+        assert released.last_assignee_id == "a_2"  # who handed it back keeps reading it
         assert store.get_agent("a_2").load == 0  # type: ignore[union-attr]
         assert store.get_conversation("c_1") == released
 

@@ -101,6 +101,8 @@ class InMemoryStateStore(StateStore):
             updated.assignee_id, updated.assignee_name = change.assignee_id, change.assignee_name
         else:
             updated.assignee_id = updated.assignee_name = None
+            if change.expected_assignee_id is not None:
+                updated.last_assignee_id = change.expected_assignee_id
         if change.reason is not None:
             updated.handoff_reason = change.reason
         if change.preview is not None:

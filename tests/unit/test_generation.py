@@ -10,7 +10,9 @@ import pytest
 from shared.chat.generation import AnswerGate, Generator
 from shared.knowledge.base import Passage
 from shared.knowledge.retrieve_client import RetrievalResult
-from shared.model.answer_cache import AnswerKey, Flight, InMemoryAnswerCache
+from shared.model.answer_cache import Flight
+from shared.model.answer_cache_memory import InMemoryAnswerCache
+from shared.model.answer_keys import AnswerKey
 from shared.model.answer_model import Answer, AnswerModel, AnswerStream, ModelUsage, Turn
 from shared.model.gateway import FixedModelGateway, ModelGateway, TenantModel
 from shared.observability import AnswerMeter, AnswerRecord

@@ -252,5 +252,33 @@ def test_the_admin_function_serves_the_api_over_the_given_store(
     assert refused["statusCode"] == 401 and "Bearer" in json.loads(refused["body"])["error"]["message"]
 
 
+def test_the_admin_functions_log_lines_carry_the_request_id_and_the_tenant(
+    store: InMemoryStateStore, monkeypatch: pytest.MonkeyPatch, log_lines: Callable[[], list[dict[str, Any]]]
+) -> None:
+    monkeypatch.setenv("KEFU_ADMIN_KEY", "test-key")
+    get_settings.cache_clear()
+    deps._admin_key.cache_clear()
+
+    def logging_store() -> InMemoryStateStore:
+        logger.info("store opened")  # any line written while the request is served
+        return store
+
+    monkeypatch.setitem(admin.app.dependency_overrides, deps._store, logging_store)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    event = events.http_api_event("GET", "/v1/tenants/t_1", headers={"authorization": "Bearer test-key"})
+    try:
+        response = admin.handler(event, events.lambda_context("kefu-admin"))
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+        get_settings.cache_clear()
+        deps._admin_key.cache_clear()
+
+    assert response["statusCode"] == 200
+    [line] = [line for line in log_lines() if line["message"] == "store opened"]
+    assert line["correlation_id"] == event["requestContext"]["requestId"] and line["tenant_id"] == "t_1"
+
+
 def test_visitor_tokens_are_issued_by_the_given_admission() -> None:
     assert admission(InMemoryStateStore()).tokens() is TOKENS

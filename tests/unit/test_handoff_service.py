@@ -5,8 +5,10 @@ from datetime import timedelta
 import pytest
 
 from shared.errors import Conflict, Forbidden, NotFound
-from shared.tenant_config.handoff import AgentHours
-from tests.unit.handoff_support import Desk
+from shared.handoff.texts import notice_language, notice_text
+from shared.state.records import Conversation
+from shared.tenant_config.handoff import AgentHours, HandoffConfig
+from tests.unit.handoff_support import TENANT, Desk
 
 
 @pytest.fixture
@@ -192,6 +194,25 @@ def test_only_the_holder_resolves_or_returns_to_the_bot(desk: Desk) -> None:
     assert desk.frames("v-tab", "conversation.status")[0]["status"] == "bot"
 
 
+def test_who_handed_a_conversation_back_keeps_reading_it_until_someone_else_holds_it(desk: Desk) -> None:
+    desk.configure(auto_assign=False)
+    alice, bob = desk.agent("a_1", "Alice"), desk.agent("a_2", "Bob")
+    desk.handoff().request(desk.conversation(), "visitor_request")
+    desk.handoff().accept(alice, "c_1")
+    desk.handoff().return_to_bot(alice, "c_1")
+
+    assert desk.handoff().visible(alice, "c_1").status == "bot"  # her console follows the bot's answers
+    with pytest.raises(NotFound):
+        desk.handoff().visible(bob, "c_1")
+
+    desk.handoff().request(desk.store.conversations["c_1"], "visitor_request")
+    desk.handoff().accept(bob, "c_1")
+    desk.handoff().resolve(bob, "c_1")
+    assert desk.handoff().visible(bob, "c_1").status == "resolved"
+    with pytest.raises(NotFound):
+        desk.handoff().visible(alice, "c_1")
+
+
 def test_a_queued_conversation_can_be_resolved_by_any_agent(desk: Desk) -> None:
     desk.configure(auto_assign=False)
     bob = desk.agent("a_2", "Bob")
@@ -253,3 +274,52 @@ def test_a_handoff_flood_sends_each_agent_one_entry_per_change_not_the_whole_que
     [taken] = desk.frames("tab-a_2", "queue.updated")
     assert taken["added"] == [] and [r["conversationId"] for r in taken["removed"]] == ["c_07"]
     assert taken["removed"][0]["updatedAt"] == desk.store.conversations["c_07"].updated_at
+
+
+# --- notices in the visitor's language when the connection declared none (a chat page, a channel) ---
+
+
+def _undeclared_visitor(desk: Desk) -> None:
+    desk.visitor_tab("v-undeclared", visitor_id="visitor-bbb", language=None)
+
+
+def test_a_visitor_who_declared_no_language_and_writes_chinese_is_told_in_chinese_that_nobody_is_online(
+    desk: Desk,
+) -> None:
+    _undeclared_visitor(desk)
+    desk.send("v-undeclared", action="sendMessage", clientMessageId="cmid-zh-0001", text="我想找人工客服聊一下退款")
+    [notice] = desk.frames("v-undeclared", "notice")
+    assert notice["code"] == "no_agents" and notice["text"] == HandoffConfig().no_agents_text.zh
+
+
+def test_a_visitor_who_declared_no_language_and_writes_chinese_is_queued_in_chinese(desk: Desk) -> None:
+    desk.configure(auto_assign=False)
+    desk.agent("a_1", "Alice")
+    _undeclared_visitor(desk)
+    desk.send("v-undeclared", action="sendMessage", clientMessageId="cmid-zh-0001", text="转人工")
+    [notice] = desk.frames("v-undeclared", "notice")
+    assert notice["code"] == "queued" and notice["text"] == HandoffConfig().queued_text.zh
+    [entry] = desk.frames("tab-a_1", "queue.updated")[-1]["added"]
+    assert entry["visitor"]["language"] == "zh"  # agents see it too, not "?"
+
+    # Later notices, with no text at hand, go by the visitor's last words kept for the agents.
+    desk.send("v-undeclared", action="requestHuman")
+    assert desk.frames("v-undeclared", "notice")[-1]["text"] == notice_text("already_waiting", "zh")
+
+
+def test_english_words_in_an_undeclared_conversation_get_english_notices(desk: Desk) -> None:
+    _undeclared_visitor(desk)
+    desk.send("v-undeclared", action="sendMessage", clientMessageId="cmid-en-0001", text="Can I talk to a human? 谢谢")
+    [notice] = desk.frames("v-undeclared", "notice")
+    assert notice["text"] == HandoffConfig().no_agents_text.en
+
+
+def test_a_declared_language_wins_over_the_words() -> None:
+    declared = Conversation(
+        conversation_id="c", tenant_id=TENANT, visitor_id="v", created_at=1, updated_at=1, visitor_language="en"
+    )
+    assert notice_language(declared, "转人工") == "en"
+    undeclared = declared.model_copy(update={"visitor_language": None, "preview": "退款多久到账？"})
+    assert notice_language(undeclared) == "zh"
+    assert notice_language(undeclared, "How long do refunds take?") == "en"
+    assert notice_language(undeclared.model_copy(update={"preview": None})) is None

@@ -16,7 +16,7 @@ from shared.chat.quotas import (
     quota_for,
     quota_refusal,
 )
-from shared.model.answer_cache import InMemoryAnswerCache
+from shared.model.answer_cache_memory import InMemoryAnswerCache
 from shared.state.records import Connection, Tenant
 from shared.tenant_config import TenantConfig, TenantConfigCache
 from tests.unit.fakes import FakePush, FakeQueue, InMemoryContextCache, InMemoryStateStore

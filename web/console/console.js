@@ -31,6 +31,7 @@ const state = {
   outbox: [], // agentMessage / note frames waiting for their ack
   reportedRead: {},
   visitorTyping: null,
+  unfollowable: new Set(), // bot-owned conversations this agent may not read (the server said not_found)
 };
 
 // --- login ---
@@ -182,13 +183,15 @@ function requestHistory(conversationId, onlyNewer, before) {
   if (before) frame.before = before;
   else if (onlyNewer && ids.length) frame.after = ids[ids.length - 1];
   historyMode[conversationId] = frame.before ? "before" : frame.after ? "after" : "latest";
-  send(frame);
+  return send(frame);
 }
 
 // --- frames ---
 
 function upsert(summary) {
   state.conversations[summary.conversationId] = summary;
+  // Queued or held again: once it is back with the bot, this console may follow it again.
+  if (summary.status === "queued" || summary.status === "assigned") state.unfollowable.delete(summary.conversationId);
 }
 
 function endSession(message) {
@@ -361,6 +364,7 @@ function handle(frame) {
       const transcript = state.transcripts[frame.conversationId] || new Map();
       state.transcripts[frame.conversationId] = transcript;
       for (const m of frame.messages) transcript.set(m.messageId, m);
+      if (frame.conversationId === following && frame.messages.length) followDelay = FOLLOW_BOT_MS;
       if (frame.hasMore && frame.messages.length) {
         // The whole story: forward pages continue forward, the first page fetches what came before it.
         if (historyMode[frame.conversationId] === "after") requestHistory(frame.conversationId, true);
@@ -374,6 +378,12 @@ function handle(frame) {
       break;
     }
     case "error":
+      if (frame.code === "not_found" && following && frame.message.includes(following)) {
+        // Following a conversation this agent may no longer read (someone else held it since): stop.
+        state.unfollowable.add(following);
+        following = null;
+        break;
+      }
       toast(`${frame.code}: ${frame.message}`);
       if (frame.clientMessageId) {
         state.outbox = state.outbox.filter((f) => f.clientMessageId !== frame.clientMessageId);
@@ -804,6 +814,32 @@ document.addEventListener("visibilitychange", reportRead);
 setInterval(() => {
   for (const el of document.querySelectorAll(".wait[data-since]")) el.textContent = formatWait(Number(el.dataset.since));
 }, 1000);
+
+// An open conversation the bot owns (handed back, or resolved): no frame tells this console what the
+// visitor and the bot say there, so its newer messages are fetched while the page is visible: every
+// 3 s, then less often while nothing new comes (up to every 30 s; a new message or another selection
+// starts over). Nothing while the console is hidden or shows something else.
+const FOLLOW_BOT_MS = 3000;
+const FOLLOW_BOT_MAX_MS = 30_000;
+let following = null; // the conversation the last follow-up read was for
+let followDelay = FOLLOW_BOT_MS;
+
+function followBot() {
+  const c = selectedSummary();
+  const followable =
+    c &&
+    ["bot", "resolved"].includes(c.status) &&
+    !state.unfollowable.has(c.conversationId) &&
+    state.transcripts[c.conversationId] && // its first page has come
+    document.visibilityState === "visible";
+  if (followable) {
+    if (following !== c.conversationId) followDelay = FOLLOW_BOT_MS;
+    following = c.conversationId;
+    if (requestHistory(c.conversationId, true)) followDelay = Math.min(followDelay * 1.5, FOLLOW_BOT_MAX_MS);
+  }
+  setTimeout(followBot, followable ? followDelay : FOLLOW_BOT_MS);
+}
+setTimeout(followBot, FOLLOW_BOT_MS);
 
 // "Still here": keeps the connection from idling out and lets the server tell visitors who wait too long.
 setInterval(() => send({ action: "heartbeat" }), 60_000);
