@@ -24,8 +24,8 @@ def serve_adjusted(state_dir: Path, adjust: Callable[[ApiConfig], ApiConfig]) ->
     """Run what ``make run`` runs, with the emulator's API config passed through ``adjust`` first."""
     standard = runner.api_config
 
-    def api_config(settings: Settings, queue_url: str) -> ApiConfig:
-        return adjust(standard(settings, queue_url))
+    def api_config(settings: Settings, queue_url: str, upload_events_url: str | None = None) -> ApiConfig:
+        return adjust(standard(settings, queue_url, upload_events_url))
 
     runner.api_config = api_config
     stack = runner.LocalStack(http_port=free_port(), ws_port=free_port(), state_dir=state_dir.resolve())
