@@ -137,8 +137,12 @@ def test_only_the_chat_functions_and_admin_use_connections(dev: Synth) -> None:
 
 
 def _s3_grants(dev: Synth, name: FunctionName) -> dict[str, list[Any]]:
+    """Resources by S3 action (in a stable order: policies may list them either way)."""
     return {
-        action: [resource for s in dev.statements(name) if action in _actions(s) for resource in _resources(s)]
+        action: sorted(
+            (resource for s in dev.statements(name) if action in _actions(s) for resource in _resources(s)),
+            key=json.dumps,
+        )
         for action in dev.actions(name)
         if action.startswith("s3:")
     }
@@ -161,8 +165,9 @@ def test_knowledge_and_upload_access_on_s3(dev: Synth) -> None:
         "s3:ListBucket": [{"Fn::GetAtt": [bucket_id, "Arn"]}],
     }
     # Uploads: admin only signs POSTs (PutObject under uploads/); ingest reads and removes an upload.
-    assert granted["admin"] == writer | {"s3:PutObject": [objects, uploads]}
-    assert granted["ingest"] == writer | {"s3:GetObject": [objects, uploads], "s3:DeleteObject": [objects, uploads]}
+    both = sorted([objects, uploads], key=json.dumps)
+    assert granted["admin"] == writer | {"s3:PutObject": both}
+    assert granted["ingest"] == writer | {"s3:GetObject": both, "s3:DeleteObject": both}
 
 
 def test_ingest_has_none_of_admins_other_powers(dev: Synth) -> None:
