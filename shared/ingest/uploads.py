@@ -293,6 +293,9 @@ class Uploads:
         claimed = self._claim(record)
         if claimed is None:
             logger.info("upload already claimed", extra={"status": record.status})
+            if record.status in TERMINAL:
+                # The URL was used again after its upload finished: that copy is never ingested.
+                self.bucket.delete(record.key)
             return "duplicate"
         try:
             return self._ingest(claimed)

@@ -145,6 +145,10 @@ def test_a_redelivered_event_does_not_ingest_twice(
     assert deliver(uploads, ticket.key) == {"outcomes": ["duplicate"]}
     assert knowledge.index.version("acme") == version
     assert uploads.view("acme", ticket.upload_id).attempts == 1
+    # The URL used again once the upload finished: that copy is removed, not ingested.
+    bucket.post(ticket.key, FAQ)
+    assert deliver(uploads, ticket.key) == {"outcomes": ["duplicate"]}
+    assert ticket.key not in bucket.objects and knowledge.index.version("acme") == version
 
 
 def test_a_malformed_file_is_reported_failed_and_nothing_is_stored(
