@@ -74,7 +74,16 @@ class KefuStack(cdk.Stack):
             message=functions.functions["message"],
         )
         admin_api = AdminApi(self, "Admin", config=config, admin=functions.functions["admin"])
-        site = StaticSite(self, "Web", config=config, static_dir=bundler.repo_root / "web", websocket_url=websocket.url)
+        site = StaticSite(
+            self,
+            "Web",
+            config=config,
+            static_dir=bundler.repo_root / "web",
+            websocket_url=websocket.url,
+            admin_url=admin_api.url,
+        )
+        # The console's knowledge page calls the admin API from the site's origin.
+        admin_api.allow_origin(site.base_url)
         grant_least_privilege(
             functions=functions,
             state=state,

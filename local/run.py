@@ -148,6 +148,16 @@ def create_upload_events(s3_endpoint: str | None, sqs_endpoint: str | None, regi
     return queue_url
 
 
+def allow_browser_uploads(s3_endpoint: str | None, region: str, bucket: str, origin: str) -> None:
+    """CORS on the uploads bucket: presigned POSTs from the console's origin (and its localhost name)."""
+    import boto3
+
+    origins = sorted({origin, origin.replace("127.0.0.1", "localhost")})
+    rule = {"AllowedMethods": ["POST"], "AllowedOrigins": origins, "AllowedHeaders": ["*"], "MaxAgeSeconds": 3000}
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name=region)
+    s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": [rule]})
+
+
 class StateDirBusy(Exception):
     """Another run holds the state directory."""
 
@@ -340,7 +350,8 @@ def web_app(admin_app: Any, page_values: dict[str, str]) -> Any:
         return HTMLResponse(page)
 
     async def console_config(request: Request) -> JSONResponse:
-        return JSONResponse({"wsUrl": page_values["WS_URL"]}, headers={"Cache-Control": "no-store"})
+        config = {"wsUrl": page_values["WS_URL"], "adminUrl": page_values.get("ADMIN_URL", "")}
+        return JSONResponse(config, headers={"Cache-Control": "no-store"})
 
     return Starlette(
         routes=[
@@ -441,6 +452,12 @@ async def serve(stack: LocalStack, seed: bool, previous: dict[str, Any] | None =
         extra_app=web_app(create_app(), page_values),
     )
     await emulator.start()
+    # The console's knowledge page posts files to the bucket from the console's origin (CORS), as
+    # infra/constructs/uploads.py allows the CloudFront origin.
+    page_values["ADMIN_URL"] = emulator.http_url
+    await asyncio.to_thread(
+        allow_browser_uploads, settings.s3_endpoint, settings.aws_region, settings.uploads_bucket, emulator.http_url
+    )
     watchdog = asyncio.create_task(stack.restart_moto_when_it_dies())
     try:
         admin_key = os.environ["KEFU_ADMIN_KEY"]

