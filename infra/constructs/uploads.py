@@ -19,7 +19,7 @@ from constructs import Construct
 
 from infra.config import DeployConfig
 from infra.nag import acknowledge
-from shared.ingest.uploads import UPLOADS_PREFIX
+from shared.ingest.uploads import UPLOADS_PREFIX, UploadPolicy
 
 RAW_UPLOAD_DAYS = 2
 
@@ -67,8 +67,11 @@ class UploadsBucket(Construct):
             max_age=3000,
         )
 
-    def notify(self, ingest: lambda_.IFunction) -> None:
-        """ObjectCreated (PUT, POST, multipart) under ``uploads/`` → the ingest function, asynchronously."""
+    def notify(self, ingest: lambda_.Function) -> None:
+        """ObjectCreated (PUT, POST, multipart) under ``uploads/`` → the ingest function, asynchronously.
+        An invocation that fails (the use case raises IngestRetry after an unexpected error, its upload
+        pending again) is retried as often as the uploads ledger allows attempts, within an hour."""
+        ingest.configure_async_invoke(retry_attempts=UploadPolicy.max_attempts - 1, max_event_age=cdk.Duration.hours(1))
         self.bucket.add_event_notification(
             s3.EventType.OBJECT_CREATED, s3n.LambdaDestination(ingest), s3.NotificationKeyFilter(prefix=UPLOADS_PREFIX)
         )

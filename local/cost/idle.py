@@ -21,6 +21,7 @@ USAGE_ONLY: dict[str, str] = {
     "AWS::Lambda::Function": "requests and GB-s",
     "AWS::Lambda::LayerVersion": "nothing (counts toward the function's size)",
     "AWS::Lambda::Permission": "nothing",
+    "AWS::Lambda::EventInvokeConfig": "nothing",
     "AWS::Lambda::Version": "nothing",
     "AWS::Lambda::Alias": "nothing unless provisioned concurrency (priced as fixed when set)",
     "AWS::Lambda::Url": "nothing (the function's requests)",

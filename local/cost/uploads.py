@@ -185,16 +185,26 @@ def render(results: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+_BLOCK = re.compile(rf"<!-- bench:{MARKER} -->.*?<!-- /bench:{MARKER} -->", re.S)
+_HEADING = "## Against the goals"
+
+
+def with_section(text: str, block: str) -> str:
+    """``text`` with the per-upload block in place (replaced, or added before the goals)."""
+    if _BLOCK.search(text):
+        return _BLOCK.sub(lambda _: block, text)
+    return text.replace(_HEADING, f"## Per upload: measured\n\n{block}\n\n{_HEADING}", 1)
+
+
+def keep_section(previous: str, document: str) -> str:
+    """The per-upload block of ``previous`` carried into a newly rendered ``document`` (local.cost)."""
+    found = _BLOCK.search(previous)
+    return with_section(document, found.group(0)) if found else document
+
+
 def write(section: str, path: Path = COST_DOC) -> None:
-    text = path.read_text(encoding="utf-8")
     block = f"<!-- bench:{MARKER} -->\n{section}\n<!-- /bench:{MARKER} -->"
-    pattern = re.compile(rf"<!-- bench:{MARKER} -->.*?<!-- /bench:{MARKER} -->", re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: block, text)
-    else:
-        heading = "## Against the goals"
-        text = text.replace(heading, f"## Per upload: measured\n\n{block}\n\n{heading}", 1)
-    path.write_text(text, encoding="utf-8")
+    path.write_text(with_section(path.read_text(encoding="utf-8"), block), encoding="utf-8")
 
 
 def main() -> None:

@@ -51,6 +51,7 @@ def test_resource_counts(dev: Synth) -> None:
         "Custom::SecureParameter": 1,  # the visitor-token key (SSM SecureString: no monthly fee)
         "AWS::S3::Bucket": 3,  # widget + console files; knowledge index versions; raw uploads
         "Custom::S3BucketNotifications": 1,  # uploads/ ObjectCreated -> ingest
+        "AWS::Lambda::EventInvokeConfig": 1,  # ingest's retries of an S3 event
         "AWS::CloudFront::Distribution": 1,
         "AWS::CloudFront::Function": 1,  # /console/ -> /console/index.html
         "AWS::SNS::Topic": 1,  # every alarm notifies it

@@ -108,3 +108,12 @@ def test_the_console_origin_alone_may_call_the_admin_api_from_a_browser(dev: Syn
     assert distribution in str(origin) and "*" not in str(origin)
     assert set(cors["AllowHeaders"]) == {"authorization", "content-type"}
     assert "AllowCredentials" not in cors  # the key travels in Authorization, never in cookies
+
+
+def test_a_failed_s3_event_is_retried_as_often_as_the_ledger_allows_attempts(dev: Synth) -> None:
+    from shared.ingest.uploads import UploadPolicy
+
+    [config] = [r["Properties"] for r in dev.of_type("AWS::Lambda::EventInvokeConfig").values()]
+    assert config["FunctionName"] == {"Ref": dev.function_id("ingest")}
+    assert config["MaximumRetryAttempts"] == UploadPolicy.max_attempts - 1
+    assert config["MaximumEventAgeInSeconds"] == 3600

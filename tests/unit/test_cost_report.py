@@ -116,3 +116,14 @@ def test_the_per_upload_section_is_priced_from_the_counts_and_written_once(tmp_p
     text = doc.read_text()
     assert text.count("## Per upload: measured") == 1 and text.count("<!-- bench:per-upload -->") == 1
     assert text.index("Per upload") < text.index("## Against the goals") and "**total**" in text
+
+
+def test_make_cost_keeps_the_per_upload_section_it_does_not_measure() -> None:
+    from local.cost.uploads import keep_section
+
+    previous = "# Cost\n\n## Per upload: measured\n\n<!-- bench:per-upload -->\nrows\n<!-- /bench:per-upload -->\n\n"
+    previous += "## Against the goals\n"
+    rendered = "# Cost (new)\n\n## Against the goals\n\nnew text\n"
+    kept = keep_section(previous, rendered)
+    assert kept.startswith("# Cost (new)") and "rows" in kept and kept.index("rows") < kept.index("## Against")
+    assert keep_section("no section here", rendered) == rendered
