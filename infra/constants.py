@@ -17,8 +17,8 @@ DEFAULT_ENVIRONMENT: Final[Environment] = "dev"
 PYTHON_VERSION: Final = "3.12"
 HANDLER: Final = "handler.handler"
 
-FunctionName = Literal["connect", "message", "retrieve", "generate", "admin"]
-FUNCTIONS: Final[tuple[FunctionName, ...]] = ("connect", "message", "retrieve", "generate", "admin")
+FunctionName = Literal["connect", "message", "retrieve", "generate", "admin", "ingest"]
+FUNCTIONS: Final[tuple[FunctionName, ...]] = ("connect", "message", "retrieve", "generate", "admin", "ingest")
 
 # --- DynamoDB (keys must match shared/state/tables.py) ---
 TableName = Literal["tenants", "connections", "conversations", "messages", "agents", "limits"]

@@ -23,6 +23,7 @@ from infra.constructs.network import ModelNetwork
 from infra.constructs.queue import GenerateQueue
 from infra.constructs.state import StateTables
 from infra.constructs.static_site import StaticSite
+from infra.constructs.uploads import UploadsBucket
 from infra.constructs.websocket_api import WebSocketApi
 from infra.nag import acknowledge
 
@@ -46,6 +47,7 @@ class KefuStack(cdk.Stack):
         state = StateTables(self, "State", config=config)
         queue = GenerateQueue(self, "Queue", config=config, consumer_timeout=SPECS["generate"].timeout)
         knowledge = KnowledgeStore(self, "Knowledge", config=config)
+        uploads = UploadsBucket(self, "Uploads", config=config)
         admin_key = AdminKey(self, "AdminKey", config=config)
         visitor_tokens = VisitorTokenKey(self, "VisitorTokens", config=config)
         functions = KefuFunctions(
@@ -60,6 +62,7 @@ class KefuStack(cdk.Stack):
                 knowledge=knowledge.settings,
                 admin_key_secret_arn=admin_key.secret.secret_arn,
                 visitor_token_parameter=visitor_tokens.parameter_name,
+                uploads_bucket=uploads.name,
             ),
         )
         queue.feed(functions.functions["generate"])
@@ -72,8 +75,15 @@ class KefuStack(cdk.Stack):
         )
         admin_api = AdminApi(self, "Admin", config=config, admin=functions.functions["admin"])
         site = StaticSite(
-            self, "Web", config=config, static_dir=bundler.repo_root / "web", websocket_url=websocket.url
+            self,
+            "Web",
+            config=config,
+            static_dir=bundler.repo_root / "web",
+            websocket_url=websocket.url,
+            admin_url=admin_api.url,
         )
+        # The console's knowledge page calls the admin API from the site's origin.
+        admin_api.allow_origin(site.base_url)
         grant_least_privilege(
             functions=functions,
             state=state,
@@ -81,7 +91,12 @@ class KefuStack(cdk.Stack):
             knowledge=knowledge,
             admin_key=admin_key,
             websocket=websocket,
+            uploads=uploads,
         )
+        # Presigned uploads: S3 invokes ingest for each new object; a browser page on the console's
+        # origin may POST to the bucket.
+        uploads.notify(functions.functions["ingest"])
+        uploads.allow_browser_uploads_from(site.base_url)
         for function in ("connect", "message"):
             visitor_tokens.grant_read(functions.roles[function])
             # the key exists before either function can take a visitor
@@ -144,6 +159,10 @@ class KefuStack(cdk.Stack):
         # must name these roles.
         cdk.CfnOutput(self, "RetrieveRoleArn", value=functions.roles["retrieve"].role_arn, description="Searches")
         cdk.CfnOutput(self, "AdminRoleArn", value=functions.roles["admin"].role_arn, description="Indexes")
+        cdk.CfnOutput(
+            self, "IngestRoleArn", value=functions.roles["ingest"].role_arn, description="Indexes presigned uploads"
+        )
+        cdk.CfnOutput(self, "UploadsBucketName", value=uploads.name, description="Presigned uploads (raw, transient)")
 
         self._suppress_stack_wide(functions)
 

@@ -52,6 +52,15 @@ MOTO_STATE = "moto-state.pickle"
 STATE_FILES = (MOTO_STATE, MOTO_STATE + ".tmp", "knowledge", "knowledge-cache", "local.json", "visitor-token-secret")
 # The knowledge bucket of the emulation (the CDK app names its own).
 KNOWLEDGE_BUCKET = "kefu-knowledge-local"
+# Presigned uploads land here; its ObjectCreated notifications go to UPLOAD_EVENTS_QUEUE, from which the
+# emulator invokes the ingest function with each S3 event (moto's S3 notifies only its own queues).
+UPLOADS_BUCKET = "kefu-uploads-local"
+UPLOAD_EVENTS_QUEUE = "kefu-upload-events"
+UPLOAD_EVENTS_DLQ = "kefu-upload-events-dlq"
+INGEST_TIMEOUT_SECONDS = 900
+# S3 invokes a function asynchronously: a failed invocation is retried twice, a minute or more apart.
+UPLOAD_EVENT_RETRY_SECONDS = 60
+UPLOAD_EVENT_DELIVERIES = 3
 GENERATE_TIMEOUT_SECONDS = 120
 # As infra/ declares it: 6x the generate timeout.
 GENERATE_VISIBILITY_SECONDS = GENERATE_TIMEOUT_SECONDS * VISIBILITY_TIMEOUT_FACTOR
@@ -59,7 +68,7 @@ GENERATE_VISIBILITY_SECONDS = GENERATE_TIMEOUT_SECONDS * VISIBILITY_TIMEOUT_FACT
 log = logging.getLogger("kefu.local")
 
 
-def api_config(settings: Settings, queue_url: str) -> ApiConfig:
+def api_config(settings: Settings, queue_url: str, upload_events_url: str | None = None) -> ApiConfig:
     """The same routes and wiring as the CDK app (infra/), for the emulator."""
     return ApiConfig(
         stage=STAGE,
@@ -80,9 +89,15 @@ def api_config(settings: Settings, queue_url: str) -> ApiConfig:
                 "handler": "functions.generate.handler:handler",
                 "timeout_seconds": GENERATE_TIMEOUT_SECONDS,
             },
+            "kefu-ingest": {"handler": "functions.ingest.handler:handler", "timeout_seconds": INGEST_TIMEOUT_SECONDS},
         },
         event_source_mappings=[
-            EventSourceMapping(queue_url=queue_url, function="kefu-generate", batch_size=1, max_concurrency=8)
+            EventSourceMapping(queue_url=queue_url, function="kefu-generate", batch_size=1, max_concurrency=8),
+            *(
+                [EventSourceMapping(queue_url=upload_events_url, function="kefu-ingest", payload="s3", batch_size=1)]
+                if upload_events_url
+                else []
+            ),
         ],
         sqs_endpoint=settings.sqs_endpoint,
     )
@@ -99,6 +114,50 @@ def create_queues(sqs_endpoint: str | None, region: str) -> str:
     redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(GENERATE_MAX_RECEIVES)})
     attributes = {**fifo, "VisibilityTimeout": str(GENERATE_VISIBILITY_SECONDS), "RedrivePolicy": redrive}
     return str(sqs.create_queue(QueueName=QUEUE_NAME, Attributes=attributes)["QueueUrl"])
+
+
+def create_upload_events(s3_endpoint: str | None, sqs_endpoint: str | None, region: str, bucket: str) -> str:
+    """The uploads bucket, its ObjectCreated notifications (``uploads/``) to a queue, and that queue
+    (with a dead-letter queue after UPLOAD_EVENT_DELIVERIES attempts, as S3's async invocations stop
+    after two retries). Returns the queue's URL, for the emulator's S3 event source."""
+    import boto3
+
+    from shared.ingest.s3_uploads import create_uploads_bucket
+    from shared.ingest.uploads import UPLOADS_PREFIX
+
+    sqs = boto3.client("sqs", endpoint_url=sqs_endpoint, region_name=region)
+    dlq_url = sqs.create_queue(QueueName=UPLOAD_EVENTS_DLQ)["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(UPLOAD_EVENT_DELIVERIES)})
+    attributes = {"VisibilityTimeout": str(UPLOAD_EVENT_RETRY_SECONDS), "RedrivePolicy": redrive}
+    queue_url = str(sqs.create_queue(QueueName=UPLOAD_EVENTS_QUEUE, Attributes=attributes)["QueueUrl"])
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name=region)
+    create_uploads_bucket(s3, bucket)
+    s3.put_bucket_notification_configuration(
+        Bucket=bucket,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {
+                    "Id": "ingest-uploads",
+                    "QueueArn": queue_arn,
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": UPLOADS_PREFIX}]}},
+                }
+            ]
+        },
+    )
+    return queue_url
+
+
+def allow_browser_uploads(s3_endpoint: str | None, region: str, bucket: str, origin: str) -> None:
+    """CORS on the uploads bucket: presigned POSTs from the console's origin (and its localhost name)."""
+    import boto3
+
+    origins = sorted({origin, origin.replace("127.0.0.1", "localhost")})
+    rule = {"AllowedMethods": ["POST"], "AllowedOrigins": origins, "AllowedHeaders": ["*"], "MaxAgeSeconds": 3000}
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name=region)
+    s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": [rule]})
 
 
 class StateDirBusy(Exception):
@@ -217,6 +276,7 @@ class LocalStack:
             "KEFU_KNOWLEDGE_BACKEND": "s3",
             "KEFU_S3_ENDPOINT": self.moto.url if self.moto else "",
             "KEFU_KNOWLEDGE_BUCKET": KNOWLEDGE_BUCKET,
+            "KEFU_UPLOADS_BUCKET": UPLOADS_BUCKET,
             "KEFU_KNOWLEDGE_CACHE_DIR": str(self.state_dir / "knowledge-cache"),
             "KEFU_KNOWLEDGE_DIR": str(self.state_dir / "knowledge"),
             # The key of the last run, so scripts and bookmarks keep working across restarts.
@@ -295,7 +355,8 @@ def web_app(admin_app: Any, page_values: dict[str, str]) -> Any:
         return HTMLResponse(page)
 
     async def console_config(request: Request) -> JSONResponse:
-        return JSONResponse({"wsUrl": page_values["WS_URL"]}, headers={"Cache-Control": "no-store"})
+        config = {"wsUrl": page_values["WS_URL"], "adminUrl": page_values.get("ADMIN_URL", "")}
+        return JSONResponse(config, headers={"Cache-Control": "no-store"})
 
     return Starlette(
         routes=[
@@ -393,13 +454,16 @@ async def serve(
 
         create_bucket(settings)
     queue_url = create_queues(settings.sqs_endpoint, settings.aws_region)
+    upload_events_url = create_upload_events(
+        settings.s3_endpoint, settings.sqs_endpoint, settings.aws_region, settings.uploads_bucket
+    )
     os.environ["KEFU_GENERATE_QUEUE_URL"] = queue_url
     get_settings.cache_clear()
 
     # Filled once the demo tenant exists (the demo page reads them per request).
     page_values: dict[str, str] = {"TENANT": "", "WIDGET_KEY": "", "WS_URL": ""}
     emulator = Emulator(
-        adjust_api(api_config(get_settings(), queue_url)),
+        adjust_api(api_config(get_settings(), queue_url, upload_events_url)),
         host=stack.host,
         ws_port=stack.ws_port,
         http_port=stack.http_port,
@@ -407,6 +471,12 @@ async def serve(
         usage=usage,
     )
     await emulator.start()
+    # The console's knowledge page posts files to the bucket from the console's origin (CORS), as
+    # infra/constructs/uploads.py allows the CloudFront origin.
+    page_values["ADMIN_URL"] = emulator.http_url
+    await asyncio.to_thread(
+        allow_browser_uploads, settings.s3_endpoint, settings.aws_region, settings.uploads_bucket, emulator.http_url
+    )
     watchdog = asyncio.create_task(stack.restart_moto_when_it_dies())
     try:
         admin_key = os.environ["KEFU_ADMIN_KEY"]
@@ -424,6 +494,7 @@ async def serve(
         if settings.knowledge_backend == "s3":
             info["s3_endpoint"] = settings.s3_endpoint
             info["knowledge_bucket"] = settings.knowledge_bucket
+        info["uploads_bucket"] = settings.uploads_bucket
         if seed:
             demo = await asyncio.to_thread(restored_demo, emulator.http_url, admin_key, previous or {})
             if demo is None:

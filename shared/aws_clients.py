@@ -39,5 +39,7 @@ def aws_client(
             parameter_validation=validate,
             tcp_keepalive=keepalive,
             s3={"addressing_style": "path" if path_style else "auto"},
+            # S3: SigV4 for presigned URLs and POSTs too (regions opened since 2014 refuse SigV2).
+            signature_version="s3v4" if service == "s3" else None,
         ),
     )

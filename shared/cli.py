@@ -7,9 +7,10 @@
     kefu delete DOCUMENT_ID --tenant T  remove one document
 
 Where the admin API is: --admin-url/--admin-key, else KEFU_ADMIN_URL/KEFU_ADMIN_KEY, else
-``.kefu/local.json`` (written by ``make run``). Files are uploaded one per request (API Gateway and
-Lambda cap a request at a few MB), so one bad file never stops the rest; the exit status is 1 when
-any file was refused.
+``.kefu/local.json`` (written by ``make run``). Each file goes straight to the uploads bucket through a
+presigned POST the admin API hands out (so any size up to the deployment's limit: API Gateway and
+Lambda cap a request at ~6 MB), is ingested asynchronously, and its progress is polled until it is
+indexed or failed; one bad file never stops the rest, and the exit status is 1 when any file failed.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -115,35 +117,124 @@ def _error_message(response: Any) -> str:
     return f"HTTP {response.status_code}"
 
 
-def _upload(client: Any, tenant: str, path: Path) -> tuple[bool, str, int]:
-    """(ok, message, chunks) for one file."""
+# Media types the uploads route accepts for each extension (anything else goes as octet-stream).
+_CONTENT_TYPES = {
+    ".pdf": "application/pdf",
+    ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ".csv": "text/csv",
+    ".tsv": "text/tab-separated-values",
+    ".json": "application/json",
+    ".md": "text/markdown",
+    ".markdown": "text/markdown",
+    ".html": "text/html",
+    ".htm": "text/html",
+    ".txt": "text/plain",
+}
+_S3_MESSAGE = re.compile(r"<Message>(.*?)</Message>", re.S)
+# How often an upload's status is asked for while it is ingested.
+POLL_SECONDS = 0.5
+
+
+@dataclass
+class Upload:
+    """One file on its way: sent to the bucket, then ingested asynchronously (its status polled)."""
+
+    path: Path
+    upload_id: str | None = None
+    status: str = "uploading"
+    message: str = ""
+    chunks: int = 0
+
+    @property
+    def done(self) -> bool:
+        return self.status in ("indexed", "failed")
+
+
+def post_to_bucket(url: str, fields: dict[str, str], file: tuple[str, Any, str], timeout: Any) -> Any:
+    """The presigned POST: the policy's fields first, the file last (S3 reads the form in order)."""
     import httpx
 
+    return httpx.post(url, data=fields, files={"file": file}, timeout=timeout)
+
+
+def _refusal(response: Any) -> str:
+    """``413 file_too_large: …`` from the admin API's error body."""
     try:
+        error = response.json()["error"]
+        return f"{response.status_code} {error['code']}: {error['message']}"
+    except (ValueError, KeyError, TypeError):
+        return _error_message(response)
+
+
+def _send(client: Any, tenant: str, path: Path) -> Upload:
+    """Ask for a presigned upload, then POST the file straight to the bucket (any size: the file does
+    not pass through the admin API, which API Gateway caps at ~6 MB)."""
+    import httpx
+
+    upload = Upload(path)
+    content_type = _CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream")
+    try:
+        declared = {"filename": path.name, "contentType": content_type, "size": path.stat().st_size}
+        ticket = client.post(f"/v1/tenants/{tenant}/knowledge/uploads", json=declared)
+        if ticket.status_code != 201:
+            upload.status, upload.message = "failed", _refusal(ticket)
+            return upload
+        body = ticket.json()
+        upload.upload_id = body["uploadId"]
         with path.open("rb") as handle:
-            response = client.post(f"/v1/tenants/{tenant}/knowledge/files", files=[("files", (path.name, handle))])
+            sent = post_to_bucket(body["url"], body["fields"], (path.name, handle, content_type), client.timeout)
     except httpx.HTTPError as error:
-        return False, f"request failed: {error}", 0
+        upload.status, upload.message = "failed", f"request failed: {error}"
+        return upload
     except OSError as error:
-        return False, f"cannot read the file: {error}", 0
-    try:
-        result = response.json()["files"][0]
-    except (ValueError, KeyError, IndexError, TypeError):
-        return False, _error_message(response), 0
-    if result.get("status") == 200:
-        return True, f"{result['chunks']} chunks as {result['documentId']!r}", int(result["chunks"])
-    refusal = result.get("error") or {}
-    return False, f"{result.get('status')} {refusal.get('code', '')}: {refusal.get('message', '')}", 0
+        upload.status, upload.message = "failed", f"cannot read the file: {error}"
+        return upload
+    if sent.status_code >= 300:
+        found = _S3_MESSAGE.search(sent.text)
+        reason = found.group(1) if found else sent.text[:200]
+        upload.status, upload.message = "failed", f"the bucket refused the file: HTTP {sent.status_code}: {reason}"
+    else:
+        upload.status = "pending"
+    return upload
 
 
-def _progress(items: list[Path], out: TextIO, enabled: bool) -> Iterator[Path]:
-    from tqdm import tqdm
+def _poll(client: Any, tenant: str, upload: Upload) -> None:
+    response = client.get(f"/v1/tenants/{tenant}/knowledge/uploads/{upload.upload_id}")
+    if response.status_code != 200:
+        upload.status, upload.message = "failed", _error_message(response)
+        return
+    body = response.json()
+    upload.status = body["status"]
+    if upload.status == "indexed":
+        upload.chunks = int(body.get("chunks") or 0)
+        upload.message = f"{upload.chunks} chunks as {body.get('documentId')!r}"
+    elif upload.status == "failed":
+        error = body.get("error") or {}
+        upload.message = f"{error.get('code', '')}: {error.get('message', '')}"
 
-    with tqdm(total=len(items), unit="file", file=out, disable=not enabled, dynamic_ncols=True) as bar:
-        for item in items:
-            bar.set_postfix_str(item.name[-40:], refresh=False)
-            yield item
-            bar.update(1)
+
+def _wait(client: Any, tenant: str, uploads: list[Upload], bar: Any, deadline: float) -> None:
+    """Poll the uploads being ingested until each is indexed or failed (or the deadline passes), the
+    bar counting finished files and showing how many are at each step."""
+    import time
+
+    while True:
+        waiting = [upload for upload in uploads if not upload.done]
+        steps = {step: sum(1 for u in waiting if u.status == step) for step in ("pending", "parsing", "embedding")}
+        bar.set_postfix_str(", ".join(f"{n} {step}" for step, n in steps.items() if n) or "done", refresh=True)
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            for upload in waiting:
+                upload.message = f"still {upload.status} when kefu stopped waiting (upload id {upload.upload_id})"
+                upload.status = "failed"
+            return
+        time.sleep(POLL_SECONDS)
+        for upload in waiting:
+            _poll(client, tenant, upload)
+            if upload.done:
+                bar.update(1)
 
 
 def ingest(args: argparse.Namespace, target: AdminTarget, out: TextIO, err: TextIO) -> int:
@@ -153,20 +244,27 @@ def ingest(args: argparse.Namespace, target: AdminTarget, out: TextIO, err: Text
     files, skipped = expanded.files, expanded.skipped
     if not files:
         raise UsageError(f"no files to ingest (supported: {', '.join(SUPPORTED_EXTENSIONS)})")
-    failures: list[tuple[Path, str]] = []
-    chunks = 0
+    import time
+
+    from tqdm import tqdm
+
     with _client(target, args.timeout) as client:
         # One request first: an unknown tenant or a wrong key is one line, not one per file.
         response = client.get(f"/v1/tenants/{args.tenant}/knowledge/version")
         if response.status_code != 200:
             print(f"kefu: nothing uploaded: {_error_message(response)}", file=err)
             return EXIT_FAILED
-        for path in _progress(files, err, enabled=not args.quiet):
-            ok, message, count = _upload(client, args.tenant, path)
-            chunks += count
-            if not ok:
-                failures.append((path, message))
+        with tqdm(total=len(files), unit="file", file=err, disable=args.quiet, dynamic_ncols=True) as bar:
+            uploads = []
+            for path in files:
+                bar.set_postfix_str(f"uploading {path.name[-40:]}", refresh=True)
+                uploads.append(_send(client, args.tenant, path))
+                if uploads[-1].done:
+                    bar.update(1)
+            _wait(client, args.tenant, uploads, bar, time.monotonic() + args.wait)
         version = client.get(f"/v1/tenants/{args.tenant}/knowledge/version")
+    failures = [(upload.path, upload.message) for upload in uploads if upload.status != "indexed"]
+    chunks = sum(upload.chunks for upload in uploads)
     total = len(files) + len(skipped)
     summary = f"ingested {len(files) - len(failures)} of {total} files ({chunks} chunks) into {args.tenant}"
     if version.status_code == 200:
@@ -316,6 +414,9 @@ def build_parser() -> argparse.ArgumentParser:
     ingest_cmd.add_argument("paths", nargs="+", metavar="PATH", help="files or directories")
     ingest_cmd.add_argument("--tenant", required=True, help="tenant id (t_…)")
     ingest_cmd.add_argument("--quiet", action="store_true", help="no progress bar")
+    ingest_cmd.add_argument(
+        "--wait", type=float, default=1800.0, help="seconds to wait for the files to be indexed (default 1800)"
+    )
     ingest_cmd.set_defaults(run=ingest)
 
     search_cmd = commands.add_parser("search", help="what the bot retrieves for a question")

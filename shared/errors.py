@@ -77,7 +77,11 @@ _HTTP_STATUS: dict[type[KefuError], int] = {
 
 
 def http_status(exc: KefuError) -> int:
-    """The HTTP status a typed error maps to (the most specific class wins)."""
+    """The HTTP status a typed error maps to (its own ``status`` when it has one, e.g. a refused file's
+    413 or 415; else the most specific class wins)."""
+    status = getattr(exc, "status", None)
+    if isinstance(status, int) and 400 <= status < 600:
+        return status
     for cls in type(exc).__mro__:
         if cls in _HTTP_STATUS:
             return _HTTP_STATUS[cls]

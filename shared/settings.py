@@ -102,6 +102,13 @@ class Settings(BaseSettings):
     ingest_request_seconds: float = Field(default=20.0, gt=0)
     ingest_parse_memory_mb: int = Field(default=768, ge=0)
     ingest_isolated: bool = True
+    # Presigned uploads (shared/ingest/uploads.py): the raw uploads bucket, how long an upload URL stays
+    # valid, one file's parsing budget in the ingest function, and how long one ingestion attempt may
+    # run (the ingest function's timeout: an upload in progress for longer is reported failed).
+    uploads_bucket: str = ""
+    upload_url_seconds: int = Field(default=900, ge=60, le=7 * 86400)
+    upload_parse_seconds: float = Field(default=120.0, gt=0)
+    upload_attempt_seconds: float = Field(default=900.0, gt=0)
 
     # --- Embeddings: use (local multilingual USE, default) | bedrock | openai (OpenAI-compatible
     # /v1/embeddings: TEI, vLLM, Ollama, ...) ---

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from shared.chat.intake import Intake
     from shared.chat.quotas import MonthlyQuota, UsageLedger
     from shared.chat.rate_limits import ChatLimits, RateLimiter
+    from shared.ingest.service import KnowledgeIngestion
+    from shared.ingest.uploads import Uploads
     from shared.knowledge.base import KnowledgeIndex
     from shared.knowledge.retrieve_client import Retriever
     from shared.knowledge.retrieve_service import RetrieveService
@@ -202,6 +204,42 @@ def knowledge_service() -> KnowledgeService:
         default_k=settings.retrieve_top_k,
         reranker=build_reranker(settings),
         rerank_candidates=settings.rerank_candidates,
+    )
+
+
+def knowledge_ingestion(parse_seconds: float | None = None) -> KnowledgeIngestion:
+    """Files and documents into the knowledge (admin API routes; ``parse_seconds``: the ingest
+    function's longer budget for one file)."""
+    from shared.ingest.service import IngestLimits, KnowledgeIngestion
+
+    limits = IngestLimits.from_settings(get_settings(), parse_seconds=parse_seconds)
+    return KnowledgeIngestion(state_store(), knowledge_service(), limits)
+
+
+@lru_cache(maxsize=1)
+def uploads() -> Uploads:
+    """Presigned uploads: the admin API hands them out and reports their status, the ingest function
+    ingests them from the bucket's ObjectCreated events."""
+    from shared.aws_clients import aws_client
+    from shared.ingest.s3_uploads import S3UploadBucket
+    from shared.ingest.uploads import UploadPolicy, Uploads
+    from shared.state.uploads import DynamoUploadLedger
+
+    settings = get_settings()
+    # A custom endpoint (moto, MinIO) serves buckets by path; AWS's presigned POST names the bucket's host.
+    client = aws_client(
+        "s3", region=settings.aws_region, endpoint_url=settings.s3_endpoint, path_style=bool(settings.s3_endpoint)
+    )
+    return Uploads(
+        ledger=DynamoUploadLedger(settings.limits_table, settings.dynamodb_endpoint, settings.aws_region),
+        bucket=S3UploadBucket(client, settings.uploads_bucket),
+        store=state_store(),
+        policy=UploadPolicy(
+            max_bytes=settings.max_upload_bytes,
+            url_seconds=settings.upload_url_seconds,
+            attempt_seconds=settings.upload_attempt_seconds,
+        ),
+        ingestion=lambda: knowledge_ingestion(settings.upload_parse_seconds),
     )
 
 

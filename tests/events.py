@@ -193,6 +193,7 @@ __all__ = [
     "md5_of_message_attributes",
     "message_event",
     "sqs_event",
+    "s3_object_created",
     "sqs_message",
 ]
 
@@ -231,3 +232,14 @@ def http_api_event(
         "body": text,
         "isBase64Encoded": False,
     }
+
+
+def s3_object_created(
+    key: str, *, bucket: str = "kefu-uploads-test", size: int = 1, region: str = DEFAULT_REGION
+) -> dict[str, Any]:
+    """The uploads bucket's ObjectCreated:Post event for one object (``key`` as S3 sends it: URL-encoded)."""
+    record = {
+        "eventName": "ObjectCreated:Post",
+        "s3": {"bucket": {"name": bucket}, "object": {"key": key, "size": size, "eTag": "0" * 32}},
+    }
+    return builders.s3_event([record], region=region)

@@ -37,7 +37,12 @@ Derived from what the code calls (shared/state/dynamodb.py and the logic modules
   Usage (``GET …/usage``): BatchGetItem on the limits table.
   Dead letters (shared/wire/dead_letters.py): reads the job queue's RedrivePolicy, receives/deletes on
   the dead-letter queue and sends its jobs back to the job queue.
-- retrieve and admin, the knowledge models (``grant_knowledge_model_access``; shared/knowledge/factory.py):
+- ingest (presigned uploads, shared/ingest/uploads.py): the uploads ledger (GetItem, conditional PutItem
+  on ``upload#`` items of the limits table), ``get_tenant`` and ``put_tenant`` (the recalibrated
+  threshold); reads and deletes the upload (GetObject, DeleteObject under ``uploads/``); writes the
+  knowledge like admin. admin signs the presigned POSTs (PutObject under ``uploads/``: S3 checks the
+  signer's permission when the POST arrives).
+- retrieve, admin and ingest, the knowledge models (``grant_knowledge_model_access``; shared/knowledge/factory.py):
   a Bedrock embedder calls InvokeModel on its model (passages at ingestion, each question at search);
   a Bedrock reranker calls Rerank (no resource-level permissions: ``*``) and, through it, InvokeModel
   on its model. With the local USE embedder and no reranker (the defaults) nothing is granted.
@@ -71,6 +76,7 @@ from infra.constructs.functions import KefuFunctions
 from infra.constructs.knowledge import KnowledgeStore
 from infra.constructs.queue import GenerateQueue
 from infra.constructs.state import StateTables
+from infra.constructs.uploads import UploadsBucket
 from infra.constructs.websocket_api import WebSocketApi
 from infra.nag import acknowledge, arn_finding
 
@@ -129,6 +135,12 @@ TABLE_ACCESS: dict[FunctionName, dict[TableName, TableAccess]] = {
         # chan: items: conditional puts and deletes).
         "limits": TableAccess((BATCH_GET, GET, PUT, DELETE)),
     },
+    "ingest": {
+        # The tenant (does it exist? its RetrievalConfig), and its recalibrated threshold after a write.
+        "tenants": TableAccess((GET, PUT)),
+        # The uploads ledger (shared/state/uploads.py: upload# items, compare-and-set PutItem).
+        "limits": TableAccess((GET, PUT)),
+    },
 }
 
 # Functions that push frames to visitors and agents through the @connections API.
@@ -145,6 +157,7 @@ def grant_least_privilege(
     knowledge: KnowledgeStore,
     admin_key: AdminKey,
     websocket: WebSocketApi,
+    uploads: UploadsBucket,
 ) -> None:
     roles = functions.roles
     for function, tables in TABLE_ACCESS.items():
@@ -163,6 +176,11 @@ def grant_least_privilege(
     knowledge.grant_read(roles["retrieve"])
     knowledge.grant_write(roles["admin"])  # ingestion; its search route reads too
     admin_key.secret.grant_read(roles["admin"])
+    # Presigned uploads: admin signs POSTs for uploads/ keys; ingest reads and removes each upload, then
+    # writes the knowledge (the S3 event invokes it: the bucket's notification grants that).
+    uploads.grant_presign(roles["admin"])
+    uploads.grant_ingest(roles["ingest"])
+    knowledge.grant_write(roles["ingest"])
 
 
 # --- the knowledge models (retrieve and admin; shared/knowledge/factory.py) ---
@@ -170,13 +188,13 @@ def grant_least_privilege(
 BEDROCK_INVOKE = "bedrock:InvokeModel"
 BEDROCK_RERANK = "bedrock:Rerank"
 # Both embed questions and rerank candidates through KnowledgeService, so they need the same models.
-USES_KNOWLEDGE_MODELS: tuple[FunctionName, ...] = ("retrieve", "admin")
+USES_KNOWLEDGE_MODELS: tuple[FunctionName, ...] = ("retrieve", "admin", "ingest")
 
 
 def grant_knowledge_model_access(*, functions: KefuFunctions, config: DeployConfig) -> None:
     """InvokeModel on the Bedrock embedding and rerank models the deployment chose, Rerank for the latter."""
     for name in USES_KNOWLEDGE_MODELS:
-        # admin embeds with the rebuild's next model during a knowledge rebuild (DeployConfig.ingest_config).
+        # admin and ingest embed with the rebuild's next model during a rebuild (DeployConfig.ingest_config).
         chosen = config if name == "retrieve" else config.ingest_config
         models = tuple(filter(None, (chosen.bedrock_embedding_model, chosen.bedrock_rerank_model)))
         if not models:

@@ -86,6 +86,17 @@ class AdminApi(Construct):
             "route runs. One shared operator key needs no Cognito pool or Lambda authorizer.",
         )
 
+    def allow_origin(self, origin: str) -> None:
+        """CORS for one browser origin (the console's knowledge page): its preflights are answered by API
+        Gateway, and its requests carry the admin key in Authorization like any other client's."""
+        api: apigwv2.CfnApi = self.api.node.default_child  # type: ignore[assignment]
+        api.cors_configuration = apigwv2.CfnApi.CorsProperty(
+            allow_origins=[origin],
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["authorization", "content-type"],
+            max_age=600,
+        )
+
     @property
     def url(self) -> str:
         url: str | None = self.stage.url

@@ -1,4 +1,4 @@
-"""The five Lambda functions, the shared-code layer, and each function's own role and log group.
+"""The six Lambda functions, the shared-code layer, and each function's own role and log group.
 
 Roles start empty except for writing their own log group (and X-Ray, from active tracing): every
 other permission is granted by name in ``infra/constructs/access.py``. No AWS managed policies.
@@ -48,6 +48,15 @@ SPECS: dict[FunctionName, FunctionSpec] = {
     "admin": FunctionSpec(
         "Admin HTTP API: tenants, knowledge ingestion, transcripts", 2048, Duration.seconds(30), ephemeral_mb=2048
     ),
+    # Presigned uploads, from the uploads bucket's ObjectCreated events (asynchronous: no API Gateway
+    # 30 s): a 20 MB PDF's parsing and embedding fit with room to spare. Admin's code without its
+    # HTTP layer (FastAPI, Mangum, multipart) and without its grants (keys, queues, @connections).
+    "ingest": FunctionSpec(
+        "Presigned uploads: parse and index one file per S3 ObjectCreated event",
+        2048,
+        Duration.minutes(10),
+        ephemeral_mb=2048,
+    ),
 }
 
 
@@ -75,6 +84,7 @@ class FunctionInputs:
     knowledge: Mapping[str, str]
     admin_key_secret_arn: str
     visitor_token_parameter: str
+    uploads_bucket: str
 
 
 class KefuFunctions(Construct):
@@ -203,6 +213,19 @@ class KefuFunctions(Construct):
                     admin_key_secret_arn=inputs.admin_key_secret_arn,
                     generate_queue_url=inputs.generate_queue_url,
                     tenant_secrets_prefix=config.tenant_channel_secrets,
+                    uploads_bucket=inputs.uploads_bucket,
+                ),
+            },
+            # The same knowledge settings as admin (it indexes with the rebuild's next embedder too); an
+            # attempt running longer than the function's timeout was killed (shared/ingest/uploads.py).
+            "ingest": {
+                **common,
+                **settings_env(tenants_table=inputs.tables["tenants"], limits_table=inputs.tables["limits"]),
+                **ingest,
+                **settings_env(
+                    uploads_bucket=inputs.uploads_bucket,
+                    upload_attempt_seconds=str(SPECS["ingest"].timeout.to_seconds()),
+                    upload_parse_seconds=str(SPECS["ingest"].timeout.to_seconds() // 3),
                 ),
             },
         }

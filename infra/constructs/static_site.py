@@ -1,7 +1,7 @@
 """The chat widget script and the agent console as static files: a private S3 bucket behind CloudFront.
 
 ``web/widget/`` and ``web/console/`` are uploaded as they are (no build step), plus
-``console/config.json`` with the WebSocket URL, so the console knows where to connect. A site embeds
+``console/config.json`` with the WebSocket URL and the admin API's, so the console knows where to connect. A site embeds
 
     <script src="https://{distribution}/widget/kefu-widget.js" data-ws="{WebSocketUrl}"
             data-tenant="t_…" data-key="wk_…" defer></script>
@@ -59,7 +59,14 @@ function handler(event) {
 
 class StaticSite(Construct):
     def __init__(
-        self, scope: Construct, construct_id: str, *, config: DeployConfig, static_dir: Path, websocket_url: str
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: DeployConfig,
+        static_dir: Path,
+        websocket_url: str,
+        admin_url: str = "",
     ) -> None:
         super().__init__(scope, construct_id)
         self.bucket = s3.Bucket(
@@ -109,7 +116,8 @@ class StaticSite(Construct):
                         *(f"!{n}/**" for n in PUBLISHED_DIRECTORIES),
                     ],
                 ),
-                s3deploy.Source.json_data("console/config.json", {"wsUrl": websocket_url}),
+                # The console's knowledge page (console/knowledge.html) calls the admin API.
+                s3deploy.Source.json_data("console/config.json", {"wsUrl": websocket_url, "adminUrl": admin_url}),
             ],
             # A new widget reaches visitors at once, not after the CDN's cache time.
             distribution=self.distribution,

@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     from local.bench import update_section
     from local.cost.measure import measure, save
     from local.cost.report import first_deploy_table, render
+    from local.cost.uploads import keep_section
 
     parser = argparse.ArgumentParser(prog="python -m local.cost", description=__doc__)
     parser.add_argument("--reuse", action="store_true", help="use the counts in docs/cost.json, do not re-measure")
@@ -98,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
             measured["variants"][name] = measure(**sizes, settings=settings, cold=False)
         save(measured, COUNTS)
     document = render(templates, descriptions, measured, DEFAULT_PROFILE)
+    # The per-upload section comes from its own benchmark (python -m local.cost.uploads): kept as it was.
+    document = keep_section(COST_DOC.read_text(encoding="utf-8") if COST_DOC.exists() else "", document)
     COST_DOC.write_text(document, encoding="utf-8")
     update_section(FIRST_DEPLOY, first_deploy_table(templates, descriptions), DEPLOY_DOC)
     print(document, flush=True)

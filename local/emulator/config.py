@@ -6,7 +6,7 @@ JSON) and hands it to ``Emulator``.
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -31,12 +31,19 @@ class FunctionConfig(BaseModel):
 
 
 class EventSourceMapping(BaseModel):
-    """SQS queue -> function, polled the way Lambda's event source mapping does."""
+    """SQS queue -> function, polled the way Lambda's event source mapping does.
+
+    ``payload="s3"``: the queue receives a bucket's event notifications (S3, or moto's S3, sends them
+    there), and each message's S3 event goes to the function as S3 itself invokes a Lambda function
+    (asynchronously, one event per invocation, retried while it fails: here the message returns after
+    the visibility timeout and the queue's RedrivePolicy bounds the retries). moto's S3 can deliver
+    notifications only to its own queues, so this is how the emulation gets an S3 event source."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     queue_url: str = Field(min_length=1)
     function: str = Field(min_length=1)
+    payload: Literal["sqs", "s3"] = "sqs"
     batch_size: int = Field(default=10, ge=1, le=10)
     # Batches (FIFO: message groups) processed at the same time.
     max_concurrency: int = Field(default=8, ge=1, le=100)

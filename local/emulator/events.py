@@ -253,3 +253,44 @@ def sqs_record(message: Mapping[str, Any], *, event_source_arn: str, region: str
 
 def sqs_event(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     return {"Records": [dict(record) for record in records]}
+
+
+# --- S3 event notifications (S3 -> Lambda, asynchronous) ---
+
+_S3_PRINCIPAL = "AWS:AIDAEMULATOR0000000"
+
+
+def s3_record(record: Mapping[str, Any], *, region: str) -> dict[str, Any]:
+    """One record of an S3 event notification as Lambda receives it (AWS's documented shape, version
+    2.1), from a record that may lack what S3 adds (moto's notifications carry only the bucket, the
+    object and the event): ``userIdentity``, ``requestParameters``, ``responseElements``, the bucket's
+    ``ownerIdentity`` and the object's ``sequencer`` are filled in where missing."""
+    s3 = dict(record.get("s3") or {})
+    bucket = {"ownerIdentity": {"principalId": "A0EMULATOR0OWNER"}, **dict(s3.get("bucket") or {})}
+    bucket.setdefault("arn", f"arn:aws:s3:::{bucket.get('name', '')}")
+    obj = {**dict(s3.get("object") or {})}
+    obj.setdefault("sequencer", f"{time.time_ns():X}")
+    return {
+        "eventVersion": record.get("eventVersion", "2.1"),
+        "eventSource": "aws:s3",
+        "awsRegion": record.get("awsRegion") or region,
+        "eventTime": record.get("eventTime") or iso8601(epoch_ms()),
+        "eventName": record.get("eventName", "ObjectCreated:Put"),
+        "userIdentity": record.get("userIdentity") or {"principalId": _S3_PRINCIPAL},
+        "requestParameters": record.get("requestParameters") or {"sourceIPAddress": "127.0.0.1"},
+        "responseElements": record.get("responseElements")
+        or {
+            "x-amz-request-id": secrets.token_hex(8).upper(),
+            "x-amz-id-2": base64.b64encode(secrets.token_bytes(48)).decode(),
+        },
+        "s3": {
+            "s3SchemaVersion": s3.get("s3SchemaVersion", "1.0"),
+            "configurationId": s3.get("configurationId") or "emulator",
+            "bucket": bucket,
+            "object": obj,
+        },
+    }
+
+
+def s3_event(records: Iterable[Mapping[str, Any]], *, region: str) -> dict[str, Any]:
+    return {"Records": [s3_record(record, region=region) for record in records]}

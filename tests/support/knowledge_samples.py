@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import io
 import json
+import random
 
 
 def _pdf_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
 
 
-def make_pdf(pages: list[list[str]], title: str | None = None) -> bytes:
+def make_pdf(pages: list[list[str]], title: str | None = None, photo_bytes: int = 0) -> bytes:
     """A valid PDF whose pages show the given lines (ASCII) with a real text layer; a line starting
-    with "# " is a heading, set at 18 pt instead of 12."""
+    with "# " is a heading, set at 18 pt instead of 12. ``photo_bytes``: the first page also shows an
+    uncompressed RGB photo (noise) of about that size, as scanned or photo-heavy manuals carry."""
     objects: list[bytes] = []
 
     def add(body: str | bytes) -> int:
@@ -24,7 +26,15 @@ def make_pdf(pages: list[list[str]], title: str | None = None) -> bytes:
     pages_obj = add("")
     font = add("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>")
     kids = []
-    for lines in pages:
+    photo = None
+    if photo_bytes:
+        side = max(1, int((photo_bytes / 3) ** 0.5))
+        pixels = random.Random(7).randbytes(side * side * 3)
+        photo = add(
+            b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceRGB /BitsPerComponent 8 "
+            b"/Length %d >>\nstream\n" % (side, side, len(pixels)) + pixels + b"\nendstream"
+        )
+    for number, lines in enumerate(pages):
         ops = ["BT", "/F1 12 Tf", "72 720 Td", "16 TL"]
         for line in lines:
             if line.startswith("# "):  # a heading: set larger, as word processors do
@@ -32,12 +42,16 @@ def make_pdf(pages: list[list[str]], title: str | None = None) -> bytes:
             else:
                 ops.append(f"({_pdf_escape(line)}) Tj T*")
         ops.append("ET")
+        drawn = photo is not None and number == 0
+        if drawn:
+            ops.append("q 200 0 0 200 72 300 cm /Im1 Do Q")
         stream = "\n".join(ops).encode("latin-1")
         content = add(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
         kids.append(
             add(
                 f"<< /Type /Page /Parent {pages_obj} 0 R /MediaBox [0 0 612 792] "
-                f"/Resources << /Font << /F1 {font} 0 R >> >> /Contents {content} 0 R >>"
+                f"/Resources << /Font << /F1 {font} 0 R >>{f' /XObject << /Im1 {photo} 0 R >>' if drawn else ''} >> "
+                f"/Contents {content} 0 R >>"
             )
         )
     objects[catalog - 1] = f"<< /Type /Catalog /Pages {pages_obj} 0 R >>".encode("latin-1")

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 
 from shared.errors import ConnectionGone
+from shared.ingest.uploads import UploadBucket
 from shared.knowledge.base import Passage
 from shared.knowledge.retrieve_client import Retriever
 from shared.model.answer_model import Answer, AnswerModel, Turn
@@ -25,6 +26,7 @@ from shared.state.records import (
     now_ms,
 )
 from shared.state.store import ReadSide, StateStore
+from shared.state.uploads import UploadLedger, UploadRecord
 from shared.wire.jobs import GenerateJob, GenerationQueue
 from shared.wire.push import ClientPush
 
@@ -346,3 +348,58 @@ class FakeAnswerModel(AnswerModel):
                 yield piece
         finally:
             self.closed = True
+
+
+class InMemoryUploadLedger(UploadLedger):
+    """The uploads ledger in a dict, with the same compare-and-set on ``revision`` as DynamoDB's."""
+
+    def __init__(self) -> None:
+        self.records: dict[tuple[str, str], UploadRecord] = {}
+        self._lock = threading.Lock()
+
+    def create(self, record: UploadRecord, ttl_seconds: float) -> None:
+        with self._lock:
+            key = (record.tenant_id, record.upload_id)
+            assert key not in self.records, "upload ids are fresh"
+            self.records[key] = record
+
+    def get(self, tenant_id: str, upload_id: str) -> UploadRecord | None:
+        return self.records.get((tenant_id, upload_id))
+
+    def replace(self, record: UploadRecord, ttl_seconds: float) -> UploadRecord | None:
+        with self._lock:
+            key = (record.tenant_id, record.upload_id)
+            current = self.records.get(key)
+            if current is None or current.revision != record.revision:
+                return None
+            moved = record.model_copy(update={"revision": record.revision + 1})
+            self.records[key] = moved
+            return moved
+
+
+class FakeUploadBucket(UploadBucket):
+    """Raw uploads in a dict; ``presign_post`` hands out a fake URL and records what it allowed."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+        self.allowed: dict[str, tuple[str, int]] = {}
+        self.deleted: list[str] = []
+
+    def presign_post(
+        self, key: str, content_type: str, max_bytes: int, expires_seconds: int
+    ) -> tuple[str, dict[str, str]]:
+        self.allowed[key] = (content_type, max_bytes)
+        return "https://uploads.example/", {"key": key, "Content-Type": content_type, "policy": "fake"}
+
+    def post(self, key: str, data: bytes) -> None:
+        """What S3 does with a presigned POST: only the allowed key, at most the allowed size."""
+        assert key in self.allowed and len(data) <= self.allowed[key][1]
+        self.objects[key] = data
+
+    def read(self, key: str, max_bytes: int) -> bytes | None:
+        data = self.objects.get(key)
+        return None if data is None else data[: max_bytes + 1]
+
+    def delete(self, key: str) -> None:
+        self.objects.pop(key, None)
+        self.deleted.append(key)

@@ -9,19 +9,24 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from functions.ingest import handler as ingest_handler
 from shared import cli
 from shared.admin import deps
 from shared.admin.app import create_app
 from shared.admin.routes import knowledge as routes
+from shared.ingest.service import IngestLimits, KnowledgeIngestion
+from shared.ingest.uploads import UploadPolicy, Uploads
 from shared.knowledge.local_index import LocalHybridIndex
 from shared.knowledge.search import KnowledgeService
 from shared.settings import get_settings
 from shared.state.records import Tenant
+from tests import events
 from tests.support.knowledge_samples import MARKDOWN, faq_csv, make_pdf
-from tests.unit.fakes import InMemoryStateStore
+from tests.unit.fakes import FakeUploadBucket, InMemoryStateStore, InMemoryUploadLedger
 from tests.unit.test_knowledge_local_index import FakeEmbedder
 
 
@@ -55,21 +60,33 @@ def test_directories_expand_to_supported_files(tmp_path: Path) -> None:
 
 @pytest.fixture
 def admin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[KnowledgeService]:
-    """The CLI's HTTP client replaced by one that calls the admin app in-process."""
+    """The CLI's HTTP client replaced by one that calls the admin app in-process, and its presigned
+    POSTs by a fake bucket that hands each object to the ingest handler (as S3's event would)."""
     store = InMemoryStateStore()
     store.put_tenant(Tenant(tenant_id="acme", name="Acme", widget_key="wk", created_at=0))
     knowledge = KnowledgeService(LocalHybridIndex(tmp_path / "kb", FakeEmbedder()), 0.35, 4)
     monkeypatch.setenv("KEFU_ADMIN_KEY", "ak_test")
     get_settings.cache_clear()
     deps._admin_key.cache_clear()
+    bucket = FakeUploadBucket()
+    ingestion = KnowledgeIngestion(store, knowledge, IngestLimits.from_settings(get_settings()))
+    policy = UploadPolicy(max_bytes=get_settings().max_upload_bytes, url_seconds=900, attempt_seconds=600)
+    uploads = Uploads(InMemoryUploadLedger(), bucket, store, policy, lambda: ingestion)
     app = create_app()
     app.dependency_overrides[deps._store] = lambda: store
     app.dependency_overrides[routes._knowledge] = lambda: knowledge
+    app.dependency_overrides[routes._uploads] = lambda: uploads
 
     def client(target: cli.AdminTarget, timeout: float) -> Any:
         return TestClient(app, base_url=target.url, headers={"Authorization": f"Bearer {target.key}"})
 
+    def post_to_bucket(url: str, fields: dict[str, str], file: tuple[str, Any, str], timeout: Any) -> Any:
+        bucket.post(fields["key"], file[1].read())
+        ingest_handler.handler(events.s3_object_created(fields["key"]), events.lambda_context(), uploads=uploads)
+        return httpx.Response(204)
+
     monkeypatch.setattr(cli, "_client", client)
+    monkeypatch.setattr(cli, "post_to_bucket", post_to_bucket)
     yield knowledge
     get_settings.cache_clear()
     deps._admin_key.cache_clear()
@@ -94,7 +111,8 @@ def test_ingest_uploads_every_file_continues_past_bad_ones_and_exits_1(admin: Kn
     code, out, err = run("ingest", str(folder), "--tenant", "acme")
     assert code == 1
     assert "ingested 3 of 7 files" in out and f"knowledge version {admin.index.version('acme')}" in out
-    assert "refused 2:" in out and "broken.pdf: 422 corrupt_file" in out and "empty.txt: 422 empty_file" in out
+    assert "refused 2:" in out and "broken.pdf: corrupt_file: cannot read this PDF" in out
+    assert "empty.txt: 422 empty_file" in out
     assert "skipped 2 " in out and "logo.png: unsupported file type .png" in out
     assert "font.ttf: unsupported file type .ttf" in out
     for name in ("broken.pdf", "empty.txt", "logo.png", "font.ttf"):  # each named once, in one place

@@ -89,3 +89,41 @@ def test_the_document_shows_each_profile_and_the_goals() -> None:
         in document
     )
     assert "$32.85" in first_deploy_table(profiles, descriptions)
+
+
+def test_the_per_upload_section_is_priced_from_the_counts_and_written_once(tmp_path: Any) -> None:
+    from local.cost import uploads
+
+    sample = {
+        "what": "a file",
+        "adminRequests": 4.0,
+        "adminSeconds": 0.2,
+        "usage": {
+            "lambda": {"kefu-ingest": {"invocations": 3, "billedMs": 3000}},
+            "aws": {"s3": {"GetObject": 3, "PutObject": 3, "DeleteObject": 3}, "dynamodb": {"WRU": 27, "RRU": 9}},
+        },
+    }
+    priced = dict(uploads.lines(sample, runs=3))
+    [ingest] = [usd for what, usd in priced.items() if what.startswith("Lambda ingest")]
+    assert ingest == pytest.approx(1.0 * 2 * 0.0000133334 + 0.20 / 1e6)  # 1 s at 2 GB, one request
+    [s3] = [what for what in priced if what.startswith("S3")]
+    assert "2.0 PUT/LIST" in s3 and "1.0 GET" in s3  # the presigned POST is added to the metered PUT
+    doc = tmp_path / "cost.md"
+    doc.write_text("# Cost\n\n## Against the goals\n\ntext\n")
+    results = {"machine": "Measured today on a machine.", "runs": 3, "samples": {"a": sample}}
+    uploads.write(uploads.render(results), doc)
+    uploads.write(uploads.render(results), doc)
+    text = doc.read_text()
+    assert text.count("## Per upload: measured") == 1 and text.count("<!-- bench:per-upload -->") == 1
+    assert text.index("Per upload") < text.index("## Against the goals") and "**total**" in text
+
+
+def test_make_cost_keeps_the_per_upload_section_it_does_not_measure() -> None:
+    from local.cost.uploads import keep_section
+
+    previous = "# Cost\n\n## Per upload: measured\n\n<!-- bench:per-upload -->\nrows\n<!-- /bench:per-upload -->\n\n"
+    previous += "## Against the goals\n"
+    rendered = "# Cost (new)\n\n## Against the goals\n\nnew text\n"
+    kept = keep_section(previous, rendered)
+    assert kept.startswith("# Cost (new)") and "rows" in kept and kept.index("rows") < kept.index("## Against")
+    assert keep_section("no section here", rendered) == rendered

@@ -169,3 +169,32 @@ def test_lambda_context_is_realistic_and_works_with_powertools_logger() -> None:
         return str(logger.get_current_keys()["function_request_id"])
 
     assert handler({}, context) == context.aws_request_id
+
+
+def test_an_s3_notification_from_moto_is_completed_to_what_s3_sends_lambda() -> None:
+    """moto's notification carries only the event, bucket and object; Lambda gets AWS's whole record."""
+    from aws_lambda_powertools.utilities.parser import parse
+    from aws_lambda_powertools.utilities.parser.models import S3Model
+
+    moto_record = {
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": "us-east-1",
+        "eventTime": "2026-12-03T18:00:00.000Z",
+        "eventName": "ObjectCreated:Post",
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "configurationId": "ingest-uploads",
+            "bucket": {"name": "kefu-uploads-local", "arn": "arn:aws:s3:::kefu-uploads-local"},
+            "object": {"key": "uploads/t_1/up_2/Manual+%E6%89%8B%E5%86%8C.pdf", "size": 7000000, "eTag": "abc"},
+        },
+    }
+    event = builders.s3_event([moto_record], region="us-east-1")
+    [record] = parse(event=event, model=S3Model).Records
+    assert record.eventName == "ObjectCreated:Post" and record.s3.configurationId == "ingest-uploads"
+    assert record.s3.bucket.name == "kefu-uploads-local" and record.s3.bucket.ownerIdentity.principalId
+    assert record.s3.object is not None and record.s3.object.key == moto_record["s3"]["object"]["key"]
+    assert record.s3.object.size == 7000000 and record.s3.object.sequencer
+    assert record.userIdentity.principalId and str(record.requestParameters.sourceIPAddress) == "127.0.0.1/32"
+    # What the tests build passes the same model.
+    assert parse(event=events.s3_object_created("uploads/a/b/c.md"), model=S3Model).Records[0].s3.object

@@ -35,18 +35,28 @@ from shared.admin.routes import usage as usage_routes
 from shared.channels.directory import ChannelDirectory, ChannelRecord
 from shared.chat.intake import Intake
 from shared.handoff.agents import new_agent_key
+from shared.ingest.service import IngestLimits, KnowledgeIngestion
+from shared.ingest.uploads import UploadPolicy, Uploads
 from shared.knowledge.base import Document
 from shared.knowledge.local_index import LocalHybridIndex
 from shared.knowledge.search import KnowledgeService
 from shared.settings import get_settings
 from shared.state.records import AdminKeyRecord, Agent, Connection, Conversation, StoredMessage, Tenant
+from shared.state.uploads import UploadRecord
 from shared.tenant_config import TenantConfig
 from shared.tenant_config.handoff import HandoffConfig
 from shared.wire.dead_letters import DeadLetter, DeadLetters
 from shared.wire.protocol import AGENT_ACTIONS, VISITOR_ACTIONS, AgentFrame, VisitorFrame
 from tests.support.channel_state_fake import FakeChannelState, FakeTenantSecrets
 from tests.unit.admin_support import ADMIN_KEY
-from tests.unit.fakes import FakePush, FakeQueue, InMemoryContextCache, InMemoryStateStore
+from tests.unit.fakes import (
+    FakePush,
+    FakeQueue,
+    FakeUploadBucket,
+    InMemoryContextCache,
+    InMemoryStateStore,
+    InMemoryUploadLedger,
+)
 from tests.unit.test_knowledge_local_index import FakeEmbedder
 from tests.unit.test_quotas import FakeUsageLedger
 
@@ -68,6 +78,7 @@ VICTIM_IDS = {
     "document_id": "victim-doc",
     "message_id": "0000000000001-vvvv",
     "key_id": "k_victim",
+    "upload_id": "up_victim",
 }
 
 # Routes that are not about one tenant: only the platform's credential reaches them.
@@ -88,6 +99,9 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     },
     ("POST", "/v1/tenants/{tenant_id}/knowledge/files"): {
         "files": [("files", ("victim-doc.md", b"# Overwrite\n\nAttacker text here.", "text/markdown"))]
+    },
+    ("POST", "/v1/tenants/{tenant_id}/knowledge/uploads"): {
+        "json": {"filename": "victim-doc.md", "contentType": "text/markdown", "size": 40}
     },
     ("GET", "/v1/tenants/{tenant_id}/knowledge/search"): {"params": {"q": "VICTIM-DOC-TEXT-5d8e delivery"}},
     ("POST", "/v1/tenants/{tenant_id}/knowledge/calibrate"): {"json": {}},
@@ -147,6 +161,13 @@ class World:
     attacker_admin_key: str
     channel_state: FakeChannelState = field(default_factory=FakeChannelState)
     tenant_secrets: FakeTenantSecrets = field(default_factory=FakeTenantSecrets)
+    upload_ledger: InMemoryUploadLedger = field(default_factory=InMemoryUploadLedger)
+    upload_bucket: FakeUploadBucket = field(default_factory=FakeUploadBucket)
+
+    def uploads(self) -> Uploads:
+        policy = UploadPolicy(max_bytes=1_000_000, url_seconds=900, attempt_seconds=900)
+        ingestion = KnowledgeIngestion(self.store, self.knowledge, IngestLimits.from_settings(get_settings()))
+        return Uploads(self.upload_ledger, self.upload_bucket, self.store, policy, lambda: ingestion)
 
     def victim_state(self) -> str:
         """Everything of the victim's: it must be the same after any attack."""
@@ -158,6 +179,7 @@ class World:
         parts += [c.model_dump(mode="json") for c in store.connections.values() if c.tenant_id == VICTIM]
         parts += [c.model_dump(mode="json") for c in ChannelDirectory(self.channel_state).list(VICTIM)]
         parts.append(sorted((k[1], v) for k, v in self.tenant_secrets.values.items() if k[0] == VICTIM))
+        parts += [r.model_dump(mode="json") for k, r in sorted(self.upload_ledger.records.items()) if k[0] == VICTIM]
         found = self.knowledge.index.search_hits(VICTIM, "VICTIM-DOC-TEXT-5d8e delivery", 4, keyword_weight=0.5)
         parts.append(sorted((p.document_id, p.text) for p in found.passages))
         return json.dumps(parts, sort_keys=True, default=str)
@@ -238,6 +260,21 @@ def build_world(tmp_path: Path) -> World:
         attacker_admin_key=admin_keys[ATTACKER],
     )
     world.tenant_secrets.put(VICTIM, "victim-app-secret", "VICTIM-APP-SECRET-3e1d")
+    key = f"uploads/{VICTIM}/up_victim/VICTIM-DOC-TEXT-5d8e.md"
+    world.upload_ledger.create(
+        UploadRecord(
+            tenant_id=VICTIM,
+            upload_id="up_victim",
+            filename="VICTIM-DOC-TEXT-5d8e.md",
+            content_type="text/markdown",
+            size=10,
+            key=key,
+            created_at=1,
+            updated_at=1,
+            url_expires_at=2,
+        ),
+        ttl_seconds=86400,
+    )
     channel = ChannelRecord(
         channel_id="ch_victimchannel",
         tenant_id=VICTIM,
@@ -300,6 +337,7 @@ def app(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[FastAPI]:
     app.dependency_overrides[deps._store] = lambda: world.store
     app.dependency_overrides[deps._connection_push] = lambda: lambda connection: world.push
     app.dependency_overrides[knowledge_routes._knowledge] = lambda: world.knowledge
+    app.dependency_overrides[knowledge_routes._uploads] = world.uploads
     app.dependency_overrides[usage_routes._ledger] = lambda: ledger
     app.dependency_overrides[dead_letter_routes._dead_letters] = EmptyDeadLetters
     app.dependency_overrides[channel_routes._directory] = lambda: ChannelDirectory(world.channel_state)
