@@ -26,6 +26,10 @@ class SignatureInvalid(ChannelError):
     """The request is not from the platform (bad or missing signature, stale timestamp, bad cipher text)."""
 
 
+class ChannelNotFound(ChannelError):
+    """No enabled channel has this id (unknown, deleted or disabled): the platform is told 404."""
+
+
 class MalformedRequest(ChannelError):
     """The request is signed but its body cannot be read (not XML/JSON, missing fields)."""
 

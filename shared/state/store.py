@@ -8,6 +8,7 @@ from typing import Literal
 from shared.state.records import (
     Agent,
     AgentEdit,
+    ChannelNotice,
     Citation,
     Connection,
     Conversation,
@@ -134,6 +135,10 @@ class StateStore(ABC):
     @abstractmethod
     def set_preview(self, conversation_id: str, preview: str, at: int) -> None:
         """The last visitor message (for the agents' lists) and the activity time."""
+
+    @abstractmethod
+    def set_channel_notice(self, conversation_id: str, notice: ChannelNotice | None) -> None:
+        """Record (or clear) a channel's refusal to deliver in this conversation (shown to agents)."""
 
     @abstractmethod
     def advance_read(self, conversation_id: str, side: ReadSide, message_id: str) -> bool:

@@ -15,6 +15,7 @@ from shared.state.records import (
     DIALOGUE_ROLES,
     Agent,
     AgentEdit,
+    ChannelNotice,
     Connection,
     Conversation,
     StatusChange,
@@ -163,6 +164,10 @@ class InMemoryStateStore(StateStore):
         if conversation_id in self.conversations:
             self.conversations[conversation_id].preview = preview
             self.conversations[conversation_id].updated_at = at
+
+    def set_channel_notice(self, conversation_id: str, notice: ChannelNotice | None) -> None:
+        if conversation_id in self.conversations:
+            self.conversations[conversation_id].channel_notice = notice
 
     def advance_read(self, conversation_id: str, side: ReadSide, message_id: str) -> bool:
         conversation = self.conversations.get(conversation_id)
