@@ -78,6 +78,13 @@ class World:
         return connection.conversation_id
 
 
+def agent_reply(conversation_id: str, message_id: str, text: str) -> AgentMessageFrame:
+    agent = AgentRef(agent_id="a_1", name="Alice")
+    return AgentMessageFrame(
+        conversation_id=conversation_id, message_id=message_id, text=text, created_at=1, agent=agent
+    )
+
+
 @pytest.fixture
 def world() -> World:
     desk = Desk()
@@ -169,9 +176,7 @@ def test_a_closed_window_is_stored_for_the_console_and_cleared_by_a_later_send(w
     connection_id = channel_connection_id(world.record.channel_id, "o_user")
     conversation_id = world.conversation_id()
     world.api.errcodes = [45015]
-    reply = AgentMessageFrame(
-        conversation_id=conversation_id, message_id="m2", text="您好", created_at=1, agent=AgentRef(agent_id="a", name="A")
-    )
+    reply = agent_reply(conversation_id, "m2", "您好")
     world.push.send(connection_id, reply.to_json())  # refused: an outcome, not an exception
     conversation = world.desk.store.get_conversation(conversation_id)
     assert conversation is not None and conversation.channel_notice is not None
@@ -186,9 +191,7 @@ def test_a_closed_window_is_stored_for_the_console_and_cleared_by_a_later_send(w
 def test_agent_frames_reach_the_channel_through_the_conversation(world: World) -> None:
     world.deliver("几点开门？", "m1")
     conversation_id = world.conversation_id()
-    reply = AgentMessageFrame(
-        conversation_id=conversation_id, message_id="m9", text="九点", created_at=1, agent=AgentRef(agent_id="a", name="A")
-    )
+    reply = agent_reply(conversation_id, "m9", "九点")
     assert Notifier(world.desk.store, world.push).visitor(conversation_id, reply) == 1
     assert world.api.texts() == ["九点"]
 
