@@ -26,7 +26,7 @@ from shared.state.records import (
     now_ms,
 )
 from shared.state.store import ReadSide, StateStore
-from shared.wire.jobs import GenerateJob, GenerationQueue
+from shared.wire.jobs import ChannelPullJob, GenerateJob, GenerationQueue, QueueJob
 from shared.wire.push import ClientPush
 
 
@@ -308,12 +308,16 @@ class FakePush(ClientPush):
 class FakeQueue(GenerationQueue):
     def __init__(self, fail: bool = False) -> None:
         self.jobs: list[GenerateJob] = []
+        self.pulls: list[ChannelPullJob] = []
         self.fail = fail
 
-    def enqueue(self, job: GenerateJob) -> None:
+    def enqueue(self, job: QueueJob) -> None:
         if self.fail:
             raise RuntimeError("queue unavailable")
-        self.jobs.append(job)
+        if isinstance(job, GenerateJob):
+            self.jobs.append(job)
+        else:
+            self.pulls.append(job)
 
 
 class FakeRetriever(Retriever):
