@@ -30,6 +30,11 @@ RETRIEVAL_BACKENDS = ("s3", "opensearch")
 # Which alarms the stack creates (``-c alarms=...``; infra/constructs/monitoring.py): every one, the
 # essential few (a visitor got no answer), or none. Each alarm bills $0.10 a month (docs/cost.md).
 ALARM_LEVELS = ("full", "essential", "none")
+# Where the functions that call WeChat's and WeCom's APIs (channels, generate) send from
+# (``-c channels_egress=...``; infra/constructs/egress.py): "lambda" (Lambda's shared, changing
+# addresses: nothing to pay) or "nat" (a VPC whose NAT gateway has one Elastic IP, for the platforms'
+# IP allowlists: a NAT gateway bills every hour, docs/cost.md).
+CHANNEL_EGRESS = ("lambda", "nat")
 
 
 class ConfigError(ValueError):
@@ -86,6 +91,9 @@ class DeployConfig:
     alarm_email: str | None = None
     # "full", "essential" or "none" (ALARM_LEVELS); None: full in prod, essential elsewhere.
     alarms: str | None = None
+    # "nat": channels and generate in a VPC of their own behind a NAT gateway with an Elastic IP (the
+    # fixed address WeChat's IP allowlist and WeCom's trusted IPs need); "lambda" (default): no VPC.
+    channels_egress: str = "lambda"
     # Where tenants' knowledge is indexed (``-c retrieval=...``): "s3" (default) keeps the embedded
     # hybrid index on S3 with its current version in DynamoDB, nothing running while idle;
     # "opensearch" creates an OpenSearch Serverless collection (a fixed monthly floor of OCUs) for
@@ -158,6 +166,16 @@ class DeployConfig:
             raise ConfigError(f"'alarm_email' must be an e-mail address; got {self.alarm_email!r}")
         if self.alarms is not None and self.alarms not in ALARM_LEVELS:
             raise ConfigError(f"context 'alarms' must be one of {', '.join(ALARM_LEVELS)}; got {self.alarms!r}")
+        if self.channels_egress not in CHANNEL_EGRESS:
+            raise ConfigError(
+                f"context 'channels_egress' must be one of {', '.join(CHANNEL_EGRESS)}; got {self.channels_egress!r}"
+            )
+        if self.channels_egress == "nat" and self.in_vpc:
+            raise ConfigError(
+                "'channels_egress=nat' creates a VPC of its own for channels and generate; with 'vpc_id' generate "
+                "already runs in your VPC: give its subnets a NAT gateway ('nat_public_subnet_id') and allowlist "
+                "that gateway's address instead"
+            )
         self.fallback_targets  # noqa: B018 - validates llm_fallbacks
         self._check_network()
         self._check_knowledge_models()
@@ -351,6 +369,11 @@ class DeployConfig:
         return self.nat_public_subnet_id is not None
 
     @property
+    def fixed_channel_egress(self) -> bool:
+        """channels and generate call the platforms from one Elastic IP (infra/constructs/egress.py)."""
+        return self.channels_egress == "nat"
+
+    @property
     def tenant_channel_secrets(self) -> str:
         """Where the admin API stores tenants' channel credentials (shared/channels/secrets.py)."""
         return f"kefu/{self.env}/channels"
@@ -458,6 +481,7 @@ class DeployConfig:
             generate_reserved_concurrency=number("generate_reserved_concurrency", int),
             alarm_email=text("alarm_email"),
             alarms=text("alarms"),
+            channels_egress=text("channels_egress") or "lambda",
             # An existing domain implies OpenSearch.
             retrieval=text("retrieval") or ("opensearch" if text("opensearch_endpoint") else "s3"),
             opensearch_endpoint=text("opensearch_endpoint"),

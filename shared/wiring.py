@@ -301,7 +301,10 @@ def intake(domain_name: str, stage: str) -> Intake:
     return _intake_at(callback_url_of(domain_name, stage))
 
 
-def _intake_at(url: str) -> Intake:
+def _intake_at(url: str, *, issues_visitor_tokens: bool = True) -> Intake:
+    """``issues_visitor_tokens``: only the widget's ``session`` action signs tokens; a channel's customer
+    is known by their platform id, so the channels function and the pull job never read the signing key
+    (their roles may not: infra/constructs/access.py)."""
     from shared.chat.intake import Intake
 
     settings = get_settings()
@@ -317,7 +320,7 @@ def _intake_at(url: str) -> Intake:
         limits=chat_limits(),
         usage=usage_ledger(),
         default_quota=default_quota(),
-        visitor_tokens=visitor_tokens(),
+        visitor_tokens=visitor_tokens() if issues_visitor_tokens else None,
         tenant_suspended=tenant_suspension(),
     )
 
@@ -440,7 +443,8 @@ def channel_desk() -> ChannelDesk:
     """A channel message through the visitor intake (limits, quota, conversation, handoff, job)."""
     from shared.chat.channel_desk import ChannelDesk
 
-    return ChannelDesk(state_store(), _intake_at(channels_callback_url()), generation_queue())
+    intake = _intake_at(channels_callback_url(), issues_visitor_tokens=False)
+    return ChannelDesk(state_store(), intake, generation_queue())
 
 
 @lru_cache(maxsize=1)

@@ -75,6 +75,10 @@ OPENSEARCH: dict[str, Any] = {"env": "dev", "retrieval": "opensearch", **SKIP_BU
 # A knowledge rebuild toward Bedrock's Titan v2 (docs/deploy.md "Changing the embedder").
 REBUILD: dict[str, Any] = {"env": "dev", "rebuild_embedding": '{"provider": "bedrock"}', **SKIP_BUNDLING}
 
+# A fixed egress address for WeChat's and WeCom's IP allowlists (-c channels_egress=nat): channels and
+# generate in a VPC of their own behind a NAT gateway with an Elastic IP (infra/constructs/egress.py).
+CHANNELS_NAT: dict[str, Any] = {"env": "dev", "channels_egress": "nat", **SKIP_BUNDLING}
+
 # Synthesized once per session without bundling, each as the fixture of its name (conftest.py).
 TEMPLATE_PROFILES: dict[str, dict[str, Any]] = {
     "prod": PROD,
@@ -84,6 +88,7 @@ TEMPLATE_PROFILES: dict[str, dict[str, Any]] = {
     "on_prem": ON_PREM,
     "rebuild": REBUILD,
     "opensearch": OPENSEARCH,
+    "channels_nat": CHANNELS_NAT,
 }
 
 # Every profile fixture: dev (bundled) and the template-only ones; test_infra_lint.py lints each.
