@@ -16,6 +16,7 @@ message is sent at most once per channel customer, so a retried job does not sen
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,11 +70,14 @@ class ChannelPush(ClientPush):
         adapter_for: Any,  # Callable[[ChannelRecord], Channel] (shared/channels/inbox.ChannelAdapters.for_record)
         store: StateStore,
         state: ChannelState,
+        tell_agents: Callable[[str], None] | None = None,
     ) -> None:
         self._directory = directory
         self._adapter_for = adapter_for
         self._store = store
         self._state = state
+        # Shows a refusal to the conversation's agent at once (by conversation id); None: on next open.
+        self._tell_agents = tell_agents
 
     def send(self, connection_id: str, frame: str) -> None:
         message = outgoing(json.loads(frame))
@@ -122,10 +126,15 @@ class ChannelPush(ClientPush):
                 tenant_id=record.tenant_id,
                 role="event",
                 event=f"channel_{status}",
-                text=outcome.reason or status.replace("_", " "),
+                text=f"not delivered through {record.kind}: {outcome.reason or status.replace('_', ' ')}",
                 created_at=at,
             )
         )
+        if self._tell_agents is not None:
+            try:
+                self._tell_agents(conversation_id)
+            except Exception:  # the refusal is on the record; the console shows it on the next open
+                logger.exception("could not tell the agents about a channel refusal")
 
 
 def channel_ref(record: ChannelRecord, customer_id: str) -> ChannelRef:
