@@ -128,6 +128,12 @@ def test_a_channel_message_is_a_visitor_message_in_one_conversation_per_customer
     assert world.api.sent == []  # acks are for widgets: nothing reached the platform
 
 
+def test_a_follow_or_an_image_is_not_a_question(world: World) -> None:
+    world.deliver("", "event:o_user:1700000000")
+    world.deliver("   ", "m-image")
+    assert world.desk.store.conversations == {} and world.desk.queue.jobs == [] and world.api.sent == []
+
+
 def test_the_same_platform_message_is_stored_and_queued_once(world: World) -> None:
     world.deliver("几点开门？", "m1")
     world.deliver("几点开门？", "m1")  # got past the first-sighting check (e.g. its record expired)
