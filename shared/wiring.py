@@ -423,8 +423,23 @@ def channel_adapters() -> ChannelAdapters:
 def channel_push() -> ChannelPush:
     """The channel destination of the push port (answers, agent replies and notices to channel customers)."""
     from shared.channels.push import ChannelPush
+    from shared.handoff.notify import tell_assignee
 
-    return ChannelPush(channel_directory(), channel_adapters().for_record, state_store(), channel_state())
+    endpoint = get_settings().connections_endpoint
+    sockets = push_for_sockets(endpoint.rstrip("/")) if endpoint else None
+
+    def tell_agents(conversation_id: str) -> None:
+        if sockets is not None:
+            tell_assignee(state_store(), sockets, conversation_id)
+
+    return ChannelPush(channel_directory(), channel_adapters().for_record, state_store(), channel_state(), tell_agents)
+
+
+def push_for_sockets(callback_url: str) -> ClientPush:
+    """WebSocket connections only (@connections), one client per URL."""
+    from shared.wire.push import api_gateway_push
+
+    return api_gateway_push(callback_url, get_settings().aws_region)
 
 
 def channels_callback_url() -> str:

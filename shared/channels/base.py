@@ -168,3 +168,8 @@ class Channel(ABC):
     @abstractmethod
     def window(self, customer_id: str) -> WindowState:
         """The customer's reply window as kefu last knew it."""
+
+    def hand_off(self, customer_id: str) -> str | None:
+        """A handoff to people, where the channel is set to give it to the platform's own staff (WeCom's
+        reception staff): do it and say who took the customer. None: kefu's agents take it (the default)."""
+        return None

@@ -16,10 +16,11 @@ message is sent at most once per channel customer, so a retried job does not sen
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from shared.channels.base import Channel, OutboundCitation
+from shared.channels.base import Channel, OutboundCitation, WindowState
 from shared.channels.directory import ChannelDirectory, ChannelRecord
 from shared.channels.outbound import SendOutcome, send_answer
 from shared.channels.state import ChannelState
@@ -32,6 +33,7 @@ from shared.wire.push import ClientPush, channel_customer
 # Error frames a customer should read (the others are about widget actions a channel never sends).
 _TOLD_ERRORS = frozenset({"model_unavailable", "rate_limited", "quota_exceeded", "message_too_large", "bad_request"})
 _SENT_TTL_SECONDS = 7 * 24 * 3600.0
+_NO_WINDOW = WindowState(open=False, expires_at=None, remaining=None)
 
 
 @dataclass(frozen=True)
@@ -69,20 +71,30 @@ class ChannelPush(ClientPush):
         adapter_for: Any,  # Callable[[ChannelRecord], Channel] (shared/channels/inbox.ChannelAdapters.for_record)
         store: StateStore,
         state: ChannelState,
+        tell_agents: Callable[[str], None] | None = None,
     ) -> None:
         self._directory = directory
         self._adapter_for = adapter_for
         self._store = store
         self._state = state
+        # Shows a refusal to the conversation's agent at once (by conversation id); None: on next open.
+        self._tell_agents = tell_agents
 
     def send(self, connection_id: str, frame: str) -> None:
-        message = outgoing(json.loads(frame))
-        if message is None or not message.text.strip():
+        payload = json.loads(frame)
+        handed_off = payload.get("type") == "conversation.status" and payload.get("status") == "queued"
+        message = outgoing(payload)
+        if not handed_off and (message is None or not message.text.strip()):
             return
         channel_id, customer_id = channel_customer(connection_id)
         record = self._directory.get(channel_id)
         if record is None or not record.enabled:
             raise ConnectionGone(f"channel {channel_id} is gone or disabled")
+        if handed_off:
+            self._hand_off(record, customer_id, payload.get("conversationId"))
+            return
+        if message is None:
+            return
         sent_key = f"chan:sent:{channel_id}:{customer_id}:{message.message_id}" if message.message_id else None
         if sent_key is not None and not self._state.put_if_absent(sent_key, {"at": now_ms()}, _SENT_TTL_SECONDS):
             logger.info("already sent through the channel", extra={"message_id": message.message_id})
@@ -99,7 +111,23 @@ class ChannelPush(ClientPush):
     def close(self, connection_id: str) -> None:
         """A channel customer has no socket to close."""
 
-    def _note(self, record: ChannelRecord, customer_id: str, conversation_id: str | None, outcome: SendOutcome) -> None:
+    def _hand_off(self, record: ChannelRecord, customer_id: str, conversation_id: str | None) -> None:
+        """The conversation went to people: a channel set to use the platform's own staff hands it there."""
+        servicer = self._adapter_for(record).hand_off(customer_id)
+        if servicer is None:
+            return
+        reason = f"handed to the platform's own staff ({servicer}); replies here are not delivered"
+        outcome = SendOutcome("session_elsewhere", 0, 0, reason, _NO_WINDOW)
+        self._note(record, customer_id, conversation_id, outcome, handing_off=True)
+
+    def _note(
+        self,
+        record: ChannelRecord,
+        customer_id: str,
+        conversation_id: str | None,
+        outcome: SendOutcome,
+        handing_off: bool = False,
+    ) -> None:
         """Tell the agents when the platform refused (on the conversation and in its transcript)."""
         logger.info(
             "sent through the channel",
@@ -113,6 +141,10 @@ class ChannelPush(ClientPush):
         status = outcome.status
         if status == "partial" and not outcome.window.open:
             status = "window_closed"
+        if status == "session_elsewhere" and not handing_off:
+            current = self._store.get_conversation(conversation_id)
+            if current is not None and current.channel_notice and current.channel_notice.status == status:
+                return  # already said (with who holds the session): a refused notice adds nothing
         at = now_ms()
         self._store.set_channel_notice(conversation_id, ChannelNotice(status=status, reason=outcome.reason, at=at))
         self._store.add_message(
@@ -122,10 +154,15 @@ class ChannelPush(ClientPush):
                 tenant_id=record.tenant_id,
                 role="event",
                 event=f"channel_{status}",
-                text=outcome.reason or status.replace("_", " "),
+                text=f"not delivered through {record.kind}: {outcome.reason or status.replace('_', ' ')}",
                 created_at=at,
             )
         )
+        if self._tell_agents is not None:
+            try:
+                self._tell_agents(conversation_id)
+            except Exception:  # the refusal is on the record; the console shows it on the next open
+                logger.exception("could not tell the agents about a channel refusal")
 
 
 def channel_ref(record: ChannelRecord, customer_id: str) -> ChannelRef:

@@ -232,6 +232,14 @@ class WeComKfChannel(Channel):
         )
         return SessionState(int(payload.get("service_state", 0)))
 
+    def hand_off(self, customer_id: str) -> str | None:
+        """With ``handoffToWecomServicer``, a handoff moves the session to that WeCom servicer (state 3)."""
+        servicer = self.config.handoff_to_wecom_servicer
+        if not servicer:
+            return None
+        self.transfer(customer_id, SessionState.HUMAN_IN_WECOM, servicer)
+        return servicer
+
     def transfer(self, customer_id: str, to: SessionState, servicer_userid: str | None = None) -> None:
         """Move the session (to 1 when kefu takes it, to 3 with a WeCom servicer for a human hand-off)."""
         if to == SessionState.HUMAN_IN_WECOM and not servicer_userid:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from shared.channels.base import ChannelError, PullNotice, VisitorMessage
 from shared.channels.directory import ChannelRecord
 from shared.chat.intake import Intake
+from shared.observability import logger
 from shared.state.records import ChannelRef, Connection, now_ms
 from shared.state.store import StateStore
 from shared.wire.jobs import ChannelPullJob, GenerationQueue
@@ -63,6 +64,11 @@ class ChannelDesk:
     def deliver(self, record: ChannelRecord, message: VisitorMessage) -> None:
         """Store the message as the customer's (their conversation, started if needed) and queue its answer
         or pass it to the agent who holds the conversation. Raises when it was not taken (retry)."""
+        if not message.text.strip():
+            # A follow, a scan, an image or a location: it renewed the reply window (inbound.receive),
+            # but there is no question to store or answer (media messages are not read yet).
+            logger.info("channel message without text", extra={"msg_type": message.msg_type})
+            return
         connection_id = channel_connection_id(record.channel_id, message.customer_id)
         self._keep_connection(record, message, connection_id)
         frame = {"action": "sendMessage", "clientMessageId": client_message_id(record, message), "text": message.text}

@@ -7,6 +7,8 @@ import hashlib
 from shared.state.records import VERIFIED_USER_PREFIX, Agent, Conversation, StoredMessage
 from shared.wire.protocol import (
     AgentRef,
+    ChannelNoticeOut,
+    ChannelOut,
     ConversationSummary,
     Frame,
     HistoryFrame,
@@ -32,6 +34,8 @@ def visitor_info(conversation: Conversation, *, page_chars: int = 200) -> Visito
         page=conversation.visitor_page[:page_chars] if conversation.visitor_page else None,
         language=conversation.visitor_language,
         first_seen=conversation.created_at,
+        channel=ChannelOut(**conversation.channel.model_dump()) if conversation.channel else None,
+        channel_notice=ChannelNoticeOut(**notice.model_dump()) if (notice := conversation.channel_notice) else None,
     )
 
 

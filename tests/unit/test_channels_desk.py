@@ -128,6 +128,12 @@ def test_a_channel_message_is_a_visitor_message_in_one_conversation_per_customer
     assert world.api.sent == []  # acks are for widgets: nothing reached the platform
 
 
+def test_a_follow_or_an_image_is_not_a_question(world: World) -> None:
+    world.deliver("", "event:o_user:1700000000")
+    world.deliver("   ", "m-image")
+    assert world.desk.store.conversations == {} and world.desk.queue.jobs == [] and world.api.sent == []
+
+
 def test_the_same_platform_message_is_stored_and_queued_once(world: World) -> None:
     world.deliver("几点开门？", "m1")
     world.deliver("几点开门？", "m1")  # got past the first-sighting check (e.g. its record expired)
@@ -204,3 +210,50 @@ def test_a_deleted_channel_is_a_gone_connection(world: World) -> None:
     assert Notifier(world.desk.store, world.push).visitor(conversation_id, end) == 0
     assert world.api.sent == []
     assert isinstance(world.desk.store.list_messages(conversation_id)[0], StoredMessage)
+
+
+def test_a_wecom_channel_set_to_hand_off_to_its_own_staff_transfers_the_session() -> None:
+    desk = Desk()
+    desk.agent("a_1", "Alice")
+    state = FakeChannelState()
+    directory = ChannelDirectory(state)
+    fields = {
+        "corpId": "ww1",
+        "token": "tok",
+        "encodingAesKey": "aes",
+        "corpSecret": "corp",
+        "apiBaseUrl": "https://wecom.test",
+        "handoffToWecomServicer": "zhangsan",
+    }
+    record = directory.create(TENANT, "wecom_kf", fields)
+    calls: list[tuple[str, dict[str, Any]]] = []
+
+    def wecom(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/cgi-bin/gettoken":
+            return httpx.Response(200, json={"access_token": "T", "expires_in": 7200})
+        calls.append((request.url.path, json.loads(request.content)))
+        transferred = any(path.endswith("/trans") for path, _ in calls)
+        if request.url.path == "/cgi-bin/kf/send_msg" and transferred:
+            return httpx.Response(200, json={"errcode": 95018, "errmsg": "invalid service state"})
+        return httpx.Response(200, json={"errcode": 0, "errmsg": "ok"})
+
+    http = httpx.Client(transport=httpx.MockTransport(wecom))
+    secrets = {"aes": "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C", "corp": "s"}
+    adapters = ChannelAdapters(
+        lambda r: build_channel(r.kind, r.channel_id, r.fields, secrets.__getitem__, state, http)
+    )
+    push = RoutedPush(desk.push, lambda: ChannelPush(directory, adapters.for_record, desk.store, state))
+    intake = Intake(desk.store, desk.cache, desk.queue, push, callback_url="https://d/s", max_message_chars=500)
+    customer = "wkKF1/wm_user"
+    message = VisitorMessage(record.channel_id, customer, "msg1", "转人工", sent_at=0.0)
+    adapters.for_record(record).customer_acted(message)
+    ChannelDesk(desk.store, intake, desk.queue).deliver(record, message)
+
+    [(path, body)] = [call for call in calls if call[0].endswith("/trans")]
+    assert (body["service_state"], body["servicer_userid"], body["external_userid"]) == (3, "zhangsan", "wm_user")
+    connection = desk.store.get_connection(channel_connection_id(record.channel_id, customer))
+    assert connection is not None and connection.conversation_id is not None
+    conversation = desk.store.get_conversation(connection.conversation_id)
+    assert conversation is not None and conversation.channel_notice is not None
+    assert conversation.channel_notice.status == "session_elsewhere"
+    assert "zhangsan" in conversation.channel_notice.reason

@@ -82,7 +82,7 @@ def test_forged_or_unreadable_requests_store_nothing() -> None:
     broken = type(request)(request.method, request.query, request.headers, b"<xml><oops")
     with pytest.raises(MalformedRequest):
         receive(channel, broken, state, delivered.append, lambda n: None)
-    assert delivered == [] and state.get("chan:seen:ch-oa:1") is None
+    assert delivered == [] and state.get("chan:seen:ch-oa:o_1:1") is None
 
 
 def test_wecom_callback_queues_a_pull_and_the_job_takes_each_message_once() -> None:
