@@ -94,6 +94,10 @@ class DeployConfig:
     # "nat": channels and generate in a VPC of their own behind a NAT gateway with an Elastic IP (the
     # fixed address WeChat's IP allowlist and WeCom's trusted IPs need); "lambda" (default): no VPC.
     channels_egress: str = "lambda"
+    # The base URL tenants give the platforms (webhookUrl = <it>/channels/<channelId>) when the HTTP API
+    # is served under a custom domain (WeCom accepts callback URLs only on the company's own ICP-filed
+    # domain); None: the API's execute-api URL.
+    channels_public_url: str | None = None
     # Where tenants' knowledge is indexed (``-c retrieval=...``): "s3" (default) keeps the embedded
     # hybrid index on S3 with its current version in DynamoDB, nothing running while idle;
     # "opensearch" creates an OpenSearch Serverless collection (a fixed monthly floor of OCUs) for
@@ -170,6 +174,8 @@ class DeployConfig:
             raise ConfigError(
                 f"context 'channels_egress' must be one of {', '.join(CHANNEL_EGRESS)}; got {self.channels_egress!r}"
             )
+        if self.channels_public_url and not re.fullmatch(r"https://[^/\s]+(/[^\s]*)?", self.channels_public_url):
+            raise ConfigError(f"'channels_public_url' must be an https:// URL; got {self.channels_public_url!r}")
         if self.channels_egress == "nat" and self.in_vpc:
             raise ConfigError(
                 "'channels_egress=nat' creates a VPC of its own for channels and generate; with 'vpc_id' generate "
@@ -482,6 +488,7 @@ class DeployConfig:
             alarm_email=text("alarm_email"),
             alarms=text("alarms"),
             channels_egress=text("channels_egress") or "lambda",
+            channels_public_url=text("channels_public_url"),
             # An existing domain implies OpenSearch.
             retrieval=text("retrieval") or ("opensearch" if text("opensearch_endpoint") else "s3"),
             opensearch_endpoint=text("opensearch_endpoint"),

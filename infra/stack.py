@@ -80,8 +80,8 @@ class KefuStack(cdk.Stack):
             http_api=admin_api,
             websocket=websocket,
         )
-        # The admin API hands tenants this URL + the channel id (shared/admin/routes/channels.py).
-        functions.functions["admin"].add_environment("KEFU_CHANNELS_PUBLIC_URL", admin_api.url)
+        # The admin API hands tenants this URL + /channels/<channel id> (shared/admin/routes/channels.py).
+        functions.functions["admin"].add_environment("KEFU_CHANNELS_PUBLIC_URL", channels.public_base_url)
         site = StaticSite(self, "Web", config=config, static_dir=bundler.repo_root / "web", websocket_url=websocket.url)
         grant_least_privilege(
             functions=functions,

@@ -133,7 +133,10 @@ class ChannelsFunction(Construct):
         route = self.route.node.default_child
         assert isinstance(route, apigwv2.CfnRoute)
         stage.add_resource_dependency(route)
-        self.url = f"{http_api.url}channels/"
+        # What the platforms are given: the API's own URL, or the custom domain it is served under.
+        base = config.channels_public_url.rstrip("/") + "/" if config.channels_public_url else http_api.url
+        self.public_base_url = base
+        self.url = f"{base}channels/"
 
     @property
     def function_name(self) -> str:

@@ -52,7 +52,7 @@ def profiles() -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
         "alarms_none": "the default with `-c alarms=none` (no alarm; the alarm topic stays)",
         "existing_domain": "an existing OpenSearch domain (billed outside this stack)",
         "hybrid": "generate in a VPC with a NAT gateway, every alarm (README, hybrid cloud)",
-        "channels_nat": "the default with `-c channels_egress=nat` (a fixed egress IP for WeChat's allowlist)",
+        "channels_nat": "the default with `-c channels_egress=nat` (one egress IP for WeChat's and WeCom's allowlists)",
     }
     # OpenSearch Serverless as an option beside the S3-backed index (once that is the default).
     opensearch = getattr(known, "OPENSEARCH", None)

@@ -75,9 +75,15 @@ OPENSEARCH: dict[str, Any] = {"env": "dev", "retrieval": "opensearch", **SKIP_BU
 # A knowledge rebuild toward Bedrock's Titan v2 (docs/deploy.md "Changing the embedder").
 REBUILD: dict[str, Any] = {"env": "dev", "rebuild_embedding": '{"provider": "bedrock"}', **SKIP_BUNDLING}
 
-# A fixed egress address for WeChat's and WeCom's IP allowlists (-c channels_egress=nat): channels and
-# generate in a VPC of their own behind a NAT gateway with an Elastic IP (infra/constructs/egress.py).
-CHANNELS_NAT: dict[str, Any] = {"env": "dev", "channels_egress": "nat", **SKIP_BUNDLING}
+# A fixed egress address for WeChat's and WeCom's IP allowlists (-c channels_egress=nat): channels,
+# generate and message in a VPC of their own behind a NAT gateway with an Elastic IP
+# (infra/constructs/egress.py); the callback URLs under the company's own domain (WeCom's rule).
+CHANNELS_NAT: dict[str, Any] = {
+    "env": "dev",
+    "channels_egress": "nat",
+    "channels_public_url": "https://kf.example.com/",
+    **SKIP_BUNDLING,
+}
 
 # Synthesized once per session without bundling, each as the fixture of its name (conftest.py).
 TEMPLATE_PROFILES: dict[str, dict[str, Any]] = {

@@ -15,6 +15,7 @@ from infra.constants import CHANNELS_THROTTLE_BURST, CHANNELS_THROTTLE_RATE, FUN
 from infra.constructs.access import READS_CHANNEL_SECRETS, TABLE_ACCESS
 from infra.constructs.network import ENI_ACTIONS
 from local.cost.idle import DEFAULT_ALLOWANCE, beyond_allowance, fixed_costs, idle_floor
+from tests.infra.profiles import CHANNELS_NAT
 from tests.infra.synthesis import Synth
 from tests.infra.test_infra_bundles import MB, _bundle, _unzipped_bytes
 
@@ -63,7 +64,7 @@ def _stage(synth: Synth, api_id: str) -> dict[str, Any]:
     return stage
 
 
-def _secret_reads(synth: Synth, name: str) -> list[str]:
+def _secret_reads(synth: Synth, name: FunctionName) -> list[str]:
     return [
         json.dumps(resource)
         for statement in synth.statements(name)
@@ -289,10 +290,18 @@ def test_nat_is_priced_and_only_it_leaves_the_default_allowance(channels_nat: Sy
     assert idle_floor(template) == pytest.approx(idle_floor({"Resources": dev.resources}) + 730 * 0.05)
 
 
+def test_a_custom_domain_is_what_tenants_are_given(channels_nat: Synth) -> None:
+    # WeCom takes callback URLs on the company's own (ICP-filed) domain only: the HTTP API behind it.
+    env = channels_nat.function("admin")["Properties"]["Environment"]["Variables"]
+    assert env["KEFU_CHANNELS_PUBLIC_URL"] == CHANNELS_NAT["channels_public_url"]
+    assert channels_nat.outputs["ChannelsUrl"]["Value"] == "https://kf.example.com/channels/"
+
+
 @pytest.mark.parametrize(
     ("context", "message"),
     [
         ({"channels_egress": "static"}, "must be one of lambda, nat"),
+        ({"channels_public_url": "http://kf.example.com"}, "must be an https:// URL"),
         (
             {
                 "channels_egress": "nat",
