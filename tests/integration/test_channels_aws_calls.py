@@ -14,6 +14,7 @@ customer (what generate does with ``answer.end``, and the message function with 
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -203,6 +204,7 @@ def test_the_channel_paths_call_only_what_their_roles_allow(world: tuple[Recorde
     assert _call(callbacks.messages_waiting("kf_1", callback_token), kf.channel_id)["statusCode"] == 200
 
     # generate: the pull job WeCom's callback queued, and an answer pushed to the WeChat customer.
+    wiring.forget_adapters()  # another function: its own container, nothing cached
     recorder.current = "generate"
     pulled = wiring.channel_inbox().pull(
         ChannelPullJob(tenant_id=TENANT_ID, channel_id=kf.channel_id, open_kfid="kf_1", token=callback_token)
@@ -211,6 +213,22 @@ def test_the_channel_paths_call_only_what_their_roles_allow(world: tuple[Recorde
     answer = AnswerEnd(conversation_id="c_calls", message_id="m_answer", text="3-5 天送达。", citations=[])
     wiring.channel_push().send(channel_connection_id(oa.channel_id, "o_calls"), answer.to_json())
     assert any("3-5" in sent["text"]["content"] for sent in wechat.sent)
+
+    # message: an agent's reply to that customer, and one to a customer whose window is closed (the
+    # refusal is stored on the conversation and in its transcript for the agents).
+    wiring.forget_adapters()  # another function: its own container, nothing cached
+    recorder.current = "message"
+    push = wiring.channel_push()
+    for customer, message_id in (("o_calls", "m_agent1"), ("o_window_closed", "m_agent2")):
+        reply = {
+            "type": "agent.message",
+            "conversationId": "c_calls",
+            "messageId": message_id,
+            "text": "您好，我是小李。",
+        }
+        push.send(channel_connection_id(oa.channel_id, customer), json.dumps(reply))
+    assert any(sent["touser"] == "o_calls" and "小李" in sent["text"]["content"] for sent in wechat.sent)
+    assert not any(sent["touser"] == "o_window_closed" for sent in wechat.sent)
 
     # Then every call is granted, per function; and the paths did reach each kind of resource.
     for function, calls in recorder.calls.items():
@@ -223,3 +241,6 @@ def test_the_channel_paths_call_only_what_their_roles_allow(world: tuple[Recorde
     assert (PREFIX, "secretsmanager:GetSecretValue") in channels
     generate = iam_actions(recorder.calls["generate"])
     assert ("generate-queue", "sqs:SendMessage") in generate  # the pulled message's answer job
+    message = iam_actions(recorder.calls["message"])
+    assert {(PREFIX, "secretsmanager:GetSecretValue"), ("limits", "dynamodb:PutItem")} <= message
+    assert ("conversations", "dynamodb:UpdateItem") in message  # the closed window, noted
