@@ -121,6 +121,11 @@ class SendReport:
         return self.parts_sent == self.parts_total
 
 
+# What an outbound message is: the bot's answer, an agent's reply, or a notice (queued, resolved…).
+# Platforms that only take text ignore it; the webhook channel sends it as the event's ``type``.
+OutboundKind = Literal["answer", "agent_message", "notice"]
+
+
 @dataclass(frozen=True)
 class OutboundCitation:
     """A source shown under an answer: a short title and, where the document has one, a link."""
@@ -161,8 +166,14 @@ class Channel(ABC):
         return []
 
     @abstractmethod
-    def send(self, customer_id: str, text: str, citations: list[OutboundCitation] | None = None) -> SendReport:
-        """Deliver an answer (or an agent's reply) whole, split under the platform's limit.
+    def send(
+        self,
+        customer_id: str,
+        text: str,
+        citations: list[OutboundCitation] | None = None,
+        kind: OutboundKind = "answer",
+    ) -> SendReport:
+        """Deliver an answer, an agent's reply or a notice (``kind``) whole, split under the platform's limit.
         Raises ``WindowClosed`` when the platform will not take it."""
 
     @abstractmethod

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from shared.channels.base import Channel, OutboundCitation, WindowState
+from shared.channels.base import Channel, OutboundCitation, OutboundKind, WindowState
 from shared.channels.directory import ChannelDirectory, ChannelRecord
 from shared.channels.outbound import SendOutcome, send_answer
 from shared.channels.state import ChannelState
@@ -45,6 +45,7 @@ class Outgoing:
     citations: list[OutboundCitation]
     # The stored message it carries (answers, agent messages): sent at most once.
     message_id: str | None
+    kind: OutboundKind = "answer"
 
 
 def outgoing(frame: dict[str, Any]) -> Outgoing | None:
@@ -55,12 +56,12 @@ def outgoing(frame: dict[str, Any]) -> Outgoing | None:
         citations = [OutboundCitation(title=c.get("title", ""), url=c.get("url")) for c in frame.get("citations", [])]
         return Outgoing(conversation_id, str(frame.get("text", "")), citations, frame.get("messageId"))
     if kind == "agent.message":
-        return Outgoing(conversation_id, str(frame.get("text", "")), [], frame.get("messageId"))
+        return Outgoing(conversation_id, str(frame.get("text", "")), [], frame.get("messageId"), "agent_message")
     if kind == "notice":
-        return Outgoing(conversation_id, str(frame.get("text", "")), [], None)
+        return Outgoing(conversation_id, str(frame.get("text", "")), [], None, "notice")
     if kind == "error" and frame.get("code") in _TOLD_ERRORS:
         text = frame.get("text") or frame.get("message") or ""
-        return Outgoing(conversation_id, str(text), [], frame.get("messageId"))
+        return Outgoing(conversation_id, str(text), [], frame.get("messageId"), "notice")
     return None
 
 
@@ -101,7 +102,7 @@ class ChannelPush(ClientPush):
             return
         channel: Channel = self._adapter_for(record)
         try:
-            outcome = send_answer(channel, customer_id, message.text, message.citations or None)
+            outcome = send_answer(channel, customer_id, message.text, message.citations or None, message.kind)
         except BaseException:
             if sent_key is not None:  # not sent: the job's retry may send it
                 self._state.delete(sent_key)

@@ -257,3 +257,30 @@ def test_a_wecom_channel_set_to_hand_off_to_its_own_staff_transfers_the_session(
     assert conversation is not None and conversation.channel_notice is not None
     assert conversation.channel_notice.status == "session_elsewhere"
     assert "zhangsan" in conversation.channel_notice.reason
+
+
+def test_a_webhook_delivery_says_what_it_carries() -> None:
+    desk = Desk()
+    state = FakeChannelState()
+    directory = ChannelDirectory(state)
+    record = directory.create(TENANT, "webhook", {"deliveryUrl": "https://app.example/kefu", "secret": "s"})
+    delivered: list[dict[str, Any]] = []
+
+    def app(request: httpx.Request) -> httpx.Response:
+        delivered.append(json.loads(request.content))
+        return httpx.Response(200)
+
+    http = httpx.Client(transport=httpx.MockTransport(app))
+    key = {"s": "k"}.__getitem__
+    adapters = ChannelAdapters(lambda r: build_channel(r.kind, r.channel_id, r.fields, key, state, http))
+    push = ChannelPush(directory, adapters.for_record, desk.store, state)
+    connection_id = channel_connection_id(record.channel_id, "app-user-1")
+    citation = Citation(document_id="d1", title="Returns", snippet="…")
+    answer = AnswerEnd(conversation_id="c_1", message_id="m.a", text="30 days.", citations=[citation])
+    push.send(connection_id, answer.to_json())
+    push.send(connection_id, agent_reply("c_1", "m2", "I'll check.").to_json())
+    assert [(d["type"], d["user"], d["text"]) for d in delivered] == [
+        ("answer", "app-user-1", "30 days."),
+        ("agent_message", "app-user-1", "I'll check."),
+    ]
+    assert delivered[0]["citations"] == [{"title": "Returns", "url": None}]
