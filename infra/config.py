@@ -30,7 +30,7 @@ RETRIEVAL_BACKENDS = ("s3", "opensearch")
 # Which alarms the stack creates (``-c alarms=...``; infra/constructs/monitoring.py): every one, the
 # essential few (a visitor got no answer), or none. Each alarm bills $0.10 a month (docs/cost.md).
 ALARM_LEVELS = ("full", "essential", "none")
-# Where the functions that call WeChat's and WeCom's APIs (channels, generate) send from
+# Where the functions that call WeChat's and WeCom's APIs (channels, generate, message) send from
 # (``-c channels_egress=...``; infra/constructs/egress.py): "lambda" (Lambda's shared, changing
 # addresses: nothing to pay) or "nat" (a VPC whose NAT gateway has one Elastic IP, for the platforms'
 # IP allowlists: a NAT gateway bills every hour, docs/cost.md).
@@ -91,7 +91,7 @@ class DeployConfig:
     alarm_email: str | None = None
     # "full", "essential" or "none" (ALARM_LEVELS); None: full in prod, essential elsewhere.
     alarms: str | None = None
-    # "nat": channels and generate in a VPC of their own behind a NAT gateway with an Elastic IP (the
+    # "nat": channels, generate and message in a VPC of their own behind a NAT gateway and Elastic IP (the
     # fixed address WeChat's IP allowlist and WeCom's trusted IPs need); "lambda" (default): no VPC.
     channels_egress: str = "lambda"
     # The base URL tenants give the platforms (webhookUrl = <it>/channels/<channelId>) when the HTTP API
@@ -178,9 +178,9 @@ class DeployConfig:
             raise ConfigError(f"'channels_public_url' must be an https:// URL; got {self.channels_public_url!r}")
         if self.channels_egress == "nat" and self.in_vpc:
             raise ConfigError(
-                "'channels_egress=nat' creates a VPC of its own for channels and generate; with 'vpc_id' generate "
-                "already runs in your VPC: give its subnets a NAT gateway ('nat_public_subnet_id') and allowlist "
-                "that gateway's address instead"
+                "'channels_egress=nat' puts channels, generate and message in a VPC of its own, but with 'vpc_id' "
+                "generate already runs in your VPC: set each channel's apiBaseUrl to a relay with a fixed address "
+                "instead (docs/deploy.md, 'Messaging channels')"
             )
         self.fallback_targets  # noqa: B018 - validates llm_fallbacks
         self._check_network()
@@ -376,7 +376,7 @@ class DeployConfig:
 
     @property
     def fixed_channel_egress(self) -> bool:
-        """channels and generate call the platforms from one Elastic IP (infra/constructs/egress.py)."""
+        """channels, generate and message call the platforms from one Elastic IP (infra/constructs/egress.py)."""
         return self.channels_egress == "nat"
 
     @property

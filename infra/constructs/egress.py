@@ -2,18 +2,19 @@
 
 WeChat's token endpoint answers only addresses on the Official Account's IP allowlist (IP白名单), and
 WeCom restricts API calls to the corp's trusted IPs (企业可信IP). Lambda outside a VPC sends from AWS's
-shared, changing addresses, so with this option the two functions that call the platforms (channels:
-access tokens, WeCom's ``sync_msg``; generate: ``custom/send``, ``kf/send_msg``, webhook deliveries) run
-in private subnets of a VPC of their own, whose one NAT gateway sends from one Elastic IP (the
-``ChannelsEgressIp`` output: the address to allowlist).
+shared, changing addresses, so with this option the three functions that call the platforms (channels:
+access tokens, WeCom's ``sync_msg``; generate: answers, notices and pull jobs through ``custom/send``,
+``kf/send_msg``, ``sync_msg`` and webhook deliveries; message: agents' replies; any of them may be the
+one that refreshes an access token) run in private subnets of a VPC of their own, whose one NAT
+gateway sends from one Elastic IP (the ``ChannelsEgressIp`` output: the address to allowlist).
 
 Off by default: a NAT gateway bills every hour whether or not anything passes (docs/cost.md, profile
 ``channels_nat``), and the default deployment idles under $1 a month.
 
 - Two private subnets in two AZs (Lambda's advice for availability) and one NAT gateway, in the first
-  AZ's public subnet: a second gateway would double the fixed cost for an AZ outage that WeChat's
-  retries ride out (a message not acknowledged is retried for 15 s; an answer a job could not send
-  is retried by the queue).
+  AZ's public subnet: a second gateway would double the fixed cost. The price: while that AZ is down,
+  calls to the platforms fail (WeChat retries an unanswered callback for about 15 s; a job that could
+  not send is retried by the queue, then dead-lettered), and one allowlisted address would become two.
 - DynamoDB through a gateway endpoint (free), so the state traffic bypasses the NAT's per-GB charge.
   SQS, Secrets Manager, Lambda (generate invoking retrieve), ``@connections`` and the platforms go
   through the NAT (interface endpoints would cost ~$7 a month each per AZ).
@@ -95,7 +96,7 @@ class ChannelEgress(Construct):
             self,
             "Functions",
             vpc=self.vpc,
-            description="kefu channels and generate: outbound through the NAT gateway, nothing inbound",
+            description="kefu channels, generate and message: outbound through the NAT gateway, nothing inbound",
             allow_all_outbound=True,
         )
         private = self.vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
