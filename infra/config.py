@@ -92,7 +92,8 @@ class DeployConfig:
     # "full", "essential" or "none" (ALARM_LEVELS); None: full in prod, essential elsewhere.
     alarms: str | None = None
     # "nat": channels, generate and message in a VPC of their own behind a NAT gateway and Elastic IP (the
-    # fixed address WeChat's IP allowlist and WeCom's trusted IPs need); "lambda" (default): no VPC.
+    # fixed address WeChat's IP allowlist and WeCom's trusted IPs need), or with vpc_id in its subnets
+    # beside generate, behind their NAT gateway; "lambda" (default): no VPC.
     channels_egress: str = "lambda"
     # The base URL tenants give the platforms (webhookUrl = <it>/channels/<channelId>) when the HTTP API
     # is served under a custom domain (WeCom accepts callback URLs only on the company's own ICP-filed
@@ -176,12 +177,6 @@ class DeployConfig:
             )
         if self.channels_public_url and not re.fullmatch(r"https://[^/\s]+(/[^\s]*)?", self.channels_public_url):
             raise ConfigError(f"'channels_public_url' must be an https:// URL; got {self.channels_public_url!r}")
-        if self.channels_egress == "nat" and self.in_vpc:
-            raise ConfigError(
-                "'channels_egress=nat' puts channels, generate and message in a VPC of its own, but with 'vpc_id' "
-                "generate already runs in your VPC: set each channel's apiBaseUrl to a relay with a fixed address "
-                "instead (docs/deploy.md, 'Messaging channels')"
-            )
         self.fallback_targets  # noqa: B018 - validates llm_fallbacks
         self._check_network()
         self._check_knowledge_models()

@@ -103,7 +103,7 @@ class KefuStack(cdk.Stack):
         grant_channel_senders(functions=functions, config=config, websocket=websocket)
         # The embedder and reranker of retrieve and admin, when they are Bedrock models.
         grant_knowledge_model_access(functions=functions, config=config)
-        if config.in_vpc:
+        model_network = (
             ModelNetwork(
                 self,
                 "ModelNetwork",
@@ -111,13 +111,22 @@ class KefuStack(cdk.Stack):
                 function=functions.functions["generate"],
                 role=functions.roles["generate"],
             )
+            if config.in_vpc
+            else None
+        )
+        # Every function that calls the platforms behind one NAT gateway: channels, generate, message
+        # (agents' replies); in the hybrid profile generate is already in the customer's subnets.
         egress = (
             ChannelEgress(
                 self,
                 "ChannelEgress",
                 config=config,
-                # every function that calls the platforms: channels, generate, message (agents' replies)
-                functions=[(functions.functions[name], functions.roles[name]) for name in READS_CHANNEL_SECRETS],
+                functions=[
+                    (functions.functions[name], functions.roles[name])
+                    for name in READS_CHANNEL_SECRETS
+                    if model_network is None or name != "generate"
+                ],
+                model_network=model_network,
             )
             if config.fixed_channel_egress
             else None
@@ -140,7 +149,7 @@ class KefuStack(cdk.Stack):
             value=channels.url,
             description="Platforms' callback URLs: this + <channelId> (the webhookUrl the admin API returns)",
         )
-        if egress is not None:
+        if egress is not None and egress.public_ip is not None:
             cdk.CfnOutput(
                 self,
                 "ChannelsEgressIp",

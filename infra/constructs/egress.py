@@ -37,7 +37,7 @@ from constructs import Construct
 
 from infra.config import DeployConfig
 from infra.constants import resource_name
-from infra.constructs.network import ENI_ACTIONS
+from infra.constructs.network import ENI_ACTIONS, ModelNetwork
 from infra.nag import acknowledge
 
 # A private range unlikely to collide with a customer's network if they ever peer with it.
@@ -45,7 +45,12 @@ VPC_CIDR = "10.87.0.0/16"
 
 
 class ChannelEgress(Construct):
-    """The VPC, its NAT gateway and Elastic IP, and the functions placed behind it."""
+    """The VPC, its NAT gateway and Elastic IP, and the functions placed behind it.
+
+    With the hybrid profile (``vpc_id``) generate already runs in the customer's subnets
+    (``ModelNetwork``): channels and message join it there, behind the same NAT gateway (the one
+    ``nat_public_subnet_id`` creates, whose address is then ``ChannelsEgressIp``, or the subnets' own).
+    """
 
     def __init__(
         self,
@@ -54,15 +59,44 @@ class ChannelEgress(Construct):
         *,
         config: DeployConfig,
         functions: Sequence[tuple[lambda_.Function, iam.Role]],
+        model_network: ModelNetwork | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.address: ec2.CfnEIP | None
+        if model_network is None:
+            subnet_ids, security_group_id, routes = self._own_vpc(config)
+        else:
+            self.address = model_network.nat_address
+            subnet_ids = list(config.vpc_subnet_ids)
+            security_group_id = config.vpc_security_group_id or self._security_group(config)
+            routes = list(model_network.nat_routes)
+        for function, role in functions:
+            cfn_function = function.node.default_child
+            if not isinstance(cfn_function, lambda_.CfnFunction):
+                raise TypeError("expected the function's CfnFunction")
+            cfn_function.vpc_config = lambda_.CfnFunction.VpcConfigProperty(
+                security_group_ids=[security_group_id], subnet_ids=subnet_ids
+            )
+            # A function moves into the subnets only once they route to the NAT gateway.
+            for route in routes:
+                cfn_function.add_resource_dependency(route)
+            role.add_to_policy(iam.PolicyStatement(actions=list(ENI_ACTIONS), resources=["*"]))
+            acknowledge(
+                role,
+                "AwsSolutions-IAM5",
+                "Lambda's VPC network interface actions (as in AWSLambdaVPCAccessExecutionRole) support no "
+                "resource-level permissions; X-Ray's PutTraceSegments/PutTelemetryRecords have none either.",
+                findings=("Resource::*",),
+            )
+
+    def _own_vpc(self, config: DeployConfig) -> tuple[list[str], str, list[ec2.CfnRoute]]:
         self.address = ec2.CfnEIP(
             self,
             "Address",
             domain="vpc",
             tags=[cdk.CfnTag(key="Name", value=resource_name(config.env, "channels-egress"))],
         )
-        self.vpc = ec2.Vpc(
+        vpc = ec2.Vpc(
             self,
             "Vpc",
             vpc_name=resource_name(config.env, "channels"),
@@ -87,42 +121,46 @@ class ChannelEgress(Construct):
             retention=logs.RetentionDays.TWO_WEEKS,
             removal_policy=config.removal_policy,
         )
-        self.vpc.add_flow_log(
+        vpc.add_flow_log(
             "FlowLog",
             destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs),
             traffic_type=ec2.FlowLogTrafficType.REJECT,
         )
-        self.security_group = ec2.SecurityGroup(
+        group = ec2.SecurityGroup(
             self,
             "Functions",
-            vpc=self.vpc,
+            vpc=vpc,
             description="kefu channels, generate and message: outbound through the NAT gateway, nothing inbound",
             allow_all_outbound=True,
         )
-        private = self.vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
+        private = vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
         routes = [
             child for subnet in private.subnets for child in subnet.node.find_all() if isinstance(child, ec2.CfnRoute)
         ]
-        for function, role in functions:
-            cfn_function = function.node.default_child
-            if not isinstance(cfn_function, lambda_.CfnFunction):
-                raise TypeError("expected the function's CfnFunction")
-            cfn_function.vpc_config = lambda_.CfnFunction.VpcConfigProperty(
-                security_group_ids=[self.security_group.security_group_id], subnet_ids=private.subnet_ids
-            )
-            # A function moves into the subnets only once they route to the NAT gateway.
-            for route in routes:
-                cfn_function.add_resource_dependency(route)
-            role.add_to_policy(iam.PolicyStatement(actions=list(ENI_ACTIONS), resources=["*"]))
-            acknowledge(
-                role,
-                "AwsSolutions-IAM5",
-                "Lambda's VPC network interface actions (as in AWSLambdaVPCAccessExecutionRole) support no "
-                "resource-level permissions; X-Ray's PutTraceSegments/PutTelemetryRecords have none either.",
-                findings=("Resource::*",),
-            )
+        self.vpc = vpc
+        return list(private.subnet_ids), group.security_group_id, routes
+
+    def _security_group(self, config: DeployConfig) -> str:
+        """In the customer's VPC: outbound TCP anywhere (the platforms, AWS APIs, tenants' webhook ports),
+        nothing inbound."""
+        group = ec2.CfnSecurityGroup(
+            self,
+            "ChannelsAccess",
+            group_description="kefu channels and message: outbound to the platforms and AWS APIs, nothing inbound",
+            vpc_id=config.vpc_id,
+            security_group_egress=[
+                ec2.CfnSecurityGroup.EgressProperty(
+                    ip_protocol="tcp",
+                    from_port=0,
+                    to_port=65535,
+                    cidr_ip="0.0.0.0/0",
+                    description="WeChat/WeCom APIs, tenants' webhooks (any port), AWS APIs",
+                )
+            ],
+        )
+        return group.attr_group_id
 
     @property
-    def public_ip(self) -> str:
-        """The Elastic IP every call to the platforms comes from."""
-        return self.address.ref
+    def public_ip(self) -> str | None:
+        """The Elastic IP every call to the platforms comes from (None: the customer's own NAT gateway)."""
+        return self.address.ref if self.address is not None else None

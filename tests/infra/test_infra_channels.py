@@ -15,7 +15,7 @@ from infra.constants import CHANNELS_THROTTLE_BURST, CHANNELS_THROTTLE_RATE, FUN
 from infra.constructs.access import READS_CHANNEL_SECRETS, TABLE_ACCESS
 from infra.constructs.network import ENI_ACTIONS
 from local.cost.idle import DEFAULT_ALLOWANCE, beyond_allowance, fixed_costs, idle_floor
-from tests.infra.profiles import CHANNELS_NAT
+from tests.infra.profiles import CHANNELS_NAT, HYBRID_CHANNELS_NAT
 from tests.infra.synthesis import Synth
 from tests.infra.test_infra_bundles import MB, _bundle, _unzipped_bytes
 
@@ -297,20 +297,34 @@ def test_a_custom_domain_is_what_tenants_are_given(channels_nat: Synth) -> None:
     assert channels_nat.outputs["ChannelsUrl"]["Value"] == "https://kf.example.com/channels/"
 
 
+def test_with_the_hybrid_vpc_channels_and_message_join_generate_behind_its_nat(hybrid_channels_nat: Synth) -> None:
+    synth = hybrid_channels_nat
+    synth.template.resource_count_is("AWS::EC2::VPC", 0)  # the customer's VPC, not a second one
+    [(address_id, _)] = synth.of_type("AWS::EC2::EIP").items()
+    assert synth.outputs["ChannelsEgressIp"]["Value"] == {"Ref": address_id}
+    placed = {name for name in FUNCTIONS if "VpcConfig" in synth.function(name)["Properties"]}
+    assert placed == {"channels", "generate", "message"}
+    subnets = HYBRID_CHANNELS_NAT["vpc_subnet_ids"].split(",")
+    nat_routes = set(synth.of_type("AWS::EC2::Route"))
+    groups = {}
+    for name in placed:
+        config = synth.function(name)["Properties"]["VpcConfig"]
+        assert config["SubnetIds"] == subnets
+        assert nat_routes <= set(synth.function(name).get("DependsOn", [])), name
+        [group] = config["SecurityGroupIds"]
+        groups[name] = group["Fn::GetAtt"][0]
+    # generate keeps its model-server group; channels and message share one that only goes out
+    assert groups["channels"] == groups["message"] != groups["generate"]
+    channels_group = synth.resources[groups["channels"]]["Properties"]
+    assert "SecurityGroupIngress" not in channels_group
+    assert [(e["FromPort"], e["ToPort"]) for e in channels_group["SecurityGroupEgress"]] == [(0, 65535)]
+
+
 @pytest.mark.parametrize(
     ("context", "message"),
     [
         ({"channels_egress": "static"}, "must be one of lambda, nat"),
         ({"channels_public_url": "http://kf.example.com"}, "must be an https:// URL"),
-        (
-            {
-                "channels_egress": "nat",
-                "vpc_id": "vpc-0123abcd",
-                "vpc_subnet_ids": "subnet-0123abcd",
-                "onprem_cidrs": "10.0.0.0/8",
-            },
-            "with 'vpc_id' generate already runs in your VPC",
-        ),
     ],
 )
 def test_bad_egress_context_is_refused_with_a_reason(context: dict[str, str], message: str) -> None:
