@@ -5,6 +5,7 @@ as an httpx MockTransport that records what was sent (tests/e2e runs it against 
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,6 +127,13 @@ def test_a_channel_message_is_a_visitor_message_in_one_conversation_per_customer
     assert [job.text for job in jobs] == ["几点开门？", "周末呢？", "你好"]
     assert jobs[0].connection_id == channel_connection_id(world.record.channel_id, "o_user")
     assert world.api.sent == []  # acks are for widgets: nothing reached the platform
+
+
+def test_first_messages_arriving_together_share_one_conversation(world: World) -> None:
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(lambda i: world.deliver(f"问题{i}", f"m{i}"), range(4)))
+    conversations = {job.conversation_id for job in world.desk.queue.jobs}
+    assert len(world.desk.queue.jobs) == 4 and conversations == {world.conversation_id()}
 
 
 def test_a_follow_or_an_image_is_not_a_question(world: World) -> None:
