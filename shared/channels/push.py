@@ -69,7 +69,7 @@ class ChannelPush(ClientPush):
     def __init__(
         self,
         directory: ChannelDirectory,
-        adapter_for: Any,  # Callable[[ChannelRecord], Channel] (shared/channels/inbox.ChannelAdapters.for_record)
+        adapter_for: Callable[[ChannelRecord], Channel],
         store: StateStore,
         state: ChannelState,
         tell_agents: Callable[[str], None] | None = None,
