@@ -220,9 +220,11 @@ def test_a_deleted_channel_is_a_gone_connection(world: World) -> None:
     assert isinstance(world.desk.store.list_messages(conversation_id)[0], StoredMessage)
 
 
-def test_a_wecom_channel_set_to_hand_off_to_its_own_staff_transfers_the_session() -> None:
+@pytest.mark.parametrize("kefu_agent_online", [True, False])
+def test_a_wecom_channel_set_to_hand_off_to_its_own_staff_transfers_the_session(kefu_agent_online: bool) -> None:
     desk = Desk()
-    desk.agent("a_1", "Alice")
+    if kefu_agent_online:
+        desk.agent("a_1", "Alice")
     state = FakeChannelState()
     directory = ChannelDirectory(state)
     fields = {
@@ -265,6 +267,8 @@ def test_a_wecom_channel_set_to_hand_off_to_its_own_staff_transfers_the_session(
     assert conversation is not None and conversation.channel_notice is not None
     assert conversation.channel_notice.status == "session_elsewhere"
     assert "zhangsan" in conversation.channel_notice.reason
+    if not kefu_agent_online:  # WeCom's staff took them: no "nobody is available" notice was sent
+        assert not [call for call in calls if call[0] == "/cgi-bin/kf/send_msg"]
 
 
 def test_a_webhook_delivery_says_what_it_carries() -> None:
