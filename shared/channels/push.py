@@ -33,6 +33,8 @@ from shared.wire.push import ClientPush, channel_customer
 # Error frames a customer should read (the others are about widget actions a channel never sends).
 _TOLD_ERRORS = frozenset({"model_unavailable", "rate_limited", "quota_exceeded", "message_too_large", "bad_request"})
 _SENT_TTL_SECONDS = 7 * 24 * 3600.0
+# Notices that say nobody can chat now (shared/handoff/service.py's ``_nobody``).
+_NOBODY_CODES = frozenset({"no_agents", "offline"})
 _NO_WINDOW = WindowState(open=False, expires_at=None, remaining=None)
 
 
@@ -69,7 +71,7 @@ class ChannelPush(ClientPush):
     def __init__(
         self,
         directory: ChannelDirectory,
-        adapter_for: Any,  # Callable[[ChannelRecord], Channel] (shared/channels/inbox.ChannelAdapters.for_record)
+        adapter_for: Callable[[ChannelRecord], Channel],
         store: StateStore,
         state: ChannelState,
         tell_agents: Callable[[str], None] | None = None,
@@ -83,7 +85,11 @@ class ChannelPush(ClientPush):
 
     def send(self, connection_id: str, frame: str) -> None:
         payload = json.loads(frame)
-        handed_off = payload.get("type") == "conversation.status" and payload.get("status") == "queued"
+        kind = payload.get("type")
+        handed_off = kind == "conversation.status" and payload.get("status") == "queued"
+        # A customer who asked for a person while none of kefu's agents could chat: a channel with its
+        # own staff (WeCom's reception) hands them over instead of telling them nobody is there.
+        nobody_here = kind == "notice" and payload.get("code") in _NOBODY_CODES
         message = outgoing(payload)
         if not handed_off and (message is None or not message.text.strip()):
             return
@@ -91,9 +97,9 @@ class ChannelPush(ClientPush):
         record = self._directory.get(channel_id)
         if record is None or not record.enabled:
             raise ConnectionGone(f"channel {channel_id} is gone or disabled")
-        if handed_off:
-            self._hand_off(record, customer_id, payload.get("conversationId"))
-            return
+        if handed_off or nobody_here:
+            if self._hand_off(record, customer_id, payload.get("conversationId")) or handed_off:
+                return
         if message is None:
             return
         sent_key = f"chan:sent:{channel_id}:{customer_id}:{message.message_id}" if message.message_id else None
@@ -112,14 +118,16 @@ class ChannelPush(ClientPush):
     def close(self, connection_id: str) -> None:
         """A channel customer has no socket to close."""
 
-    def _hand_off(self, record: ChannelRecord, customer_id: str, conversation_id: str | None) -> None:
-        """The conversation went to people: a channel set to use the platform's own staff hands it there."""
+    def _hand_off(self, record: ChannelRecord, customer_id: str, conversation_id: str | None) -> bool:
+        """The customer goes to people: a channel set to use the platform's own staff hands them there.
+        False when the channel has no such staff (kefu's agents take the conversation)."""
         servicer = self._adapter_for(record).hand_off(customer_id)
         if servicer is None:
-            return
+            return False
         reason = f"handed to the platform's own staff ({servicer}); replies here are not delivered"
         outcome = SendOutcome("session_elsewhere", 0, 0, reason, _NO_WINDOW)
         self._note(record, customer_id, conversation_id, outcome, handing_off=True)
+        return True
 
     def _note(
         self,

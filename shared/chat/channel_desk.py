@@ -87,19 +87,22 @@ class ChannelDesk:
         if same_tenant and existing is not None and now - existing.connected_at < _REFRESH_MS:
             return
         ref = ChannelRef(kind=record.kind, channel_id=record.channel_id, customer_id=message.customer_id)
-        self.store.put_connection(
-            Connection(
-                connection_id=connection_id,
-                tenant_id=record.tenant_id,
-                visitor_id=channel_visitor_id(ref),
-                conversation_id=existing.conversation_id if same_tenant and existing else None,
-                connected_at=now,
-                domain_name="channel",
-                stage=record.kind,
-                language=_LANGUAGES.get(record.kind),
-                channel=ref,
-            )
+        customer = Connection(
+            connection_id=connection_id,
+            tenant_id=record.tenant_id,
+            visitor_id=channel_visitor_id(ref),
+            conversation_id=existing.conversation_id if same_tenant and existing else None,
+            connected_at=now,
+            domain_name="channel",
+            stage=record.kind,
+            language=_LANGUAGES.get(record.kind),
+            channel=ref,
         )
+        if existing is None:
+            # Two first messages at once: the one that creates the record wins, the other uses it.
+            self.store.add_connection(customer)
+        else:  # a daily rewrite keeps it from expiring while the customer writes
+            self.store.put_connection(customer)
 
 
 def channel_visitor_id(ref: ChannelRef) -> str:

@@ -153,6 +153,17 @@ class DynamoStateStore(StateStore):
             item.agent_tenant_id = connection.tenant_id  # the sparse index of agent connections
         item.save()
 
+    def add_connection(self, connection: Connection) -> bool:
+        ttl = self._conversation_ttl if connection.channel is not None else self._connection_ttl
+        item = ConnectionModel(**connection.model_dump(exclude_none=True), expires_at=ttl)
+        try:
+            item.save(condition=ConnectionModel.connection_id.does_not_exist())
+        except PutError as exc:
+            if not _condition_failed(exc):
+                raise
+            return False
+        return True
+
     def get_connection(self, connection_id: str) -> Connection | None:
         item = _get(ConnectionModel, connection_id)
         return _to_connection(item) if item else None

@@ -62,6 +62,11 @@ class StateStore(ABC):
     def put_connection(self, connection: Connection) -> None: ...
 
     @abstractmethod
+    def add_connection(self, connection: Connection) -> bool:
+        """Store the connection only if no connection has its id; False when one had (a channel
+        customer's first messages arriving together must not reset each other's conversation)."""
+
+    @abstractmethod
     def get_connection(self, connection_id: str) -> Connection | None: ...
 
     @abstractmethod

@@ -289,3 +289,38 @@ def test_a_wecom_customer_is_pulled_with_sync_msg_and_answered(shop: Shop) -> No
         time.sleep(3)
         assert len(sent_to(wecom, "wm_customer_1")) == 1
     assert "2 to 4" in answer and "Shipping times" in answer
+
+
+def test_a_wecom_channel_hands_off_to_its_own_reception_staff(shop: Shop) -> None:
+    with FakeWeComServer(CORP_ID, CORP_SECRET) as wecom:
+        fields = {
+            "corpId": CORP_ID,
+            "token": KF_TOKEN,
+            "encodingAesKey": "kf-aes",
+            "corpSecret": "kf-secret",
+            "apiBaseUrl": _url(wecom),
+            "handoffToWecomServicer": "zhangsan",
+        }
+        channel = shop.channel("wecom_kf", fields, {"kf-aes": KF_AES_KEY, "kf-secret": CORP_SECRET})
+        callbacks = WeComCallbacks(KF_TOKEN, KF_AES_KEY, CORP_ID)
+
+        async def scenario() -> list[dict[str, Any]]:
+            async with await connect_agent(shop.stack.ws_url, shop.agent_key) as alice:
+                await alice.send(json.dumps({"action": "agentSync"}))
+                await _until(alice, lambda f: f["type"] == "agent.state")
+                token = wecom.customer_wrote("wkKF002", "wm_customer_2", "转人工")
+                assert post(channel["webhookUrl"], callbacks.messages_waiting("wkKF002", token)).status_code == 200
+                await _until(alice, lambda f: f["type"] == "queue.updated" and bool(f.get("added")), timeout=60)
+                wait_for(lambda: wecom.states.get("wkKF002/wm_customer_2") == 3, what="the session moved to WeCom")
+                await alice.send(json.dumps({"action": "agentSync"}))
+                frames = await _until(alice, lambda f: f["type"] == "agent.state")
+                return list(frames[-1]["queue"])
+
+        queue = asyncio.run(scenario())
+        time.sleep(1)
+        # WeCom's staff answer now: kefu's "queued" notice was refused (95018), not delivered.
+        assert sent_to(wecom, "wm_customer_2") == []
+    [waiting] = [c for c in queue if c["visitor"].get("channel", {}).get("customerId") == "wkKF002/wm_customer_2"]
+    assert waiting["visitor"]["channel"]["kind"] == "wecom_kf"
+    notice = waiting["visitor"]["channelNotice"]
+    assert notice["status"] == "session_elsewhere" and "zhangsan" in notice["reason"]

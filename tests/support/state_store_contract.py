@@ -185,7 +185,8 @@ class StateStoreContract:
     def test_a_channel_customer_round_trips_and_is_found_by_conversation(self, store: StateStore) -> None:
         ref = ChannelRef(kind="wecom_kf", channel_id="ch_1", customer_id="wkKF1/wm_user")
         customer = connection("channel:ch_1:wkKF1/wm_user", conversation_id="c_1", channel=ref)
-        store.put_connection(customer)
+        assert store.add_connection(customer)
+        assert not store.add_connection(customer.model_copy(update={"conversation_id": None}))  # one exists
         assert store.get_connection(customer.connection_id) == customer
         assert [c.channel for c in store.conversation_connections("c_1")] == [ref]
 

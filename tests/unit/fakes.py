@@ -190,8 +190,17 @@ class InMemoryStateStore(StateStore):
     def put_connection(self, connection: Connection) -> None:
         self.connections[connection.connection_id] = connection
 
+    def add_connection(self, connection: Connection) -> bool:
+        with self._claims:
+            if connection.connection_id in self.connections:
+                return False
+            self.connections[connection.connection_id] = connection
+            return True
+
     def get_connection(self, connection_id: str) -> Connection | None:
-        return self.connections.get(connection_id)
+        # A copy, as a database read is: callers change their connection object while others read theirs.
+        connection = self.connections.get(connection_id)
+        return connection.model_copy() if connection is not None else None
 
     def set_connection_conversation(self, connection_id: str, conversation_id: str) -> None:
         if connection_id in self.connections:

@@ -5,6 +5,7 @@ as an httpx MockTransport that records what was sent (tests/e2e runs it against 
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,6 +129,13 @@ def test_a_channel_message_is_a_visitor_message_in_one_conversation_per_customer
     assert world.api.sent == []  # acks are for widgets: nothing reached the platform
 
 
+def test_first_messages_arriving_together_share_one_conversation(world: World) -> None:
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(lambda i: world.deliver(f"问题{i}", f"m{i}"), range(4)))
+    conversations = {job.conversation_id for job in world.desk.queue.jobs}
+    assert len(world.desk.queue.jobs) == 4 and conversations == {world.conversation_id()}
+
+
 def test_a_follow_or_an_image_is_not_a_question(world: World) -> None:
     world.deliver("", "event:o_user:1700000000")
     world.deliver("   ", "m-image")
@@ -212,9 +220,11 @@ def test_a_deleted_channel_is_a_gone_connection(world: World) -> None:
     assert isinstance(world.desk.store.list_messages(conversation_id)[0], StoredMessage)
 
 
-def test_a_wecom_channel_set_to_hand_off_to_its_own_staff_transfers_the_session() -> None:
+@pytest.mark.parametrize("kefu_agent_online", [True, False])
+def test_a_wecom_channel_set_to_hand_off_to_its_own_staff_transfers_the_session(kefu_agent_online: bool) -> None:
     desk = Desk()
-    desk.agent("a_1", "Alice")
+    if kefu_agent_online:
+        desk.agent("a_1", "Alice")
     state = FakeChannelState()
     directory = ChannelDirectory(state)
     fields = {
@@ -257,6 +267,8 @@ def test_a_wecom_channel_set_to_hand_off_to_its_own_staff_transfers_the_session(
     assert conversation is not None and conversation.channel_notice is not None
     assert conversation.channel_notice.status == "session_elsewhere"
     assert "zhangsan" in conversation.channel_notice.reason
+    if not kefu_agent_online:  # WeCom's staff took them: no "nobody is available" notice was sent
+        assert not [call for call in calls if call[0] == "/cgi-bin/kf/send_msg"]
 
 
 def test_a_webhook_delivery_says_what_it_carries() -> None:
