@@ -37,6 +37,20 @@ Derived from what the code calls (shared/state/dynamodb.py and the logic modules
   Usage (``GET …/usage``): BatchGetItem on the limits table.
   Dead letters (shared/wire/dead_letters.py): reads the job queue's RedrivePolicy, receives/deletes on
   the dead-letter queue and sends its jobs back to the job queue.
+- channels (functions/channels/handler.py; shared/channels/inbox.py, shared/chat/channel_desk.py): the
+  ``chan:`` items of the limits table (shared/channels/dynamodb_state.py: the channel record by id,
+  access tokens and their refresh locks, WeCom cursors and pull locks, reply windows, first sightings:
+  GetItem, conditional PutItem, DeleteItem), the tenants' channel secrets (GetSecretValue under
+  ``kefu/<env>/channels/``), then each new message through the visitor intake as message takes a
+  widget's: the customer's "connection" (get/put), the conversation and stored message, limits and
+  quota, the handoff (转人工) with its queue/assignee/agent queries and the agents' consoles told
+  through @connections; SendMessage of the answer job (or of WeCom's pull job) on the generate queue.
+- generate and message also push to channel customers (shared/channels/push.py: the channel record,
+  the token, the reply window, a "sent once" mark, the channel secrets; a refusal noted on the
+  conversation and in its transcript); generate runs WeCom's pull jobs, which take each pulled
+  message through the visitor intake (as channels does) and queue its answer.
+  tests/integration/test_channels_aws_calls.py records these paths' calls against moto and checks
+  each is granted here.
 - retrieve and admin, the knowledge models (``grant_knowledge_model_access``; shared/knowledge/factory.py):
   a Bedrock embedder calls InvokeModel on its model (passages at ingestion, each question at search);
   a Bedrock reranker calls Rerank (no resource-level permissions: ``*``) and, through it, InvokeModel

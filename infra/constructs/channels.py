@@ -138,10 +138,6 @@ class ChannelsFunction(Construct):
         self.public_base_url = base
         self.url = f"{base}channels/"
 
-    @property
-    def function_name(self) -> str:
-        return self.function.function_name
-
 
 def grant_channel_senders(*, functions: KefuFunctions, config: DeployConfig, websocket: WebSocketApi) -> None:
     """The functions that call the platforms with the tenants' credentials (access.py
