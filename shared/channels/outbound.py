@@ -16,7 +16,8 @@ from shared.channels.base import (
     WindowState,
 )
 
-Status = Literal["sent", "partial", "window_closed", "session_elsewhere"]
+# "not_delivered": the platform could not be reached or refused for another reason (the caller raises).
+Status = Literal["sent", "partial", "window_closed", "session_elsewhere", "not_delivered"]
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from shared.channels.base import Channel, OutboundCitation, OutboundKind, WindowState
+from shared.channels.base import Channel, ChannelError, OutboundCitation, OutboundKind, WindowState
 from shared.channels.directory import ChannelDirectory, ChannelRecord
 from shared.channels.outbound import SendOutcome, send_answer
 from shared.channels.state import ChannelState
@@ -109,9 +109,16 @@ class ChannelPush(ClientPush):
         channel: Channel = self._adapter_for(record)
         try:
             outcome = send_answer(channel, customer_id, message.text, message.citations or None, message.kind)
-        except BaseException:
+        except BaseException as exc:
             if sent_key is not None:  # not sent: the job's retry may send it
                 self._state.delete(sent_key)
+            if isinstance(exc, ChannelError):
+                # The agents see it (an agent's reply is not retried by a queue); a later send clears it.
+                failed = SendOutcome("not_delivered", 0, 0, exc.reason, _NO_WINDOW)
+                try:
+                    self._note(record, customer_id, message.conversation_id, failed)
+                except Exception:
+                    logger.exception("could not record a failed channel send")
             raise
         self._note(record, customer_id, message.conversation_id, outcome)
 

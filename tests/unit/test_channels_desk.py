@@ -202,6 +202,19 @@ def test_a_closed_window_is_stored_for_the_console_and_cleared_by_a_later_send(w
     assert world.desk.store.get_conversation(conversation_id).channel_notice is None  # type: ignore[union-attr]
 
 
+def test_a_platform_that_fails_is_shown_to_the_agents(world: World) -> None:
+    world.deliver("几点开门？", "m1")
+    conversation_id = world.conversation_id()
+    world.api.errcodes = [-1]  # WeChat's "system busy": no specific handling, the send failed
+    reply = agent_reply(conversation_id, "m2", "您好")
+    assert Notifier(world.desk.store, world.push).visitor(conversation_id, reply) == 0
+    notice = world.desk.store.get_conversation(conversation_id).channel_notice  # type: ignore[union-attr]
+    assert notice is not None and notice.status == "not_delivered" and "-1" in notice.reason
+    Notifier(world.desk.store, world.push).visitor(conversation_id, reply)
+    assert world.api.texts() == ["您好"]  # sent on the next try (it was not marked sent)
+    assert world.desk.store.get_conversation(conversation_id).channel_notice is None  # type: ignore[union-attr]
+
+
 def test_agent_frames_reach_the_channel_through_the_conversation(world: World) -> None:
     world.deliver("几点开门？", "m1")
     conversation_id = world.conversation_id()

@@ -437,6 +437,7 @@ function channelNoticeText(visitor) {
   if (!notice) return "";
   const name = CHANNEL_NAMES[visitor.channel && visitor.channel.kind] || "The channel";
   if (notice.status === "session_elsewhere") return `${name}: this customer is being served in WeCom; replies here are not delivered.`;
+  if (notice.status === "not_delivered") return `${name}: the last message could not be delivered (${notice.reason}).`;
   return `${name} window closed: replies are not delivered until the customer writes again (${notice.reason}).`;
 }
 
