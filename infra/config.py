@@ -30,6 +30,11 @@ RETRIEVAL_BACKENDS = ("s3", "opensearch")
 # Which alarms the stack creates (``-c alarms=...``; infra/constructs/monitoring.py): every one, the
 # essential few (a visitor got no answer), or none. Each alarm bills $0.10 a month (docs/cost.md).
 ALARM_LEVELS = ("full", "essential", "none")
+# Where the functions that call WeChat's and WeCom's APIs (channels, generate, message) send from
+# (``-c channels_egress=...``; infra/constructs/egress.py): "lambda" (Lambda's shared, changing
+# addresses: nothing to pay) or "nat" (a VPC whose NAT gateway has one Elastic IP, for the platforms'
+# IP allowlists: a NAT gateway bills every hour, docs/cost.md).
+CHANNEL_EGRESS = ("lambda", "nat")
 
 
 class ConfigError(ValueError):
@@ -86,6 +91,14 @@ class DeployConfig:
     alarm_email: str | None = None
     # "full", "essential" or "none" (ALARM_LEVELS); None: full in prod, essential elsewhere.
     alarms: str | None = None
+    # "nat": channels, generate and message in a VPC of their own behind a NAT gateway and Elastic IP (the
+    # fixed address WeChat's IP allowlist and WeCom's trusted IPs need), or with vpc_id in its subnets
+    # beside generate, behind their NAT gateway; "lambda" (default): no VPC.
+    channels_egress: str = "lambda"
+    # The base URL tenants give the platforms (webhookUrl = <it>/channels/<channelId>) when the HTTP API
+    # is served under a custom domain (WeCom accepts callback URLs only on the company's own ICP-filed
+    # domain); None: the API's execute-api URL.
+    channels_public_url: str | None = None
     # Where tenants' knowledge is indexed (``-c retrieval=...``): "s3" (default) keeps the embedded
     # hybrid index on S3 with its current version in DynamoDB, nothing running while idle;
     # "opensearch" creates an OpenSearch Serverless collection (a fixed monthly floor of OCUs) for
@@ -158,6 +171,12 @@ class DeployConfig:
             raise ConfigError(f"'alarm_email' must be an e-mail address; got {self.alarm_email!r}")
         if self.alarms is not None and self.alarms not in ALARM_LEVELS:
             raise ConfigError(f"context 'alarms' must be one of {', '.join(ALARM_LEVELS)}; got {self.alarms!r}")
+        if self.channels_egress not in CHANNEL_EGRESS:
+            raise ConfigError(
+                f"context 'channels_egress' must be one of {', '.join(CHANNEL_EGRESS)}; got {self.channels_egress!r}"
+            )
+        if self.channels_public_url and not re.fullmatch(r"https://[^/\s]+(/[^\s]*)?", self.channels_public_url):
+            raise ConfigError(f"'channels_public_url' must be an https:// URL; got {self.channels_public_url!r}")
         self.fallback_targets  # noqa: B018 - validates llm_fallbacks
         self._check_network()
         self._check_knowledge_models()
@@ -351,6 +370,11 @@ class DeployConfig:
         return self.nat_public_subnet_id is not None
 
     @property
+    def fixed_channel_egress(self) -> bool:
+        """channels, generate and message call the platforms from one Elastic IP (infra/constructs/egress.py)."""
+        return self.channels_egress == "nat"
+
+    @property
     def tenant_channel_secrets(self) -> str:
         """Where the admin API stores tenants' channel credentials (shared/channels/secrets.py)."""
         return f"kefu/{self.env}/channels"
@@ -458,6 +482,8 @@ class DeployConfig:
             generate_reserved_concurrency=number("generate_reserved_concurrency", int),
             alarm_email=text("alarm_email"),
             alarms=text("alarms"),
+            channels_egress=text("channels_egress") or "lambda",
+            channels_public_url=text("channels_public_url"),
             # An existing domain implies OpenSearch.
             retrieval=text("retrieval") or ("opensearch" if text("opensearch_endpoint") else "s3"),
             opensearch_endpoint=text("opensearch_endpoint"),

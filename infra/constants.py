@@ -17,8 +17,10 @@ DEFAULT_ENVIRONMENT: Final[Environment] = "dev"
 PYTHON_VERSION: Final = "3.12"
 HANDLER: Final = "handler.handler"
 
-FunctionName = Literal["connect", "message", "retrieve", "generate", "admin", "ingest"]
-FUNCTIONS: Final[tuple[FunctionName, ...]] = ("connect", "message", "retrieve", "generate", "admin", "ingest")
+FunctionName = Literal["connect", "message", "retrieve", "generate", "admin", "ingest", "channels"]
+# Built by infra/constructs/functions.py; channels by its own construct (infra/constructs/channels.py).
+CORE_FUNCTIONS: Final[tuple[FunctionName, ...]] = ("connect", "message", "retrieve", "generate", "admin", "ingest")
+FUNCTIONS: Final[tuple[FunctionName, ...]] = (*CORE_FUNCTIONS, "channels")
 
 # --- DynamoDB (keys must match shared/state/tables.py) ---
 TableName = Literal["tenants", "connections", "conversations", "messages", "agents", "limits"]
@@ -45,6 +47,12 @@ WEBSOCKET_THROTTLE_RATE: Final = 100  # messages per second across the stage
 WEBSOCKET_THROTTLE_BURST: Final = 200
 ADMIN_THROTTLE_RATE: Final = 20
 ADMIN_THROTTLE_BURST: Final = 40
+# The platforms' callbacks (ANY /channels/{channelId} on the same HTTP API, its own route throttle):
+# WeChat and WeCom retry a callback that failed or took over 5 s, so a 429 in a burst is retried, not
+# lost; past this rate a flood (or a forged-signature storm) is refused before any function runs.
+CHANNELS_ROUTE: Final = "/channels/{channelId}"
+CHANNELS_THROTTLE_RATE: Final = 50
+CHANNELS_THROTTLE_BURST: Final = 100
 
 # --- Regions ---
 # Where every resource type of every profile exists (CloudFormation's registry, as cfn-lint's schemas

@@ -9,12 +9,15 @@ from infra.bundling.python_assets import PythonBundler
 from infra.config import DeployConfig
 from infra.constants import PYTHON_VERSION, SERVICE
 from infra.constructs.access import (
+    READS_CHANNEL_SECRETS,
     grant_channel_secrets,
     grant_knowledge_model_access,
     grant_least_privilege,
     grant_model_access,
 )
 from infra.constructs.admin_api import AdminApi, AdminKey
+from infra.constructs.channels import ChannelsFunction, grant_channel_senders
+from infra.constructs.egress import ChannelEgress
 from infra.constructs.functions import SPECS, FunctionInputs, KefuFunctions
 from infra.constructs.identity import VisitorTokenKey
 from infra.constructs.knowledge import KnowledgeStore
@@ -50,21 +53,16 @@ class KefuStack(cdk.Stack):
         uploads = UploadsBucket(self, "Uploads", config=config)
         admin_key = AdminKey(self, "AdminKey", config=config)
         visitor_tokens = VisitorTokenKey(self, "VisitorTokens", config=config)
-        functions = KefuFunctions(
-            self,
-            "Functions",
-            config=config,
-            bundler=bundler,
-            inputs=FunctionInputs(
-                region=self.region,
-                tables=state.names,
-                generate_queue_url=queue.queue.queue_url,
-                knowledge=knowledge.settings,
-                admin_key_secret_arn=admin_key.secret.secret_arn,
-                visitor_token_parameter=visitor_tokens.parameter_name,
-                uploads_bucket=uploads.name,
-            ),
+        inputs = FunctionInputs(
+            region=self.region,
+            tables=state.names,
+            generate_queue_url=queue.queue.queue_url,
+            knowledge=knowledge.settings,
+            admin_key_secret_arn=admin_key.secret.secret_arn,
+            visitor_token_parameter=visitor_tokens.parameter_name,
+            uploads_bucket=uploads.name,
         )
+        functions = KefuFunctions(self, "Functions", config=config, bundler=bundler, inputs=inputs)
         queue.feed(functions.functions["generate"])
         websocket = WebSocketApi(
             self,
@@ -74,6 +72,19 @@ class KefuStack(cdk.Stack):
             message=functions.functions["message"],
         )
         admin_api = AdminApi(self, "Admin", config=config, admin=functions.functions["admin"])
+        # The platforms' callbacks: the channels function on the same HTTP API (registered with the others).
+        channels = ChannelsFunction(
+            self,
+            "Channels",
+            config=config,
+            bundler=bundler,
+            functions=functions,
+            inputs=inputs,
+            http_api=admin_api,
+            websocket=websocket,
+        )
+        # The admin API hands tenants this URL + /channels/<channel id> (shared/admin/routes/channels.py).
+        functions.functions["admin"].add_environment("KEFU_CHANNELS_PUBLIC_URL", channels.public_base_url)
         site = StaticSite(
             self,
             "Web",
@@ -105,9 +116,11 @@ class KefuStack(cdk.Stack):
         grant_model_access(functions=functions, config=config)
         # Tenants' channel credentials (shared/channels/secrets.py, the admin API's /secrets route).
         grant_channel_secrets(functions=functions, config=config)
+        # channels, generate and message call the platforms with the tenants' channel credentials.
+        grant_channel_senders(functions=functions, config=config, websocket=websocket)
         # The embedder and reranker of retrieve and admin, when they are Bedrock models.
         grant_knowledge_model_access(functions=functions, config=config)
-        if config.in_vpc:
+        model_network = (
             ModelNetwork(
                 self,
                 "ModelNetwork",
@@ -115,6 +128,26 @@ class KefuStack(cdk.Stack):
                 function=functions.functions["generate"],
                 role=functions.roles["generate"],
             )
+            if config.in_vpc
+            else None
+        )
+        # Every function that calls the platforms behind one NAT gateway: channels, generate, message
+        # (agents' replies); in the hybrid profile generate is already in the customer's subnets.
+        egress = (
+            ChannelEgress(
+                self,
+                "ChannelEgress",
+                config=config,
+                functions=[
+                    (functions.functions[name], functions.roles[name])
+                    for name in READS_CHANNEL_SECRETS
+                    if model_network is None or name != "generate"
+                ],
+                model_network=model_network,
+            )
+            if config.fixed_channel_egress
+            else None
+        )
         monitoring = Monitoring(
             self,
             "Monitoring",
@@ -127,6 +160,19 @@ class KefuStack(cdk.Stack):
 
         cdk.CfnOutput(self, "WebSocketUrl", value=websocket.url, description="Visitors' chat endpoint (wss://)")
         cdk.CfnOutput(self, "AdminUrl", value=admin_api.url, description="Admin HTTP API base URL")
+        cdk.CfnOutput(
+            self,
+            "ChannelsUrl",
+            value=channels.url,
+            description="Platforms' callback URLs: this + <channelId> (the webhookUrl the admin API returns)",
+        )
+        if egress is not None and egress.public_ip is not None:
+            cdk.CfnOutput(
+                self,
+                "ChannelsEgressIp",
+                value=egress.public_ip,
+                description="Calls to WeChat/WeCom come from this address: add it to their IP allowlists",
+            )
         cdk.CfnOutput(
             self,
             "WidgetScriptUrl",

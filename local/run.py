@@ -90,7 +90,11 @@ def api_config(settings: Settings, queue_url: str, upload_events_url: str | None
                 "timeout_seconds": GENERATE_TIMEOUT_SECONDS,
             },
             "kefu-ingest": {"handler": "functions.ingest.handler:handler", "timeout_seconds": INGEST_TIMEOUT_SECONDS},
+            # WeChat waits 5 s for the answer before it retries.
+            "kefu-channels": {"handler": "functions.channels.handler:handler", "timeout_seconds": 10},
         },
+        # The channels API (an HTTP API in AWS) on the emulator's HTTP port: webhookUrl locally.
+        http_routes={"ANY /channels/{channelId}": "kefu-channels"},
         event_source_mappings=[
             EventSourceMapping(queue_url=queue_url, function="kefu-generate", batch_size=1, max_concurrency=8),
             *(
@@ -295,6 +299,9 @@ class LocalStack:
         # Always the emulator's own endpoints: the Lambda Invoke and @connections APIs it serves.
         os.environ["KEFU_LAMBDA_ENDPOINT"] = http
         os.environ["KEFU_CONNECTIONS_ENDPOINT"] = f"{http}/{STAGE}"
+        # Where platforms reach the channels API: this run's HTTP port (a tunnel's URL, if configured).
+        if not configured.get("KEFU_CHANNELS_PUBLIC_URL"):
+            os.environ["KEFU_CHANNELS_PUBLIC_URL"] = http
 
     def stop_services(self) -> None:
         self.stopping = True

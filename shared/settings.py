@@ -23,7 +23,8 @@ class Settings(BaseSettings):
     sqs_endpoint: str | None = None
     lambda_endpoint: str | None = None
     # Base URL of the @connections management API. None: built from the event as
-    # https://{domainName}/{stage}, the way AWS documents it.
+    # https://{domainName}/{stage}, the way AWS documents it. The channels function (behind the HTTP
+    # API, not the WebSocket API) needs it set to tell agents about channel conversations.
     connections_endpoint: str | None = None
 
     # --- State layer ---

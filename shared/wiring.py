@@ -15,9 +15,15 @@ from typing import TYPE_CHECKING, Any
 from shared.settings import get_settings
 
 if TYPE_CHECKING:
+    import httpx
+
+    from shared.channels.base import Channel
     from shared.channels.directory import ChannelDirectory
+    from shared.channels.inbox import ChannelAdapters, ChannelInbox
+    from shared.channels.push import ChannelPush
     from shared.channels.secrets import TenantSecrets
     from shared.channels.state import ChannelState
+    from shared.chat.channel_desk import ChannelDesk
     from shared.chat.connections import Admission
     from shared.chat.gate import HandoffGate
     from shared.chat.generation import Generator
@@ -293,10 +299,11 @@ def answer_meter() -> AnswerMeter:
 
 
 def push_for(callback_url: str) -> ClientPush:
-    """The client-push adapter of one API stage (@connections), cached per URL."""
-    from shared.wire.push import api_gateway_push
+    """The client-push port of one API stage: WebSocket connections through @connections (one client
+    per URL), and channel customers through their channel (built on first use)."""
+    from shared.wire.push import RoutedPush, api_gateway_push
 
-    return api_gateway_push(callback_url, get_settings().aws_region)
+    return RoutedPush(api_gateway_push(callback_url, get_settings().aws_region), channel_push)
 
 
 def callback_url_of(domain_name: str, stage: str) -> str:
@@ -330,10 +337,16 @@ def admission() -> Admission:
 def intake(domain_name: str, stage: str) -> Intake:
     """The message function's use case, answering on the API stage the frame came from (its adapters
     are built once per container; this only binds them to the stage's callback URL)."""
+    return _intake_at(callback_url_of(domain_name, stage))
+
+
+def _intake_at(url: str, *, issues_visitor_tokens: bool = True) -> Intake:
+    """``issues_visitor_tokens``: only the widget's ``session`` action signs tokens; a channel's customer
+    is known by their platform id, so the channels function and the pull job never read the signing key
+    (their roles may not: infra/constructs/access.py)."""
     from shared.chat.intake import Intake
 
     settings = get_settings()
-    url = callback_url_of(domain_name, stage)
     return Intake(
         store=state_store(),
         cache=context_cache(),
@@ -346,7 +359,7 @@ def intake(domain_name: str, stage: str) -> Intake:
         limits=chat_limits(),
         usage=usage_ledger(),
         default_quota=default_quota(),
-        visitor_tokens=visitor_tokens(),
+        visitor_tokens=visitor_tokens() if issues_visitor_tokens else None,
         tenant_suspended=tenant_suspension(),
     )
 
@@ -419,3 +432,79 @@ def channel_directory() -> ChannelDirectory:
     from shared.channels.directory import ChannelDirectory
 
     return ChannelDirectory(channel_state())
+
+
+@lru_cache(maxsize=1)
+def channel_http() -> httpx.Client:
+    """One HTTP client (connection pool) for every platform API call of a container."""
+    import httpx
+
+    return httpx.Client(timeout=httpx.Timeout(10.0, connect=5.0))
+
+
+@lru_cache(maxsize=1)
+def channel_adapters() -> ChannelAdapters:
+    """Adapters of the channels a container serves, built with the tenant's secrets (kept 5 minutes)."""
+    from shared.channels.directory import ChannelRecord
+    from shared.channels.inbox import ChannelAdapters
+    from shared.channels.registry import build_channel
+
+    def build(record: ChannelRecord) -> Channel:
+        def secret(name: str) -> str:
+            return tenant_secrets().get(record.tenant_id, name)
+
+        return build_channel(record.kind, record.channel_id, record.fields, secret, channel_state(), channel_http())
+
+    return ChannelAdapters(build)
+
+
+@lru_cache(maxsize=1)
+def channel_push() -> ChannelPush:
+    """The channel destination of the push port (answers, agent replies and notices to channel customers)."""
+    from shared.channels.push import ChannelPush
+    from shared.handoff.notify import tell_assignee
+
+    endpoint = get_settings().connections_endpoint
+    sockets = push_for_sockets(endpoint.rstrip("/")) if endpoint else None
+
+    def tell_agents(conversation_id: str) -> None:
+        if sockets is not None:
+            tell_assignee(state_store(), sockets, conversation_id)
+
+    return ChannelPush(channel_directory(), channel_adapters().for_record, state_store(), channel_state(), tell_agents)
+
+
+def push_for_sockets(callback_url: str) -> ClientPush:
+    """WebSocket connections only (@connections), one client per URL."""
+    from shared.wire.push import api_gateway_push
+
+    return api_gateway_push(callback_url, get_settings().aws_region)
+
+
+def channels_callback_url() -> str:
+    """The WebSocket API's @connections URL, for the agents' frames about channel conversations (the
+    channels function is not behind that API, so it is configured: KEFU_CONNECTIONS_ENDPOINT)."""
+    from shared.errors import UpstreamError
+
+    endpoint = get_settings().connections_endpoint
+    if not endpoint:
+        raise UpstreamError("KEFU_CONNECTIONS_ENDPOINT (the WebSocket API's @connections URL) is not set")
+    return endpoint.rstrip("/")
+
+
+@lru_cache(maxsize=1)
+def channel_desk() -> ChannelDesk:
+    """A channel message through the visitor intake (limits, quota, conversation, handoff, job)."""
+    from shared.chat.channel_desk import ChannelDesk
+
+    intake = _intake_at(channels_callback_url(), issues_visitor_tokens=False)
+    return ChannelDesk(state_store(), intake, generation_queue())
+
+
+@lru_cache(maxsize=1)
+def channel_inbox() -> ChannelInbox:
+    """The channels function's use case (and the pull job's)."""
+    from shared.channels.inbox import ChannelInbox
+
+    desk = channel_desk()
+    return ChannelInbox(channel_directory(), channel_state(), channel_adapters(), desk.deliver, desk.queue_pull)

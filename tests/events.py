@@ -243,3 +243,23 @@ def s3_object_created(
         "s3": {"bucket": {"name": bucket}, "object": {"key": key, "size": size, "eTag": "0" * 32}},
     }
     return builders.s3_event([record], region=region)
+
+
+def channel_request_event(
+    channel_id: str,
+    *,
+    method: str = "POST",
+    query: Pairs | None = None,
+    headers: Pairs | None = None,
+    body: bytes | str = b"",
+) -> dict[str, Any]:
+    """A platform's request to the channels function (``ANY /channels/{channelId}``, HTTP API 2.0)."""
+    return builders.http_api_event(
+        method=method,
+        route_key="ANY /channels/{channelId}",
+        raw_path=f"/channels/{channel_id}",
+        path_parameters={"channelId": channel_id},
+        query=_pairs(query),
+        headers=_pairs(headers),
+        body=body.encode() if isinstance(body, str) else body,
+    )

@@ -42,6 +42,20 @@ Derived from what the code calls (shared/state/dynamodb.py and the logic modules
   threshold); reads and deletes the upload (GetObject, DeleteObject under ``uploads/``); writes the
   knowledge like admin. admin signs the presigned POSTs (PutObject under ``uploads/``: S3 checks the
   signer's permission when the POST arrives).
+- channels (functions/channels/handler.py; shared/channels/inbox.py, shared/chat/channel_desk.py): the
+  ``chan:`` items of the limits table (shared/channels/dynamodb_state.py: the channel record by id,
+  access tokens and their refresh locks, WeCom cursors and pull locks, reply windows, first sightings:
+  GetItem, conditional PutItem, DeleteItem), the tenants' channel secrets (GetSecretValue under
+  ``kefu/<env>/channels/``), then each new message through the visitor intake as message takes a
+  widget's: the customer's "connection" (get/put), the conversation and stored message, limits and
+  quota, the handoff (转人工) with its queue/assignee/agent queries and the agents' consoles told
+  through @connections; SendMessage of the answer job (or of WeCom's pull job) on the generate queue.
+- generate and message also push to channel customers (shared/channels/push.py: the channel record,
+  the token, the reply window, a "sent once" mark, the channel secrets; a refusal noted on the
+  conversation and in its transcript); generate runs WeCom's pull jobs, which take each pulled
+  message through the visitor intake (as channels does) and queue its answer.
+  tests/integration/test_channels_aws_calls.py records these paths' calls against moto and checks
+  each is granted here.
 - retrieve, admin and ingest, the knowledge models (``grant_knowledge_model_access``; shared/knowledge/factory.py):
   a Bedrock embedder calls InvokeModel on its model (passages at ingestion, each question at search);
   a Bedrock reranker calls Rerank (no resource-level permissions: ``*``) and, through it, InvokeModel
@@ -109,21 +123,47 @@ TABLE_ACCESS: dict[FunctionName, dict[TableName, TableAccess]] = {
         "conversations": TableAccess((GET, PUT, UPDATE, QUERY), indexes=(QUEUE_INDEX, ASSIGNEE_INDEX, TICKET_INDEX)),
         "messages": TableAccess((GET, PUT, UPDATE, QUERY)),
         # Rate-limit counters when no Redis is configured (shared/chat/rate_limits.py); monthly
-        # quotas (shared/chat/quotas.py: a conditional UpdateItem, a BatchGetItem when one is spent).
-        "limits": TableAccess((UPDATE, BATCH_GET)),
+        # quotas (shared/chat/quotas.py: a conditional UpdateItem, a BatchGetItem when one is spent);
+        # an agent's reply to a channel customer (shared/channels/push.py: the channel record, the
+        # access token and its lock, the reply window, the "sent once" mark: chan: items).
+        "limits": TableAccess((GET, PUT, DELETE, UPDATE, BATCH_GET)),
     },
     "retrieve": {
         "tenants": TableAccess((GET,)),
     },
     "generate": {
-        # Monthly usage counters: answers and tokens (shared/chat/quotas.py).
-        "limits": TableAccess((UPDATE,)),
+        # Monthly usage counters: answers and tokens (shared/chat/quotas.py). Answers to channel
+        # customers (shared/channels/push.py: chan: items as for message) and WeCom's pull jobs
+        # (shared/channels/inbox.py: the cursor and its lock; each pulled message through the visitor
+        # intake as the channels function takes one: BatchGetItem names a spent quota).
+        "limits": TableAccess((GET, PUT, DELETE, UPDATE, BATCH_GET)),
         "messages": TableAccess((GET, PUT, QUERY)),
         # The answer gate and the no-answer handoff (shared/chat/gate.py).
         "tenants": TableAccess((GET,)),
-        "agents": TableAccess((UPDATE, QUERY), indexes=(TENANT_INDEX,)),
-        "connections": TableAccess((DELETE, QUERY), indexes=(CONVERSATION_INDEX, AGENT_CONNECTION_INDEX)),
-        "conversations": TableAccess((GET, UPDATE, QUERY), indexes=(QUEUE_INDEX, ASSIGNEE_INDEX)),
+        "agents": TableAccess((GET, UPDATE, QUERY), indexes=(TENANT_INDEX,)),
+        # + a pulled message's customer "connection" and conversation (put_connection, claim, start).
+        "connections": TableAccess(
+            (GET, PUT, UPDATE, DELETE, QUERY), indexes=(CONVERSATION_INDEX, AGENT_CONNECTION_INDEX)
+        ),
+        "conversations": TableAccess((GET, PUT, UPDATE, QUERY), indexes=(QUEUE_INDEX, ASSIGNEE_INDEX)),
+    },
+    "channels": {
+        # A platform's message through the visitor intake, as message takes a widget's (ChannelDesk):
+        # the tenant, limits and quota, the customer's "connection" (put_connection), the conversation,
+        # the stored message, the handoff (转人工: queue and assignee queries, agents' loads, the
+        # agents' consoles told through their connections; a gone one deleted).
+        "tenants": TableAccess((GET,)),
+        "agents": TableAccess((GET, UPDATE, QUERY), indexes=(TENANT_INDEX,)),
+        "connections": TableAccess(
+            (GET, PUT, UPDATE, DELETE, QUERY), indexes=(CONVERSATION_INDEX, AGENT_CONNECTION_INDEX)
+        ),
+        "conversations": TableAccess((GET, PUT, UPDATE, QUERY), indexes=(QUEUE_INDEX, ASSIGNEE_INDEX)),
+        "messages": TableAccess((GET, PUT)),
+        # chan: items (shared/channels/dynamodb_state.py: channel records, access tokens and their
+        # locks, WeCom cursors, reply windows, first sightings of platform message ids; conditional
+        # puts, reads, deletes); rate-limit counters and the month's questions (UpdateItem; a
+        # BatchGetItem names a spent quota).
+        "limits": TableAccess((GET, PUT, DELETE, UPDATE, BATCH_GET)),
     },
     "admin": {
         "tenants": TableAccess((GET, PUT)),
@@ -143,8 +183,15 @@ TABLE_ACCESS: dict[FunctionName, dict[TableName, TableAccess]] = {
     },
 }
 
+# Functions that queue jobs on the generate queue: message and channels (a visitor's question), generate
+# (a channel's pulled messages: WeCom only announces them), admin (dead letters sent back).
+SENDS_JOBS: tuple[FunctionName, ...] = ("message", "channels", "generate", "admin")
+# Functions that call the platforms with tenants' channel credentials: channels (tokens, WeCom's pulls),
+# generate (answers and notices to channel customers), message (agents' replies to them).
+READS_CHANNEL_SECRETS: tuple[FunctionName, ...] = ("channels", "generate", "message")
 # Functions that push frames to visitors and agents through the @connections API.
-POSTS_TO_CONNECTIONS: tuple[FunctionName, ...] = ("connect", "message", "generate", "admin")
+# channels: a channel customer's message or 转人工 tells the agents' consoles (KEFU_CONNECTIONS_ENDPOINT).
+POSTS_TO_CONNECTIONS: tuple[FunctionName, ...] = ("connect", "message", "generate", "admin", "channels")
 # Functions that close connections through @connections (DELETE): admin, logging an agent out.
 CLOSES_CONNECTIONS: tuple[FunctionName, ...] = ("admin",)
 
@@ -167,10 +214,10 @@ def grant_least_privilege(
         websocket.grant_post_to_connections(roles[function])
     for function in CLOSES_CONNECTIONS:
         websocket.grant_post_to_connections(roles[function], method="DELETE")
-    queue.queue.grant_send_messages(roles["message"])
+    for function in SENDS_JOBS:
+        queue.queue.grant_send_messages(roles[function])
     # The admin API lists the dead-letter queue and sends its jobs back (shared/wire/dead_letters.py).
     queue.dead_letters.grant_consume_messages(roles["admin"])
-    queue.queue.grant_send_messages(roles["admin"])
     # Only generate may invoke retrieve (the event source grants it the queue's consume actions).
     functions.functions["retrieve"].grant_invoke_latest_version(roles["generate"])
     knowledge.grant_read(roles["retrieve"])
@@ -204,8 +251,7 @@ def grant_knowledge_model_access(*, functions: KefuFunctions, config: DeployConf
             role,
             BEDROCK_INVOKE,
             models,
-            "A cross-region inference profile serves the embedding or rerank model from any region of its "
-            "geography.",
+            "A cross-region inference profile serves the embedding or rerank model from any region of its geography.",
         )
         if chosen.bedrock_rerank_model:
             # bedrock:Rerank has no resource types (Service Authorization Reference); the model it may use

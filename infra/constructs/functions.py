@@ -17,7 +17,7 @@ from constructs import Construct
 
 from infra.bundling.python_assets import PythonBundler
 from infra.config import DeployConfig
-from infra.constants import FUNCTIONS, HANDLER, FunctionName, TableName, resource_name
+from infra.constants import CORE_FUNCTIONS, HANDLER, FunctionName, TableName, resource_name
 from shared.settings import Settings
 
 
@@ -57,6 +57,11 @@ SPECS: dict[FunctionName, FunctionSpec] = {
         Duration.minutes(10),
         ephemeral_mb=2048,
     ),
+    # Built by infra/constructs/channels.py. WeChat waits 5 s for an answer and then retries: a run past
+    # that is wasted (the platform has given up and sends the message again).
+    "channels": FunctionSpec(
+        "Platform callbacks (WeChat, WeCom, app webhooks): verify, dedupe, store, queue, ack", 512, Duration.seconds(10)
+    ),
 }
 
 
@@ -71,6 +76,57 @@ def settings_env(**values: str) -> dict[str, str]:
 def _index_name(name: str, opensearch: bool) -> dict[str, str]:
     """Where an embedder's vectors go: its OpenSearch index, or its S3 prefix (and pointers)."""
     return {"opensearch_index": name} if opensearch else {"knowledge_prefix": f"{name}/"}
+
+
+def build_function(
+    scope: Construct,
+    name: FunctionName,
+    spec: FunctionSpec,
+    *,
+    config: DeployConfig,
+    bundler: PythonBundler,
+    layer: lambda_.ILayerVersion,
+    environment: Mapping[str, str],
+    reserved_concurrency: int | None = None,
+) -> tuple[lambda_.Function, iam.Role, logs.LogGroup]:
+    """A kefu function: ``functions/<name>/handler.py`` bundled with only its own requirements, arm64,
+    the shared layer, its own role (allowed to write its own log group, nothing else yet), log group
+    and X-Ray tracing."""
+    # No fixed log group name: a retained prod log group with a fixed name would block
+    # redeploying after a stack deletion; the function's LoggingConfig points at this group.
+    log_group = logs.LogGroup(
+        scope,
+        f"{name.capitalize()}Logs",
+        retention=logs.RetentionDays.THREE_MONTHS if config.is_production else logs.RetentionDays.TWO_WEEKS,
+        removal_policy=config.removal_policy,
+    )
+    role = iam.Role(
+        scope,
+        f"{name.capitalize()}Role",
+        assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+        description=f"kefu {name} function (least privilege; see infra/constructs/access.py)",
+    )
+    log_group.grant_write(role)
+    function = lambda_.Function(
+        scope,
+        name.capitalize(),
+        function_name=resource_name(config.env, name),
+        description=spec.description,
+        code=bundler.function_code(bundler.repo_root / "functions" / name),
+        handler=HANDLER,
+        runtime=bundler.target.runtime,
+        architecture=lambda_.Architecture.ARM_64,
+        memory_size=spec.memory_mb,
+        ephemeral_storage_size=Size.mebibytes(spec.ephemeral_mb),
+        timeout=spec.timeout,
+        layers=[layer],
+        role=role,
+        log_group=log_group,
+        tracing=lambda_.Tracing.ACTIVE,
+        environment=dict(environment),
+        reserved_concurrent_executions=reserved_concurrency,
+    )
+    return function, role, log_group
 
 
 @dataclass(frozen=True)
@@ -113,50 +169,35 @@ class KefuFunctions(Construct):
         self.roles: dict[FunctionName, iam.Role] = {}
         self.log_groups: dict[FunctionName, logs.LogGroup] = {}
         environments = self._environments(config, inputs)
-        for name in FUNCTIONS:
-            spec = SPECS[name]
-            function_name = resource_name(config.env, name)
-            # No fixed log group name: a retained prod log group with a fixed name would block
-            # redeploying after a stack deletion; the function's LoggingConfig points at this group.
-            log_group = logs.LogGroup(
-                self,
-                f"{name.capitalize()}Logs",
-                retention=logs.RetentionDays.THREE_MONTHS if config.is_production else logs.RetentionDays.TWO_WEEKS,
-                removal_policy=config.removal_policy,
+        for name in CORE_FUNCTIONS:
+            self.register(
+                name,
+                *build_function(
+                    self,
+                    name,
+                    SPECS[name],
+                    config=config,
+                    bundler=bundler,
+                    layer=self.shared_layer,
+                    environment=environments[name],
+                    # Only generate may have a reservation (DeployConfig.generate_reserved_concurrency).
+                    reserved_concurrency=config.generate_reserved_concurrency if name == "generate" else None,
+                ),
             )
-            role = iam.Role(
-                self,
-                f"{name.capitalize()}Role",
-                assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-                description=f"kefu {name} function (least privilege; see infra/constructs/access.py)",
-            )
-            log_group.grant_write(role)
-            function = lambda_.Function(
-                self,
-                name.capitalize(),
-                function_name=function_name,
-                description=spec.description,
-                code=bundler.function_code(repo_root / "functions" / name),
-                handler=HANDLER,
-                runtime=runtime,
-                architecture=lambda_.Architecture.ARM_64,
-                memory_size=spec.memory_mb,
-                ephemeral_storage_size=Size.mebibytes(spec.ephemeral_mb),
-                timeout=spec.timeout,
-                layers=[self.shared_layer],
-                role=role,
-                log_group=log_group,
-                tracing=lambda_.Tracing.ACTIVE,
-                environment=environments[name],
-                # Only generate may have a reservation (DeployConfig.generate_reserved_concurrency).
-                reserved_concurrent_executions=config.generate_reserved_concurrency if name == "generate" else None,
-            )
-            self.functions[name] = function
-            self.roles[name] = role
-            self.log_groups[name] = log_group
         # generate invokes retrieve by name (boto3 Lambda Invoke); the name exists only now.
         for key, value in settings_env(retrieve_function=self.functions["retrieve"].function_name).items():
             self.functions["generate"].add_environment(key, value)
+
+    def register(
+        self, name: FunctionName, function: lambda_.Function, role: iam.Role, log_group: logs.LogGroup
+    ) -> None:
+        """One more function of the stack (built by its own construct, e.g. channels): the grants table,
+        the alarms and the stack-wide acknowledgments cover every registered function."""
+        if name in self.functions:
+            raise ValueError(f"function {name!r} is registered already")
+        self.functions[name] = function
+        self.roles[name] = role
+        self.log_groups[name] = log_group
 
     def _environments(self, config: DeployConfig, inputs: FunctionInputs) -> dict[FunctionName, dict[str, str]]:
         common = {
@@ -203,7 +244,14 @@ class KefuFunctions(Construct):
             },
             # retrieve reads the tenant's RetrievalConfig (threshold, weights) from the tenants table.
             "retrieve": {**common, **search, **settings_env(tenants_table=inputs.tables["tenants"])},
-            "generate": {**common, **tables, **cache, **model},
+            # The queue: WeCom's pull jobs queue the answers of the messages they pull (shared/channels/inbox.py).
+            "generate": {
+                **common,
+                **tables,
+                **cache,
+                **model,
+                **settings_env(generate_queue_url=inputs.generate_queue_url),
+            },
             "admin": {
                 **common,
                 **tables,

@@ -7,7 +7,9 @@
 - API Gateway failing requests itself: the WebSocket API's ``ExecutionError`` (the integration could
   not be called: Lambda throttled, timed out or crashed) and the admin HTTP API's ``5xx``. The
   WebSocket ``IntegrationError`` metric is not alarmed on: it also counts the connect function's
-  deliberate 4xx rejections of a wrong widget key, which any visitor can cause.
+  deliberate 4xx rejections of a wrong widget key, which any visitor can cause. The HTTP API's ``5xx``
+  covers its two kinds of routes: the admin routes and the platforms' callbacks (``/channels/…``; the
+  channels function answers 5xx only when it did not take a message, which the platform then retries).
 
 Every alarm notifies the topic when it fires and when it recovers. Subscribe to it with
 ``alarm_email`` (context) or any SNS subscriber (a chat webhook through a Lambda, a pager).
@@ -17,6 +19,12 @@ Each alarm bills $0.10 a month, idle or not, so ``-c alarms=...`` chooses how ma
 that mean a visitor got no answer whatever the cause: jobs in the dead-letter queue (generate failed,
 timed out or was throttled past its retries) and the WebSocket API's ``ExecutionError`` (connect or message
 could not run); ``none`` keeps only the topic.
+
+The channels function (WeChat, WeCom, app webhooks) has its Errors and Throttles alarms in ``full``, like
+every function. ``essential`` adds none for it: one more alarm would take the default profile past its
+$1 a month idle goal (docs/cost.md), and a channel customer's failed answer already shows there as a dead
+letter (generate's jobs are the same for every channel); a callback the function could not take is
+retried by the platform (WeChat: 3 times in 15 s).
 """
 
 from __future__ import annotations
@@ -146,7 +154,8 @@ class Monitoring(Construct):
         self._alarm(
             "Admin5xx",
             "admin-5xx",
-            "The admin HTTP API answered 5xx (the admin function failed, timed out or was throttled).",
+            "The HTTP API answered 5xx: an admin route or a platform's callback (/channels/...) failed, "
+            "timed out or was throttled in its function.",
             admin_api.api.metric_server_error(period=_PERIOD, statistic="Sum"),
         )
 

@@ -50,6 +50,7 @@ class ModelNetwork(Construct):
         cfn_function = function.node.default_child
         if not isinstance(cfn_function, lambda_.CfnFunction):
             raise TypeError("expected the function's CfnFunction")
+        self.nat_address: ec2.CfnEIP | None = None  # the NAT gateway's public address, when created here
         self.nat_routes = self._nat_gateway(config) if config.creates_nat_gateway else []
         for route in self.nat_routes:  # generate moves into the subnets only once they have egress
             cfn_function.add_resource_dependency(route)
@@ -69,7 +70,7 @@ class ModelNetwork(Construct):
     def _nat_gateway(self, config: DeployConfig) -> list[ec2.CfnRoute]:
         """One NAT gateway (one AZ: a few dollars of cross-AZ data instead of a second $32 a month; if
         its AZ fails, generate's other AZ loses @connections until it is back)."""
-        address = ec2.CfnEIP(self, "NatAddress", domain="vpc")
+        address = self.nat_address = ec2.CfnEIP(self, "NatAddress", domain="vpc")
         gateway = ec2.CfnNatGateway(
             self,
             "Nat",

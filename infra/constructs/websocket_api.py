@@ -116,6 +116,12 @@ class WebSocketApi(Construct):
         """``wss://{api}.execute-api.{region}.amazonaws.com/{stage}``"""
         return self.stage.url
 
+    @property
+    def callback_url(self) -> str:
+        """``https://{api}.execute-api.{region}.amazonaws.com/{stage}``: the @connections API, for
+        functions not behind this API that still push to its connections (KEFU_CONNECTIONS_ENDPOINT)."""
+        return self.stage.callback_url
+
     def grant_post_to_connections(self, grantee: iam.IGrantable, method: str = "POST") -> None:
         """``POST @connections/{id}`` on this stage only: sending frames, not closing or inspecting
         (``method="DELETE"``: closing, for the admin function logging an agent out)."""

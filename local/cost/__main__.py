@@ -32,7 +32,7 @@ VARIANTS: dict[str, dict[str, str]] = {"stream_flush_ms=60": {"KEFU_STREAM_FLUSH
 def profiles() -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
     """Profile name -> CDK context, and a description of each."""
     import tests.infra.profiles as known
-    from tests.infra.profiles import EXISTING_DOMAIN, HYBRID, PROD
+    from tests.infra.profiles import CHANNELS_NAT, EXISTING_DOMAIN, HYBRID, PROD
     from tests.infra.synthesis import SKIP_BUNDLING
 
     contexts = {
@@ -43,6 +43,7 @@ def profiles() -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
         "alarms_none": {"alarms": "none", **SKIP_BUNDLING},
         "existing_domain": EXISTING_DOMAIN,
         "hybrid": HYBRID,
+        "channels_nat": CHANNELS_NAT,
     }
     descriptions = {
         DEFAULT_PROFILE: "`cdk deploy` with no context (env dev)",
@@ -51,6 +52,7 @@ def profiles() -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
         "alarms_none": "the default with `-c alarms=none` (no alarm; the alarm topic stays)",
         "existing_domain": "an existing OpenSearch domain (billed outside this stack)",
         "hybrid": "generate in a VPC with a NAT gateway, every alarm (README, hybrid cloud)",
+        "channels_nat": "the default with `-c channels_egress=nat` (one egress IP for WeChat's and WeCom's allowlists)",
     }
     # OpenSearch Serverless as an option beside the S3-backed index (once that is the default).
     opensearch = getattr(known, "OPENSEARCH", None)

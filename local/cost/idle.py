@@ -59,6 +59,13 @@ USAGE_ONLY: dict[str, str] = {
     "AWS::EC2::SecurityGroupIngress": "nothing",
     "AWS::EC2::SecurityGroupEgress": "nothing",
     "AWS::EC2::Route": "nothing",
+    "AWS::EC2::VPC": "nothing",
+    "AWS::EC2::Subnet": "nothing",
+    "AWS::EC2::RouteTable": "nothing",
+    "AWS::EC2::SubnetRouteTableAssociation": "nothing",
+    "AWS::EC2::InternetGateway": "nothing (data out is billed on what sends it)",
+    "AWS::EC2::VPCGatewayAttachment": "nothing",
+    "AWS::EC2::FlowLog": "the log data it delivers (CloudWatch Logs ingestion)",
     "AWS::EC2::VPCEndpoint": "Gateway endpoints (S3, DynamoDB): nothing; Interface endpoints are fixed",
     "AWS::S3::BucketNotification": "nothing",
     "AWS::CDK::Metadata": "nothing",
@@ -222,5 +229,5 @@ DEFAULT_ALLOWANCE: dict[str, int] = {
 }
 
 # Prod (``-c env=prod``) keeps every alarm (``alarms=full``: tests/infra/test_infra_monitoring.py says
-# which; errors and throttles of each of the six functions, and four more): $2.33 a month at list price.
+# which: errors and throttles of the seven functions, the queue's two, the two APIs'): $?? a month at list price.
 PROD_ALLOWANCE: dict[str, int] = {**DEFAULT_ALLOWANCE, "AWS::CloudWatch::Alarm": 16}

@@ -54,6 +54,9 @@ class EventSourceMapping(BaseModel):
     enabled: bool = True
 
 
+HTTP_METHODS = frozenset({"ANY", "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+
+
 class ApiConfig(BaseModel):
     """An API Gateway WebSocket API plus the Lambda functions and SQS mappings behind it."""
 
@@ -73,6 +76,9 @@ class ApiConfig(BaseModel):
     event_source_mappings: list[EventSourceMapping] = Field(default_factory=list)
     # SQS endpoint the mappings poll (None: the public endpoint of ``region``).
     sqs_endpoint: str | None = None
+    # An HTTP API beside the WebSocket API, on the emulator's HTTP port: route key ("ANY /channels/{id}",
+    # "POST /x") -> function, invoked with payload format 2.0 events.
+    http_routes: dict[str, str] = Field(default_factory=dict)
 
     integration_timeout_seconds: float = Field(default=INTEGRATION_TIMEOUT_SECONDS, ge=0.05, le=29)
     idle_timeout_seconds: float = Field(default=IDLE_TIMEOUT_SECONDS, gt=0)
@@ -113,6 +119,12 @@ class ApiConfig(BaseModel):
                 raise ValueError(f"route response for {key!r}, which is not a route")
             if key in (CONNECT, DISCONNECT):
                 raise ValueError(f"route {key!r} cannot have a route response in this emulator")
+        for key, function in self.http_routes.items():
+            method, _, path = key.partition(" ")
+            if method not in HTTP_METHODS or not path.startswith("/"):
+                raise ValueError(f"HTTP route {key!r}: expected '<METHOD|ANY> /path'")
+            if function not in self.functions:
+                raise ValueError(f"HTTP route {key!r} uses unknown function {function!r}")
         for mapping in self.event_source_mappings:
             if mapping.function not in self.functions:
                 raise ValueError(

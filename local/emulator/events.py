@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from local.emulator.routing import CONNECT, DISCONNECT
 
@@ -294,3 +294,67 @@ def s3_record(record: Mapping[str, Any], *, region: str) -> dict[str, Any]:
 
 def s3_event(records: Iterable[Mapping[str, Any]], *, region: str) -> dict[str, Any]:
     return {"Records": [s3_record(record, region=region) for record in records]}
+
+
+def http_api_event(
+    *,
+    method: str,
+    route_key: str,
+    raw_path: str,
+    path_parameters: Mapping[str, str],
+    query: Iterable[tuple[str, str]],
+    headers: Iterable[tuple[str, str]],
+    body: bytes,
+    source_ip: str = "127.0.0.1",
+    domain_name: str = "127.0.0.1",
+    api_id: str = "httpapi01",
+    now_ms: int | None = None,
+) -> dict[str, Any]:
+    """An HTTP API (payload format 2.0) event, as AWS documents it: lower-case header names, repeated
+    query values joined by commas, a body that is not UTF-8 text base64-encoded."""
+    now_ms = epoch_ms() if now_ms is None else now_ms
+    query_pairs = list(query)
+    joined: dict[str, list[str]] = {}
+    for name, value in query_pairs:
+        joined.setdefault(name, []).append(value)
+    header_map: dict[str, str] = {}
+    for name, value in headers:
+        key = name.lower()
+        header_map[key] = f"{header_map[key]},{value}" if key in header_map else value
+    try:
+        text, encoded = body.decode("utf-8"), False
+    except UnicodeDecodeError:
+        text, encoded = _b64(body), True
+    request_id = new_request_id()
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": raw_path,
+        "rawQueryString": "&".join(f"{quote(k)}={quote(v)}" for k, v in query_pairs),
+        "headers": header_map,
+        "requestContext": {
+            "accountId": "000000000000",
+            "apiId": api_id,
+            "domainName": domain_name,
+            "domainPrefix": domain_name.split(".")[0],
+            "http": {
+                "method": method.upper(),
+                "path": raw_path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": source_ip,
+                "userAgent": header_map.get("user-agent", ""),
+            },
+            "requestId": request_id,
+            "routeKey": route_key,
+            "stage": "$default",
+            "time": clf_time(now_ms),
+            "timeEpoch": now_ms,
+        },
+        "pathParameters": dict(path_parameters),
+        "isBase64Encoded": encoded,
+    }
+    if joined:
+        event["queryStringParameters"] = {name: ",".join(values) for name, values in joined.items()}
+    if body:
+        event["body"] = text
+    return event

@@ -23,9 +23,9 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp
 
-from local.emulator.config import FRAME_SIZE_BYTES, ApiConfig
+from local.emulator.config import FRAME_SIZE_BYTES, HTTP_METHODS, ApiConfig
 from local.emulator.context import ClientContext, function_arn
-from local.emulator.events import iso8601
+from local.emulator.events import http_api_event, iso8601
 from local.emulator.gateway import GoneError, WebSocketGateway
 from local.emulator.invoke import CrashPlan, LambdaRuntime
 
@@ -185,8 +185,43 @@ class _Handlers:
             meter.reset()
         return JSONResponse(meter.snapshot())
 
+    # --- HTTP API routes (payload format 2.0) ---
+
+    def http_route(self, route_key: str, function: str) -> Any:
+        async def endpoint(request: Request) -> Response:
+            source = request.client.host if request.client else "127.0.0.1"
+            event = http_api_event(
+                method=request.method,
+                route_key=route_key,
+                raw_path=request.url.path,
+                path_parameters={name: str(value) for name, value in request.path_params.items()},
+                query=request.query_params.multi_items(),
+                headers=request.headers.items(),
+                body=await request.body(),
+                source_ip=source,
+                domain_name=request.url.netloc,
+            )
+            result = await self.backend.runtime.invoke(function, event)
+            return http_api_response(result.payload if result.ok else None)
+
+        return endpoint
+
     async def chat_page(self, request: Request) -> Response:
         return FileResponse(WEB_DIR / "chat.html", media_type="text/html; charset=utf-8")
+
+
+def http_api_response(payload: Any) -> Response:
+    """What API Gateway's HTTP API makes of a function's result (payload format 2.0): a failed or timed
+    out invocation is a 500 with AWS's body; a dict with ``statusCode`` is the response; anything
+    else is a JSON body."""
+    if payload is None:
+        return JSONResponse({"message": "Internal Server Error"}, status_code=500)
+    if not isinstance(payload, dict) or "statusCode" not in payload:
+        return Response(json.dumps(payload), status_code=200, media_type="application/json")
+    body = payload.get("body") or ""
+    raw = base64.b64decode(body) if payload.get("isBase64Encoded") else str(body).encode()
+    headers = {str(k): str(v) for k, v in (payload.get("headers") or {}).items()}
+    return Response(raw, status_code=int(payload["statusCode"]), headers=headers)
 
 
 def function_name_from(identifier: str) -> str:
@@ -227,6 +262,10 @@ def build_http_app(backend: EmulatorBackend, extra_app: ASGIApp | None = None) -
         Route("/_emulator/faults", handlers.faults, methods=["GET", "PUT", "DELETE"]),
         Route("/_emulator/usage", handlers.usage, methods=["GET", "DELETE"]),
     ]
+    for key, function in backend.config.http_routes.items():
+        method, _, path = key.partition(" ")
+        methods_of_route = sorted(HTTP_METHODS - {"ANY"}) if method == "ANY" else [method]
+        routes.append(Route(path, handlers.http_route(key, function), methods=methods_of_route))
     if extra_app is not None:
         routes.append(Mount("/", app=extra_app))
 

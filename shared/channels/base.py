@@ -26,6 +26,10 @@ class SignatureInvalid(ChannelError):
     """The request is not from the platform (bad or missing signature, stale timestamp, bad cipher text)."""
 
 
+class ChannelNotFound(ChannelError):
+    """No enabled channel has this id (unknown, deleted or disabled): the platform is told 404."""
+
+
 class MalformedRequest(ChannelError):
     """The request is signed but its body cannot be read (not XML/JSON, missing fields)."""
 
@@ -117,6 +121,11 @@ class SendReport:
         return self.parts_sent == self.parts_total
 
 
+# What an outbound message is: the bot's answer, an agent's reply, or a notice (queued, resolved…).
+# Platforms that only take text ignore it; the webhook channel sends it as the event's ``type``.
+OutboundKind = Literal["answer", "agent_message", "notice"]
+
+
 @dataclass(frozen=True)
 class OutboundCitation:
     """A source shown under an answer: a short title and, where the document has one, a link."""
@@ -157,10 +166,21 @@ class Channel(ABC):
         return []
 
     @abstractmethod
-    def send(self, customer_id: str, text: str, citations: list[OutboundCitation] | None = None) -> SendReport:
-        """Deliver an answer (or an agent's reply) whole, split under the platform's limit.
+    def send(
+        self,
+        customer_id: str,
+        text: str,
+        citations: list[OutboundCitation] | None = None,
+        kind: OutboundKind = "answer",
+    ) -> SendReport:
+        """Deliver an answer, an agent's reply or a notice (``kind``) whole, split under the platform's limit.
         Raises ``WindowClosed`` when the platform will not take it."""
 
     @abstractmethod
     def window(self, customer_id: str) -> WindowState:
         """The customer's reply window as kefu last knew it."""
+
+    def hand_off(self, customer_id: str) -> str | None:
+        """A handoff to people, where the channel is set to give it to the platform's own staff (WeCom's
+        reception staff): do it and say who took the customer. None: kefu's agents take it (the default)."""
+        return None

@@ -1,7 +1,7 @@
 """What the channels function does with one platform request, whatever the platform: verify it, read
-it, keep only first sightings of each platform message id, hand each new message on (store it as a
-visitor message and queue its job: ``deliver``, injected), note it in the customer's reply window, and
-answer the platform at once.
+it, keep only first sightings of each platform message id, note each new message in the customer's
+reply window and hand it on (store it as a visitor message and queue its job: ``deliver``, injected),
+and answer the platform at once.
 
 No message is lost: if ``deliver`` fails, the first sighting is forgotten and the error goes up, so
 the edge answers 5xx and the platform's retry is taken. No message is answered twice: a retry that
@@ -63,10 +63,12 @@ def _take(
     if not first_sighting(state, message):
         outcome.duplicates.append(message)
         return
+    # The platform opened the customer's window when they wrote (whether or not kefu takes the message
+    # now), and what delivering sends at once (a handoff notice) needs it open.
+    channel.customer_acted(message)
     try:
         deliver(message)
     except BaseException:
         forget(state, message)
         raise
-    channel.customer_acted(message)
     outcome.delivered.append(message)

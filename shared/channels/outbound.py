@@ -10,12 +10,14 @@ from typing import Literal
 from shared.channels.base import (
     Channel,
     OutboundCitation,
+    OutboundKind,
     SessionStateRefused,
     WindowClosed,
     WindowState,
 )
 
-Status = Literal["sent", "partial", "window_closed", "session_elsewhere"]
+# "not_delivered": the platform could not be reached or refused for another reason (the caller raises).
+Status = Literal["sent", "partial", "window_closed", "session_elsewhere", "not_delivered"]
 
 
 @dataclass(frozen=True)
@@ -28,11 +30,15 @@ class SendOutcome:
 
 
 def send_answer(
-    channel: Channel, customer_id: str, text: str, citations: list[OutboundCitation] | None = None
+    channel: Channel,
+    customer_id: str,
+    text: str,
+    citations: list[OutboundCitation] | None = None,
+    kind: OutboundKind = "answer",
 ) -> SendOutcome:
     """Raises only ``ChannelError`` for failures worth retrying (platform unreachable, token refused)."""
     try:
-        report = channel.send(customer_id, text, citations)
+        report = channel.send(customer_id, text, citations, kind)
     except WindowClosed as exc:
         return SendOutcome("window_closed", 0, 0, exc.reason, channel.window(customer_id))
     except SessionStateRefused as exc:

@@ -31,6 +31,7 @@ from shared.channels.base import (
     InboundRequest,
     MalformedRequest,
     OutboundCitation,
+    OutboundKind,
     PullNotice,
     SendReport,
     SignatureInvalid,
@@ -188,9 +189,15 @@ class WebhookChannel(Channel):
 
     # --- outbound ---
 
-    def send(self, customer_id: str, text: str, citations: list[OutboundCitation] | None = None) -> SendReport:
+    def send(
+        self,
+        customer_id: str,
+        text: str,
+        citations: list[OutboundCitation] | None = None,
+        kind: OutboundKind = "answer",
+    ) -> SendReport:
         event = {
-            "type": "answer",
+            "type": kind,
             "user": customer_id,
             "text": text,
             "citations": [{"title": c.title, "url": c.url} for c in citations or []],

@@ -22,6 +22,7 @@ from shared.channels.base import (
     InboundRequest,
     MalformedRequest,
     OutboundCitation,
+    OutboundKind,
     PullNotice,
     SendReport,
     SignatureInvalid,
@@ -151,7 +152,13 @@ class WeChatOAChannel(Channel):
         if message.opens_window != "none":
             self.windows.opened(message.customer_id, message.opens_window, at=message.sent_at or None)
 
-    def send(self, customer_id: str, text: str, citations: list[OutboundCitation] | None = None) -> SendReport:
+    def send(
+        self,
+        customer_id: str,
+        text: str,
+        citations: list[OutboundCitation] | None = None,
+        kind: OutboundKind = "answer",
+    ) -> SendReport:
         parts = compose_reply(text, citations, self.config.text_limit_bytes)
         allowed = self.windows.consume(customer_id, len(parts)) if parts else 0
         sent = 0

@@ -27,6 +27,7 @@ from shared.channels.base import (
     InboundRequest,
     MalformedRequest,
     OutboundCitation,
+    OutboundKind,
     PullNotice,
     SendReport,
     SignatureInvalid,
@@ -205,7 +206,13 @@ class WeComKfChannel(Channel):
         if message.opens_window != "none":
             self.windows.opened(message.customer_id, message.opens_window, at=message.sent_at or None)
 
-    def send(self, customer_id: str, text: str, citations: list[OutboundCitation] | None = None) -> SendReport:
+    def send(
+        self,
+        customer_id: str,
+        text: str,
+        citations: list[OutboundCitation] | None = None,
+        kind: OutboundKind = "answer",
+    ) -> SendReport:
         open_kfid, external_userid = split_customer(customer_id)
         parts = compose_reply(text, citations, self.config.text_limit_bytes)
         allowed = self.windows.consume(customer_id, len(parts)) if parts else 0
@@ -231,6 +238,14 @@ class WeComKfChannel(Channel):
             "/cgi-bin/kf/service_state/get", {"open_kfid": open_kfid, "external_userid": external_userid}
         )
         return SessionState(int(payload.get("service_state", 0)))
+
+    def hand_off(self, customer_id: str) -> str | None:
+        """With ``handoffToWecomServicer``, a handoff moves the session to that WeCom servicer (state 3)."""
+        servicer = self.config.handoff_to_wecom_servicer
+        if not servicer:
+            return None
+        self.transfer(customer_id, SessionState.HUMAN_IN_WECOM, servicer)
+        return servicer
 
     def transfer(self, customer_id: str, to: SessionState, servicer_userid: str | None = None) -> None:
         """Move the session (to 1 when kefu takes it, to 3 with a WeCom servicer for a human hand-off)."""

@@ -299,6 +299,7 @@ class VisitorDesk:
             updated_at=started,
             visitor_page=connection.page,
             visitor_language=connection.language,
+            channel=connection.channel,
         )
         previous = connection.conversation_id
         if not self.store.claim_connection_conversation(

@@ -70,3 +70,16 @@ class Notifier:
     def agents(self, tenant_id: str, frame: Frame) -> int:
         """To every agent connection of the tenant."""
         return sum(self.send(c.connection_id, frame) for c in self.agent_connections(tenant_id))
+
+
+def tell_assignee(store: StateStore, push: ClientPush, conversation_id: str) -> None:
+    """Send the conversation's agent its current summary (``conversation.updated``): something about it
+    changed that no other frame carries (a channel's refusal to deliver). Best effort."""
+    from shared.handoff.views import summary
+    from shared.wire.protocol import ConversationUpdated
+
+    conversation = store.get_conversation(conversation_id)
+    if conversation is None or conversation.status != "assigned" or conversation.assignee_id is None:
+        return
+    frame = ConversationUpdated(conversation=summary(conversation))
+    Notifier(store, push).agent(conversation.tenant_id, conversation.assignee_id, frame)

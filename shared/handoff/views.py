@@ -8,6 +8,8 @@ from shared.handoff.texts import notice_language
 from shared.state.records import VERIFIED_USER_PREFIX, Agent, Conversation, StoredMessage
 from shared.wire.protocol import (
     AgentRef,
+    ChannelNoticeOut,
+    ChannelOut,
     ConversationSummary,
     Frame,
     HistoryFrame,
@@ -34,6 +36,8 @@ def visitor_info(conversation: Conversation, *, page_chars: int = 200) -> Visito
         # Declared by the page, else that of the visitor's last words (a channel declares none).
         language=notice_language(conversation),
         first_seen=conversation.created_at,
+        channel=ChannelOut(**conversation.channel.model_dump()) if conversation.channel else None,
+        channel_notice=ChannelNoticeOut(**notice.model_dump()) if (notice := conversation.channel_notice) else None,
     )
 
 

@@ -18,6 +18,8 @@ from shared.state.records import (
     Agent,
     AgentEdit,
     AnswerUsage,
+    ChannelNotice,
+    ChannelRef,
     Citation,
     Connection,
     Conversation,
@@ -144,10 +146,23 @@ class DynamoStateStore(StateStore):
 
     # --- connections ---
     def put_connection(self, connection: Connection) -> None:
-        item = ConnectionModel(**connection.model_dump(exclude_none=True), expires_at=self._connection_ttl)
+        # A channel's customer has no socket to close: it is reachable as long as its conversation is kept.
+        ttl = self._conversation_ttl if connection.channel is not None else self._connection_ttl
+        item = ConnectionModel(**connection.model_dump(exclude_none=True), expires_at=ttl)
         if connection.role == "agent":
             item.agent_tenant_id = connection.tenant_id  # the sparse index of agent connections
         item.save()
+
+    def add_connection(self, connection: Connection) -> bool:
+        ttl = self._conversation_ttl if connection.channel is not None else self._connection_ttl
+        item = ConnectionModel(**connection.model_dump(exclude_none=True), expires_at=ttl)
+        try:
+            item.save(condition=ConnectionModel.connection_id.does_not_exist())
+        except PutError as exc:
+            if not _condition_failed(exc):
+                raise
+            return False
+        return True
 
     def get_connection(self, connection_id: str) -> Connection | None:
         item = _get(ConnectionModel, connection_id)
@@ -362,6 +377,20 @@ class DynamoStateStore(StateStore):
             if not _condition_failed(exc):
                 raise
 
+    def set_channel_notice(self, conversation_id: str, notice: ChannelNotice | None) -> None:
+        attribute = ConversationModel.channel_notice
+        condition = ConversationModel.conversation_id.exists()
+        if notice is None:  # conditional: most sends find nothing to clear, and then write nothing
+            action: Action = attribute.remove()
+            condition &= attribute.exists()
+        else:
+            action = attribute.set(notice.model_dump())
+        try:
+            ConversationModel(conversation_id).update(actions=[action], condition=condition)
+        except Exception as exc:
+            if not _condition_failed(exc):
+                raise
+
     def advance_read(self, conversation_id: str, side: ReadSide, message_id: str) -> bool:
         attribute = ConversationModel.visitor_read_until if side == "visitor" else ConversationModel.agent_read_until
         try:
@@ -540,6 +569,7 @@ def _to_connection(item: ConnectionModel) -> Connection:
         page=item.page,
         language=item.language,
         source_ip=item.source_ip,
+        channel=ChannelRef.model_validate(item.channel) if item.channel else None,
     )
 
 
@@ -564,4 +594,6 @@ def _to_conversation(item: ConversationModel) -> Conversation:
         agent_read_until=item.agent_read_until,
         wait_notified_at=item.wait_notified_at,
         ticket=Ticket.model_validate(item.ticket) if item.ticket else None,
+        channel=ChannelRef.model_validate(item.channel) if item.channel else None,
+        channel_notice=ChannelNotice.model_validate(item.channel_notice) if item.channel_notice else None,
     )

@@ -97,6 +97,24 @@ class Tenant(BaseModel):
     admin_keys: dict[str, AdminKeyRecord] = Field(default_factory=dict)
 
 
+class ChannelRef(BaseModel):
+    """The messaging channel a customer writes from (WeChat, WeCom, an app) and their id on it."""
+
+    kind: str
+    channel_id: str
+    customer_id: str
+
+
+class ChannelNotice(BaseModel):
+    """The platform's last refusal to take a message for this customer (``window_closed``: the reply
+    window or quota is used up; ``session_elsewhere``: WeCom's own staff hold the session), shown to
+    agents until a later message goes through."""
+
+    status: str
+    reason: str
+    at: int
+
+
 class Connection(BaseModel):
     connection_id: str
     tenant_id: str
@@ -113,6 +131,8 @@ class Connection(BaseModel):
     language: str | None = None
     # The caller's address as API Gateway saw it (visitors; per-address limits), never shown to agents.
     source_ip: str | None = None
+    # A customer on a messaging channel: frames to this "connection" go out through the channel.
+    channel: ChannelRef | None = None
 
 
 class Ticket(BaseModel):
@@ -155,6 +175,9 @@ class Conversation(BaseModel):
     wait_notified_at: int | None = None
     # Contact details and a message left by the visitor (the agents' ticket), if any.
     ticket: Ticket | None = None
+    # A conversation from a messaging channel, and the platform's last refusal to deliver in it.
+    channel: ChannelRef | None = None
+    channel_notice: ChannelNotice | None = None
 
 
 class Agent(BaseModel):

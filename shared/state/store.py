@@ -8,6 +8,7 @@ from typing import Literal
 from shared.state.records import (
     Agent,
     AgentEdit,
+    ChannelNotice,
     Citation,
     Connection,
     Conversation,
@@ -59,6 +60,11 @@ class StateStore(ABC):
     # --- connections ---
     @abstractmethod
     def put_connection(self, connection: Connection) -> None: ...
+
+    @abstractmethod
+    def add_connection(self, connection: Connection) -> bool:
+        """Store the connection only if no connection has its id; False when one had (a channel
+        customer's first messages arriving together must not reset each other's conversation)."""
 
     @abstractmethod
     def get_connection(self, connection_id: str) -> Connection | None: ...
@@ -134,6 +140,10 @@ class StateStore(ABC):
     @abstractmethod
     def set_preview(self, conversation_id: str, preview: str, at: int) -> None:
         """The last visitor message (for the agents' lists) and the activity time."""
+
+    @abstractmethod
+    def set_channel_notice(self, conversation_id: str, notice: ChannelNotice | None) -> None:
+        """Record (or clear) a channel's refusal to deliver in this conversation (shown to agents)."""
 
     @abstractmethod
     def advance_read(self, conversation_id: str, side: ReadSide, message_id: str) -> bool:

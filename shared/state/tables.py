@@ -107,6 +107,8 @@ class ConnectionModel(Model):
     page = UnicodeAttribute(null=True)
     language = UnicodeAttribute(null=True)
     source_ip = UnicodeAttribute(null=True)
+    # A messaging channel's customer (ChannelRef as JSON).
+    channel = JSONAttribute(null=True)
     expires_at = TTLAttribute()
 
     by_conversation = ConnectionsByConversation()
@@ -182,6 +184,9 @@ class ConversationModel(Model):
     ticket = JSONAttribute(null=True)
     ticket_tenant_id = UnicodeAttribute(null=True)
     ticket_at = NumberAttribute(null=True)
+    # ChannelRef and ChannelNotice as JSON (conversations from messaging channels).
+    channel = JSONAttribute(null=True)
+    channel_notice = JSONAttribute(null=True)
     expires_at = TTLAttribute()
 
     by_tenant = ConversationsByTenant()

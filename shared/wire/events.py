@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.parser.models import (
 )
 from pydantic import Field, Json, TypeAdapter, field_validator
 
-from shared.wire.jobs import GenerateJob
+from shared.wire.jobs import QueueJob
 
 
 class ConnectEvent(APIGatewayWebSocketConnectEventModel):
@@ -52,9 +52,9 @@ def door_event(event: dict[str, Any]) -> ConnectEvent | DisconnectEvent:
 
 
 class GenerateJobRecord(SqsRecordModel):
-    """One record of the generate queue: its body is a GenerateJob (JSON)."""
+    """One record of the generate queue: its body is a job (JSON), told apart by its fields."""
 
-    body: Json[GenerateJob]
+    body: Json[QueueJob]
 
 
 def generate_batch() -> SqsFifoPartialProcessor:

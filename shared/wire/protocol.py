@@ -409,12 +409,31 @@ class MessageOut(_Frame):
     complete: bool | None = None
 
 
+class ChannelOut(_Frame):
+    """A visitor on a messaging channel: its kind (wechat_oa, wecom_kf, webhook) and their platform id."""
+
+    kind: str
+    channel_id: str
+    customer_id: str
+
+
+class ChannelNoticeOut(_Frame):
+    """The platform's last refusal to deliver (``window_closed``, ``session_elsewhere``)."""
+
+    status: str
+    reason: str
+    at: int
+
+
 class VisitorInfo(_Frame):
     # What agents call the visitor ("Visitor 3F2A"); the id itself is not shown to agents.
     alias: str
     page: str | None = None
     language: str | None = None
     first_seen: int
+    # A visitor from a messaging channel (WeChat, WeCom, an app) rather than the widget.
+    channel: ChannelOut | None = None
+    channel_notice: ChannelNoticeOut | None = None
 
 
 class ConversationSummary(_Frame):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -56,3 +57,41 @@ def api_gateway_push(endpoint_url: str, region: str) -> ApiGatewayPush:
         "apigatewaymanagementapi", region=region, endpoint_url=endpoint_url, read_timeout=5, attempts=3, validate=False
     )
     return ApiGatewayPush(client)
+
+
+# --- the second kind of destination: a messaging channel's customer (shared/channels/push.py) ---
+
+_CHANNEL_PREFIX = "channel:"
+
+
+def channel_connection_id(channel_id: str, customer_id: str) -> str:
+    """The "connection" of a channel customer (API Gateway's connection ids never contain ':')."""
+    return f"{_CHANNEL_PREFIX}{channel_id}:{customer_id}"
+
+
+def is_channel_connection(connection_id: str) -> bool:
+    return connection_id.startswith(_CHANNEL_PREFIX)
+
+
+def channel_customer(connection_id: str) -> tuple[str, str]:
+    """(channel id, customer id) of a channel connection id (channel ids contain no ':')."""
+    _, channel_id, customer_id = connection_id.split(":", 2)
+    return channel_id, customer_id
+
+
+class RoutedPush(ClientPush):
+    """One port, two kinds of destination: a WebSocket connection (@connections) or a channel's
+    customer. The channel destination is built on first use (the connect function never needs it)."""
+
+    def __init__(self, sockets: ClientPush, channels: Callable[[], ClientPush]) -> None:
+        self._sockets = sockets
+        self._channels = channels
+
+    def _for(self, connection_id: str) -> ClientPush:
+        return self._channels() if is_channel_connection(connection_id) else self._sockets
+
+    def send(self, connection_id: str, frame: str) -> None:
+        self._for(connection_id).send(connection_id, frame)
+
+    def close(self, connection_id: str) -> None:
+        self._for(connection_id).close(connection_id)

@@ -75,6 +75,29 @@ OPENSEARCH: dict[str, Any] = {"env": "dev", "retrieval": "opensearch", **SKIP_BU
 # A knowledge rebuild toward Bedrock's Titan v2 (docs/deploy.md "Changing the embedder").
 REBUILD: dict[str, Any] = {"env": "dev", "rebuild_embedding": '{"provider": "bedrock"}', **SKIP_BUNDLING}
 
+# A fixed egress address for WeChat's and WeCom's IP allowlists (-c channels_egress=nat): channels,
+# generate and message in a VPC of their own behind a NAT gateway with an Elastic IP
+# (infra/constructs/egress.py); the callback URLs under the company's own domain (WeCom's rule).
+CHANNELS_NAT: dict[str, Any] = {
+    "env": "dev",
+    "channels_egress": "nat",
+    "channels_public_url": "https://kf.example.com/",
+    **SKIP_BUNDLING,
+}
+
+# The same with the hybrid profile's VPC: channels and message join generate in the customer's subnets,
+# behind the NAT gateway the hybrid option creates.
+HYBRID_CHANNELS_NAT: dict[str, Any] = {
+    "env": "dev",
+    "vpc_id": "vpc-0a1b2c3d4e5f60718",
+    "vpc_subnet_ids": "subnet-0aaaaaaaaaaaaaaa1,subnet-0bbbbbbbbbbbbbbb2",
+    "onprem_cidrs": "10.20.0.0/16",
+    "nat_public_subnet_id": "subnet-0ccccccccccccccc3",
+    "nat_route_table_ids": "rtb-0aaaaaaaaaaaaaaa1,rtb-0bbbbbbbbbbbbbbb2",
+    "channels_egress": "nat",
+    **SKIP_BUNDLING,
+}
+
 # Synthesized once per session without bundling, each as the fixture of its name (conftest.py).
 TEMPLATE_PROFILES: dict[str, dict[str, Any]] = {
     "prod": PROD,
@@ -84,6 +107,8 @@ TEMPLATE_PROFILES: dict[str, dict[str, Any]] = {
     "on_prem": ON_PREM,
     "rebuild": REBUILD,
     "opensearch": OPENSEARCH,
+    "channels_nat": CHANNELS_NAT,
+    "hybrid_channels_nat": HYBRID_CHANNELS_NAT,
 }
 
 # Every profile fixture: dev (bundled) and the template-only ones; test_infra_lint.py lints each.

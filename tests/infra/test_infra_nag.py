@@ -29,8 +29,8 @@ def test_dev_stack_has_no_unacknowledged_findings(dev: Synth) -> None:
     assert report["pluginReports"] == [], json.dumps(report, indent=1)[:4000]
 
 
-def test_variants_have_no_unacknowledged_findings(prod: Synth, existing_domain: Synth) -> None:
-    for synth in (prod, existing_domain):
+def test_variants_have_no_unacknowledged_findings(prod: Synth, existing_domain: Synth, channels_nat: Synth) -> None:
+    for synth in (prod, existing_domain, channels_nat):
         assert _report(synth)["pluginReports"] == []
 
 

@@ -35,13 +35,13 @@ def test_resource_counts(dev: Synth) -> None:
     counts = {
         # the six + CDK's BucketDeployment (uploads the widget and console) + the visitor-token key's writer
         # + CDK's BucketNotificationsHandler (puts the uploads bucket's notification at deploy time)
-        "AWS::Lambda::Function": 9,
+        "AWS::Lambda::Function": 10,
         "AWS::Lambda::LayerVersion": 2,  # the shared code + BucketDeployment's AWS CLI
         "AWS::DynamoDB::Table": 7,  # the five of the state layer + the rate-limit counters + knowledge pointers
         "AWS::SQS::Queue": 2,
         "AWS::Lambda::EventSourceMapping": 1,
         "AWS::ApiGatewayV2::Api": 2,
-        "AWS::ApiGatewayV2::Route": 5,  # 4 WebSocket routes + the admin catch-all
+        "AWS::ApiGatewayV2::Route": 6,  # 4 WebSocket routes + the admin catch-all + the channels' callbacks
         "AWS::ApiGatewayV2::Stage": 2,
         # The default knowledge index is on S3: no OpenSearch (its OCUs cost ~$176+ a month idle).
         "AWS::OpenSearchServerless::Collection": 0,
@@ -58,7 +58,8 @@ def test_resource_counts(dev: Synth) -> None:
         # dev's essential two (dead letters, the WebSocket API's execution errors; prod: every one,
         # test_infra_monitoring.py)
         "AWS::CloudWatch::Alarm": 2,
-        "AWS::EC2::NatGateway": 0,  # only the hybrid profile's option
+        "AWS::EC2::NatGateway": 0,  # only the hybrid and channels_egress=nat options
+        "AWS::EC2::VPC": 0,
     }
     for cfn_type, count in counts.items():
         dev.template.resource_count_is(cfn_type, count)
@@ -264,7 +265,9 @@ def _admin_route(synth: Synth) -> dict[str, Any]:
         lid for lid, r in synth.of_type("AWS::ApiGatewayV2::Api").items() if r["Properties"]["ProtocolType"] == "HTTP"
     ]
     [route] = [
-        r for r in synth.of_type("AWS::ApiGatewayV2::Route").values() if r["Properties"]["ApiId"] == {"Ref": api_id}
+        r
+        for r in synth.of_type("AWS::ApiGatewayV2::Route").values()
+        if r["Properties"]["ApiId"] == {"Ref": api_id} and r["Properties"]["RouteKey"] == "$default"
     ]
     return dict(route["Properties"])
 

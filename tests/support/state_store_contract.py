@@ -14,6 +14,8 @@ from shared.state.records import (
     Agent,
     AgentEdit,
     AnswerUsage,
+    ChannelNotice,
+    ChannelRef,
     Citation,
     Connection,
     Conversation,
@@ -180,7 +182,27 @@ class StateStoreContract:
         assert [c.connection_id for c in store.agent_connections("t_1")] == ["agent1="]
         assert store.conversation_connections("c_none") == [] and store.agent_connections("t_none") == []
 
+    def test_a_channel_customer_round_trips_and_is_found_by_conversation(self, store: StateStore) -> None:
+        ref = ChannelRef(kind="wecom_kf", channel_id="ch_1", customer_id="wkKF1/wm_user")
+        customer = connection("channel:ch_1:wkKF1/wm_user", conversation_id="c_1", channel=ref)
+        assert store.add_connection(customer)
+        assert not store.add_connection(customer.model_copy(update={"conversation_id": None}))  # one exists
+        assert store.get_connection(customer.connection_id) == customer
+        assert [c.channel for c in store.conversation_connections("c_1")] == [ref]
+
     # --- conversations and their ownership ---
+
+    def test_a_channel_conversation_round_trips_and_its_notice_is_set_and_cleared(self, store: StateStore) -> None:
+        ref = ChannelRef(kind="wechat_oa", channel_id="ch_1", customer_id="o_user")
+        store.put_conversation(conversation("c_ch", channel=ref))
+        notice = ChannelNotice(status="window_closed", reason="the 48-hour reply window has passed", at=7)
+        store.set_channel_notice("c_ch", notice)
+        assert store.get_conversation("c_ch") == conversation("c_ch", channel=ref, channel_notice=notice)
+        store.set_channel_notice("c_ch", None)
+        store.set_channel_notice("c_ch", None)  # nothing to clear: no error
+        assert store.get_conversation("c_ch") == conversation("c_ch", channel=ref)
+        store.set_channel_notice("c_none", notice)  # no such conversation: nothing is created
+        assert store.get_conversation("c_none") is None
 
     def test_a_conversation_round_trips(self, store: StateStore) -> None:
         stored = conversation("c_1", visitor_page="https://shop.example/p", visitor_language="zh-CN")

@@ -16,6 +16,7 @@ from shared.state.records import (
     DIALOGUE_ROLES,
     Agent,
     AgentEdit,
+    ChannelNotice,
     Connection,
     Conversation,
     StatusChange,
@@ -27,7 +28,7 @@ from shared.state.records import (
 )
 from shared.state.store import ReadSide, StateStore
 from shared.state.uploads import UploadLedger, UploadRecord
-from shared.wire.jobs import GenerateJob, GenerationQueue
+from shared.wire.jobs import ChannelPullJob, GenerateJob, GenerationQueue, QueueJob
 from shared.wire.push import ClientPush
 
 
@@ -168,6 +169,10 @@ class InMemoryStateStore(StateStore):
             self.conversations[conversation_id].preview = preview
             self.conversations[conversation_id].updated_at = at
 
+    def set_channel_notice(self, conversation_id: str, notice: ChannelNotice | None) -> None:
+        if conversation_id in self.conversations:
+            self.conversations[conversation_id].channel_notice = notice
+
     def advance_read(self, conversation_id: str, side: ReadSide, message_id: str) -> bool:
         conversation = self.conversations.get(conversation_id)
         if conversation is None:
@@ -189,8 +194,17 @@ class InMemoryStateStore(StateStore):
     def put_connection(self, connection: Connection) -> None:
         self.connections[connection.connection_id] = connection
 
+    def add_connection(self, connection: Connection) -> bool:
+        with self._claims:
+            if connection.connection_id in self.connections:
+                return False
+            self.connections[connection.connection_id] = connection
+            return True
+
     def get_connection(self, connection_id: str) -> Connection | None:
-        return self.connections.get(connection_id)
+        # A copy, as a database read is: callers change their connection object while others read theirs.
+        connection = self.connections.get(connection_id)
+        return connection.model_copy() if connection is not None else None
 
     def set_connection_conversation(self, connection_id: str, conversation_id: str) -> None:
         if connection_id in self.connections:
@@ -307,12 +321,16 @@ class FakePush(ClientPush):
 class FakeQueue(GenerationQueue):
     def __init__(self, fail: bool = False) -> None:
         self.jobs: list[GenerateJob] = []
+        self.pulls: list[ChannelPullJob] = []
         self.fail = fail
 
-    def enqueue(self, job: GenerateJob) -> None:
+    def enqueue(self, job: QueueJob) -> None:
         if self.fail:
             raise RuntimeError("queue unavailable")
-        self.jobs.append(job)
+        if isinstance(job, GenerateJob):
+            self.jobs.append(job)
+        else:
+            self.pulls.append(job)
 
 
 class FakeRetriever(Retriever):

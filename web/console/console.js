@@ -428,6 +428,29 @@ function visitorName(c) {
   return c.visitor.alias;
 }
 
+// Visitors from a messaging channel (issue 14): the channel's kind, and the customer's platform id.
+const CHANNEL_NAMES = { wechat_oa: "WeChat", wecom_kf: "WeCom", webhook: "App" };
+
+function channelBadge(visitor) {
+  const channel = visitor && visitor.channel;
+  if (!channel) return null;
+  const badge = document.createElement("span");
+  badge.className = "channel-badge";
+  badge.textContent = CHANNEL_NAMES[channel.kind] || channel.kind;
+  badge.title = `${channel.kind} · ${channel.customerId}`;
+  return badge;
+}
+
+// What an agent must know when the platform stopped taking messages for this customer.
+function channelNoticeText(visitor) {
+  const notice = visitor && visitor.channelNotice;
+  if (!notice) return "";
+  const name = CHANNEL_NAMES[visitor.channel && visitor.channel.kind] || "The channel";
+  if (notice.status === "session_elsewhere") return `${name}: this customer is being served in WeCom; replies here are not delivered.`;
+  if (notice.status === "not_delivered") return `${name}: the last message could not be delivered (${notice.reason}).`;
+  return `${name} window closed: replies are not delivered until the customer writes again (${notice.reason}).`;
+}
+
 // "Visitor 3F2A · zh-CN"; a client that sent no language shows none (not a "?").
 function withLanguage(name, visitor) {
   return visitor && visitor.language ? `${name} · ${visitor.language}` : name;
@@ -513,6 +536,8 @@ function renderList(ul, items, emptyText, waiting) {
     const name = document.createElement("span");
     name.className = "name";
     name.textContent = withLanguage(visitorName(c), c.visitor);
+    const badge = channelBadge(c.visitor);
+    if (badge) name.append(" ", badge);
     li.append(name);
     if (waiting && c.waitingSince) {
       const wait = document.createElement("span");
@@ -580,8 +605,14 @@ function renderChat() {
   const c = selectedSummary();
   $("empty").hidden = !!c;
   for (const id of ["chat-head", "transcript", "composer", "details"]) $(id).hidden = !c;
+  $("channel-notice").hidden = true;
   if (!c) return;
   $("chat-title").textContent = visitorName(c);
+  const badge = channelBadge(c.visitor);
+  if (badge) $("chat-title").append(" ", badge);
+  const channelNotice = channelNoticeText(c.visitor);
+  $("channel-notice").textContent = channelNotice;
+  $("channel-notice").hidden = !channelNotice;
   $("chat-status").textContent = c.status;
   $("chat-status").className = `status ${c.status}`;
   $("chat-assignee").textContent = c.assignee ? `Agent: ${c.assignee.name}` : "";
@@ -673,6 +704,9 @@ function renderDetails() {
     ["Page", c.visitor.page || "—"],
     ["Language", c.visitor.language || "—"],
     ["First seen", new Date(c.visitor.firstSeen).toLocaleString()],
+    ...(c.visitor.channel
+      ? [["Channel", `${CHANNEL_NAMES[c.visitor.channel.kind] || c.visitor.channel.kind} · ${c.visitor.channel.customerId}`]]
+      : []),
     ["Status", c.status],
     ["Reason", c.reason ? c.reason.replace("_", " ") : "—"],
     ["Waiting since", c.waitingSince ? new Date(c.waitingSince).toLocaleTimeString() : "—"],

@@ -5,7 +5,7 @@ from fastapi import APIRouter
 from shared.admin.deps import ExistingTenant, Store
 from shared.config_section import CamelModel
 from shared.errors import NotFound
-from shared.state.records import AnswerUsage, Citation, StoredMessage
+from shared.state.records import AnswerUsage, ChannelNotice, ChannelRef, Citation, StoredMessage
 
 router = APIRouter(prefix="/v1/tenants/{tenant_id}/conversations", tags=["conversations"])
 
@@ -38,10 +38,20 @@ class ConversationUsage(CamelModel):
     output_tokens: int
 
 
+class ChannelRefOut(ChannelRef, CamelModel):
+    """The messaging channel and the customer's platform id, for conversations from a channel."""
+
+
+class ChannelNoticeOut(ChannelNotice, CamelModel):
+    """The platform's last refusal to deliver (``window_closed``, ``session_elsewhere``)."""
+
+
 class Transcript(CamelModel):
     conversation_id: str
     visitor_id: str
     status: str
+    channel: ChannelRefOut | None = None
+    channel_notice: ChannelNoticeOut | None = None
     messages: list[MessageOut]
     usage: ConversationUsage
 
@@ -66,6 +76,10 @@ def transcript(conversation_id: str, tenant: ExistingTenant, store: Store) -> Tr
         conversation_id=conversation.conversation_id,
         visitor_id=conversation.visitor_id,
         status=conversation.status,
+        channel=ChannelRefOut(**conversation.channel.model_dump()) if conversation.channel else None,
+        channel_notice=(
+            ChannelNoticeOut(**conversation.channel_notice.model_dump()) if conversation.channel_notice else None
+        ),
         messages=[
             MessageOut(
                 message_id=m.message_id,

@@ -1,0 +1,311 @@
+"""A channel message through the visitor intake (ChannelDesk) and frames for a channel customer through
+the push port's channel destination (ChannelPush), over in-memory fakes. The platform is WeChat's API
+as an httpx MockTransport that records what was sent (tests/e2e runs it against the fake servers)."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.channels.base import Channel, VisitorMessage
+from shared.channels.directory import ChannelDirectory, ChannelRecord
+from shared.channels.inbox import ChannelAdapters
+from shared.channels.push import ChannelPush
+from shared.channels.registry import build_channel
+from shared.chat.channel_desk import ChannelDesk, NotQueued
+from shared.chat.intake import Intake
+from shared.handoff.notify import Notifier
+from shared.state.records import Citation, StoredMessage
+from shared.wire.protocol import AgentMessageFrame, AgentRef, AnswerDelta, AnswerEnd
+from shared.wire.push import RoutedPush, channel_connection_id
+from tests.support.channel_state_fake import FakeChannelState
+from tests.unit.handoff_support import TENANT, Desk
+
+
+@dataclass
+class WeChatApi:
+    """custom/send answers the next scripted errcode (0 when none is left)."""
+
+    errcodes: list[int] = field(default_factory=list)
+    sent: list[dict[str, Any]] = field(default_factory=list)
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/cgi-bin/token":
+            return httpx.Response(200, json={"access_token": "T1", "expires_in": 7200})
+        code = self.errcodes.pop(0) if self.errcodes else 0
+        if code == 0:
+            self.sent.append(json.loads(request.content))
+        return httpx.Response(200, json={"errcode": code, "errmsg": "ok" if code == 0 else "refused"})
+
+    def texts(self) -> list[str]:
+        return [s["text"]["content"] for s in self.sent]
+
+
+@dataclass
+class World:
+    desk: Desk
+    api: WeChatApi
+    record: ChannelRecord
+    channels: ChannelDesk
+    push: RoutedPush
+    state: FakeChannelState
+
+    def message(self, text: str, msg_id: str, customer: str = "o_user") -> VisitorMessage:
+        return VisitorMessage(self.record.channel_id, customer, msg_id, text, sent_at=0.0)
+
+    def deliver(self, text: str, msg_id: str, customer: str = "o_user") -> None:
+        message = self.message(text, msg_id, customer)
+        # As inbound.receive does before delivering: the message opens the customer's reply window.
+        self.adapter().customer_acted(message)
+        self.channels.deliver(self.record, message)
+
+    def adapter(self) -> Channel:
+        return self.push_adapters.for_record(self.record)
+
+    @property
+    def push_adapters(self) -> ChannelAdapters:
+        return self._adapters
+
+    _adapters: ChannelAdapters = field(init=False)
+
+    def conversation_id(self, customer: str = "o_user") -> str:
+        connection = self.desk.store.get_connection(channel_connection_id(self.record.channel_id, customer))
+        assert connection is not None and connection.conversation_id is not None
+        return connection.conversation_id
+
+
+def agent_reply(conversation_id: str, message_id: str, text: str) -> AgentMessageFrame:
+    agent = AgentRef(agent_id="a_1", name="Alice")
+    return AgentMessageFrame(
+        conversation_id=conversation_id, message_id=message_id, text=text, created_at=1, agent=agent
+    )
+
+
+@pytest.fixture
+def world() -> World:
+    desk = Desk()
+    api = WeChatApi()
+    state = FakeChannelState()
+    directory = ChannelDirectory(state)
+    fields = {"appId": "wx1", "token": "tok", "appSecret": "app-secret", "apiBaseUrl": "https://wechat.test"}
+    record = directory.create(TENANT, "wechat_oa", fields)
+    http = httpx.Client(transport=httpx.MockTransport(api))
+    adapters = ChannelAdapters(
+        lambda r: build_channel(r.kind, r.channel_id, r.fields, {"app-secret": "s"}.__getitem__, state, http)
+    )
+    channel_push = ChannelPush(directory, adapters.for_record, desk.store, state)
+    push = RoutedPush(desk.push, lambda: channel_push)
+    intake = Intake(
+        store=desk.store,
+        cache=desk.cache,
+        queue=desk.queue,
+        push=push,
+        callback_url="https://d/s",
+        max_message_chars=500,
+        clock=lambda: desk.now,
+    )
+    world = World(desk, api, record, ChannelDesk(desk.store, intake, desk.queue), push, state)
+    world._adapters = adapters
+    return world
+
+
+def test_a_channel_message_is_a_visitor_message_in_one_conversation_per_customer(world: World) -> None:
+    world.deliver("几点开门？", "m1")
+    world.deliver("周末呢？", "m2")
+    world.deliver("你好", "m3", customer="o_other")
+    conversation = world.desk.store.get_conversation(world.conversation_id())
+    assert conversation is not None and conversation.channel is not None
+    assert (conversation.channel.kind, conversation.channel.customer_id) == ("wechat_oa", "o_user")
+    assert [m.text for m in world.desk.store.list_messages(conversation.conversation_id)] == ["几点开门？", "周末呢？"]
+    assert world.conversation_id("o_other") != conversation.conversation_id
+    jobs = world.desk.queue.jobs
+    assert [job.text for job in jobs] == ["几点开门？", "周末呢？", "你好"]
+    assert jobs[0].connection_id == channel_connection_id(world.record.channel_id, "o_user")
+    assert world.api.sent == []  # acks are for widgets: nothing reached the platform
+
+
+def test_first_messages_arriving_together_share_one_conversation(world: World) -> None:
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(lambda i: world.deliver(f"问题{i}", f"m{i}"), range(4)))
+    conversations = {job.conversation_id for job in world.desk.queue.jobs}
+    assert len(world.desk.queue.jobs) == 4 and conversations == {world.conversation_id()}
+
+
+def test_a_follow_or_an_image_is_not_a_question(world: World) -> None:
+    world.deliver("", "event:o_user:1700000000")
+    world.deliver("   ", "m-image")
+    assert world.desk.store.conversations == {} and world.desk.queue.jobs == [] and world.api.sent == []
+
+
+def test_the_same_platform_message_is_stored_and_queued_once(world: World) -> None:
+    world.deliver("几点开门？", "m1")
+    world.deliver("几点开门？", "m1")  # got past the first-sighting check (e.g. its record expired)
+    assert len(world.desk.store.list_messages(world.conversation_id())) == 1
+    # Not answered yet, so it is queued again, as the widget's resend is: the same job (SQS drops the
+    # copy by its deduplication id, and the generate function's answered-check any later one).
+    assert len({job.dedup_id() for job in world.desk.queue.jobs}) == 1
+
+
+def test_a_message_stored_but_not_queued_is_refused_so_the_platform_retries(world: World) -> None:
+    world.desk.queue.fail = True
+    with pytest.raises(NotQueued):
+        world.deliver("几点开门？", "m1")
+    world.desk.queue.fail = False
+    world.deliver("几点开门？", "m1")
+    assert len(world.desk.queue.jobs) == 1
+    assert world.api.sent == []
+
+
+def test_asking_for_a_person_hands_off_and_the_notice_goes_out_through_the_channel(world: World) -> None:
+    world.desk.agent("a_1", "Alice")
+    world.deliver("转人工", "m1")
+    conversation_id = world.conversation_id()
+    assert world.desk.status(conversation_id) == "assigned"  # Alice is online: assigned at once
+    assert world.desk.queue.jobs == []  # the bot stays silent
+    assert world.api.texts(), world.api.texts()  # the handoff notices, in the customer's language
+    assert world.desk.frames("tab-a_1")  # the agents were told on their WebSockets
+
+
+def test_an_answer_goes_out_whole_with_citations_once(world: World) -> None:
+    world.deliver("几点开门？", "m1")
+    connection_id = channel_connection_id(world.record.channel_id, "o_user")
+    conversation_id = world.conversation_id()
+    delta = AnswerDelta(conversation_id=conversation_id, message_id="m.a", seq=0, text="每天")
+    citation = Citation(document_id="d1", title="营业时间", snippet="…", url="https://shop.example/hours")
+    end = AnswerEnd(conversation_id=conversation_id, message_id="m.a", text="每天九点开门。", citations=[citation])
+    world.push.send(connection_id, delta.to_json())
+    world.push.send(connection_id, end.to_json())
+    world.push.send(connection_id, end.to_json())  # a redelivered job's end frame
+    [sent] = world.api.texts()
+    assert sent.startswith("每天九点开门。") and "营业时间" in sent and "https://shop.example/hours" in sent
+
+
+def test_a_closed_window_is_stored_for_the_console_and_cleared_by_a_later_send(world: World) -> None:
+    world.deliver("几点开门？", "m1")
+    connection_id = channel_connection_id(world.record.channel_id, "o_user")
+    conversation_id = world.conversation_id()
+    world.api.errcodes = [45015]
+    reply = agent_reply(conversation_id, "m2", "您好")
+    world.push.send(connection_id, reply.to_json())  # refused: an outcome, not an exception
+    conversation = world.desk.store.get_conversation(conversation_id)
+    assert conversation is not None and conversation.channel_notice is not None
+    assert conversation.channel_notice.status == "window_closed"
+    assert "channel_window_closed" in world.desk.events(conversation_id)
+    world.deliver("还在吗？", "m3")  # the customer writes again: the window reopens
+    Notifier(world.desk.store, world.push).visitor(conversation_id, reply.model_copy(update={"message_id": "m4"}))
+    assert world.api.texts() == ["您好"]
+    assert world.desk.store.get_conversation(conversation_id).channel_notice is None  # type: ignore[union-attr]
+
+
+def test_a_platform_that_fails_is_shown_to_the_agents(world: World) -> None:
+    world.deliver("几点开门？", "m1")
+    conversation_id = world.conversation_id()
+    world.api.errcodes = [-1]  # WeChat's "system busy": no specific handling, the send failed
+    reply = agent_reply(conversation_id, "m2", "您好")
+    assert Notifier(world.desk.store, world.push).visitor(conversation_id, reply) == 0
+    notice = world.desk.store.get_conversation(conversation_id).channel_notice  # type: ignore[union-attr]
+    assert notice is not None and notice.status == "not_delivered" and "-1" in notice.reason
+    Notifier(world.desk.store, world.push).visitor(conversation_id, reply)
+    assert world.api.texts() == ["您好"]  # sent on the next try (it was not marked sent)
+    assert world.desk.store.get_conversation(conversation_id).channel_notice is None  # type: ignore[union-attr]
+
+
+def test_agent_frames_reach_the_channel_through_the_conversation(world: World) -> None:
+    world.deliver("几点开门？", "m1")
+    conversation_id = world.conversation_id()
+    reply = agent_reply(conversation_id, "m9", "九点")
+    assert Notifier(world.desk.store, world.push).visitor(conversation_id, reply) == 1
+    assert world.api.texts() == ["九点"]
+
+
+def test_a_deleted_channel_is_a_gone_connection(world: World) -> None:
+    world.deliver("几点开门？", "m1")
+    conversation_id = world.conversation_id()
+    ChannelDirectory(world.state).delete(world.record)
+    end = AnswerEnd(conversation_id=conversation_id, message_id="m.a", text="九点", citations=[])
+    assert Notifier(world.desk.store, world.push).visitor(conversation_id, end) == 0
+    assert world.api.sent == []
+    assert isinstance(world.desk.store.list_messages(conversation_id)[0], StoredMessage)
+
+
+@pytest.mark.parametrize("kefu_agent_online", [True, False])
+def test_a_wecom_channel_set_to_hand_off_to_its_own_staff_transfers_the_session(kefu_agent_online: bool) -> None:
+    desk = Desk()
+    if kefu_agent_online:
+        desk.agent("a_1", "Alice")
+    state = FakeChannelState()
+    directory = ChannelDirectory(state)
+    fields = {
+        "corpId": "ww1",
+        "token": "tok",
+        "encodingAesKey": "aes",
+        "corpSecret": "corp",
+        "apiBaseUrl": "https://wecom.test",
+        "handoffToWecomServicer": "zhangsan",
+    }
+    record = directory.create(TENANT, "wecom_kf", fields)
+    calls: list[tuple[str, dict[str, Any]]] = []
+
+    def wecom(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/cgi-bin/gettoken":
+            return httpx.Response(200, json={"access_token": "T", "expires_in": 7200})
+        calls.append((request.url.path, json.loads(request.content)))
+        transferred = any(path.endswith("/trans") for path, _ in calls)
+        if request.url.path == "/cgi-bin/kf/send_msg" and transferred:
+            return httpx.Response(200, json={"errcode": 95018, "errmsg": "invalid service state"})
+        return httpx.Response(200, json={"errcode": 0, "errmsg": "ok"})
+
+    http = httpx.Client(transport=httpx.MockTransport(wecom))
+    secrets = {"aes": "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C", "corp": "s"}
+    adapters = ChannelAdapters(
+        lambda r: build_channel(r.kind, r.channel_id, r.fields, secrets.__getitem__, state, http)
+    )
+    push = RoutedPush(desk.push, lambda: ChannelPush(directory, adapters.for_record, desk.store, state))
+    intake = Intake(desk.store, desk.cache, desk.queue, push, callback_url="https://d/s", max_message_chars=500)
+    customer = "wkKF1/wm_user"
+    message = VisitorMessage(record.channel_id, customer, "msg1", "转人工", sent_at=0.0)
+    adapters.for_record(record).customer_acted(message)
+    ChannelDesk(desk.store, intake, desk.queue).deliver(record, message)
+
+    [(path, body)] = [call for call in calls if call[0].endswith("/trans")]
+    assert (body["service_state"], body["servicer_userid"], body["external_userid"]) == (3, "zhangsan", "wm_user")
+    connection = desk.store.get_connection(channel_connection_id(record.channel_id, customer))
+    assert connection is not None and connection.conversation_id is not None
+    conversation = desk.store.get_conversation(connection.conversation_id)
+    assert conversation is not None and conversation.channel_notice is not None
+    assert conversation.channel_notice.status == "session_elsewhere"
+    assert "zhangsan" in conversation.channel_notice.reason
+    if not kefu_agent_online:  # WeCom's staff took them: no "nobody is available" notice was sent
+        assert not [call for call in calls if call[0] == "/cgi-bin/kf/send_msg"]
+
+
+def test_a_webhook_delivery_says_what_it_carries() -> None:
+    desk = Desk()
+    state = FakeChannelState()
+    directory = ChannelDirectory(state)
+    record = directory.create(TENANT, "webhook", {"deliveryUrl": "https://app.example/kefu", "secret": "s"})
+    delivered: list[dict[str, Any]] = []
+
+    def app(request: httpx.Request) -> httpx.Response:
+        delivered.append(json.loads(request.content))
+        return httpx.Response(200)
+
+    http = httpx.Client(transport=httpx.MockTransport(app))
+    key = {"s": "k"}.__getitem__
+    adapters = ChannelAdapters(lambda r: build_channel(r.kind, r.channel_id, r.fields, key, state, http))
+    push = ChannelPush(directory, adapters.for_record, desk.store, state)
+    connection_id = channel_connection_id(record.channel_id, "app-user-1")
+    citation = Citation(document_id="d1", title="Returns", snippet="…")
+    answer = AnswerEnd(conversation_id="c_1", message_id="m.a", text="30 days.", citations=[citation])
+    push.send(connection_id, answer.to_json())
+    push.send(connection_id, agent_reply("c_1", "m2", "I'll check.").to_json())
+    assert [(d["type"], d["user"], d["text"]) for d in delivered] == [
+        ("answer", "app-user-1", "30 days."),
+        ("agent_message", "app-user-1", "I'll check."),
+    ]
+    assert delivered[0]["citations"] == [{"title": "Returns", "url": None}]
