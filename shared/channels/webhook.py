@@ -92,6 +92,10 @@ class DeliveryRecord:
     at: float
 
 
+# How long the app's conversation id of a user is remembered after their last message.
+_HINT_TTL = 30 * 24 * 3600.0
+
+
 class DeliveryFailed(ChannelError):
     """Every attempt failed (or the company's server refused it for good); the record says why."""
 
@@ -135,7 +139,16 @@ class WebhookChannel(Channel):
         self._http = http
         self._clock = clock
         self._sleep = sleep
+        self._state = state
         self.log = DeliveryLog(state, channel_id)
+
+    def _conversation_key(self, customer_id: str) -> str:
+        return f"chan:app-conversation:{self.channel_id}:{customer_id}"
+
+    def customer_acted(self, message: VisitorMessage) -> None:
+        """Remember the app's own conversation id, so what kefu sends this user says where it belongs."""
+        if message.conversation_hint:
+            self._state.put(self._conversation_key(message.customer_id), {"id": message.conversation_hint}, _HINT_TTL)
 
     # --- inbound ---
 
@@ -196,8 +209,10 @@ class WebhookChannel(Channel):
         citations: list[OutboundCitation] | None = None,
         kind: OutboundKind = "answer",
     ) -> SendReport:
+        hint = self._state.get(self._conversation_key(customer_id))
         event = {
             "type": kind,
+            "conversation": hint["id"] if hint else None,
             "user": customer_id,
             "text": text,
             "citations": [{"title": c.title, "url": c.url} for c in citations or []],
@@ -247,7 +262,7 @@ class WebhookChannel(Channel):
             DeliveryRecord(
                 delivery_id,
                 str(event.get("type", "")),
-                str(event.get("conversation", event.get("user", ""))),
+                str(event.get("conversation") or event.get("user", "")),
                 attempts,
                 status,
                 http,

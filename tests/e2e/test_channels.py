@@ -262,7 +262,7 @@ def test_an_app_user_through_the_webhook_channel(shop: Shop) -> None:
         unsigned = httpx.post(channel["webhookUrl"], content=body, headers={"content-type": "application/json"})
         assert unsigned.status_code == 401
         [event] = wait_for(lambda: list(backend.accepted), what="the signed delivery")
-    assert event["type"] == "answer" and event["user"] == "app-user-7"
+    assert (event["type"], event["user"], event["conversation"]) == ("answer", "app-user-7", "app-conv-1")
     assert "2 to 4" in event["text"] and event["citations"][0]["url"] == "https://shop.example/help/shipping"
     assert backend.bad_signatures == 0
 

@@ -300,12 +300,15 @@ def test_a_webhook_delivery_says_what_it_carries() -> None:
     adapters = ChannelAdapters(lambda r: build_channel(r.kind, r.channel_id, r.fields, key, state, http))
     push = ChannelPush(directory, adapters.for_record, desk.store, state)
     connection_id = channel_connection_id(record.channel_id, "app-user-1")
+    adapters.for_record(record).customer_acted(
+        VisitorMessage(record.channel_id, "app-user-1", "c1", "hi", 0.0, conversation_hint="app-conv-9")
+    )
     citation = Citation(document_id="d1", title="Returns", snippet="…")
     answer = AnswerEnd(conversation_id="c_1", message_id="m.a", text="30 days.", citations=[citation])
     push.send(connection_id, answer.to_json())
     push.send(connection_id, agent_reply("c_1", "m2", "I'll check.").to_json())
-    assert [(d["type"], d["user"], d["text"]) for d in delivered] == [
-        ("answer", "app-user-1", "30 days."),
-        ("agent_message", "app-user-1", "I'll check."),
+    assert [(d["type"], d["user"], d["conversation"], d["text"]) for d in delivered] == [
+        ("answer", "app-user-1", "app-conv-9", "30 days."),
+        ("agent_message", "app-user-1", "app-conv-9", "I'll check."),
     ]
     assert delivered[0]["citations"] == [{"title": "Returns", "url": None}]
