@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install runtime first-run run reset faults test lint typecheck unit integration e2e infra browser screenshots bench eval cost system-deps node-deps clean
+.PHONY: install runtime first-run run reset faults test suite lint typecheck unit integration e2e infra browser screenshots bench eval cost system-deps node-deps clean
 
 ## Two installs in one .venv: what running needs (`make run`, `./kefu`: the runtime and the emulator's
 ## moto/uvicorn, extra "local") and everything for tests and tooling (extra "dev": CDK, mypy, Playwright…).
@@ -74,8 +74,13 @@ browser: install system-deps
 screenshots: install system-deps
 	KEFU_SCREENSHOT_DIR=docs/screenshots $(BIN)/pytest tests/browser -q
 
-## Every suite: lint, types, unit, integration, e2e, browser, infra.
-test: install system-deps node-deps lint typecheck
+## Every suite: lint, types, unit, integration, e2e, browser, infra. mypy (a minute and more on a cold
+## cache) runs beside pytest, whose two workers leave a core partly idle while they wait on the stacks.
+test: install system-deps node-deps lint
+	$(MAKE) --no-print-directory -j2 typecheck suite
+
+## The whole pytest suite on two workers (test files kept whole: tests/conftest.py).
+suite: install system-deps node-deps
 	$(BIN)/pytest tests -n 2 --dist loadgroup
 
 ## The long fault-injection run (model killed/refusing/429/500/503/hanging/slow, Redis and moto restarted,
