@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.channels.base import Channel, VisitorMessage
+from shared.channels.base import Channel, PlatformError, VisitorMessage
 from shared.channels.directory import ChannelDirectory, ChannelRecord
 from shared.channels.inbox import ChannelAdapters
 from shared.channels.push import ChannelPush
@@ -55,11 +55,11 @@ class World:
     push: RoutedPush
     state: FakeChannelState
 
-    def message(self, text: str, msg_id: str, customer: str = "o_user") -> VisitorMessage:
-        return VisitorMessage(self.record.channel_id, customer, msg_id, text, sent_at=0.0)
+    def message(self, text: str, msg_id: str, customer: str = "o_user", msg_type: str = "text") -> VisitorMessage:
+        return VisitorMessage(self.record.channel_id, customer, msg_id, text, sent_at=0.0, msg_type=msg_type)
 
-    def deliver(self, text: str, msg_id: str, customer: str = "o_user") -> None:
-        message = self.message(text, msg_id, customer)
+    def deliver(self, text: str, msg_id: str, customer: str = "o_user", msg_type: str = "text") -> None:
+        message = self.message(text, msg_id, customer, msg_type)
         # As inbound.receive does before delivering: the message opens the customer's reply window.
         self.adapter().customer_acted(message)
         self.channels.deliver(self.record, message)
@@ -109,7 +109,7 @@ def world() -> World:
         max_message_chars=500,
         clock=lambda: desk.now,
     )
-    world = World(desk, api, record, ChannelDesk(desk.store, intake, desk.queue), push, state)
+    world = World(desk, api, record, ChannelDesk(desk.store, intake, desk.queue, state), push, state)
     world._adapters = adapters
     return world
 
@@ -140,6 +140,50 @@ def test_a_follow_or_an_image_is_not_a_question(world: World) -> None:
     world.deliver("", "event:o_user:1700000000")
     world.deliver("   ", "m-image")
     assert world.desk.store.conversations == {} and world.desk.queue.jobs == [] and world.api.sent == []
+
+
+def test_a_media_message_is_answered_honestly_once_in_a_while(world: World) -> None:
+    world.deliver("", "m-image", msg_type="image")
+    world.deliver("", "m-voice", msg_type="voice")  # a second one minutes later: not told again
+    [told] = world.api.texts()
+    assert "文字" in told and "转人工" in told  # zh-CN on WeChat: type it, or ask for a person
+    assert world.desk.queue.jobs == [] and world.desk.store.conversations == {}  # nothing to answer
+    world.deliver("", "m-loc", customer="o_other", msg_type="location")  # another customer is told too
+    assert len(world.api.texts()) == 2
+
+
+def test_a_media_message_in_a_conversation_is_a_transcript_line_and_asks_no_answer(world: World) -> None:
+    world.deliver("几点开门？", "m1")
+    world.deliver("", "m2", msg_type="image")
+    conversation_id = world.conversation_id()
+    assert world.desk.events(conversation_id) == ["channel_media"]
+    [line] = [m for m in world.desk.store.list_messages(conversation_id) if m.role == "event"]
+    assert "an image" in line.text and "wechat_oa" in line.text
+    assert [job.text for job in world.desk.queue.jobs] == ["几点开门？"]  # the image queued no answer
+    assert "转人工" in world.api.texts()[-1]
+
+
+def test_a_media_message_in_a_handed_off_conversation_reaches_the_agent(world: World) -> None:
+    world.desk.agent("a_1", "Alice")
+    world.deliver("转人工", "m1")
+    conversation_id = world.conversation_id()
+    assert world.desk.status(conversation_id) == "assigned"
+    sent_before = len(world.api.texts())
+    world.deliver("", "m2", msg_type="file")
+    told = world.api.texts()[sent_before:]
+    assert len(told) == 1 and "客服看不到" in told[0] and "转人工" not in told[0]  # people have it already
+    assert "channel_media" in world.desk.events(conversation_id)
+    [update] = world.desk.frames("tab-a_1", "conversation.updated")  # the console reloads the transcript
+    assert update["conversation"]["conversationId"] == conversation_id
+    assert update["conversation"]["preview"] == "[a file]"
+
+
+def test_a_media_notice_the_platform_did_not_take_is_told_on_the_retry(world: World) -> None:
+    world.api.errcodes = [-1]  # the platform is busy: the send fails, the platform's retry comes
+    with pytest.raises(PlatformError):
+        world.deliver("", "m-image", msg_type="image")
+    world.deliver("", "m-image", msg_type="image")
+    assert len(world.api.texts()) == 1
 
 
 def test_the_same_platform_message_is_stored_and_queued_once(world: World) -> None:
