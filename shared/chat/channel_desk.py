@@ -14,11 +14,12 @@ import hashlib
 import json
 from dataclasses import dataclass, replace
 
-from shared.channels.base import ChannelError, PullNotice, VisitorMessage
+from shared.channels.base import STAFF_ENDED_SESSION, ChannelError, PullNotice, VisitorMessage
 from shared.channels.directory import ChannelRecord
 from shared.channels.state import ChannelState
 from shared.chat.intake import Intake
-from shared.handoff.notify import tell_assignee
+from shared.handoff.notify import Notifier, tell_assignee
+from shared.handoff.service import Handoff
 from shared.observability import logger
 from shared.state.records import ChannelRef, Connection, Conversation, StoredMessage, new_message_id, now_ms
 from shared.state.store import StateStore
@@ -98,6 +99,9 @@ class ChannelDesk:
     def deliver(self, record: ChannelRecord, message: VisitorMessage) -> None:
         """Store the message as the customer's (their conversation, started if needed) and queue its answer
         or pass it to the agent who holds the conversation. Raises when it was not taken (retry)."""
+        if message.extra.get("event") == STAFF_ENDED_SESSION:
+            self._staff_ended(record, message)
+            return
         if not message.text.strip():
             if message.msg_type not in _READ_TYPES:
                 self._media(record, message)
@@ -157,6 +161,37 @@ class ChannelDesk:
         if people_own_it:
             self.store.set_preview(conversation.conversation_id, f"[{label}]", at)
             tell_assignee(self.store, self.intake.push, conversation.conversation_id)
+
+    def _staff_ended(self, record: ChannelRecord, message: VisitorMessage) -> None:
+        """The platform's own staff (WeCom's reception) ended the session kefu had handed to them: the
+        conversation stops saying it is held there, and goes back to the bot if it still waits in
+        kefu's queue (a kefu agent who took it meanwhile keeps it)."""
+        connection = self.store.get_connection(channel_connection_id(record.channel_id, message.customer_id))
+        conversation = self._conversation_of(connection) if connection is not None else None
+        if conversation is None or conversation.status not in ("queued", "assigned"):
+            logger.info("platform session ended: nothing held", extra={"channel_id": record.channel_id})
+            return
+        servicer = message.extra.get("servicer") or "their servicer"
+        if conversation.channel_notice is not None and conversation.channel_notice.status == "session_elsewhere":
+            self.store.set_channel_notice(conversation.conversation_id, None)
+        handoff = Handoff(self.store, Notifier(self.store, self.intake.push), clock=self.intake.clock)
+        text = f"{record.kind}: the platform's reception staff ({servicer}) ended the session; back to the bot"
+        if handoff.released_by_platform(conversation, text) is not None:
+            return
+        # A kefu agent holds it: they can write again (the platform no longer holds the session).
+        at = now_ms()
+        self.store.add_message(
+            StoredMessage(
+                conversation_id=conversation.conversation_id,
+                message_id=new_message_id(at),
+                tenant_id=record.tenant_id,
+                role="event",
+                event="channel_session_ended",
+                text=f"{record.kind}: the platform's reception staff ({servicer}) ended their session",
+                created_at=at,
+            )
+        )
+        tell_assignee(self.store, self.intake.push, conversation.conversation_id)
 
     def _conversation_of(self, connection: Connection) -> Conversation | None:
         if connection.conversation_id is None:

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.channels.base import Channel, PlatformError, VisitorMessage
+from shared.channels.base import STAFF_ENDED_SESSION, Channel, PlatformError, VisitorMessage
 from shared.channels.directory import ChannelDirectory, ChannelRecord
 from shared.channels.inbox import ChannelAdapters
 from shared.channels.push import ChannelPush
@@ -20,7 +20,7 @@ from shared.channels.registry import build_channel
 from shared.chat.channel_desk import ChannelDesk, NotQueued
 from shared.chat.intake import Intake
 from shared.handoff.notify import Notifier
-from shared.state.records import Citation, StoredMessage
+from shared.state.records import ChannelNotice, Citation, StatusChange, StoredMessage
 from shared.wire.protocol import AgentMessageFrame, AgentRef, AnswerDelta, AnswerEnd
 from shared.wire.push import RoutedPush, channel_connection_id
 from tests.support.channel_state_fake import FakeChannelState
@@ -184,6 +184,46 @@ def test_a_media_notice_the_platform_did_not_take_is_told_on_the_retry(world: Wo
         world.deliver("", "m-image", msg_type="image")
     world.deliver("", "m-image", msg_type="image")
     assert len(world.api.texts()) == 1
+
+
+def _staff_ended(world: World, msg_id: str) -> None:
+    extra = {"event": STAFF_ENDED_SESSION, "servicer": "zhangsan"}
+    message = VisitorMessage(world.record.channel_id, "o_user", msg_id, "", 0.0, "event", "none", extra=extra)
+    world.channels.deliver(world.record, message)
+
+
+def test_a_session_the_platforms_staff_ended_goes_back_to_the_bot(world: World) -> None:
+    world.deliver("几点开门？", "m1")
+    conversation_id = world.conversation_id()
+    store = world.desk.store
+    conversation = store.get_conversation(conversation_id)
+    assert conversation is not None
+    # As a handoff to WeCom's own staff leaves it: queued in kefu, held by the platform.
+    store.change_status(conversation, StatusChange(status="queued", from_statuses=frozenset({"bot"}), waiting_since=1))
+    store.set_channel_notice(conversation_id, ChannelNotice(status="session_elsewhere", reason="zhangsan", at=1))
+    _staff_ended(world, "evt1")
+    conversation = store.get_conversation(conversation_id)
+    assert conversation is not None and conversation.status == "bot" and conversation.channel_notice is None
+    assert "returned_to_bot:platform" in world.desk.events(conversation_id)
+    world.deliver("周末呢？", "m2")  # the bot answers again
+    assert [job.text for job in world.desk.queue.jobs] == ["几点开门？", "周末呢？"]
+    _staff_ended(world, "evt2")  # a late or repeated event changes nothing
+    assert world.desk.status(conversation_id) == "bot"
+
+
+def test_a_session_the_platforms_staff_ended_stays_with_the_kefu_agent_who_holds_it(world: World) -> None:
+    world.desk.agent("a_1", "Alice")
+    world.deliver("转人工", "m1")
+    conversation_id = world.conversation_id()
+    assert world.desk.status(conversation_id) == "assigned"
+    world.desk.store.set_channel_notice(
+        conversation_id, ChannelNotice(status="session_elsewhere", reason="zhangsan", at=1)
+    )
+    _staff_ended(world, "evt1")
+    conversation = world.desk.store.get_conversation(conversation_id)
+    assert conversation is not None and conversation.status == "assigned" and conversation.channel_notice is None
+    assert "channel_session_ended" in world.desk.events(conversation_id)
+    assert world.desk.frames("tab-a_1", "conversation.updated")
 
 
 def test_the_same_platform_message_is_stored_and_queued_once(world: World) -> None:
