@@ -72,6 +72,8 @@ class World:
         return self._adapters
 
     _adapters: ChannelAdapters = field(init=False)
+    # What the ChannelSendsFailed metric counted: (tenant, channel, kind, status, conversation).
+    failed_sends: list[tuple[str, ...]] = field(init=False)
 
     def conversation_id(self, customer: str = "o_user") -> str:
         connection = self.desk.store.get_connection(channel_connection_id(self.record.channel_id, customer))
@@ -98,7 +100,10 @@ def world() -> World:
     adapters = ChannelAdapters(
         lambda r: build_channel(r.kind, r.channel_id, r.fields, {"app-secret": "s"}.__getitem__, state, http)
     )
-    channel_push = ChannelPush(directory, adapters.for_record, desk.store, state)
+    failed: list[tuple[str, ...]] = []
+    channel_push = ChannelPush(
+        directory, adapters.for_record, desk.store, state, count_failed=lambda *sent: failed.append(sent)
+    )
     push = RoutedPush(desk.push, lambda: channel_push)
     intake = Intake(
         store=desk.store,
@@ -111,6 +116,7 @@ def world() -> World:
     )
     world = World(desk, api, record, ChannelDesk(desk.store, intake, desk.queue, state), push, state)
     world._adapters = adapters
+    world.failed_sends = failed
     return world
 
 
@@ -280,6 +286,8 @@ def test_a_closed_window_is_stored_for_the_console_and_cleared_by_a_later_send(w
     assert conversation is not None and conversation.channel_notice is not None
     assert conversation.channel_notice.status == "window_closed"
     assert "channel_window_closed" in world.desk.events(conversation_id)
+    channel_id = world.record.channel_id
+    assert world.failed_sends == [(TENANT, channel_id, "wechat_oa", "window_closed", conversation_id)]
     world.deliver("还在吗？", "m3")  # the customer writes again: the window reopens
     Notifier(world.desk.store, world.push).visitor(conversation_id, reply.model_copy(update={"message_id": "m4"}))
     assert world.api.texts() == ["您好"]
@@ -294,8 +302,10 @@ def test_a_platform_that_fails_is_shown_to_the_agents(world: World) -> None:
     assert Notifier(world.desk.store, world.push).visitor(conversation_id, reply) == 0
     notice = world.desk.store.get_conversation(conversation_id).channel_notice  # type: ignore[union-attr]
     assert notice is not None and notice.status == "not_delivered" and "-1" in notice.reason
+    assert [sent[3] for sent in world.failed_sends] == ["not_delivered"]  # counted once, for the alarm
     Notifier(world.desk.store, world.push).visitor(conversation_id, reply)
     assert world.api.texts() == ["您好"]  # sent on the next try (it was not marked sent)
+    assert len(world.failed_sends) == 1  # a send that went through counts nothing
     assert world.desk.store.get_conversation(conversation_id).channel_notice is None  # type: ignore[union-attr]
 
 
