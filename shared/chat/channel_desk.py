@@ -168,12 +168,15 @@ class ChannelDesk:
         kefu's queue (a kefu agent who took it meanwhile keeps it)."""
         connection = self.store.get_connection(channel_connection_id(record.channel_id, message.customer_id))
         conversation = self._conversation_of(connection) if connection is not None else None
-        if conversation is None or conversation.status not in ("queued", "assigned"):
-            logger.info("platform session ended: nothing held", extra={"channel_id": record.channel_id})
+        notice = conversation.channel_notice if conversation is not None else None
+        if conversation is None or notice is None or notice.status != "session_elsewhere":
+            # Not a session kefu knows the platform holds (kefu's own queue and agents are not touched).
+            logger.info("platform session ended: not held there", extra={"channel_id": record.channel_id})
+            return
+        self.store.set_channel_notice(conversation.conversation_id, None)
+        if conversation.status not in ("queued", "assigned"):
             return
         servicer = message.extra.get("servicer") or "their servicer"
-        if conversation.channel_notice is not None and conversation.channel_notice.status == "session_elsewhere":
-            self.store.set_channel_notice(conversation.conversation_id, None)
         handoff = Handoff(self.store, Notifier(self.store, self.intake.push), clock=self.intake.clock)
         text = f"{record.kind}: the platform's reception staff ({servicer}) ended the session; back to the bot"
         if handoff.released_by_platform(conversation, text) is not None:

@@ -217,6 +217,19 @@ def test_a_session_the_platforms_staff_ended_goes_back_to_the_bot(world: World) 
     assert world.desk.status(conversation_id) == "bot"
 
 
+def test_a_session_end_leaves_kefus_own_queue_alone(world: World) -> None:
+    world.deliver("几点开门？", "m1")
+    conversation_id = world.conversation_id()
+    conversation = world.desk.store.get_conversation(conversation_id)
+    assert conversation is not None
+    # Waiting for kefu's agents, never handed to the platform's staff: their session ending is not ours.
+    world.desk.store.change_status(
+        conversation, StatusChange(status="queued", from_statuses=frozenset({"bot"}), waiting_since=1)
+    )
+    _staff_ended(world, "evt1")
+    assert world.desk.status(conversation_id) == "queued" and world.desk.events(conversation_id) == []
+
+
 def test_a_session_the_platforms_staff_ended_stays_with_the_kefu_agent_who_holds_it(world: World) -> None:
     world.desk.agent("a_1", "Alice")
     world.deliver("转人工", "m1")
