@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from aws_lambda_powertools import Tracer
 
 SERVICE = "kefu"
+# The CloudWatch namespace of every metric kefu emits (infra/constructs/monitoring.py alarms on some).
+METRICS_NAMESPACE = "Kefu"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -99,7 +101,7 @@ WEBSOCKET_REQUEST_ID = "requestContext.requestId"
 
 logger = Logger(service=SERVICE)
 tracer = LazyTracer(service=SERVICE)
-metrics = Metrics(namespace="Kefu", service=SERVICE)
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE)
 
 
 # --- what each answer cost ---
@@ -182,7 +184,12 @@ CHANNEL_SENDS_FAILED = "ChannelSendsFailed"
 
 
 def count_failed_channel_send(
-    tenant_id: str, channel_id: str, kind: str, status: str, conversation_id: str | None, namespace: str = "Kefu"
+    tenant_id: str,
+    channel_id: str,
+    kind: str,
+    status: str,
+    conversation_id: str | None,
+    namespace: str = METRICS_NAMESPACE,
 ) -> None:
     """One EMF record per channel send the platform did not take (``not_delivered``: unreachable or an
     error kefu has no rule for; ``window_closed``: the customer's reply window or quota). Its only
