@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from aws_lambda_powertools import Tracer
 
 SERVICE = "kefu"
+# The CloudWatch namespace of every metric kefu emits (infra/constructs/monitoring.py alarms on some).
+METRICS_NAMESPACE = "Kefu"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -99,7 +101,7 @@ WEBSOCKET_REQUEST_ID = "requestContext.requestId"
 
 logger = Logger(service=SERVICE)
 tracer = LazyTracer(service=SERVICE)
-metrics = Metrics(namespace="Kefu", service=SERVICE)
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE)
 
 
 # --- what each answer cost ---
@@ -173,6 +175,39 @@ class PowertoolsAnswerMeter(AnswerMeter):
         ):
             emf.add_metadata(key=key, value=value)
         emf.flush_metrics()
+
+
+# --- channel sends that did not reach the customer ---
+
+# The metric a failed channel send counts (infra/constructs/monitoring.py alarms on it under alarms=full).
+CHANNEL_SENDS_FAILED = "ChannelSendsFailed"
+
+
+def count_failed_channel_send(
+    tenant_id: str,
+    channel_id: str,
+    kind: str,
+    status: str,
+    conversation_id: str | None,
+    namespace: str = METRICS_NAMESPACE,
+) -> None:
+    """One EMF record per channel send the platform did not take (``not_delivered``: unreachable or an
+    error kefu has no rule for; ``window_closed``: the customer's reply window or quota). Its only
+    dimension is the service, so it is one custom metric whatever the tenants: the tenant, channel,
+    kind, status and conversation are properties of the log record (Logs Insights counts per tenant)."""
+    from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+
+    emf = EphemeralMetrics(namespace=namespace, service=SERVICE)
+    emf.add_metric(name=CHANNEL_SENDS_FAILED, unit=MetricUnit.Count, value=1)
+    for key, value in (
+        ("tenant", tenant_id),
+        ("channelId", channel_id),
+        ("channelKind", kind),
+        ("status", status),
+        ("conversationId", conversation_id or ""),
+    ):
+        emf.add_metadata(key=key, value=value)
+    emf.flush_metrics()
 
 
 class NoAnswerMeter(AnswerMeter):

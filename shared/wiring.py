@@ -498,7 +498,7 @@ def channel_desk() -> ChannelDesk:
     from shared.chat.channel_desk import ChannelDesk
 
     intake = _intake_at(channels_callback_url(), issues_visitor_tokens=False)
-    return ChannelDesk(state_store(), intake, generation_queue())
+    return ChannelDesk(state_store(), intake, generation_queue(), channel_state())
 
 
 @lru_cache(maxsize=1)

@@ -24,7 +24,13 @@ The channels function (WeChat, WeCom, app webhooks) has its Errors and Throttles
 every function. ``essential`` adds none for it: one more alarm would take the default profile past its
 $1 a month idle goal (docs/cost.md), and a channel customer's failed answer already shows there as a dead
 letter (generate's jobs are the same for every channel); a callback the function could not take is
-retried by the platform (WeChat: 3 times in 15 s).
+retried by the platform (WeChat: 3 times in 15 s). ``full`` also watches the channel code's own
+``ChannelSendsFailed`` metric (shared/observability.py: an answer, agent reply or notice the platform did
+not take, because it was unreachable, refused it, or the customer's reply window was closed): one such
+send is shown to the agents on its conversation, but several in five minutes mean a platform outage, a
+revoked secret or a changed IP allowlist that every channel customer meets. The metric's only
+dimension is the service (no tenant: the tenant is in the record's properties), so stacks sharing an
+account and region share it.
 """
 
 from __future__ import annotations
@@ -45,11 +51,16 @@ from infra.constructs.admin_api import AdminApi
 from infra.constructs.queue import GenerateQueue
 from infra.constructs.websocket_api import WebSocketApi
 from infra.nag import acknowledge
+from shared.observability import CHANNEL_SENDS_FAILED, METRICS_NAMESPACE, SERVICE
 
 # A job's first frame normally leaves within a second or two; one waiting a minute means generate
 # is throttled, failing or too few, and visitors are staring at a typing indicator.
 OLDEST_JOB_AGE_SECONDS = 60
 _PERIOD = Duration.minutes(5)
+# Failed channel sends in one period that page someone: a single closed window is an ordinary outcome
+# (the customer stopped writing two days ago) and is on the conversation for its agent; this many
+# across customers in five minutes is the platform refusing kefu.
+CHANNEL_SENDS_FAILED_THRESHOLD = 5
 # The alarms ``alarms=essential`` keeps (construct ids).
 ESSENTIAL_ALARMS = ("DeadLetters", "WebSocketExecutionErrors")
 
@@ -157,6 +168,23 @@ class Monitoring(Construct):
             "The HTTP API answered 5xx: an admin route or a platform's callback (/channels/...) failed, "
             "timed out or was throttled in its function.",
             admin_api.api.metric_server_error(period=_PERIOD, statistic="Sum"),
+        )
+
+        self._alarm(
+            "ChannelSendsFailed",
+            "channel-sends-failed",
+            f"{CHANNEL_SENDS_FAILED_THRESHOLD} or more answers, agent replies or notices were not delivered through "
+            "WeChat, WeCom or an app webhook in 5 minutes (platform unreachable or refusing, secret or IP "
+            "allowlist changed, reply windows closed). Logs Insights on the EMF records (tenant, channelId, "
+            "status) says which.",
+            cloudwatch.Metric(
+                namespace=METRICS_NAMESPACE,
+                metric_name=CHANNEL_SENDS_FAILED,
+                dimensions_map={"service": SERVICE},
+                period=_PERIOD,
+                statistic="Sum",
+            ),
+            threshold=CHANNEL_SENDS_FAILED_THRESHOLD,
         )
 
     def _alarm(

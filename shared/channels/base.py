@@ -70,6 +70,11 @@ class Acknowledgement:
     content_type: str = "text/plain; charset=utf-8"
 
 
+# ``VisitorMessage.extra["event"]`` of an event that says the platform's own staff ended the customer's
+# session (WeCom's reception servicers): kefu's bot takes the conversation back.
+STAFF_ENDED_SESSION = "staff_ended_session"
+
+
 @dataclass(frozen=True)
 class VisitorMessage:
     """One customer message, in kefu's terms.

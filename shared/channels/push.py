@@ -25,7 +25,7 @@ from shared.channels.directory import ChannelDirectory, ChannelRecord
 from shared.channels.outbound import SendOutcome, send_answer
 from shared.channels.state import ChannelState
 from shared.errors import ConnectionGone
-from shared.observability import logger
+from shared.observability import count_failed_channel_send, logger
 from shared.state.records import ChannelNotice, ChannelRef, StoredMessage, new_message_id, now_ms
 from shared.state.store import StateStore
 from shared.wire.push import ClientPush, channel_customer
@@ -36,6 +36,10 @@ _SENT_TTL_SECONDS = 7 * 24 * 3600.0
 # Notices that say nobody can chat now (shared/handoff/service.py's ``_nobody``).
 _NOBODY_CODES = frozenset({"no_agents", "offline"})
 _NO_WINDOW = WindowState(open=False, expires_at=None, remaining=None)
+# Outcomes that left the customer without the message (counted by the ``ChannelSendsFailed`` metric).
+_FAILED = frozenset({"not_delivered", "window_closed"})
+# Counts a failed send: (tenant, channel id, kind, status, conversation id).
+CountFailed = Callable[[str, str, str, str, str | None], None]
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,9 @@ class ChannelPush(ClientPush):
         store: StateStore,
         state: ChannelState,
         tell_agents: Callable[[str], None] | None = None,
+        count_failed: CountFailed = count_failed_channel_send,
     ) -> None:
+        self._count_failed = count_failed
         self._directory = directory
         self._adapter_for = adapter_for
         self._store = store
@@ -149,14 +155,19 @@ class ChannelPush(ClientPush):
             "sent through the channel",
             extra={"channel_id": record.channel_id, "status": outcome.status, "parts": outcome.parts_sent},
         )
-        if conversation_id is None:
-            return
-        if outcome.status == "sent":
-            self._store.set_channel_notice(conversation_id, None)
-            return
         status = outcome.status
         if status == "partial" and not outcome.window.open:
             status = "window_closed"
+        if status in _FAILED:
+            try:
+                self._count_failed(record.tenant_id, record.channel_id, record.kind, status, conversation_id)
+            except Exception:  # a metric never costs the customer their message
+                logger.exception("could not count a failed channel send")
+        if conversation_id is None:
+            return
+        if status == "sent":
+            self._store.set_channel_notice(conversation_id, None)
+            return
         if status == "session_elsewhere" and not handing_off:
             current = self._store.get_conversation(conversation_id)
             if current is not None and current.channel_notice and current.channel_notice.status == status:

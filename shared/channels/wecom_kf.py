@@ -21,6 +21,7 @@ import httpx
 from pydantic import BaseModel, Field, HttpUrl
 
 from shared.channels.base import (
+    STAFF_ENDED_SESSION,
     Acknowledgement,
     Channel,
     ChannelError,
@@ -46,6 +47,10 @@ from shared.config_section import ConfigSection
 WECOM_API = "https://qyapi.weixin.qq.com"
 MAX_CLOCK_SKEW_SECONDS = 300.0
 _ORIGIN_CUSTOMER = 3
+_ORIGIN_EVENT = 4  # events WeCom pushes into the pull (session changes, a customer entering…)
+# session_status_change's change_type when a reception servicer ended the session (1: took it from the
+# pool, 2: transferred it, 4: took an ended session up again).
+_SESSION_ENDED = 3
 _PULL_LIMIT = 1000
 _MAX_PAGES = 50  # one pull reads at most this many pages; the next callback continues from the cursor
 _PULL_LOCK_SECONDS = 30.0
@@ -185,8 +190,10 @@ class WeComKfChannel(Channel):
         return messages
 
     def _visitor_message(self, item: dict[str, object], open_kfid: str) -> VisitorMessage | None:
+        if item.get("origin") == _ORIGIN_EVENT and item.get("msgtype") == "event":
+            return self._session_ended(item, open_kfid)
         if item.get("origin") != _ORIGIN_CUSTOMER:
-            return None  # our own sends, system events and WeCom staff messages come back in the pull too
+            return None  # our own sends and WeCom staff messages come back in the pull too
         external_userid = str(item.get("external_userid", ""))
         msgid = str(item.get("msgid", ""))
         if not external_userid or not msgid:
@@ -199,6 +206,26 @@ class WeComKfChannel(Channel):
         return VisitorMessage(
             self.channel_id, customer, msgid, text, sent_at, msgtype, "message", extra={"open_kfid": open_kfid}
         )
+
+    def _session_ended(self, item: dict[str, object], open_kfid: str) -> VisitorMessage | None:
+        """A reception servicer in WeCom ended the customer's session: an event (no text) for the desk,
+        which gives the conversation back to kefu's bot. Other events are not kefu's business."""
+        event = item.get("event")
+        if not isinstance(event, dict) or event.get("event_type") != "session_status_change":
+            return None
+        if event.get("change_type") != _SESSION_ENDED:
+            return None
+        external_userid = str(event.get("external_userid") or item.get("external_userid") or "")
+        msgid = str(item.get("msgid", ""))
+        if not external_userid or not msgid:
+            return None
+        kfid = str(event.get("open_kfid") or open_kfid)
+        sent_at = float(item.get("send_time", 0) or 0)  # type: ignore[arg-type]
+        extra = {"event": STAFF_ENDED_SESSION, "open_kfid": kfid}
+        if event.get("old_servicer_userid"):
+            extra["servicer"] = str(event["old_servicer_userid"])
+        customer = customer_key(kfid, external_userid)
+        return VisitorMessage(self.channel_id, customer, msgid, "", sent_at, "event", "none", extra=extra)
 
     # --- outbound ---
 

@@ -439,6 +439,21 @@ class Handoff:
         self.drain(agent.tenant_id)
         return released
 
+    def released_by_platform(self, conversation: Conversation, text: str) -> Conversation | None:
+        """A channel's own staff (WeCom's reception) ended a session kefu had handed to them: the
+        conversation, still waiting in kefu's queue, goes back to the bot (the customer's next message
+        is answered). None when it was not queued (a kefu agent holds it, or it is the bot's already)."""
+        released = self.store.change_status(conversation, StatusChange(status="bot", from_statuses=_QUEUED))
+        if released is None:
+            return None
+        self._event(released, "returned_to_bot", text, detail="platform")
+        self.notifier.visitor(
+            released.conversation_id,
+            ConversationStatusFrame(conversation_id=released.conversation_id, status="bot"),
+        )
+        self.broadcast_queue(released.tenant_id, removed=[released])
+        return released
+
     def reopen(self, conversation: Conversation) -> Conversation:
         """A visitor writes in a resolved conversation: the bot owns it again, with a fresh no-answer count
         and no leftover handoff state (no loop back into the queue)."""

@@ -194,6 +194,24 @@ def test_a_safe_mode_message_is_verified_decrypted_and_answered(shop: Shop, wech
     assert "退款" in answer and "退货政策" in answer
 
 
+def test_an_image_is_answered_honestly_that_kefu_reads_text(wechat: FakeWeChatServer, oa: dict[str, Any]) -> None:
+    user = WeChatUser(OA_TOKEN, APP_ID, f"o_{uuid.uuid4().hex[:12]}")
+    wechat.user_wrote(user.openid)
+    image = {
+        "ToUserName": "gh_account",
+        "FromUserName": user.openid,
+        "CreateTime": int(time.time()),
+        "MsgType": "image",
+        "PicUrl": "http://mmbiz.example/pic.jpg",
+        "MediaId": "media-1",
+        "MsgId": next(MSG_IDS),
+    }
+    response = post(oa["webhookUrl"], user.post(image))
+    assert (response.status_code, response.text) == (200, "success")
+    [told] = wait_for(lambda: sent_to(wechat, user.openid), what="the reply about the image")
+    assert "文字" in told and "转人工" in told  # in Chinese: type the question, or ask for a person
+
+
 def test_a_handoff_is_answered_by_an_agent_through_wechat_and_a_closed_window_is_reported(
     shop: Shop, wechat: FakeWeChatServer, oa: dict[str, Any]
 ) -> None:
@@ -320,7 +338,18 @@ def test_a_wecom_channel_hands_off_to_its_own_reception_staff(shop: Shop) -> Non
         time.sleep(1)
         # WeCom's staff answer now: kefu's "queued" notice was refused (95018), not delivered.
         assert sent_to(wecom, "wm_customer_2") == []
-    [waiting] = [c for c in queue if c["visitor"].get("channel", {}).get("customerId") == "wkKF002/wm_customer_2"]
-    assert waiting["visitor"]["channel"]["kind"] == "wecom_kf"
-    notice = waiting["visitor"]["channelNotice"]
-    assert notice["status"] == "session_elsewhere" and "zhangsan" in notice["reason"]
+        [waiting] = [c for c in queue if c["visitor"].get("channel", {}).get("customerId") == "wkKF002/wm_customer_2"]
+        assert waiting["visitor"]["channel"]["kind"] == "wecom_kf"
+        notice = waiting["visitor"]["channelNotice"]
+        assert notice["status"] == "session_elsewhere" and "zhangsan" in notice["reason"]
+
+        # zhangsan ends the session in WeCom: kefu's bot has the conversation again and answers.
+        token = wecom.servicer_ended("wkKF002", "wm_customer_2", "zhangsan")
+        assert post(channel["webhookUrl"], callbacks.messages_waiting("wkKF002", token)).status_code == 200
+        conversation_id = waiting["conversationId"]
+        wait_for(lambda: shop.transcript(conversation_id)["status"] == "bot", what="the conversation back with the bot")
+        assert shop.transcript(conversation_id).get("channelNotice") is None
+        token = wecom.customer_wrote("wkKF002", "wm_customer_2", QUESTION)
+        assert post(channel["webhookUrl"], callbacks.messages_waiting("wkKF002", token)).status_code == 200
+        [answer] = wait_for(lambda: sent_to(wecom, "wm_customer_2"), what="the bot's answer after the session ended")
+    assert "2 to 4" in answer

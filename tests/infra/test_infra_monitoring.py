@@ -13,7 +13,7 @@ import pytest
 
 from infra.config import ConfigError, DeployConfig
 from infra.constants import FUNCTIONS, WEBSOCKET_STAGE
-from infra.constructs.monitoring import OLDEST_JOB_AGE_SECONDS
+from infra.constructs.monitoring import CHANNEL_SENDS_FAILED_THRESHOLD, OLDEST_JOB_AGE_SECONDS
 from tests.infra.synthesis import Synth
 
 
@@ -93,6 +93,15 @@ def test_api_gateway_failures_of_both_apis(prod: Synth) -> None:
     assert admin["Dimensions"] == [{"Name": "ApiId", "Value": {"Ref": _api_id(prod, "HTTP")}}]
 
 
+def test_failed_channel_sends_alarm_on_the_channel_codes_metric(prod: Synth, dev: Synth) -> None:
+    failed = _alarms(prod)["kefu-prod-channel-sends-failed"]
+    # What shared/observability.py's count_failed_channel_send emits: one metric, no tenant dimension.
+    assert (failed["Namespace"], failed["MetricName"], failed["Statistic"]) == ("Kefu", "ChannelSendsFailed", "Sum")
+    assert failed["Dimensions"] == [{"Name": "service", "Value": "kefu"}]
+    assert failed["Threshold"] == CHANNEL_SENDS_FAILED_THRESHOLD and failed["Period"] == 300
+    assert "kefu-dev-channel-sends-failed" not in _alarms(dev)  # full only: the default stays at 2
+
+
 def test_alarm_email_subscribes_to_the_topic(hybrid: Synth) -> None:
     [(topic_id, _)] = hybrid.of_type("AWS::SNS::Topic").items()
     [subscription] = hybrid.of_type("AWS::SNS::Subscription").values()
@@ -111,7 +120,8 @@ def test_dev_keeps_the_essential_alarms(dev: Synth) -> None:
 def test_every_alarm_on_request_and_in_prod(prod: Synth, hybrid: Synth) -> None:
     for synth, env in ((prod, "prod"), (hybrid, "dev")):
         alarms = _alarms(synth)
-        assert len(alarms) == 2 * len(FUNCTIONS) + 4, sorted(alarms)  # errors + throttles, DLQ, age, 2 APIs
+        # errors + throttles, DLQ, age, 2 APIs, failed channel sends
+        assert len(alarms) == 2 * len(FUNCTIONS) + 5, sorted(alarms)
         assert all(name.startswith(f"kefu-{env}-") for name in alarms)
 
 

@@ -7,14 +7,16 @@ against the grants the CDK stack gives that function. A new store call on these 
 grant fails here, before it fails in AWS with AccessDenied.
 
 Paths: a WeChat message (the URL check, a message, its retry, "转人工" handed off with a notice sent
-back through WeChat), a WeCom callback (a pull job queued); the generate queue's pull job (WeCom's
-``sync_msg``, the pulled message stored and its answer queued) and an answer pushed to a channel
+back through WeChat, then an image: the text-only reply and its transcript line), a WeCom callback (a
+pull job queued); the generate queue's pull job (WeCom's ``sync_msg``, the pulled message stored and its
+answer queued, a pulled image answered) and an answer pushed to a channel
 customer (what generate does with ``answer.end``, and the message function with an agent's reply).
 """
 
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -199,7 +201,10 @@ def test_the_channel_paths_call_only_what_their_roles_allow(world: tuple[Recorde
     assert _call(message, oa.channel_id)["statusCode"] == 200
     assert _call(message, oa.channel_id)["statusCode"] == 200
     assert _call(user.text("转人工"), oa.channel_id)["statusCode"] == 200
+    image = {"ToUserName": "gh", "FromUserName": "o_calls", "CreateTime": int(time.time()), "MsgType": "image"}
+    assert _call(user.post({**image, "MsgId": 77_000_001}), oa.channel_id)["statusCode"] == 200  # told, noted
     callback_token = wecom.customer_wrote("kf_1", "wm_customer", "发票怎么开？")
+    wecom.customer_wrote("kf_1", "wm_customer", "", msgtype="image")  # pulled by generate below
     callbacks = WeComCallbacks(KF_TOKEN, AES_KEY, CORP_ID)
     assert _call(callbacks.messages_waiting("kf_1", callback_token), kf.channel_id)["statusCode"] == 200
 
@@ -209,7 +214,9 @@ def test_the_channel_paths_call_only_what_their_roles_allow(world: tuple[Recorde
     pulled = wiring.channel_inbox().pull(
         ChannelPullJob(tenant_id=TENANT_ID, channel_id=kf.channel_id, open_kfid="kf_1", token=callback_token)
     )
-    assert len(pulled.delivered) == 1
+    assert len(pulled.delivered) == 2  # the question, and the image (its reply sent from generate)
+    assert any("文字" in sent["text"]["content"] for sent in wecom.sent)
+    assert any(sent["touser"] == "o_calls" and "文字" in sent["text"]["content"] for sent in wechat.sent)
     answer = AnswerEnd(conversation_id="c_calls", message_id="m_answer", text="3-5 天送达。", citations=[])
     wiring.channel_push().send(channel_connection_id(oa.channel_id, "o_calls"), answer.to_json())
     assert any("3-5" in sent["text"]["content"] for sent in wechat.sent)

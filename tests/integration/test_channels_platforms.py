@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from shared.channels.base import (
+    STAFF_ENDED_SESSION,
     InboundRequest,
     OutboundCitation,
     PullNotice,
@@ -282,6 +283,25 @@ def test_wecom_session_state_rules(wecom: FakeWeComServer, http: httpx.Client) -
     assert channel.session_state(customer) == SessionState.HUMAN_IN_WECOM
     with pytest.raises(SessionStateRefused):  # 95018: a human in WeCom has the conversation now
         channel.send(customer, "机器人不该再说话")
+
+
+def test_wecom_reads_a_session_its_staff_ended_and_a_media_message(wecom: FakeWeComServer, http: httpx.Client) -> None:
+    channel = kf_channel(wecom, FakeChannelState(), http)
+    callbacks = WeComCallbacks(KF_TOKEN, KF_AES_KEY, CORP_ID)
+    customer = "wk_kf1/wm_erin"
+    token = wecom.customer_wrote("wk_kf1", "wm_erin", "转人工")
+    pull(channel, callbacks.messages_waiting("wk_kf1", token))
+    channel.transfer(customer, SessionState.HUMAN_IN_WECOM, servicer_userid="zhangsan")
+    token = wecom.servicer_ended("wk_kf1", "wm_erin", "zhangsan")
+    [ended] = pull(channel, callbacks.messages_waiting("wk_kf1", token))
+    assert (ended.customer_id, ended.text, ended.msg_type, ended.opens_window) == (customer, "", "event", "none")
+    assert ended.extra == {"event": STAFF_ENDED_SESSION, "open_kfid": "wk_kf1", "servicer": "zhangsan"}
+    assert channel.session_state(customer) == SessionState.ENDED
+    token = wecom.customer_wrote("wk_kf1", "wm_erin", "", msgtype="image")
+    [image] = pull(channel, callbacks.messages_waiting("wk_kf1", token))
+    assert (image.msg_type, image.text, image.opens_window) == ("image", "", "message")
+    channel.customer_acted(image)
+    assert channel.send(customer, "请用文字描述。").complete  # a new session: kefu may write again
 
 
 def test_wecom_expired_token_is_refreshed_once(wecom: FakeWeComServer, http: httpx.Client) -> None:

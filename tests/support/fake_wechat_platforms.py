@@ -175,6 +175,9 @@ class _KfMessage:
     origin: int
     send_time: int
     text: str
+    msgtype: str = "text"
+    # origin 4 (a system event): the ``event`` object WeCom puts in the pull
+    event: dict[str, Any] | None = None
 
 
 class FakeWeComServer(_FakePlatform):
@@ -204,18 +207,43 @@ class FakeWeComServer(_FakePlatform):
             Route("/cgi-bin/kf/service_state/trans", self._state_trans, methods=["POST"]),
         ]
 
-    def customer_wrote(self, open_kfid: str, external_userid: str, text: str) -> str:
-        """A WeChat user wrote in the customer-service account; returns the callback's ``Token``."""
+    def customer_wrote(self, open_kfid: str, external_userid: str, text: str, msgtype: str = "text") -> str:
+        """A WeChat user wrote (or sent an image, … with ``msgtype``) in the customer-service account;
+        returns the callback's ``Token``."""
         with self.lock:
             key = f"{open_kfid}/{external_userid}"
             self.messages.append(
-                _KfMessage(f"msg{next(self._ids)}", open_kfid, external_userid, 3, int(self.now()), text)
+                _KfMessage(f"msg{next(self._ids)}", open_kfid, external_userid, 3, int(self.now()), text, msgtype)
             )
             self.windows[key] = _Window(self.now())
+            if self.states.get(key, 0) == 4:  # an ended session: the customer's message starts a new one
+                self.states[key] = 0
             self.states.setdefault(key, 0)
-            token = f"CB{uuid.uuid4().hex[:10]}"
-            self.callback_tokens.add(token)
-            return token
+            return self._callback_token()
+
+    def servicer_ended(self, open_kfid: str, external_userid: str, servicer_userid: str) -> str:
+        """A reception servicer ended the session in WeCom's client (state 4), which WeCom reports as a
+        ``session_status_change`` event (origin 4, change_type 3) in the pull; returns the callback's Token."""
+        with self.lock:
+            key = f"{open_kfid}/{external_userid}"
+            self.states[key] = 4
+            event = {
+                "event_type": "session_status_change",
+                "open_kfid": open_kfid,
+                "external_userid": external_userid,
+                "change_type": 3,
+                "old_servicer_userid": servicer_userid,
+                "msg_code": uuid.uuid4().hex[:16],
+            }
+            self.messages.append(
+                _KfMessage(f"evt{next(self._ids)}", open_kfid, external_userid, 4, int(self.now()), "", "event", event)
+            )
+            return self._callback_token()
+
+    def _callback_token(self) -> str:
+        token = f"CB{uuid.uuid4().hex[:10]}"
+        self.callback_tokens.add(token)
+        return token
 
     async def _token(self, request: Request) -> JSONResponse:
         params = request.query_params
@@ -256,18 +284,7 @@ class FakeWeComServer(_FakePlatform):
                     "errmsg": "ok",
                     "next_cursor": str(next_cursor),
                     "has_more": 1 if len(mine) > limit else 0,
-                    "msg_list": [
-                        {
-                            "msgid": m.msgid,
-                            "open_kfid": m.open_kfid,
-                            "external_userid": m.external_userid,
-                            "send_time": m.send_time,
-                            "origin": m.origin,
-                            "msgtype": "text",
-                            "text": {"content": m.text},
-                        }
-                        for _, m in page
-                    ],
+                    "msg_list": [_pulled(m) for _, m in page],
                 }
             )
 
@@ -320,6 +337,26 @@ class FakeWeComServer(_FakePlatform):
                 return _error(95014, "servicer_userid required")
             self.states[key] = target
             return JSONResponse({"errcode": 0, "errmsg": "ok"})
+
+
+def _pulled(message: _KfMessage) -> dict[str, Any]:
+    """One ``msg_list`` item as sync_msg returns it (events carry no external_userid of their own)."""
+    item: dict[str, Any] = {
+        "msgid": message.msgid,
+        "open_kfid": message.open_kfid,
+        "send_time": message.send_time,
+        "origin": message.origin,
+        "msgtype": message.msgtype,
+    }
+    if message.event is not None:
+        item["event"] = message.event
+        return item
+    item["external_userid"] = message.external_userid
+    if message.msgtype == "text":
+        item["text"] = {"content": message.text}
+    else:  # media: WeCom gives a media_id to fetch with /cgi-bin/kf/media/get (kefu does not)
+        item[message.msgtype] = {"media_id": f"media-{message.msgid}"}
+    return item
 
 
 class WeChatUser:

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.channels.base import Channel, VisitorMessage
+from shared.channels.base import STAFF_ENDED_SESSION, Channel, PlatformError, VisitorMessage
 from shared.channels.directory import ChannelDirectory, ChannelRecord
 from shared.channels.inbox import ChannelAdapters
 from shared.channels.push import ChannelPush
@@ -20,7 +20,7 @@ from shared.channels.registry import build_channel
 from shared.chat.channel_desk import ChannelDesk, NotQueued
 from shared.chat.intake import Intake
 from shared.handoff.notify import Notifier
-from shared.state.records import Citation, StoredMessage
+from shared.state.records import ChannelNotice, Citation, StatusChange, StoredMessage
 from shared.wire.protocol import AgentMessageFrame, AgentRef, AnswerDelta, AnswerEnd
 from shared.wire.push import RoutedPush, channel_connection_id
 from tests.support.channel_state_fake import FakeChannelState
@@ -55,11 +55,11 @@ class World:
     push: RoutedPush
     state: FakeChannelState
 
-    def message(self, text: str, msg_id: str, customer: str = "o_user") -> VisitorMessage:
-        return VisitorMessage(self.record.channel_id, customer, msg_id, text, sent_at=0.0)
+    def message(self, text: str, msg_id: str, customer: str = "o_user", msg_type: str = "text") -> VisitorMessage:
+        return VisitorMessage(self.record.channel_id, customer, msg_id, text, sent_at=0.0, msg_type=msg_type)
 
-    def deliver(self, text: str, msg_id: str, customer: str = "o_user") -> None:
-        message = self.message(text, msg_id, customer)
+    def deliver(self, text: str, msg_id: str, customer: str = "o_user", msg_type: str = "text") -> None:
+        message = self.message(text, msg_id, customer, msg_type)
         # As inbound.receive does before delivering: the message opens the customer's reply window.
         self.adapter().customer_acted(message)
         self.channels.deliver(self.record, message)
@@ -72,6 +72,8 @@ class World:
         return self._adapters
 
     _adapters: ChannelAdapters = field(init=False)
+    # What the ChannelSendsFailed metric counted: (tenant, channel, kind, status, conversation).
+    failed_sends: list[tuple[str, ...]] = field(init=False)
 
     def conversation_id(self, customer: str = "o_user") -> str:
         connection = self.desk.store.get_connection(channel_connection_id(self.record.channel_id, customer))
@@ -98,7 +100,10 @@ def world() -> World:
     adapters = ChannelAdapters(
         lambda r: build_channel(r.kind, r.channel_id, r.fields, {"app-secret": "s"}.__getitem__, state, http)
     )
-    channel_push = ChannelPush(directory, adapters.for_record, desk.store, state)
+    failed: list[tuple[str, ...]] = []
+    channel_push = ChannelPush(
+        directory, adapters.for_record, desk.store, state, count_failed=lambda *sent: failed.append(sent)
+    )
     push = RoutedPush(desk.push, lambda: channel_push)
     intake = Intake(
         store=desk.store,
@@ -109,8 +114,9 @@ def world() -> World:
         max_message_chars=500,
         clock=lambda: desk.now,
     )
-    world = World(desk, api, record, ChannelDesk(desk.store, intake, desk.queue), push, state)
+    world = World(desk, api, record, ChannelDesk(desk.store, intake, desk.queue, state), push, state)
     world._adapters = adapters
+    world.failed_sends = failed
     return world
 
 
@@ -140,6 +146,103 @@ def test_a_follow_or_an_image_is_not_a_question(world: World) -> None:
     world.deliver("", "event:o_user:1700000000")
     world.deliver("   ", "m-image")
     assert world.desk.store.conversations == {} and world.desk.queue.jobs == [] and world.api.sent == []
+
+
+def test_a_media_message_is_answered_honestly_once_in_a_while(world: World) -> None:
+    world.deliver("", "m-image", msg_type="image")
+    world.deliver("", "m-voice", msg_type="voice")  # a second one minutes later: not told again
+    [told] = world.api.texts()
+    assert "文字" in told and "转人工" in told  # zh-CN on WeChat: type it, or ask for a person
+    assert world.desk.queue.jobs == [] and world.desk.store.conversations == {}  # nothing to answer
+    world.deliver("", "m-loc", customer="o_other", msg_type="location")  # another customer is told too
+    assert len(world.api.texts()) == 2
+
+
+def test_a_media_message_in_a_conversation_is_a_transcript_line_and_asks_no_answer(world: World) -> None:
+    world.deliver("几点开门？", "m1")
+    world.deliver("", "m2", msg_type="image")
+    conversation_id = world.conversation_id()
+    assert world.desk.events(conversation_id) == ["channel_media"]
+    [line] = [m for m in world.desk.store.list_messages(conversation_id) if m.role == "event"]
+    assert "an image" in line.text and "wechat_oa" in line.text
+    assert [job.text for job in world.desk.queue.jobs] == ["几点开门？"]  # the image queued no answer
+    assert "转人工" in world.api.texts()[-1]
+
+
+def test_a_media_message_in_a_handed_off_conversation_reaches_the_agent(world: World) -> None:
+    world.desk.agent("a_1", "Alice")
+    world.deliver("转人工", "m1")
+    conversation_id = world.conversation_id()
+    assert world.desk.status(conversation_id) == "assigned"
+    sent_before = len(world.api.texts())
+    world.deliver("", "m2", msg_type="file")
+    told = world.api.texts()[sent_before:]
+    assert len(told) == 1 and "客服看不到" in told[0] and "转人工" not in told[0]  # people have it already
+    assert "channel_media" in world.desk.events(conversation_id)
+    [update] = world.desk.frames("tab-a_1", "conversation.updated")  # the console reloads the transcript
+    assert update["conversation"]["conversationId"] == conversation_id
+    assert update["conversation"]["preview"] == "[a file]"
+
+
+def test_a_media_notice_the_platform_did_not_take_is_told_on_the_retry(world: World) -> None:
+    world.api.errcodes = [-1]  # the platform is busy: the send fails, the platform's retry comes
+    with pytest.raises(PlatformError):
+        world.deliver("", "m-image", msg_type="image")
+    world.deliver("", "m-image", msg_type="image")
+    assert len(world.api.texts()) == 1
+
+
+def _staff_ended(world: World, msg_id: str) -> None:
+    extra = {"event": STAFF_ENDED_SESSION, "servicer": "zhangsan"}
+    message = VisitorMessage(world.record.channel_id, "o_user", msg_id, "", 0.0, "event", "none", extra=extra)
+    world.channels.deliver(world.record, message)
+
+
+def test_a_session_the_platforms_staff_ended_goes_back_to_the_bot(world: World) -> None:
+    world.deliver("几点开门？", "m1")
+    conversation_id = world.conversation_id()
+    store = world.desk.store
+    conversation = store.get_conversation(conversation_id)
+    assert conversation is not None
+    # As a handoff to WeCom's own staff leaves it: queued in kefu, held by the platform.
+    store.change_status(conversation, StatusChange(status="queued", from_statuses=frozenset({"bot"}), waiting_since=1))
+    store.set_channel_notice(conversation_id, ChannelNotice(status="session_elsewhere", reason="zhangsan", at=1))
+    _staff_ended(world, "evt1")
+    conversation = store.get_conversation(conversation_id)
+    assert conversation is not None and conversation.status == "bot" and conversation.channel_notice is None
+    assert "returned_to_bot:platform" in world.desk.events(conversation_id)
+    world.deliver("周末呢？", "m2")  # the bot answers again
+    assert [job.text for job in world.desk.queue.jobs] == ["几点开门？", "周末呢？"]
+    _staff_ended(world, "evt2")  # a late or repeated event changes nothing
+    assert world.desk.status(conversation_id) == "bot"
+
+
+def test_a_session_end_leaves_kefus_own_queue_alone(world: World) -> None:
+    world.deliver("几点开门？", "m1")
+    conversation_id = world.conversation_id()
+    conversation = world.desk.store.get_conversation(conversation_id)
+    assert conversation is not None
+    # Waiting for kefu's agents, never handed to the platform's staff: their session ending is not ours.
+    world.desk.store.change_status(
+        conversation, StatusChange(status="queued", from_statuses=frozenset({"bot"}), waiting_since=1)
+    )
+    _staff_ended(world, "evt1")
+    assert world.desk.status(conversation_id) == "queued" and world.desk.events(conversation_id) == []
+
+
+def test_a_session_the_platforms_staff_ended_stays_with_the_kefu_agent_who_holds_it(world: World) -> None:
+    world.desk.agent("a_1", "Alice")
+    world.deliver("转人工", "m1")
+    conversation_id = world.conversation_id()
+    assert world.desk.status(conversation_id) == "assigned"
+    world.desk.store.set_channel_notice(
+        conversation_id, ChannelNotice(status="session_elsewhere", reason="zhangsan", at=1)
+    )
+    _staff_ended(world, "evt1")
+    conversation = world.desk.store.get_conversation(conversation_id)
+    assert conversation is not None and conversation.status == "assigned" and conversation.channel_notice is None
+    assert "channel_session_ended" in world.desk.events(conversation_id)
+    assert world.desk.frames("tab-a_1", "conversation.updated")
 
 
 def test_the_same_platform_message_is_stored_and_queued_once(world: World) -> None:
@@ -196,6 +299,8 @@ def test_a_closed_window_is_stored_for_the_console_and_cleared_by_a_later_send(w
     assert conversation is not None and conversation.channel_notice is not None
     assert conversation.channel_notice.status == "window_closed"
     assert "channel_window_closed" in world.desk.events(conversation_id)
+    channel_id = world.record.channel_id
+    assert world.failed_sends == [(TENANT, channel_id, "wechat_oa", "window_closed", conversation_id)]
     world.deliver("还在吗？", "m3")  # the customer writes again: the window reopens
     Notifier(world.desk.store, world.push).visitor(conversation_id, reply.model_copy(update={"message_id": "m4"}))
     assert world.api.texts() == ["您好"]
@@ -210,8 +315,10 @@ def test_a_platform_that_fails_is_shown_to_the_agents(world: World) -> None:
     assert Notifier(world.desk.store, world.push).visitor(conversation_id, reply) == 0
     notice = world.desk.store.get_conversation(conversation_id).channel_notice  # type: ignore[union-attr]
     assert notice is not None and notice.status == "not_delivered" and "-1" in notice.reason
+    assert [sent[3] for sent in world.failed_sends] == ["not_delivered"]  # counted once, for the alarm
     Notifier(world.desk.store, world.push).visitor(conversation_id, reply)
     assert world.api.texts() == ["您好"]  # sent on the next try (it was not marked sent)
+    assert len(world.failed_sends) == 1  # a send that went through counts nothing
     assert world.desk.store.get_conversation(conversation_id).channel_notice is None  # type: ignore[union-attr]
 
 

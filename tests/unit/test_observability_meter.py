@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from shared.observability import AnswerRecord, PowertoolsAnswerMeter
+from shared.observability import CHANNEL_SENDS_FAILED, AnswerRecord, PowertoolsAnswerMeter, count_failed_channel_send
 
 
 def _record(tenant: str, provider: str = "openai:gpu-box") -> AnswerRecord:
@@ -60,3 +60,21 @@ def test_tenant_is_a_property_not_a_dimension(
             "ModelFallbacks",
         }
         assert emf["InputTokens"] == [120.0] and emf["OutputTokens"] == [30.0]
+
+
+def test_a_failed_channel_send_is_one_metric_whatever_the_tenant(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    monkeypatch.delenv("POWERTOOLS_DEV", raising=False)
+    capsys.readouterr()
+    count_failed_channel_send("t_alpha", "ch_1", "wechat_oa", "window_closed", "c_1")
+    count_failed_channel_send("t_beta", "ch_2", "wecom_kf", "not_delivered", None)
+    first, second = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+    for emf, tenant, status in ((first, "t_alpha", "window_closed"), (second, "t_beta", "not_delivered")):
+        [directive] = emf["_aws"]["CloudWatchMetrics"]
+        assert directive["Namespace"] == "Kefu"
+        assert directive["Dimensions"] == [["service"]] and emf["service"] == "kefu"  # what the alarm watches
+        assert [metric["Name"] for metric in directive["Metrics"]] == [CHANNEL_SENDS_FAILED]
+        assert emf[CHANNEL_SENDS_FAILED] == [1.0]
+        assert (emf["tenant"], emf["status"]) == (tenant, status)  # properties, not dimensions
