@@ -68,6 +68,7 @@ from shared.knowledge.scoring import (
     term_bound,
 )
 from shared.knowledge.text import alternative_terms, fold_chinese, tokenize
+from shared.knowledge.vectors import NPY_READ_LOCK, load_npy
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -385,12 +386,12 @@ class LocalHybridIndex(KnowledgeIndex):
         records: list[ChunkRecord] = json.loads((tenant_dir / f"chunks-{version}.json").read_text("utf-8"))
         for record in records:
             record["tokens"] = tuple(record["tokens"])
-        vectors = np.load(tenant_dir / f"vectors-{version}.npy", allow_pickle=False)
+        vectors = load_npy(tenant_dir / f"vectors-{version}.npy")
         if vectors.shape != (len(records), self.embedder.dimension):
             raise UpstreamError(f"knowledge index in {tenant_dir} is inconsistent: re-index it")
         entries = None
         if manifest.get("entryModel"):
-            with np.load(tenant_dir / f"entries-{version}.npz", allow_pickle=False) as arrays:
+            with NPY_READ_LOCK, np.load(tenant_dir / f"entries-{version}.npz", allow_pickle=False) as arrays:
                 entries = _EntryData.from_arrays(arrays)
             if len(entries.row_entries) != len(records):
                 raise UpstreamError(f"knowledge index in {tenant_dir} is inconsistent: re-index it")

@@ -55,7 +55,7 @@ from shared.knowledge.base import (
 )
 from shared.knowledge.ids import validate_tenant_id
 from shared.knowledge.local_index import MANIFEST, LocalHybridIndex
-from shared.knowledge.vectors import unit_rows
+from shared.knowledge.vectors import load_npy, unit_rows
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -370,7 +370,7 @@ def pack_bundle(tenant_dir: Path) -> bytes:
     """The current generation of a LocalHybridIndex tenant folder as one zip (vectors as float16)."""
     manifest = json.loads((tenant_dir / MANIFEST).read_text(encoding="utf-8"))
     version = str(manifest["version"])
-    vectors = np.load(tenant_dir / f"vectors-{version}.npy", allow_pickle=False)
+    vectors = load_npy(tenant_dir / f"vectors-{version}.npy")
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as bundle:
         bundle.writestr("bundle.json", json.dumps({"format": BUNDLE_FORMAT, "vectors": "float16"}))
@@ -400,7 +400,7 @@ def unpack_bundle(data: bytes, tenant_dir: Path) -> None:
         manifest = json.loads(bundle.read(MANIFEST))
         version = str(manifest["version"])
         (tenant_dir / f"chunks-{version}.json").write_bytes(bundle.read("chunks.json"))
-        half = np.load(io.BytesIO(bundle.read("vectors.npy")), allow_pickle=False)
+        half = load_npy(io.BytesIO(bundle.read("vectors.npy")))
         np.save(tenant_dir / f"vectors-{version}.npy", unit_rows(half), allow_pickle=False)
         if "entries.npz" in bundle.namelist():
             (tenant_dir / f"entries-{version}.npz").write_bytes(bundle.read("entries.npz"))

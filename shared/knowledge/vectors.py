@@ -3,9 +3,22 @@ cosine (both index backends rely on it)."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
+
+# numpy reads an .npy header with ast.literal_eval, and CPython 3.11's AST constructor is not safe
+# across threads (SystemError "AST constructor recursion depth mismatch" when two threads load at
+# once, as the emulator's and the tests' threads do). Loads are rare (once per index version), so they
+# take turns.
+NPY_READ_LOCK = threading.Lock()
+
+
+def load_npy(source: Any) -> Any:
+    """One .npy array (no pickles), read under ``NPY_READ_LOCK``."""
+    with NPY_READ_LOCK:
+        return np.load(source, allow_pickle=False)
 
 
 def unit_rows(matrix: Any) -> Any:

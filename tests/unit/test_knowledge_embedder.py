@@ -132,3 +132,24 @@ def test_the_blas_limit_holds_for_uploads_from_any_thread_and_is_then_restored(
     # Then every batch of both ran with one BLAS thread, and the process's own setting is back
     assert len(recorder.calls) == 12 and {blas for _, _, blas in recorder.calls} == {1}
     assert _blas_threads_now() == before
+
+
+def test_embeddings_from_threads_at_once_match_those_made_alone() -> None:
+    """Two ingestions in one process (the emulator's threads) embed at once; each must get what it
+    would alone, and neither may leave the other stuck in BLAS (both threads must finish)."""
+    embedder = UseEmbedder(workers=2, parallel_min_texts=4, batch_size=4)
+    batches = [[f"parcel {n} arrives on day {k}" for k in range(12)] for n in range(3)]
+    alone = [embedder.embed_matrix(batch) for batch in batches]
+    together: dict[int, Any] = {}
+
+    def embed(n: int) -> None:
+        together[n] = embedder.embed_matrix(batches[n])
+
+    threads = [threading.Thread(target=embed, args=(n,)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
+    for n in range(3):
+        assert np.abs(together[n] - alone[n]).max() < 1e-5
