@@ -237,6 +237,26 @@ def _wait(client: Any, tenant: str, uploads: list[Upload], bar: Any, deadline: f
                 bar.update(1)
 
 
+def _same_document(files: list[Path]) -> dict[Path, Path]:
+    """Each file whose document id (from its name) an earlier file already has, with that file: two
+    files named README.md in different folders would replace each other, one of them silently."""
+    from shared.ingest.errors import FileRejected
+    from shared.ingest.files import document_id_for
+
+    seen: dict[str, Path] = {}
+    later: dict[Path, Path] = {}
+    for path in files:
+        try:
+            document_id = document_id_for(path.name)
+        except FileRejected:
+            continue  # the server says why it refuses the name
+        if document_id in seen:
+            later[path] = seen[document_id]
+        else:
+            seen[document_id] = path
+    return later
+
+
 def ingest(args: argparse.Namespace, target: AdminTarget, out: TextIO, err: TextIO) -> int:
     from shared.ingest.files import SUPPORTED_EXTENSIONS
 
@@ -244,6 +264,7 @@ def ingest(args: argparse.Namespace, target: AdminTarget, out: TextIO, err: Text
     files, skipped = expanded.files, expanded.skipped
     if not files:
         raise UsageError(f"no files to ingest (supported: {', '.join(SUPPORTED_EXTENSIONS)})")
+    duplicates = _same_document(files)
     import time
 
     from tqdm import tqdm
@@ -258,7 +279,12 @@ def ingest(args: argparse.Namespace, target: AdminTarget, out: TextIO, err: Text
             uploads = []
             for path in files:
                 bar.set_postfix_str(f"uploading {path.name[-40:]}", refresh=True)
-                uploads.append(_send(client, args.tenant, path))
+                first = duplicates.get(path)
+                if first is not None:
+                    message = f"duplicate_document: {first} is also document {path.name!r} (ids come from file names)"
+                    uploads.append(Upload(path, status="failed", message=f"{message}; ingest it on its own"))
+                else:
+                    uploads.append(_send(client, args.tenant, path))
                 if uploads[-1].done:
                     bar.update(1)
             _wait(client, args.tenant, uploads, bar, time.monotonic() + args.wait)

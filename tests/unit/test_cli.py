@@ -122,6 +122,19 @@ def test_ingest_uploads_every_file_continues_past_bad_ones_and_exits_1(admin: Kn
     assert found.passages[0].document_id == "manual.pdf"
 
 
+def test_two_files_with_the_same_name_are_not_indexed_over_each_other(admin: KnowledgeService, tmp_path: Path) -> None:
+    # Their document id comes from the name: the second would silently replace the first.
+    (tmp_path / "shop").mkdir()
+    (tmp_path / "shop" / "README.md").write_text("# Shop\n\nThe shop opens at nine.")
+    (tmp_path / "shop" / "returns").mkdir()
+    (tmp_path / "shop" / "returns" / "README.md").write_text("# Returns\n\nReturns are free for 30 days.")
+    code, out, _ = run("ingest", str(tmp_path / "shop"), "--tenant", "acme", "--quiet")
+    assert code == 1
+    assert "ingested 1 of 2 files" in out and "refused 1:" in out
+    assert f"returns/README.md: duplicate_document: {tmp_path / 'shop' / 'README.md'} is also document" in out
+    assert [d.title for d in admin.index.documents("acme")] == ["Shop"]
+
+
 def admin_config() -> Any:
     from shared.tenant_config.retrieval import RetrievalConfig
 
