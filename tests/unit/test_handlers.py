@@ -284,7 +284,10 @@ def test_visitor_tokens_are_issued_by_the_given_admission() -> None:
     assert admission(InMemoryStateStore()).tokens() is TOKENS
 
 
-@pytest.mark.parametrize("path", sorted((Path(__file__).parents[2] / "functions").glob("*/handler.py")), ids=lambda path: path.parent.name)
+HANDLERS = sorted((Path(__file__).parents[2] / "functions").glob("*/handler.py"))
+
+
+@pytest.mark.parametrize("path", HANDLERS, ids=lambda path: path.parent.name)
 def test_every_handler_stays_thin(path: Path) -> None:
     # A handler parses, calls a use case and maps errors (30 lines at most, decorators included);
     # anything longer belongs in shared/ where it is tested without the Lambda event.
