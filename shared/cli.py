@@ -16,6 +16,7 @@ indexed or failed; one bad file never stops the rest, and the exit status is 1 w
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -237,6 +238,26 @@ def _wait(client: Any, tenant: str, uploads: list[Upload], bar: Any, deadline: f
                 bar.update(1)
 
 
+def _same_document(files: list[Path]) -> dict[Path, Path]:
+    """Each file whose document id (from its name) an earlier file already has, with that file: two
+    files named README.md in different folders would replace each other, one of them silently."""
+    from shared.ingest.errors import FileRejected
+    from shared.ingest.files import document_id_for
+
+    seen: dict[str, Path] = {}
+    later: dict[Path, Path] = {}
+    for path in files:
+        try:
+            document_id = document_id_for(path.name)
+        except FileRejected:
+            continue  # the server says why it refuses the name
+        if document_id in seen:
+            later[path] = seen[document_id]
+        else:
+            seen[document_id] = path
+    return later
+
+
 def ingest(args: argparse.Namespace, target: AdminTarget, out: TextIO, err: TextIO) -> int:
     from shared.ingest.files import SUPPORTED_EXTENSIONS
 
@@ -244,6 +265,7 @@ def ingest(args: argparse.Namespace, target: AdminTarget, out: TextIO, err: Text
     files, skipped = expanded.files, expanded.skipped
     if not files:
         raise UsageError(f"no files to ingest (supported: {', '.join(SUPPORTED_EXTENSIONS)})")
+    duplicates = _same_document(files)
     import time
 
     from tqdm import tqdm
@@ -258,7 +280,12 @@ def ingest(args: argparse.Namespace, target: AdminTarget, out: TextIO, err: Text
             uploads = []
             for path in files:
                 bar.set_postfix_str(f"uploading {path.name[-40:]}", refresh=True)
-                uploads.append(_send(client, args.tenant, path))
+                first = duplicates.get(path)
+                if first is not None:
+                    message = f"duplicate_document: {first} is also document {path.name!r} (ids come from file names)"
+                    uploads.append(Upload(path, status="failed", message=f"{message}; ingest it on its own"))
+                else:
+                    uploads.append(_send(client, args.tenant, path))
                 if uploads[-1].done:
                     bar.update(1)
             _wait(client, args.tenant, uploads, bar, time.monotonic() + args.wait)
@@ -403,14 +430,30 @@ def dead_letters(args: argparse.Namespace, target: AdminTarget, out: TextIO, err
     return EXIT_OK
 
 
+def _connection_options(parser: argparse.ArgumentParser, *, after_command: bool) -> argparse.ArgumentParser:
+    """--admin-url, --admin-key and --timeout. After the command they have no defaults of their own
+    (argparse.SUPPRESS), so one left out there keeps what was given before the command."""
+
+    def default(value: Any) -> Any:
+        return argparse.SUPPRESS if after_command else value
+
+    url_help = "admin API base URL (default: $KEFU_ADMIN_URL or .kefu/local.json)"
+    parser.add_argument("--admin-url", default=default(None), help=url_help)
+    key_help = "admin key (default: $KEFU_ADMIN_KEY or .kefu/local.json)"
+    parser.add_argument("--admin-key", default=default(None), help=key_help)
+    parser.add_argument("--timeout", type=float, default=default(300.0), help="seconds per request (default 300)")
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kefu", description="kefu operator tools (talk to the admin API)")
-    parser.add_argument("--admin-url", help="admin API base URL (default: $KEFU_ADMIN_URL or .kefu/local.json)")
-    parser.add_argument("--admin-key", help="admin key (default: $KEFU_ADMIN_KEY or .kefu/local.json)")
-    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per request (default 300)")
+    _connection_options(parser, after_command=False)
+    # The same options after the command too (`kefu search … --admin-key …`), not only before it.
+    connection = _connection_options(argparse.ArgumentParser(add_help=False), after_command=True)
     commands = parser.add_subparsers(dest="command", required=True)
+    add_command = functools.partial(commands.add_parser, parents=[connection])
 
-    ingest_cmd = commands.add_parser("ingest", help="upload files into a tenant's knowledge base")
+    ingest_cmd = add_command("ingest", help="upload files into a tenant's knowledge base")
     ingest_cmd.add_argument("paths", nargs="+", metavar="PATH", help="files or directories")
     ingest_cmd.add_argument("--tenant", required=True, help="tenant id (t_…)")
     ingest_cmd.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -419,13 +462,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ingest_cmd.set_defaults(run=ingest)
 
-    search_cmd = commands.add_parser("search", help="what the bot retrieves for a question")
+    search_cmd = add_command("search", help="what the bot retrieves for a question")
     search_cmd.add_argument("query")
     search_cmd.add_argument("--tenant", required=True, help="tenant id (t_…)")
     search_cmd.add_argument("-k", type=int, default=5, help="passages to show (default 5)")
     search_cmd.set_defaults(run=search)
 
-    calibrate_cmd = commands.add_parser("calibrate", help='set the "no good answer" threshold')
+    calibrate_cmd = add_command("calibrate", help='set the "no good answer" threshold')
     calibrate_cmd.add_argument("--tenant", required=True, help="tenant id (t_…)")
     calibrate_cmd.add_argument(
         "--target-decline",
@@ -441,16 +484,16 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate_cmd.add_argument("--dry-run", action="store_true", help="measure only")
     calibrate_cmd.set_defaults(run=calibrate)
 
-    documents_cmd = commands.add_parser("documents", help="list a tenant's documents (their ids, for delete)")
+    documents_cmd = add_command("documents", help="list a tenant's documents (their ids, for delete)")
     documents_cmd.add_argument("--tenant", required=True, help="tenant id (t_…)")
     documents_cmd.set_defaults(run=documents)
 
-    delete_cmd = commands.add_parser("delete", help="remove one document from a tenant's knowledge base")
+    delete_cmd = add_command("delete", help="remove one document from a tenant's knowledge base")
     delete_cmd.add_argument("document_id", metavar="DOCUMENT_ID", help="as `kefu documents` lists it")
     delete_cmd.add_argument("--tenant", required=True, help="tenant id (t_…)")
     delete_cmd.set_defaults(run=delete)
 
-    dead_cmd = commands.add_parser("dead-letters", help="jobs the generate function could not settle")
+    dead_cmd = add_command("dead-letters", help="jobs the generate function could not settle")
     dead_cmd.add_argument("--redrive", action="store_true", help="send them back to the generate queue")
     dead_cmd.add_argument("--limit", type=int, default=20, help="at most this many (1-100, default 20)")
     dead_cmd.set_defaults(run=dead_letters)

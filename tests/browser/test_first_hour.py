@@ -312,7 +312,7 @@ def test_every_page_has_a_favicon(browser: Browser, stack: dict[str, Any]) -> No
     page = context.new_page()
     missing: list[str] = []
     page.on("response", lambda response: missing.append(response.url) if response.status == 404 else None)
-    for url in (stack["demo_url"], stack["chat_url"], stack["console_url"]):
+    for url in (stack["demo_url"], stack["chat_url"], stack["console_url"], stack["console_url"] + "knowledge.html"):
         page.goto(url)
         icon = page.locator("link[rel=icon]")
         expect(icon).to_have_count(1)

@@ -39,6 +39,8 @@ def test_a_tenant_admin_uploads_files_from_the_console(browser: Browser, stack: 
     expect(rows.filter(has_text="zephyr-manual.pdf")).to_contain_text("indexed")
     expect(rows.filter(has_text="broken.pdf")).to_have_attribute("data-status", "error", timeout=120_000)
     expect(rows.filter(has_text="broken.pdf")).to_contain_text("corrupt_file")
+    expect(rows.filter(has_text="broken.pdf").locator("td").nth(1)).to_have_text("18 B")
+    expect(rows.filter(has_text="zephyr-manual.pdf").locator("td").nth(1)).to_contain_text(" MB")
     with httpx.Client(base_url=stack["admin_url"], headers=headers, timeout=60) as admin:
         listed = admin.get(f"/v1/tenants/{tenant['tenantId']}/knowledge").json()["documents"]
     assert [d["documentId"] for d in listed] == ["zephyr-manual.pdf"]

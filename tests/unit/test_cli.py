@@ -122,6 +122,19 @@ def test_ingest_uploads_every_file_continues_past_bad_ones_and_exits_1(admin: Kn
     assert found.passages[0].document_id == "manual.pdf"
 
 
+def test_two_files_with_the_same_name_are_not_indexed_over_each_other(admin: KnowledgeService, tmp_path: Path) -> None:
+    # Their document id comes from the name: the second would silently replace the first.
+    (tmp_path / "shop").mkdir()
+    (tmp_path / "shop" / "README.md").write_text("# Shop\n\nThe shop opens at nine.")
+    (tmp_path / "shop" / "returns").mkdir()
+    (tmp_path / "shop" / "returns" / "README.md").write_text("# Returns\n\nReturns are free for 30 days.")
+    code, out, _ = run("ingest", str(tmp_path / "shop"), "--tenant", "acme", "--quiet")
+    assert code == 1
+    assert "ingested 1 of 2 files" in out and "refused 1:" in out
+    assert f"returns/README.md: duplicate_document: {tmp_path / 'shop' / 'README.md'} is also document" in out
+    assert [d.title for d in admin.index.documents("acme")] == ["Shop"]
+
+
 def admin_config() -> Any:
     from shared.tenant_config.retrieval import RetrievalConfig
 
@@ -206,3 +219,20 @@ def test_search_and_calibrate_commands(admin: KnowledgeService, tmp_path: Path) 
     code, out, _ = run("calibrate", "--tenant", "acme", "--target-decline", "0.8")
     assert code == 0 and "(set)" in out and "near misses made from the knowledge's own words" in out
     assert "reworded" in out and "trade-off (--target-decline): 70% declined -> threshold" in out
+
+
+def test_the_admin_options_work_after_the_command_too(admin: KnowledgeService, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `kefu documents --tenant t --admin-key …` is how people type it; before the command works as well.
+    seen: list[cli.AdminTarget] = []
+
+    def documents(args: Any, target: cli.AdminTarget, out: Any, err: Any) -> int:
+        seen.append(target)
+        return 0
+
+    monkeypatch.setattr(cli, "documents", documents)
+    monkeypatch.delenv("KEFU_ADMIN_KEY")
+    assert cli.main(["documents", "--tenant", "acme", "--admin-url", "http://a.test", "--admin-key", "k1"]) == 0
+    assert cli.main(["--admin-url", "http://b.test", "--admin-key", "k2", "documents", "--tenant", "acme"]) == 0
+    parsed = cli.build_parser().parse_args(["--timeout", "5", "search", "q", "--tenant", "acme"])
+    assert parsed.timeout == 5.0 and parsed.admin_key is None
+    assert [(t.url, t.key) for t in seen] == [("http://a.test", "k1"), ("http://b.test", "k2")]

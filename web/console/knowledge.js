@@ -36,13 +36,20 @@
     return body;
   }
 
+  // 18 B, 4.2 KB, 1.5 MB: a small file is not "0.0 MB".
+  function sizeText(bytes) {
+    if (bytes < 1024) return `${bytes} B`;
+    if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
+    return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+  }
+
   function addRow(file) {
     const row = document.createElement("tr");
     const name = document.createElement("td");
     const size = document.createElement("td");
     const status = document.createElement("td");
     name.textContent = file.name;
-    size.textContent = `${(file.size / 1024 / 1024).toFixed(1)} MB`;
+    size.textContent = sizeText(file.size);
     row.append(name, size, status);
     $("uploads").querySelector("tbody").append(row);
     $("uploads").hidden = false;
