@@ -8,6 +8,7 @@ Each test module run gets its own tenant, knowledge and agent."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 import threading
@@ -171,7 +172,7 @@ def test_an_expired_token_is_refreshed_once_for_many_concurrent_answers(
         thread.join()
     assert statuses == [200] * len(users)
     for user in users:
-        wait_for(lambda user=user: sent_to(wechat, user.openid), what=f"the answer to {user.openid}")
+        wait_for(functools.partial(sent_to, wechat, user.openid), what=f"the answer to {user.openid}")
     assert wechat.token_requests - before == 1
 
 
@@ -197,7 +198,7 @@ def test_a_safe_mode_message_is_verified_decrypted_and_answered(shop: Shop, wech
 def test_an_image_is_answered_honestly_that_kefu_reads_text(wechat: FakeWeChatServer, oa: dict[str, Any]) -> None:
     user = WeChatUser(OA_TOKEN, APP_ID, f"o_{uuid.uuid4().hex[:12]}")
     wechat.user_wrote(user.openid)
-    image = {
+    image: dict[str, str | int] = {
         "ToUserName": "gh_account",
         "FromUserName": user.openid,
         "CreateTime": int(time.time()),
@@ -353,3 +354,100 @@ def test_a_wecom_channel_hands_off_to_its_own_reception_staff(shop: Shop) -> Non
         assert post(channel["webhookUrl"], callbacks.messages_waiting("wkKF002", token)).status_code == 200
         [answer] = wait_for(lambda: sent_to(wecom, "wm_customer_2"), what="the bot's answer after the session ended")
     assert "2 to 4" in answer
+
+
+async def _agent_answers_a_handoff(
+    shop: Shop, customer_asks: Callable[[], None], customer: str, text: str, client_message_id: str
+) -> dict[str, Any]:
+    """Alice is on the console when ``customer_asks`` for a person: she accepts the conversation whose
+    visitor is ``customer`` and answers it with ``text``; returns the queue summary she saw."""
+    async with await connect_agent(shop.stack.ws_url, shop.agent_key) as alice:
+        await alice.send(json.dumps({"action": "agentSync"}))
+        await _until(alice, lambda f: f["type"] == "agent.state")
+        customer_asks()
+
+        def added_for_customer(frame: dict[str, Any]) -> bool:
+            return frame["type"] == "queue.updated" and any(
+                a.get("visitor", {}).get("channel", {}).get("customerId") == customer for a in frame.get("added") or []
+            )
+
+        queued = await _until(alice, added_for_customer, timeout=60)
+        [summary] = [
+            a for a in queued[-1]["added"] if a.get("visitor", {}).get("channel", {}).get("customerId") == customer
+        ]
+        conversation_id = summary["conversationId"]
+        await alice.send(json.dumps({"action": "accept", "conversationId": conversation_id}))
+        await _until(alice, lambda f: f["type"] == "conversation.assigned")
+        reply = {"action": "agentMessage", "conversationId": conversation_id, "text": text}
+        await alice.send(json.dumps({**reply, "clientMessageId": client_message_id}))
+        await _until(alice, lambda f: f["type"] == "ack")
+        return dict(summary)
+
+
+def test_a_wecom_customer_who_asks_for_a_person_is_answered_by_a_kefu_agent(shop: Shop) -> None:
+    with FakeWeComServer(CORP_ID, CORP_SECRET) as wecom:
+        fields = {
+            "corpId": CORP_ID,
+            "token": KF_TOKEN,
+            "encodingAesKey": "kf-aes",
+            "corpSecret": "kf-secret",
+            "apiBaseUrl": _url(wecom),
+        }  # no handoffToWecomServicer: kefu's own agents answer
+        channel = shop.channel("wecom_kf", fields, {"kf-aes": KF_AES_KEY, "kf-secret": CORP_SECRET})
+        callbacks = WeComCallbacks(KF_TOKEN, KF_AES_KEY, CORP_ID)
+        customer = "wm_customer_3"
+
+        def customer_asks() -> None:
+            token = wecom.customer_wrote("wkKF003", customer, "转人工")
+            notice = post(channel["webhookUrl"], callbacks.messages_waiting("wkKF003", token))
+            assert (notice.status_code, notice.text) == (200, "success")
+
+        reply = "您好，我是企业微信客服小王。"
+        summary = asyncio.run(
+            _agent_answers_a_handoff(shop, customer_asks, f"wkKF003/{customer}", reply, "agent-e2e-wecom-0001")
+        )
+        wait_for(lambda: reply in sent_to(wecom, customer), what="the agent's reply through send_msg")
+        with wecom.lock:
+            [sent] = [s for s in wecom.sent if s.get("touser") == customer and s["text"]["content"] == reply]
+            state = wecom.states.get(f"wkKF003/{customer}")
+        texts = sent_to(wecom, customer)
+    assert (summary["visitor"]["channel"]["kind"], sent["open_kfid"]) == ("wecom_kf", "wkKF003")
+    assert state == 1  # kefu's API still holds the session: nobody moved it to a WeCom servicer
+    assert any("人工" in text for text in texts[: texts.index(reply)])  # the handoff notice came first, in Chinese
+
+
+def test_an_app_user_who_asks_for_a_person_gets_the_agents_reply_as_a_signed_delivery(shop: Shop) -> None:
+    with FakeAppBackend(APP_WEBHOOK_SECRET) as backend:
+        fields = {"deliveryUrl": f"{_url(backend)}/kefu-events", "secret": "app-secret"}
+        channel = shop.channel("webhook", fields, {"app-secret": APP_WEBHOOK_SECRET})
+
+        def customer_asks() -> None:
+            body = json.dumps(
+                {
+                    "conversation": "app-conv-2",
+                    "user": "app-user-8",
+                    "text": "I want to talk to a human",
+                    "clientMessageId": "app-msg-0002",
+                }
+            ).encode()
+            timestamp = str(int(time.time()))
+            headers = {
+                "content-type": "application/json",
+                TIMESTAMP_HEADER: timestamp,
+                SIGNATURE_HEADER: sign(APP_WEBHOOK_SECRET, timestamp, body),
+            }
+            accepted = httpx.post(channel["webhookUrl"], content=body, headers=headers, timeout=30)
+            assert accepted.status_code == 202, accepted.text
+
+        reply = "Hi, this is Alice from the shop. How can I help?"
+        summary = asyncio.run(_agent_answers_a_handoff(shop, customer_asks, "app-user-8", reply, "agent-e2e-app-0001"))
+
+        def agent_messages() -> list[dict[str, Any]]:
+            return [e for e in list(backend.accepted) if e.get("type") == "agent_message"]
+
+        [event] = wait_for(agent_messages, what="the agent's signed delivery")
+        kinds = [e.get("type") for e in list(backend.accepted)]
+    assert summary["visitor"]["channel"]["kind"] == "webhook"
+    assert (event["text"], event["user"], event["conversation"]) == (reply, "app-user-8", "app-conv-2")
+    assert "answer" not in kinds  # the bot did not answer the request for a person
+    assert backend.bad_signatures == 0
