@@ -75,13 +75,14 @@ screenshots: install system-deps
 	KEFU_SCREENSHOT_DIR=docs/screenshots $(BIN)/pytest tests/browser -q
 
 ## Every suite: lint, types, unit, integration, e2e, browser, infra. mypy (a minute and more on a cold
-## cache) runs beside pytest, whose two workers leave a core partly idle while they wait on the stacks.
+## cache) runs beside pytest, whose workers leave a core partly idle while they wait on the stacks.
 test: install system-deps node-deps lint
 	$(MAKE) --no-print-directory -j2 typecheck suite
 
-## The whole pytest suite on two workers (test files kept whole: tests/conftest.py).
+## The whole pytest suite on three workers for two cores: much of it waits on local stacks, browsers and
+## subprocesses, so a third worker fills the idle core time (test files kept whole: tests/conftest.py).
 suite: install system-deps node-deps
-	$(BIN)/pytest tests -n 2 --dist loadgroup
+	$(BIN)/pytest tests -n 3 --dist loadgroup
 
 ## The long fault-injection run (model killed/refusing/429/500/503/hanging/slow, Redis and moto restarted,
 ## generate crashing) -> docs/reliability.md. `make test` runs a short version (tests/e2e/test_faults.py).
