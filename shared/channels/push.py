@@ -26,7 +26,7 @@ from shared.channels.outbound import SendOutcome, send_answer
 from shared.channels.state import ChannelState
 from shared.errors import ConnectionGone
 from shared.observability import count_failed_channel_send, logger
-from shared.state.records import ChannelNotice, ChannelRef, StoredMessage, new_message_id, now_ms
+from shared.state.records import ChannelNotice, ChannelRef, now_ms, transcript_event
 from shared.state.store import StateStore
 from shared.wire.push import ClientPush, channel_customer
 
@@ -175,14 +175,12 @@ class ChannelPush(ClientPush):
         at = now_ms()
         self._store.set_channel_notice(conversation_id, ChannelNotice(status=status, reason=outcome.reason, at=at))
         self._store.add_message(
-            StoredMessage(
-                conversation_id=conversation_id,
-                message_id=new_message_id(at),
-                tenant_id=record.tenant_id,
-                role="event",
-                event=f"channel_{status}",
-                text=f"not delivered through {record.kind}: {outcome.reason or status.replace('_', ' ')}",
-                created_at=at,
+            transcript_event(
+                conversation_id,
+                record.tenant_id,
+                f"channel_{status}",
+                f"not delivered through {record.kind}: {outcome.reason or status.replace('_', ' ')}",
+                at,
             )
         )
         if self._tell_agents is not None:

@@ -21,7 +21,7 @@ from shared.chat.intake import Intake
 from shared.handoff.notify import Notifier, tell_assignee
 from shared.handoff.service import Handoff
 from shared.observability import logger
-from shared.state.records import ChannelRef, Connection, Conversation, StoredMessage, new_message_id, now_ms
+from shared.state.records import ChannelRef, Connection, Conversation, now_ms, transcript_event
 from shared.state.store import StateStore
 from shared.wire.jobs import ChannelPullJob, GenerationQueue
 from shared.wire.push import ClientPush, channel_connection_id
@@ -147,15 +147,13 @@ class ChannelDesk:
         at = now_ms()
         label = _MEDIA_LABELS.get(message.msg_type, f"a {message.msg_type or 'media'} message")
         self.store.add_message(
-            StoredMessage(
-                conversation_id=conversation.conversation_id,
-                message_id=new_message_id(at),
-                tenant_id=record.tenant_id,
-                role="event",
-                event="channel_media",
-                text=f"the customer sent {label} through {record.kind}; kefu reads text only, so it is not shown "
+            transcript_event(
+                conversation.conversation_id,
+                record.tenant_id,
+                "channel_media",
+                f"the customer sent {label} through {record.kind}; kefu reads text only, so it is not shown "
                 "(they were asked to type it)",
-                created_at=at,
+                at,
             )
         )
         if people_own_it:
@@ -184,14 +182,12 @@ class ChannelDesk:
         # A kefu agent holds it: they can write again (the platform no longer holds the session).
         at = now_ms()
         self.store.add_message(
-            StoredMessage(
-                conversation_id=conversation.conversation_id,
-                message_id=new_message_id(at),
-                tenant_id=record.tenant_id,
-                role="event",
-                event="channel_session_ended",
-                text=f"{record.kind}: the platform's reception staff ({servicer}) ended their session",
-                created_at=at,
+            transcript_event(
+                conversation.conversation_id,
+                record.tenant_id,
+                "channel_session_ended",
+                f"{record.kind}: the platform's reception staff ({servicer}) ended their session",
+                at,
             )
         )
         tell_assignee(self.store, self.intake.push, conversation.conversation_id)

@@ -275,3 +275,16 @@ class StoredMessage(BaseModel):
     usage: AnswerUsage | None = None
     # For bot answers: the model failed after the first token; ``text`` is what the visitor saw.
     incomplete: bool = False
+
+
+def transcript_event(conversation_id: str, tenant_id: str, event: str, text: str, at: int) -> StoredMessage:
+    """A transcript line of role "event" (agents read it; the bot never does), stored at ``at``."""
+    return StoredMessage(
+        conversation_id=conversation_id,
+        message_id=new_message_id(at),
+        tenant_id=tenant_id,
+        role="event",
+        event=event,
+        text=text,
+        created_at=at,
+    )
