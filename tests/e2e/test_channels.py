@@ -263,21 +263,31 @@ async def _until(ws: Any, done: Callable[[dict[str, Any]], bool], timeout: float
     return frames
 
 
+def _post_signed(url: str, message: dict[str, Any]) -> httpx.Response:
+    """An app's message to its webhook channel, signed as the app signs it."""
+    body = json.dumps(message).encode()
+    timestamp = str(int(time.time()))
+    headers = {
+        "content-type": "application/json",
+        TIMESTAMP_HEADER: timestamp,
+        SIGNATURE_HEADER: sign(APP_WEBHOOK_SECRET, timestamp, body),
+    }
+    return httpx.post(url, content=body, headers=headers, timeout=30)
+
+
 def test_an_app_user_through_the_webhook_channel(shop: Shop) -> None:
     with FakeAppBackend(APP_WEBHOOK_SECRET) as backend:
         fields = {"deliveryUrl": f"{_url(backend)}/kefu-events", "secret": "app-secret"}
         channel = shop.channel("webhook", fields, {"app-secret": APP_WEBHOOK_SECRET})
-        body = json.dumps(
-            {"conversation": "app-conv-1", "user": "app-user-7", "text": QUESTION, "clientMessageId": "app-msg-0001"}
-        ).encode()
-        timestamp = str(int(time.time()))
-        headers = {
-            "content-type": "application/json",
-            TIMESTAMP_HEADER: timestamp,
-            SIGNATURE_HEADER: sign(APP_WEBHOOK_SECRET, timestamp, body),
+        message = {
+            "conversation": "app-conv-1",
+            "user": "app-user-7",
+            "text": QUESTION,
+            "clientMessageId": "app-msg-0001",
         }
-        accepted = httpx.post(channel["webhookUrl"], content=body, headers=headers, timeout=30)
+        accepted = _post_signed(channel["webhookUrl"], message)
         assert accepted.status_code == 202 and accepted.json()["clientMessageId"] == "app-msg-0001"
+        body = json.dumps(message).encode()
         unsigned = httpx.post(channel["webhookUrl"], content=body, headers={"content-type": "application/json"})
         assert unsigned.status_code == 401
         [event] = wait_for(lambda: list(backend.accepted), what="the signed delivery")
@@ -422,21 +432,13 @@ def test_an_app_user_who_asks_for_a_person_gets_the_agents_reply_as_a_signed_del
         channel = shop.channel("webhook", fields, {"app-secret": APP_WEBHOOK_SECRET})
 
         def customer_asks() -> None:
-            body = json.dumps(
-                {
-                    "conversation": "app-conv-2",
-                    "user": "app-user-8",
-                    "text": "I want to talk to a human",
-                    "clientMessageId": "app-msg-0002",
-                }
-            ).encode()
-            timestamp = str(int(time.time()))
-            headers = {
-                "content-type": "application/json",
-                TIMESTAMP_HEADER: timestamp,
-                SIGNATURE_HEADER: sign(APP_WEBHOOK_SECRET, timestamp, body),
+            message = {
+                "conversation": "app-conv-2",
+                "user": "app-user-8",
+                "text": "I want to talk to a human",
+                "clientMessageId": "app-msg-0002",
             }
-            accepted = httpx.post(channel["webhookUrl"], content=body, headers=headers, timeout=30)
+            accepted = _post_signed(channel["webhookUrl"], message)
             assert accepted.status_code == 202, accepted.text
 
         reply = "Hi, this is Alice from the shop. How can I help?"
